@@ -1,0 +1,13 @@
+"""Errors that reach users as one clear line rather than a traceback."""
+
+
+class UserError(Exception):
+  """Bad input or a missing resource: the message says what is wrong and what to do."""
+
+
+class CheckpointError(UserError):
+  """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class DownloadError(UserError):
+  """A file could not be fetched or failed verification."""

@@ -1,0 +1,12 @@
+"""Where the toolkit finds its bundled data and keeps downloaded checkpoints."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+
+
+def default_checkpoint_dir() -> Path:
+  """`$I3D_CHECKPOINT_DIR` if set, else the repository's `checkpoints/` folder."""
+  return Path(os.environ.get("I3D_CHECKPOINT_DIR", REPO_ROOT / "checkpoints"))
