@@ -93,7 +93,7 @@ def get_info(name: str) -> CheckpointInfo:
 
 def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
                      all_files: bool = False, base_url: Optional[str] = None,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, retries: int = 3) -> Path:
   """Make released checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
   Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR` or
@@ -105,7 +105,7 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   for file in wanted:
     try:
       download(info.url(file, base_url), folder / file, git_sha1=info.files[file],
-               progress=progress)
+               progress=progress, retries=retries)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{_manual_instructions(info, folder, base_url)}",
                           status=e.status) from None
@@ -186,7 +186,7 @@ def load_checkpoint(model: InceptionI3d, checkpoint: str | os.PathLike, *,
   reader = read_checkpoint(prefix)
   shapes = reader.get_variable_to_shape_map()
   wanted = model_variable_names(shapes, scope)
-  build(model, channels=_input_channels(wanted, shapes))
+  model.create_variables(_input_channels(wanted, shapes))
   pairs = _match(model, wanted, shapes, prefix)
   for variable, ckpt_name in pairs:
     variable.assign(np.reshape(_read(reader, ckpt_name, prefix), variable.shape))
@@ -198,14 +198,6 @@ def _input_channels(wanted: dict[str, str], shapes) -> int:
   if stem is None:
     raise CheckpointError("the checkpoint has no I3D stem `Conv3d_1a_7x7/conv_3d/w`")
   return shapes[stem][3]
-
-
-def build(model: InceptionI3d, channels: int) -> None:
-  """Create the model's variables (Sonnet makes them lazily) by tracing, without computing."""
-  if model.input_channels is not None:
-    return
-  spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
-  tf.function(lambda x: model(x, is_training=False)).get_concrete_function(spec)
 
 
 def relative_name(model: InceptionI3d, variable: tf.Variable) -> str:
@@ -269,7 +261,7 @@ def _read(reader, name: str, prefix: Path) -> np.ndarray:
   """One tensor from the data shard; a truncated or damaged shard is a clear error."""
   try:
     return reader.get_tensor(name)
-  except (tf.errors.OpError, ValueError) as e:
+  except (tf.errors.OpError, ValueError, IndexError) as e:
     raise CheckpointError(f"checkpoint data for {prefix} is damaged ({_first_line(e)}); the "
                           f"data shard is truncated or corrupt: delete "
                           f"{prefix}.data-* and download it again") from None

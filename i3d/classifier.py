@@ -29,13 +29,15 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   return {stream: f"{stream}_{suffix}" for stream in streams}
 
 
-class Classifier:
+class Classifier(tf.Module):
   """Sums the logits of its streams (RGB, flow or both) over (B, T, 224, 224, C) clips in [-1, 1].
 
-  `labels` are the class names in logit order; `streams` says which inputs it takes.
+  `labels` are the class names in logit order; `streams` says which inputs it takes. A
+  `tf.Module`, so its weights are tracked and it can be saved (see `i3d.export`).
   """
 
   def __init__(self, models: dict[str, InceptionI3d], labels: tuple[str, ...]):
+    super().__init__(name="classifier")
     self.models = models
     self.labels = labels
     self.streams = tuple(models)
@@ -46,7 +48,7 @@ class Classifier:
     model = self.models[stream]
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], autograph=False)
     def logits(clips):
       return model(clips, is_training=False)[0]
     return logits

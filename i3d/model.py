@@ -195,6 +195,14 @@ class InceptionI3d(snt.Module):
       end_points[endpoint] = net
     return net, end_points
 
+  def create_variables(self, channels: int) -> None:
+    """Make the weights now rather than on the first call, via a 1x1x1 pass through each unit."""
+    if self.input_channels is not None:
+      return
+    net = tf.zeros([1, 1, 1, 1, channels])
+    for unit in self.units.values():  # pools keep channel counts, so they can be skipped
+      net = unit(net, is_training=False)
+
   @property
   def input_channels(self) -> Optional[int]:
     """Channels the model's weights were made for, or None before its first call."""
