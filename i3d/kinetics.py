@@ -266,7 +266,8 @@ def local_clips(video_dir: str | Path) -> dict[str, Path]:
   video_dir = Path(video_dir)
   if not video_dir.is_dir():
     return {}
-  return {p.name: p for p in sorted(video_dir.rglob("*.mp4")) if _FILENAME.match(p.name)}
+  return {p.name: p for p in sorted(video_dir.rglob("*.mp4")) if _FILENAME.match(p.name)
+          and not any(part.startswith(".") for part in p.relative_to(video_dir).parts)}
 
 
 def parse_filename(name: str) -> tuple[str, int, int] | None:
