@@ -127,7 +127,7 @@ def _collect(rows: Iterable[tuple[int, dict, str]], labels: frozenset[str] | Non
 
 def _csv_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
   """(line number, fields, raw text) of each CSV record; quoted names keep commas and quotes."""
-  lines = text.splitlines()
+  lines = text.splitlines(keepends=True)
   reader = csv.reader(lines)
   header = [h.strip() for h in next(reader, [])]
   missing = [c for c in _REQUIRED_COLUMNS if c not in header]
@@ -136,7 +136,7 @@ def _csv_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
                     f"expected a header like label,youtube_id,time_start,time_end,split")
   start = reader.line_num + 1
   for record in reader:
-    raw = "\n".join(lines[start - 1:reader.line_num])
+    raw = "".join(lines[start - 1:reader.line_num]).rstrip("\r\n")
     if any(cell.strip() for cell in record):
       if len(record) != len(header):
         yield start, {"_error": f"{len(record)} fields, expected {len(header)}"}, raw
