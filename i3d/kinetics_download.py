@@ -112,6 +112,9 @@ def youtube_fetcher(url_template: str = YOUTUBE_URL, ffmpeg: str | None = None) 
         "quiet": True, "no_warnings": True, "noprogress": True, "logger": _SilentLogger(),
         "retries": 1, "fragment_retries": 1, "socket_timeout": 30, "noplaylist": True,
     }
+    # yt-dlp decides whether ffmpeg can cut sections before it reads `ffmpeg_location`; its own
+    # command line sets this context variable (per thread) for that check, so we do the same.
+    yt_dlp.postprocessor.ffmpeg.FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
     try:
       with yt_dlp.YoutubeDL(options) as ydl:
         ydl.download([url_template.format(youtube_id=clip.youtube_id)])
