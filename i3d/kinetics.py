@@ -66,7 +66,7 @@ class Annotations:
 
 @dataclasses.dataclass(frozen=True)
 class IndexRow:
-  """Whether an annotated clip is present in a video directory ("found", "missing", "unreadable")."""
+  """Whether an annotated clip is in a video directory: "found", "missing" or "unreadable"."""
   clip: Clip
   status: str
   path: Path | None

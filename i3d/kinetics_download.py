@@ -253,8 +253,6 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
 
 def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
   """A file fetched once with `i3d.download` (resumable, atomic); `FetchError` on failure."""
-  if dest.is_file():
-    return dest
   try:
     return download(url, dest, progress=False, retries=retries)
   except DownloadError as e:
@@ -286,7 +284,7 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
   if clips and clips.keys() <= kinetics.local_clips(video_dir).keys():
     return skipped + [Result(_shard_key(u), "skipped", "all clips present") for u in todo]
 
-  def work(url: str) -> Result:
+  def work(url: str) -> Result:  # no retries here: `download` retries transfers itself
     return _retrying(_shard_key(url), lambda: _fetch_shard(url, video_dir, split, clips, retries),
                      0, 0.0)
 
