@@ -292,8 +292,8 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
 
 
 def _shard_key(url: str) -> str:
-  """Report key of a shard: its file name."""
-  return posixpath.basename(urllib.parse.urlparse(url).path)
+  """Report key of a shard, e.g. "600/val/part_0.tar.gz" (shard names repeat across splits)."""
+  return "/".join(urllib.parse.urlparse(url).path.split("/")[-3:])
 
 
 def _fetch_shard(url: str, video_dir: Path, split: str, clips: dict[str, Clip],
@@ -316,7 +316,7 @@ def extract_shard(archive: Path, video_dir: Path, split: str, clips: dict[str, C
   unpacked into a scratch folder and published only once the whole archive has read cleanly, so
   a corrupt or truncated shard leaves nothing behind; clips already present are left alone.
   """
-  scratch = video_dir / ".partial" / archive.name
+  scratch = archive.with_name(archive.name + ".d")
   shutil.rmtree(scratch, ignore_errors=True)
   scratch.mkdir(parents=True)
   try:

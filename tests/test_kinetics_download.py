@@ -93,30 +93,30 @@ def test_cvdf_split_download_extract_corrupt_interrupted_and_rerun(tmp_path):
     results = {r.key: r for r in download_split(600, "val", video_dir, base_url=server.url,
                                                  num_workers=2, progress=False)}
     assert {k: (r.status, r.clips) for k, r in results.items()} == {
-        "part_0.tar.gz": ("ok", 2), "part_1.tar.gz": ("ok", 3), "part_2.tar.gz": ("failed", 0),
-        "part_3.tar.gz": ("ok", 2)}
-    assert results["part_2.tar.gz"].reason == "corrupt"
+        "600/val/part_0.tar.gz": ("ok", 2), "600/val/part_1.tar.gz": ("ok", 3),
+        "600/val/part_2.tar.gz": ("failed", 0), "600/val/part_3.tar.gz": ("ok", 2)}
+    assert results["600/val/part_2.tar.gz"].reason == "corrupt"
     assert server.gets("/600/val/part_3.tar.gz")[0] == 0 and len(
         server.gets("/600/val/part_3.tar.gz")) == 2  # cut short, then fetched again
     assert_clips_in_place(video_dir, content, DELIVERED)
     assert not (video_dir / LOST.relpath).exists()
     assert (video_dir / "validation" / STRAY.filename).read_bytes() == content[STRAY.filename]
     assert {k: r["status"] for k, r in read_report(video_dir).items()} == {
-        "part_0.tar.gz": "ok", "part_1.tar.gz": "ok", "part_2.tar.gz": "failed",
-        "part_3.tar.gz": "ok"}
+        "600/val/part_0.tar.gz": "ok", "600/val/part_1.tar.gz": "ok",
+        "600/val/part_2.tar.gz": "failed", "600/val/part_3.tar.gz": "ok"}
 
     before = list(server.requests)
     again = {r.key: r for r in download_split(600, "validation", video_dir,
                                                base_url=server.url, progress=False)}
     assert server.requests[len(before):] == [("/600/val/part_2.tar.gz", 0)]
     assert {k: r.status for k, r in again.items()} == {
-        "part_0.tar.gz": "skipped", "part_1.tar.gz": "skipped", "part_2.tar.gz": "failed",
-        "part_3.tar.gz": "skipped"}
+        "600/val/part_0.tar.gz": "skipped", "600/val/part_1.tar.gz": "skipped",
+        "600/val/part_2.tar.gz": "failed", "600/val/part_3.tar.gz": "skipped"}
 
     files["/600/val/part_2.tar.gz"] = fixed_part_2(content)  # the mirror repairs the shard
     [fixed] = [r for r in download_split(600, "validation", video_dir, base_url=server.url,
                                          progress=False) if r.status != "skipped"]
-    assert (fixed.key, fixed.status, fixed.clips) == ("part_2.tar.gz", "ok", 1)
+    assert (fixed.key, fixed.status, fixed.clips) == ("600/val/part_2.tar.gz", "ok", 1)
     assert_clips_in_place(video_dir, content, CLIPS)
     assert len(server.requests) == len(before) + 2
     assert all(r.status == "skipped" for r in download_split(
@@ -160,7 +160,7 @@ def test_cvdf_sigkill_mid_run_then_resume(tmp_path):
                        num_workers=1, progress=False)
         """, lambda: server.bytes_sent["/600/val/part_1.tar.gz"] > 0, tmp_path)
     done_before = {k for k, r in read_report(video_dir).items() if r["status"] == "ok"}
-    assert done_before == {"part_0.tar.gz"}
+    assert done_before == {"600/val/part_0.tar.gz"}
     requests_before = len(server.requests)
     results = download_split(600, "validation", video_dir, base_url=server.url,
                              num_workers=2, progress=False)
@@ -168,7 +168,7 @@ def test_cvdf_sigkill_mid_run_then_resume(tmp_path):
   assert "/600/val/part_0.tar.gz" not in later and "/600/val/k600_val_path.txt" not in later
   assert sorted(later) == ["/600/val/part_1.tar.gz", "/600/val/part_2.tar.gz",
                            "/600/val/part_3.tar.gz"]
-  assert {r.key: r.status for r in results}["part_1.tar.gz"] == "ok"
+  assert {r.key: r.status for r in results}["600/val/part_1.tar.gz"] == "ok"
   assert_clips_in_place(video_dir, content, DELIVERED)
 
 
@@ -291,3 +291,25 @@ def test_youtube_sigkill_mid_run_then_resume(tmp_path):
     assert data in (clip.youtube_id.encode() * 100, clip.youtube_id.encode())
   assert len(kinetics.local_clips(video_dir)) == len(clips)
   assert not list(video_dir.rglob("*.part")) and not list((video_dir / ".partial").iterdir())
+
+
+def test_shards_with_the_same_name_in_two_splits_are_both_fetched(tmp_path):
+  video = write_video(tmp_path / "src.mp4").read_bytes()
+  files, clips = {}, {}
+  for split, short in (("validation", "val"), ("train", "train")):
+    clips[split] = Clip(f"in-{short}", 0, 10, split, "zumba")
+    files[f"/400/{short}/k400_{short}_path.txt"] = b"part_0.tar.gz\n"
+    files[f"/400/{short}/part_0.tar.gz"] = tar_gz({clips[split].filename: video})
+    files[f"/400/annotations/{short}.csv"] = (
+        f"label,youtube_id,time_start,time_end,split\nzumba,in-{short},0,10,{short}\n".encode())
+  with MirrorServer(files) as server:
+    for split in clips:
+      [result] = download_split(400, split, tmp_path / "v", base_url=server.url, progress=False)
+      assert (result.key, result.status) == (f"400/{_short(split)}/part_0.tar.gz", "ok")
+  assert_clips_in_place(tmp_path / "v", {c.filename: video for c in clips.values()},
+                        list(clips.values()))
+
+
+def _short(split: str) -> str:
+  """The CVDF folder name of a split."""
+  return {"validation": "val", "train": "train"}[split]
