@@ -30,6 +30,14 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   return {stream: f"{stream}_{suffix}" for stream in streams}
 
 
+def check_precision(precision: str, optimize: bool) -> None:
+  """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  if precision != "float32" and not optimize:
+    raise UserError(f"precision {precision} needs optimize=True")
+
+
 class Classifier:
   """Sums the logits of its streams (RGB, flow or both) over (B, T, 224, 224, C) clips in [-1, 1].
 
@@ -41,11 +49,7 @@ class Classifier:
 
   def __init__(self, models: dict[str, InceptionI3d], labels: tuple[str, ...],
                optimize: bool = True, precision: str = "float32", jit_compile: bool = False):
-    if precision not in PRECISIONS:
-      raise UserError(f"unknown precision {precision!r}; expected one of "
-                      f"{', '.join(PRECISIONS)}")
-    if precision != "float32" and not optimize:
-      raise UserError(f"precision {precision} needs optimize=True")
+    check_precision(precision, optimize)
     self.models = models
     self.labels = labels
     self.streams = tuple(models)
@@ -94,6 +98,7 @@ def load_classifier(eval_type: str = "joint",
   `jit_compile` choose the inference graph (see `Classifier` and BENCHMARKS.md).
   """
   names = checkpoint_names(eval_type, imagenet_pretrained)
+  check_precision(precision, optimize)
   models = {}
   for stream, name in names.items():
     info = get_info(name)
