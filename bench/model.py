@@ -116,8 +116,8 @@ def peak_memory(eval_type: str, frames: int, checkpoint_dir: Path) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--cells", default="rgb:64:1,flow:64:1,joint:64:1,rgb:64:4,rgb:250:1,"
-                      "joint:250:1", help="comma-separated eval_type:frames:batch")
+  parser.add_argument("--cells", default="rgb:64:1,flow:64:1,joint:64:1,rgb:64:4,rgb:250:1",
+                      help="comma-separated eval_type:frames:batch")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
   parser.add_argument("--memory-frames", type=int, default=250,
