@@ -1,9 +1,8 @@
 """A fast inference-only I3D built from a loaded `InceptionI3d`, with the same logits.
 
-At build time BatchNorm is folded into the convolution weights, the three 1x1x1 convolutions
+At build time BatchNorm is folded into the convolution weights and the three 1x1x1 convolutions
 that read each Inception block's input (Branch_0, Branch_1 and Branch_2 `Conv3d_0a_1x1`) become
-one convolution whose output is split, and the stride-2 stem is rewritten over 2x2x2 pixel blocks
-(space to depth). The forward pass is a `tf.function` (optionally compiled
+one convolution whose output is split. The forward pass is a `tf.function` (optionally compiled
 with XLA) over any batch and clip length, and traces inside another `tf.function`, so it can be
 exported with `tf.saved_model`. `InceptionI3d` stays the training and research model.
 """
@@ -35,42 +34,19 @@ def fold_batch_norm(unit: Unit3D) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FusedConv(tf.Module):
-  """A stride-1 3D convolution (SAME) with folded bias and optional ReLU, weights in `dtype`."""
+  """A 3D convolution (SAME) with folded bias and optional ReLU, weights in `dtype`."""
 
-  def __init__(self, w: np.ndarray, b: np.ndarray, relu: bool = True,
+  def __init__(self, w: np.ndarray, b: np.ndarray, stride: int = 1, relu: bool = True,
                dtype: tf.DType = tf.float32, name: Optional[str] = None):
     super().__init__(name=name)
     self.w = tf.Variable(tf.constant(w, dtype), trainable=False, name="w")
     self.b = tf.Variable(tf.constant(b, dtype), trainable=False, name="b")
+    self.strides = (1, stride, stride, stride, 1)
     self.relu = relu
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    y = tf.nn.bias_add(tf.nn.conv3d(x, self.w, (1,) * 5, "SAME"), self.b)
+    y = tf.nn.bias_add(tf.nn.conv3d(x, self.w, self.strides, "SAME"), self.b)
     return tf.nn.relu(y) if self.relu else y
-
-
-class SpaceToDepthStem(FusedConv):
-  """The 7x7x7 stride-2 SAME stem as a stride-1 4x4x4 convolution over 2x2x2 pixel blocks.
-
-  oneDNN runs the stem's 2-3 input channels poorly; on 16-24 channels the convolution is ~1.7x
-  faster despite 1.5x the multiply-adds (the kernel is zero-padded to 8x8x8). Same outputs:
-  each dimension is padded as SAME pads it (2 before if even, 3 if odd), then to an even length.
-  """
-
-  def __init__(self, w: np.ndarray, b: np.ndarray, dtype: tf.DType):
-    *_, channels, out = w.shape
-    w = np.pad(w, [(0, 1)] * 3 + [(0, 0)] * 2).reshape(4, 2, 4, 2, 4, 2, channels, out)
-    super().__init__(w.transpose(0, 2, 4, 1, 3, 5, 6, 7).reshape(4, 4, 4, 8 * channels, out),
-                     b, dtype=dtype)
-
-  def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    shape = tf.shape(x)
-    x = tf.pad(x, [[0, 0]] + [[2 + shape[i] % 2, 4] for i in (1, 2, 3)] + [[0, 0]])
-    b, t, h, w = tf.unstack(tf.shape(x)[:4] // [1, 2, 2, 2])
-    channels = self.w.shape[3] // 8
-    x = tf.reshape(x, [b, t, 2, h, 2, w, 2, channels])
-    x = tf.reshape(tf.transpose(x, [0, 1, 3, 5, 2, 4, 6, 7]), [b, t, h, w, 8 * channels])
-    return tf.nn.relu(tf.nn.bias_add(tf.nn.conv3d(x, self.w, (1,) * 5, "VALID"), self.b))
 
 
 class MaxPool(tf.Module):
@@ -84,10 +60,10 @@ class MaxPool(tf.Module):
     return tf.nn.max_pool3d(x, ksize=self.window, strides=self.strides, padding="SAME")
 
 
-def _conv(unit: Unit3D, dtype: tf.DType) -> FusedConv:
-  """The FusedConv of one stride-1 `Unit3D`."""
+def _conv(unit: Unit3D, dtype: tf.DType, stride: int = 1) -> FusedConv:
+  """The FusedConv of one `Unit3D`."""
   w, b = fold_batch_norm(unit)
-  return FusedConv(w, b, relu=unit.activation_fn is not None, dtype=dtype)
+  return FusedConv(w, b, stride, relu=unit.activation_fn is not None, dtype=dtype)
 
 
 class FastInceptionBlock(tf.Module):
@@ -139,9 +115,7 @@ class FastI3d(tf.Module):
     unit = model.units[endpoint]
     if endpoint in INCEPTION_CHANNELS:
       return FastInceptionBlock(unit, self.compute_dtype)
-    if endpoint == "Conv3d_1a_7x7":
-      return SpaceToDepthStem(*fold_batch_norm(unit), self.compute_dtype)
-    return _conv(unit, self.compute_dtype)
+    return _conv(unit, self.compute_dtype, stride=2 if endpoint == "Conv3d_1a_7x7" else 1)
 
   def _forward(self, clips: tf.Tensor) -> tf.Tensor:
     net = tf.cast(clips, self.compute_dtype)
