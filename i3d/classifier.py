@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from i3d.checkpoints import get_info, load_checkpoint
 from i3d.errors import UserError
+from i3d.inference import PRECISIONS, FastI3d
 from i3d.labels import load_label_map
 from i3d.model import InceptionI3d
 
@@ -29,28 +30,44 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   return {stream: f"{stream}_{suffix}" for stream in streams}
 
 
+def check_precision(precision: str, optimize: bool) -> None:
+  """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  if precision != "float32" and not optimize:
+    raise UserError(f"precision {precision} needs optimize=True")
+
+
 class Classifier(tf.Module):
   """Sums the logits of its streams (RGB, flow or both) over (B, T, 224, 224, C) clips in [-1, 1].
 
-  `labels` are the class names in logit order; `streams` says which inputs it takes. A
-  `tf.Module`, so its weights are tracked and it can be saved (see `i3d.export`).
+  `labels` are the class names in logit order; `streams` says which inputs it takes. With
+  `optimize` (the default) each stream runs as a `FastI3d` (BatchNorm folded, 1x1 convolutions
+  fused; same logits to float32 round-off) in `precision` (float32, or bfloat16 / float16 on
+  GPUs); `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
+  classifier can be saved (see `i3d.export`).
   """
 
-  def __init__(self, models: dict[str, InceptionI3d], labels: tuple[str, ...]):
+  def __init__(self, models: dict[str, InceptionI3d], labels: tuple[str, ...],
+               optimize: bool = True, precision: str = "float32", jit_compile: bool = False):
     super().__init__(name="classifier")
+    check_precision(precision, optimize)
     self.models = models
     self.labels = labels
     self.streams = tuple(models)
     self.num_classes = len(labels)
-    self._towers = {stream: self._compile(stream) for stream in self.streams}
+    self.towers = {stream: FastI3d(model, PRECISIONS[precision], jit_compile) if optimize
+                   else model for stream, model in models.items()}
+    self._logits = {stream: self._compile(stream) for stream in self.streams}
 
   def _compile(self, stream: str):
-    model = self.models[stream]
+    """The tower of `stream` as a tf.function over any batch, length and frame size."""
+    tower = self.towers[stream]
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
     def logits(clips):
-      return model(clips, is_training=False)[0]
+      return tower(clips) if isinstance(tower, FastI3d) else tower(clips, is_training=False)[0]
     return logits
 
   def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
@@ -61,7 +78,7 @@ class Classifier(tf.Module):
     if missing or extra:
       raise UserError(f"this classifier takes {' and '.join(f'{s}=' for s in self.streams)}; "
                       f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
-    return {s: self._towers[s](tf.convert_to_tensor(inputs[s], tf.float32))
+    return {s: self._logits[s](tf.convert_to_tensor(inputs[s], tf.float32))
             for s in self.streams}
 
   def __call__(self, rgb=None, flow=None) -> tf.Tensor:
@@ -72,13 +89,18 @@ class Classifier(tf.Module):
 def load_classifier(eval_type: str = "joint",
                     checkpoint_dir: Optional[os.PathLike] = None,
                     imagenet_pretrained: bool = True,
-                    download: bool = True) -> Classifier:
+                    download: bool = True,
+                    optimize: bool = True,
+                    precision: str = "float32",
+                    jit_compile: bool = False) -> Classifier:
   """Build the towers of `eval_type` (rgb, rgb600, flow, joint) and restore released weights.
 
   Checkpoints come from `checkpoint_dir` (default `$I3D_CHECKPOINT_DIR` or `checkpoints/`) and
-  are downloaded there on first use unless `download` is False.
+  are downloaded there on first use unless `download` is False. `optimize`, `precision` and
+  `jit_compile` choose the inference graph (see `Classifier` and BENCHMARKS.md).
   """
   names = checkpoint_names(eval_type, imagenet_pretrained)
+  check_precision(precision, optimize)
   models = {}
   for stream, name in names.items():
     info = get_info(name)
@@ -87,4 +109,4 @@ def load_classifier(eval_type: str = "joint",
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
   label_map = get_info(next(iter(names.values()))).label_map
-  return Classifier(models, load_label_map(label_map))
+  return Classifier(models, load_label_map(label_map), optimize, precision, jit_compile)
