@@ -10,7 +10,7 @@ from i3d.classifier import STREAM_CHANNELS, Classifier
 def serving_module(classifier: Classifier) -> tf.Module:
   """A module whose `serve` takes the classifier's streams as float32 (B, T, 224, 224, C)."""
   module = tf.Module()
-  module.classifier = classifier
+  module.towers = dict(classifier.towers)  # only the weights inference reads, not both copies
   specs = {s: tf.TensorSpec([None, None, 224, 224, STREAM_CHANNELS[s]], tf.float32, name=s)
            for s in classifier.streams}
 
