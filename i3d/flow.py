@@ -1,0 +1,273 @@
+"""TV-L1 optical flow for the I3D flow stream, with two backends behind `compute_flow`.
+
+`opencv` is the contrib DualTVL1 (the reference the released models were trained with). `tf` is
+our own TensorFlow implementation of the same dual TV-L1 scheme (Zach, Pock & Bischof 2007, as
+OpenCV implements it: image pyramid, coarse-to-fine warping, primal-dual iterations with a
+per-pair stopping rule and a 5x5 median filter on the flow), batched over frame pairs and
+compiled with XLA, so it runs on the GPU when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from i3d.errors import UserError
+
+BACKENDS = ("tf", "opencv")
+FLOW_BOUND = 20.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TVL1Params:
+  """DualTVL1 parameters; the defaults are OpenCV's."""
+  tau: float = 0.25
+  lambda_: float = 0.15
+  theta: float = 0.3
+  scales: int = 5
+  warps: int = 5
+  epsilon: float = 0.01
+  inner_iterations: int = 30
+  outer_iterations: int = 10
+  scale_step: float = 0.8
+  median_filtering: int = 5
+
+
+def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
+                 params: TVL1Params = TVL1Params(), batch: int = 16) -> np.ndarray:
+  """Flow between consecutive grayscale frames (T, H, W) in [0, 255] -> (T-1, H, W, 2) pixels.
+
+  Channel 0 is horizontal, 1 vertical: frame t at (x, y) matches frame t+1 at (x + u, y + v).
+  """
+  gray = np.clip(np.rint(np.asarray(frames, np.float32)), 0, 255).astype(np.uint8)
+  if gray.ndim != 3 or len(gray) < 2:
+    raise ValueError(f"need grayscale frames (T >= 2, H, W), got shape {gray.shape}")
+  if backend == "opencv":
+    return _opencv_flow(gray, params)
+  if backend == "tf":
+    pairs = [_tf_flow(gray[i:i + batch + 1], params) for i in range(0, len(gray) - 1, batch)]
+    return np.concatenate(pairs)
+  raise UserError(f"unknown flow backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
+  """Flow in pixels -> the released input range: truncated to [-20, 20], rescaled to [-1, 1]."""
+  return tf.clip_by_value(tf.cast(flow, tf.float32), -FLOW_BOUND, FLOW_BOUND) / FLOW_BOUND
+
+
+def _opencv_flow(gray: np.ndarray, params: TVL1Params) -> np.ndarray:
+  """OpenCV's DualTVL1 on each consecutive pair."""
+  tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
+      tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
+      warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
+      outerIterations=params.outer_iterations, scaleStep=params.scale_step,
+      medianFiltering=params.median_filtering)
+  return np.stack([tvl1.calc(a, b, None) for a, b in zip(gray[:-1], gray[1:])])
+
+
+def _tf_flow(gray: np.ndarray, params: TVL1Params) -> np.ndarray:
+  """Our TV-L1 on all consecutive pairs of `gray` at once."""
+  images = tf.constant(gray, tf.float32)
+  return _tvl1_graph(params, gray.shape[1:])(images[:-1], images[1:]).numpy()
+
+
+def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
+  """(height, width) per pyramid level, finest first; levels under 16 pixels are dropped (as OpenCV)."""
+  sizes = [(height, width)]
+  for _ in range(1, params.scales):
+    h, w = (round(s * params.scale_step) for s in sizes[-1])
+    if h < 16 or w < 16:
+      break
+    sizes.append((h, w))
+  return sizes
+
+
+@functools.lru_cache(maxsize=8)
+def _tvl1_graph(params: TVL1Params, shape: tuple[int, int]):
+  """A compiled TV-L1 for image pairs of `shape`, batched over pairs (cached per shape)."""
+
+  @tf.function(jit_compile=True, reduce_retracing=True)
+  def tvl1(i0: tf.Tensor, i1: tf.Tensor) -> tf.Tensor:
+    sizes = pyramid_sizes(*shape, params)
+    levels0, levels1 = [i0], [i1]
+    for size in sizes[1:]:
+      levels0.append(_resize(levels0[-1], size))
+      levels1.append(_resize(levels1[-1], size))
+    u = tf.zeros(tf.concat([tf.shape(i0)[:1], sizes[-1], [2]], 0), tf.float32)
+    for level in reversed(range(len(sizes))):
+      if level < len(sizes) - 1:
+        u = _upsample_flow(u, sizes[level])
+      u = _one_scale(levels0[level], levels1[level], u, params)
+    return u
+
+  return tvl1
+
+
+def _resize(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+  """Bilinear resize of (B, H, W) images, as OpenCV's pyramid does."""
+  return tf.image.resize(images[..., None], size, method="bilinear")[..., 0]
+
+
+def _upsample_flow(u: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+  """Flow (B, h, w, 2) -> (B, H, W, 2), resized and scaled by the size ratio per axis."""
+  scale = tf.constant([size[1] / u.shape[2], size[0] / u.shape[1]], tf.float32)
+  return tf.image.resize(u, size, method="bilinear") * scale
+
+
+def _centered_gradient(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Central differences of (B, H, W) with replicated borders: (d/dx, d/dy)."""
+  padded = tf.pad(image, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")
+  dx = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2
+  dy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2
+  return dx, dy
+
+
+def _forward_gradient(u: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Forward differences of (B, H, W, C), zero on the last column / row."""
+  dx = tf.pad(u[:, :, 1:] - u[:, :, :-1], [[0, 0], [0, 0], [0, 1], [0, 0]])
+  dy = tf.pad(u[:, 1:] - u[:, :-1], [[0, 0], [0, 1], [0, 0], [0, 0]])
+  return dx, dy
+
+
+def _divergence(px: tf.Tensor, py: tf.Tensor) -> tf.Tensor:
+  """Backward-difference divergence, the negative adjoint of `_forward_gradient`."""
+  dx = px - tf.pad(px[:, :, :-1], [[0, 0], [0, 0], [1, 0], [0, 0]])
+  dy = py - tf.pad(py[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]])
+  return dx + dy
+
+
+def _warp(images: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+  """Bilinear samples of images (B, H, W, C) at (x + u, y + v), coordinates clamped to the image."""
+  shape = tf.shape(images)
+  b, h, w = shape[0], shape[1], shape[2]
+  ys, xs = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32), indexing="ij")
+  x = tf.clip_by_value(xs + u[..., 0], 0.0, tf.cast(w - 1, tf.float32))
+  y = tf.clip_by_value(ys + u[..., 1], 0.0, tf.cast(h - 1, tf.float32))
+  x0, y0 = tf.floor(x), tf.floor(y)
+  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+  x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+  x1, y1 = tf.minimum(x0 + 1, w - 1), tf.minimum(y0 + 1, h - 1)
+  flat = tf.reshape(images, [b * h * w, -1])
+  base = (tf.range(b) * h * w)[:, None, None]
+
+  def at(yy: tf.Tensor, xx: tf.Tensor) -> tf.Tensor:
+    return tf.gather(flat, base + yy * w + xx)
+
+  top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+  bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+  return top * (1 - fy) + bottom * fy
+
+
+def _median(u: tf.Tensor, size: int) -> tf.Tensor:
+  """Median filter of (B, H, W, C) over `size` x `size` windows, borders mirrored.
+
+  A pruned sorting network of min/max ops: XLA fuses it, where a sort per pixel is slow on CPU.
+  """
+  r = size // 2
+  padded = tf.pad(u, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+  h, w = tf.shape(u)[1], tf.shape(u)[2]
+  wires = [padded[:, i:i + h, j:j + w] for i in range(size) for j in range(size)]
+  for kind, a, b in _median_network(len(wires)):
+    if kind == "swap":
+      wires[a], wires[b] = wires[b], wires[a]
+    else:
+      wires[a], wires[b] = tf.minimum(wires[a], wires[b]), tf.maximum(wires[a], wires[b])
+  return wires[len(wires) // 2]
+
+
+def _batcher_network(n: int) -> list[tuple[int, int]]:
+  """Batcher's odd-even merge sort comparators (low, high) for `n` (a power of two) wires."""
+  pairs, p = [], 1
+  while p < n:
+    k = p
+    while k >= 1:
+      for j in range(k % p, n - k, 2 * k):
+        for i in range(min(k, n - j - k)):
+          if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+            pairs.append((i + j, i + j + k))
+      k //= 2
+    p *= 2
+  return pairs
+
+
+@functools.lru_cache(maxsize=None)
+def _median_network(count: int) -> tuple[tuple[str, int, int], ...]:
+  """The comparators of a sorting network for `count` wires that the middle output depends on.
+
+  Wires are padded to a power of two with +inf (comparators against them become swaps or
+  vanish), then comparators that cannot reach the median wire are pruned.
+  """
+  size = 1 << (count - 1).bit_length()
+  infinite, ops = set(range(count, size)), []
+  for a, b in _batcher_network(size):
+    if b in infinite:
+      continue
+    if a in infinite:
+      ops.append(("swap", a, b))
+      infinite.symmetric_difference_update({a, b})
+    else:
+      ops.append(("cmp", a, b))
+  needed, kept = {count // 2}, []
+  for op in reversed(ops):
+    kind, a, b = op
+    if needed & {a, b}:
+      kept.append(op)
+      needed = needed | {a, b} if kind == "cmp" else {({a: b, b: a}).get(w, w) for w in needed}
+  return tuple(reversed(kept))
+
+
+def _one_scale(i0: tf.Tensor, i1: tf.Tensor, u: tf.Tensor, params: TVL1Params) -> tf.Tensor:
+  """Refine flow `u` (B, H, W, 2) on one pyramid level: warps x (median, primal-dual iterations)."""
+  height, width = i0.shape[1], i0.shape[2]
+  stop = params.epsilon ** 2 * height * width
+  l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
+  i1x, i1y = _centered_gradient(i1)
+  i1_stack = tf.stack([i1, i1x, i1y], -1)
+  p = tf.zeros_like(tf.concat([u, u], -1))  # (p11, p21, p12, p22): x and y duals of u1 and u2
+  for _ in range(params.warps):
+    warped = _warp(i1_stack, u)
+    grad_i = warped[..., 1:]  # (B, H, W, 2)
+    grad_sq = tf.reduce_sum(grad_i ** 2, -1, keepdims=True)
+    rho_c = warped[..., :1] - tf.reduce_sum(grad_i * u, -1, keepdims=True) - i0[..., None]
+    active = tf.ones(tf.shape(u)[:1], tf.bool)
+
+    def outer(n, u, p, active):
+      if params.median_filtering > 1:
+        u = tf.where(active[:, None, None, None], _median(u, params.median_filtering), u)
+      return (n + 1, *_inner_loop(u, p, active, grad_i, grad_sq, rho_c, l_t, taut, params, stop))
+
+    _, u, p, active = tf.while_loop(
+        lambda n, u, p, active: tf.logical_and(n < params.outer_iterations,
+                                               tf.reduce_any(active)),
+        outer, (tf.constant(0), u, p, active))
+  return u
+
+
+def _inner_loop(u, p, active, grad_i, grad_sq, rho_c, l_t: float, taut: float,
+                params: TVL1Params, stop: float):
+  """Primal-dual iterations until each pair's squared update sum drops to `stop` (OpenCV's rule)."""
+
+  def step(n, u, p, active):
+    rho = rho_c + tf.reduce_sum(grad_i * u, -1, keepdims=True)
+    safe = tf.maximum(grad_sq, np.finfo(np.float32).eps)
+    d = tf.where(rho < -l_t * grad_sq, l_t * grad_i,
+                 tf.where(rho > l_t * grad_sq, -l_t * grad_i,
+                          tf.where(grad_sq > np.finfo(np.float32).eps, -rho / safe * grad_i,
+                                   tf.zeros_like(grad_i))))
+    u_new = u + d + params.theta * _divergence(p[..., :2], p[..., 2:])
+    error = tf.reduce_sum((u_new - u) ** 2, [1, 2, 3])
+    ux, uy = _forward_gradient(u_new)
+    norm = 1 + taut * tf.sqrt(ux ** 2 + uy ** 2)
+    p_new = (p + taut * tf.concat([ux, uy], -1)) / tf.concat([norm, norm], -1)
+    mask = active[:, None, None, None]
+    return (n + 1, tf.where(mask, u_new, u), tf.where(mask, p_new, p),
+            tf.logical_and(active, error > stop))
+
+  _, u, p, active = tf.while_loop(
+      lambda n, u, p, active: tf.logical_and(n < params.inner_iterations, tf.reduce_any(active)),
+      step, (tf.constant(0), u, p, active))
+  return u, p, active
