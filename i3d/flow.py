@@ -43,14 +43,24 @@ def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
 
   Channel 0 is horizontal, 1 vertical: frame t at (x, y) matches frame t+1 at (x + u, y + v).
   """
-  gray = np.clip(np.rint(np.asarray(frames, np.float32)), 0, 255).astype(np.uint8)
+  gray = np.asarray(frames)
   if gray.ndim != 3 or len(gray) < 2:
     raise ValueError(f"need grayscale frames (T >= 2, H, W), got shape {gray.shape}")
+  return flow_pairs(gray[:-1], gray[1:], backend, params, batch)
+
+
+def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
+               params: TVL1Params = TVL1Params(), batch: int = 16) -> np.ndarray:
+  """Flow from each image of `first` (N, H, W) to the same-index one of `second`: (N, H, W, 2).
+
+  Images are rounded to uint8 first, so both backends see exactly the same input.
+  """
+  first, second = (np.clip(np.rint(np.asarray(x, np.float32)), 0, 255).astype(np.uint8)
+                   for x in (first, second))
   if backend == "opencv":
-    return _opencv_flow(gray, params)
+    return _opencv_flow(first, second, params)
   if backend == "tf":
-    pairs = [_tf_flow(gray[i:i + batch + 1], params) for i in range(0, len(gray) - 1, batch)]
-    return np.concatenate(pairs)
+    return _tf_flow(first, second, params, min(batch, len(first)))
   raise UserError(f"unknown flow backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
@@ -59,20 +69,29 @@ def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
   return tf.clip_by_value(tf.cast(flow, tf.float32), -FLOW_BOUND, FLOW_BOUND) / FLOW_BOUND
 
 
-def _opencv_flow(gray: np.ndarray, params: TVL1Params) -> np.ndarray:
-  """OpenCV's DualTVL1 on each consecutive pair."""
+def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> np.ndarray:
+  """OpenCV's DualTVL1 on each pair."""
   tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
       tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
       warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
       outerIterations=params.outer_iterations, scaleStep=params.scale_step,
       medianFiltering=params.median_filtering)
-  return np.stack([tvl1.calc(a, b, None) for a, b in zip(gray[:-1], gray[1:])])
+  return np.stack([tvl1.calc(a, b, None) for a, b in zip(first, second)])
 
 
-def _tf_flow(gray: np.ndarray, params: TVL1Params) -> np.ndarray:
-  """Our TV-L1 on all consecutive pairs of `gray` at once."""
-  images = tf.constant(gray, tf.float32)
-  return _tvl1_graph(params, gray.shape[1:])(images[:-1], images[1:]).numpy()
+def _tf_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params, batch: int) -> np.ndarray:
+  """Our TV-L1 on the pairs, `batch` pairs per call.
+
+  The last batch is padded with repeated pairs so every call has one shape: one compilation.
+  """
+  count = len(first)
+  pad = -count % batch
+  first, second = (np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) for x in (first, second))
+  tvl1 = _tvl1_graph(params, first.shape[1:])
+  fields = [tvl1(tf.constant(first[i:i + batch], tf.float32),
+                 tf.constant(second[i:i + batch], tf.float32)).numpy()
+            for i in range(0, count, batch)]
+  return np.concatenate(fields)[:count]
 
 
 def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
@@ -90,7 +109,7 @@ def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int
 def _tvl1_graph(params: TVL1Params, shape: tuple[int, int]):
   """A compiled TV-L1 for image pairs of `shape`, batched over pairs (cached per shape)."""
 
-  @tf.function(jit_compile=True, reduce_retracing=True)
+  @tf.function(jit_compile=True)
   def tvl1(i0: tf.Tensor, i1: tf.Tensor) -> tf.Tensor:
     sizes = pyramid_sizes(*shape, params)
     levels0, levels1 = [i0], [i1]
@@ -228,7 +247,8 @@ def _one_scale(i0: tf.Tensor, i1: tf.Tensor, u: tf.Tensor, params: TVL1Params) -
   i1x, i1y = _centered_gradient(i1)
   i1_stack = tf.stack([i1, i1x, i1y], -1)
   p = tf.zeros_like(tf.concat([u, u], -1))  # (p11, p21, p12, p22): x and y duals of u1 and u2
-  for _ in range(params.warps):
+
+  def warp(n, u, p):
     warped = _warp(i1_stack, u)
     grad_i = warped[..., 1:]  # (B, H, W, 2)
     grad_sq = tf.reduce_sum(grad_i ** 2, -1, keepdims=True)
@@ -240,10 +260,13 @@ def _one_scale(i0: tf.Tensor, i1: tf.Tensor, u: tf.Tensor, params: TVL1Params) -
         u = tf.where(active[:, None, None, None], _median(u, params.median_filtering), u)
       return (n + 1, *_inner_loop(u, p, active, grad_i, grad_sq, rho_c, l_t, taut, params, stop))
 
-    _, u, p, active = tf.while_loop(
+    _, u, p, _ = tf.while_loop(
         lambda n, u, p, active: tf.logical_and(n < params.outer_iterations,
                                                tf.reduce_any(active)),
         outer, (tf.constant(0), u, p, active))
+    return n + 1, u, p
+
+  _, u, _ = tf.while_loop(lambda n, u, p: n < params.warps, warp, (tf.constant(0), u, p))
   return u
 
 

@@ -66,30 +66,37 @@ def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
     yield t, frame
 
 
+def output_tick(t: float, start: float, fps: float) -> int:
+  """The output frame slot a source frame at time `t` falls on: (t - start) * fps, rounded."""
+  return math.floor((t - start) * fps + 0.5 + 1e-6)
+
+
 def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: float,
                end: float) -> Iterator[tuple[float, np.ndarray]]:
-  """For each output time start + k / fps < end, the decoded frame nearest in time (ties: earlier).
+  """The frame on screen at each output time start + k / fps < end, as ffmpeg's `-r` picks it.
 
-  Nearest-timestamp sampling is what ffmpeg's `-r 25` does; it works for any source rate,
-  including variable ones. The last frame counts as lasting one mean frame interval.
+  Each source frame moves to its nearest output slot; slot k shows the latest frame placed at
+  or before it. For constant rates that is the frame nearest in time; for variable rates a frame
+  fills the slots for as long as it is displayed. The last frame lasts one mean frame interval.
   """
-  k, prev, first, count = 0, None, None, 0
+  k, prev, first, count, t = 0, None, None, 0, 0.0
   for t, frame in frames:
     first = t if first is None else first
     t -= first
     count += 1
+    tick = output_tick(t, start, fps)
     if prev is not None:
-      while (target := start + k / fps) < end and target <= (prev[0] + t) / 2:
-        yield target, prev[1]
+      while k < tick and start + k / fps < end:
+        yield start + k / fps, prev
         k += 1
       if start + k / fps >= end:
         return
-    prev = (t, frame)
+    prev = frame
   if prev is None:
     return
-  duration = prev[0] + (prev[0] / (count - 1) if count > 1 else 1.0 / fps)
-  while (target := start + k / fps) < min(end, duration):
-    yield target, prev[1]
+  duration = t + (t / (count - 1) if count > 1 else 1.0 / fps)
+  while (target := start + k / fps) < min(end, duration) - 1e-9:
+    yield target, prev
     k += 1
 
 
