@@ -159,26 +159,36 @@ def _divergence(px: tf.Tensor, py: tf.Tensor) -> tf.Tensor:
   return dx + dy
 
 
+def _cubic_weights(t: tf.Tensor) -> list[tf.Tensor]:
+  """Keys cubic convolution weights (a = -0.75, as OpenCV's INTER_CUBIC) for taps -1, 0, 1, 2."""
+  a = -0.75
+  w0 = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+  w1 = ((a + 2) * t - (a + 3)) * t * t + 1
+  w2 = ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
+  return [w0, w1, w2, 1 - w0 - w1 - w2]
+
+
 def _warp(images: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
-  """Bilinear samples of images (B, H, W, C) at (x + u, y + v), coordinates clamped to the image."""
+  """Bicubic samples of images (B, H, W, C) at (x + u, y + v), borders replicated.
+
+  Bicubic as OpenCV's DualTVL1 warps: bilinear sampling biases sub-pixel flow on fine texture.
+  """
   shape = tf.shape(images)
   b, h, w = shape[0], shape[1], shape[2]
   ys, xs = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32), indexing="ij")
-  x = tf.clip_by_value(xs + u[..., 0], 0.0, tf.cast(w - 1, tf.float32))
-  y = tf.clip_by_value(ys + u[..., 1], 0.0, tf.cast(h - 1, tf.float32))
+  x, y = xs + u[..., 0], ys + u[..., 1]
   x0, y0 = tf.floor(x), tf.floor(y)
-  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+  wx, wy = _cubic_weights((x - x0)[..., None]), _cubic_weights((y - y0)[..., None])
   x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-  x1, y1 = tf.minimum(x0 + 1, w - 1), tf.minimum(y0 + 1, h - 1)
+  cols = [tf.clip_by_value(x0 + i, 0, w - 1) for i in (-1, 0, 1, 2)]
+  rows = [tf.clip_by_value(y0 + i, 0, h - 1) * w for i in (-1, 0, 1, 2)]
   flat = tf.reshape(images, [b * h * w, -1])
   base = (tf.range(b) * h * w)[:, None, None]
-
-  def at(yy: tf.Tensor, xx: tf.Tensor) -> tf.Tensor:
-    return tf.gather(flat, base + yy * w + xx)
-
-  top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
-  bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
-  return top * (1 - fy) + bottom * fy
+  out = 0.0
+  for row, weight_y in zip(rows, wy):
+    line = sum(tf.gather(flat, base + row + col) * weight_x for col, weight_x in zip(cols, wx))
+    out += line * weight_y
+  return out
 
 
 def _median(u: tf.Tensor, size: int) -> tf.Tensor:
