@@ -146,16 +146,16 @@ def _centered_gradient(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _forward_gradient(u: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """Forward differences of (B, H, W, C), zero on the last column / row."""
-  dx = tf.pad(u[:, :, 1:] - u[:, :, :-1], [[0, 0], [0, 0], [0, 1], [0, 0]])
-  dy = tf.pad(u[:, 1:] - u[:, :-1], [[0, 0], [0, 1], [0, 0], [0, 0]])
+  """Forward differences of (B, H, W), zero on the last column / row."""
+  dx = tf.pad(u[:, :, 1:] - u[:, :, :-1], [[0, 0], [0, 0], [0, 1]])
+  dy = tf.pad(u[:, 1:] - u[:, :-1], [[0, 0], [0, 1], [0, 0]])
   return dx, dy
 
 
 def _divergence(px: tf.Tensor, py: tf.Tensor) -> tf.Tensor:
-  """Backward-difference divergence, the negative adjoint of `_forward_gradient`."""
-  dx = px - tf.pad(px[:, :, :-1], [[0, 0], [0, 0], [1, 0], [0, 0]])
-  dy = py - tf.pad(py[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]])
+  """Backward-difference divergence of (B, H, W) planes, the negative adjoint of the gradient."""
+  dx = px - tf.pad(px[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+  dy = py - tf.pad(py[:, :-1], [[0, 0], [1, 0], [0, 0]])
   return dx + dy
 
 
@@ -250,57 +250,82 @@ def _median_network(count: int) -> tuple[tuple[str, int, int], ...]:
 
 
 def _one_scale(i0: tf.Tensor, i1: tf.Tensor, u: tf.Tensor, params: TVL1Params) -> tf.Tensor:
-  """Refine flow `u` (B, H, W, 2) on one pyramid level: warps x (median, primal-dual iterations)."""
+  """Refine flow `u` (B, H, W, 2) on one pyramid level: warps x (median, primal-dual iterations).
+
+  Inside, every field is its own (B, H, W) plane (u1, u2, p11, p12, p21, p22): with the width
+  as the minor axis XLA vectorises the loops, where a trailing axis of 2 or 4 defeats it.
+  """
   height, width = i0.shape[1], i0.shape[2]
   stop = params.epsilon ** 2 * height * width
-  l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
   i1x, i1y = _centered_gradient(i1)
   i1_stack = tf.stack([i1, i1x, i1y], -1)
-  p = tf.zeros_like(tf.concat([u, u], -1))  # (p11, p21, p12, p22): x and y duals of u1 and u2
+  zeros = tf.zeros_like(i0)
 
-  def warp(n, u, p):
-    warped = _warp(i1_stack, u)
-    grad_i = warped[..., 1:]  # (B, H, W, 2)
-    grad_sq = tf.reduce_sum(grad_i ** 2, -1, keepdims=True)
-    rho_c = warped[..., :1] - tf.reduce_sum(grad_i * u, -1, keepdims=True) - i0[..., None]
-    active = tf.ones(tf.shape(u)[:1], tf.bool)
+  def warp(n, u1, u2, p):
+    warped = _warp(i1_stack, tf.stack([u1, u2], -1))
+    data = _DataTerm(warped[..., 1], warped[..., 2], warped[..., 0], u1, u2, i0)
+    active = tf.ones(tf.shape(i0)[:1], tf.bool)
 
-    def outer(n, u, p, active):
+    def outer(m, u1, u2, p, active):
       if params.median_filtering > 1:
-        u = tf.where(active[:, None, None, None], _median(u, params.median_filtering), u)
-      return (n + 1, *_inner_loop(u, p, active, grad_i, grad_sq, rho_c, l_t, taut, params, stop))
+        mask = active[:, None, None]
+        u1 = tf.where(mask, _median(u1[..., None], params.median_filtering)[..., 0], u1)
+        u2 = tf.where(mask, _median(u2[..., None], params.median_filtering)[..., 0], u2)
+      return (m + 1, *_inner_loop(u1, u2, p, active, data, params, stop))
 
-    _, u, p, _ = tf.while_loop(
-        lambda n, u, p, active: tf.logical_and(n < params.outer_iterations,
-                                               tf.reduce_any(active)),
-        outer, (tf.constant(0), u, p, active))
-    return n + 1, u, p
+    _, u1, u2, p, _ = tf.while_loop(
+        lambda m, u1, u2, p, active: tf.logical_and(m < params.outer_iterations,
+                                                    tf.reduce_any(active)),
+        outer, (tf.constant(0), u1, u2, p, active))
+    return n + 1, u1, u2, p
 
-  _, u, _ = tf.while_loop(lambda n, u, p: n < params.warps, warp, (tf.constant(0), u, p))
-  return u
+  _, u1, u2, _ = tf.while_loop(lambda n, u1, u2, p: n < params.warps, warp,
+                               (tf.constant(0), u[..., 0], u[..., 1], (zeros,) * 4))
+  return tf.stack([u1, u2], -1)
 
 
-def _inner_loop(u, p, active, grad_i, grad_sq, rho_c, l_t: float, taut: float,
-                params: TVL1Params, stop: float):
+class _DataTerm:
+  """The linearised data term of one warp: warped gradient, |grad|^2 and the constant of rho."""
+
+  def __init__(self, ix, iy, i1w, u1, u2, i0):
+    self.ix, self.iy = ix, iy
+    self.grad_sq = ix * ix + iy * iy
+    self.rho_c = i1w - ix * u1 - iy * u2 - i0
+
+  def step(self, u1, u2, l_t: float):
+    """v = u + the thresholding step TH of the L1 data term (Zach et al., eq. 11)."""
+    rho = self.rho_c + self.ix * u1 + self.iy * u2
+    eps = np.finfo(np.float32).eps
+    scale = tf.where(rho < -l_t * self.grad_sq, l_t,
+                     tf.where(rho > l_t * self.grad_sq, -l_t,
+                              tf.where(self.grad_sq > eps,
+                                       -rho / tf.maximum(self.grad_sq, eps), 0.0)))
+    return u1 + scale * self.ix, u2 + scale * self.iy
+
+
+def _inner_loop(u1, u2, p, active, data: _DataTerm, params: TVL1Params, stop: float):
   """Primal-dual iterations until each pair's squared update sum drops to `stop` (OpenCV's rule)."""
+  l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
 
-  def step(n, u, p, active):
-    rho = rho_c + tf.reduce_sum(grad_i * u, -1, keepdims=True)
-    safe = tf.maximum(grad_sq, np.finfo(np.float32).eps)
-    d = tf.where(rho < -l_t * grad_sq, l_t * grad_i,
-                 tf.where(rho > l_t * grad_sq, -l_t * grad_i,
-                          tf.where(grad_sq > np.finfo(np.float32).eps, -rho / safe * grad_i,
-                                   tf.zeros_like(grad_i))))
-    u_new = u + d + params.theta * _divergence(p[..., :2], p[..., 2:])
-    error = tf.reduce_sum((u_new - u) ** 2, [1, 2, 3])
-    ux, uy = _forward_gradient(u_new)
-    norm = 1 + taut * tf.sqrt(ux ** 2 + uy ** 2)
-    p_new = (p + taut * tf.concat([ux, uy], -1)) / tf.concat([norm, norm], -1)
-    mask = active[:, None, None, None]
-    return (n + 1, tf.where(mask, u_new, u), tf.where(mask, p_new, p),
+  def step(n, u1, u2, p, active):
+    p11, p12, p21, p22 = p
+    v1, v2 = data.step(u1, u2, l_t)
+    new1 = v1 + params.theta * _divergence(p11, p12)
+    new2 = v2 + params.theta * _divergence(p21, p22)
+    error = tf.reduce_sum((new1 - u1) ** 2 + (new2 - u2) ** 2, [1, 2])
+    u1x, u1y = _forward_gradient(new1)
+    u2x, u2y = _forward_gradient(new2)
+    n1 = 1 + taut * tf.sqrt(u1x * u1x + u1y * u1y)
+    n2 = 1 + taut * tf.sqrt(u2x * u2x + u2y * u2y)
+    new_p = ((p11 + taut * u1x) / n1, (p12 + taut * u1y) / n1,
+             (p21 + taut * u2x) / n2, (p22 + taut * u2y) / n2)
+    mask = active[:, None, None]
+    keep = lambda new, old: tf.where(mask, new, old)
+    return (n + 1, keep(new1, u1), keep(new2, u2), tuple(map(keep, new_p, p)),
             tf.logical_and(active, error > stop))
 
-  _, u, p, active = tf.while_loop(
-      lambda n, u, p, active: tf.logical_and(n < params.inner_iterations, tf.reduce_any(active)),
-      step, (tf.constant(0), u, p, active))
-  return u, p, active
+  _, u1, u2, p, active = tf.while_loop(
+      lambda n, u1, u2, p, active: tf.logical_and(n < params.inner_iterations,
+                                                  tf.reduce_any(active)),
+      step, (tf.constant(0), u1, u2, p, active))
+  return u1, u2, p, active
