@@ -10,4 +10,8 @@ class CheckpointError(UserError):
 
 
 class DownloadError(UserError):
-  """A file could not be fetched or failed verification."""
+  """A file could not be fetched or failed verification; `status` is the HTTP status if any."""
+
+  def __init__(self, message: str, status: int | None = None):
+    super().__init__(message)
+    self.status = status
