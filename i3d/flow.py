@@ -169,9 +169,10 @@ def _cubic_weights(t: tf.Tensor) -> list[tf.Tensor]:
 
 
 def _warp(images: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
-  """Bicubic samples of images (B, H, W, C) at (x + u, y + v), borders replicated.
+  """Bicubic samples of images (B, H, W, C) at (x + u, y + v); taps outside the image read 0.
 
-  Bicubic as OpenCV's DualTVL1 warps: bilinear sampling biases sub-pixel flow on fine texture.
+  As OpenCV's DualTVL1 warps (remap, INTER_CUBIC, BORDER_CONSTANT): bilinear sampling biases
+  sub-pixel flow on fine texture, and zeros make the L1 data term drop pixels that left the image.
   """
   shape = tf.shape(images)
   b, h, w = shape[0], shape[1], shape[2]
@@ -180,15 +181,21 @@ def _warp(images: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
   x0, y0 = tf.floor(x), tf.floor(y)
   wx, wy = _cubic_weights((x - x0)[..., None]), _cubic_weights((y - y0)[..., None])
   x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-  cols = [tf.clip_by_value(x0 + i, 0, w - 1) for i in (-1, 0, 1, 2)]
-  rows = [tf.clip_by_value(y0 + i, 0, h - 1) * w for i in (-1, 0, 1, 2)]
+  taps_x = [_tap(x0 + i, w, weight) for i, weight in zip((-1, 0, 1, 2), wx)]
+  taps_y = [_tap(y0 + i, h, weight) for i, weight in zip((-1, 0, 1, 2), wy)]
   flat = tf.reshape(images, [b * h * w, -1])
   base = (tf.range(b) * h * w)[:, None, None]
   out = 0.0
-  for row, weight_y in zip(rows, wy):
-    line = sum(tf.gather(flat, base + row + col) * weight_x for col, weight_x in zip(cols, wx))
+  for row, weight_y in taps_y:
+    line = sum(tf.gather(flat, base + row * w + col) * weight_x for col, weight_x in taps_x)
     out += line * weight_y
   return out
+
+
+def _tap(index: tf.Tensor, size: tf.Tensor, weight: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(index clamped into [0, size), weight zeroed where the index is outside the image)."""
+  inside = tf.logical_and(index >= 0, index < size)[..., None]
+  return tf.clip_by_value(index, 0, size - 1), tf.where(inside, weight, 0.0)
 
 
 def _median(u: tf.Tensor, size: int) -> tf.Tensor:

