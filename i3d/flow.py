@@ -114,27 +114,45 @@ def _tvl1_graph(params: TVL1Params, shape: tuple[int, int]):
     sizes = pyramid_sizes(*shape, params)
     levels0, levels1 = [i0], [i1]
     for size in sizes[1:]:
-      levels0.append(_resize(levels0[-1], size))
-      levels1.append(_resize(levels1[-1], size))
+      levels0.append(_resize(levels0[-1], size, params.scale_step))
+      levels1.append(_resize(levels1[-1], size, params.scale_step))
     u = tf.zeros(tf.concat([tf.shape(i0)[:1], sizes[-1], [2]], 0), tf.float32)
     for level in reversed(range(len(sizes))):
       if level < len(sizes) - 1:
-        u = _upsample_flow(u, sizes[level])
+        u = _upsample_flow(u, sizes[level], params.scale_step)
       u = _one_scale(levels0[level], levels1[level], u, params)
     return u
 
   return tvl1
 
 
-def _resize(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-  """Bilinear resize of (B, H, W) images, as OpenCV's pyramid does."""
-  return tf.image.resize(images[..., None], size, method="bilinear")[..., 0]
+def _resize(images: tf.Tensor, size: tuple[int, int], scale: float) -> tf.Tensor:
+  """Bilinear resize of (B, H, W) images by `scale` as OpenCV's `resize(fx=fy=scale)` maps it.
+
+  OpenCV samples source (i + 0.5) / scale - 0.5, not the exact size ratio; matching it keeps
+  our pyramid pixel-aligned with the reference's.
+  """
+  rows = _interpolation_matrix(images.shape[1], size[0], scale)
+  cols = _interpolation_matrix(images.shape[2], size[1], scale)
+  return tf.einsum("bhw,Hh,Ww->bHW", images, rows, cols)
 
 
-def _upsample_flow(u: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-  """Flow (B, h, w, 2) -> (B, H, W, 2), resized and scaled by the size ratio per axis."""
-  scale = tf.constant([size[1] / u.shape[2], size[0] / u.shape[1]], tf.float32)
-  return tf.image.resize(u, size, method="bilinear") * scale
+def _interpolation_matrix(source: int, target: int, scale: float) -> tf.Tensor:
+  """(target, source) linear-interpolation weights of OpenCV's INTER_LINEAR along one axis."""
+  position = (np.arange(target) + 0.5) / scale - 0.5
+  low = np.floor(position).astype(int)
+  frac = position - low
+  frac[low < 0], low[low < 0] = 0.0, 0
+  frac[low >= source - 1], low[low >= source - 1] = 0.0, source - 1
+  matrix = np.zeros((target, source), np.float32)
+  matrix[np.arange(target), low] += 1 - frac
+  matrix[np.arange(target), np.minimum(low + 1, source - 1)] += frac
+  return tf.constant(matrix)
+
+
+def _upsample_flow(u: tf.Tensor, size: tuple[int, int], scale: float) -> tf.Tensor:
+  """Flow (B, h, w, 2) -> (B, H, W, 2): bilinear resize, values divided by the pyramid `scale`."""
+  return tf.image.resize(u, size, method="bilinear") / scale
 
 
 def _centered_gradient(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -67,6 +67,13 @@ def test_warp_is_opencv_remap_cubic_constant_border():
   np.testing.assert_allclose(warped.numpy(), reference, atol=1e-2)
 
 
+def test_pyramid_level_is_opencv_resize_by_scale_step():
+  image = np.random.default_rng(3).random((1, 50, 67)).astype(np.float32) * 255
+  reference = cv2.resize(image[0], None, fx=0.8, fy=0.8, interpolation=cv2.INTER_LINEAR)
+  level = flow._resize(tf.constant(image), reference.shape, 0.8)[0].numpy()
+  np.testing.assert_allclose(level, reference, atol=1e-3)
+
+
 @pytest.mark.parametrize("size", [3, 5])
 def test_median_filter_matches_numpy(size):
   u = np.random.default_rng(2).random((2, 12, 15, 2)).astype(np.float32)
