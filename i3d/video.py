@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from i3d.errors import UserError
+
+# FFmpeg's own log lines ("moov atom not found") would repeat our one-line errors; users who
+# want them set OPENCV_FFMPEG_LOGLEVEL themselves.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 FPS = 25.0
 RESIZE_SHORT_SIDE = 256
@@ -40,7 +45,12 @@ def _open(path: Path) -> cv2.VideoCapture:
     raise UserError(f"{path}: no such file")
   if not path.is_file():
     raise UserError(f"{path}: not a file")
-  capture = cv2.VideoCapture(str(path))
+  level = cv2.utils.logging.getLogLevel()
+  cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message says it all
+  try:
+    capture = cv2.VideoCapture(str(path))
+  finally:
+    cv2.utils.logging.setLogLevel(level)
   if not capture.isOpened():
     raise UserError(f"{path}: not a video OpenCV can open (unknown format or corrupt file)")
   return capture
