@@ -31,7 +31,7 @@ def sample_video(name: str = "bikes.mp4") -> Path:
 
 
 def real_pairs(path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
-  """`count` consecutive grayscale frame pairs of `path` at 256x340 (short side 256, centre crop)."""
+  """`count` consecutive grayscale frame pairs of `path` at 256x340 (resized, centre crop)."""
   capture = cv2.VideoCapture(str(path))
   frames = []
   for _ in range(count + 1):

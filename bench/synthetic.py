@@ -41,12 +41,13 @@ def pair(case: str, height: int, width: int, seed: int = 0):
   matrix = affine(case, height, width)
   ys, xs = np.mgrid[:height, :width].astype(np.float64)
   inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-  sx, sy = (inverse @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])).reshape(2, height, width)
+  points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+  sx, sy = (inverse @ points).reshape(2, height, width)
   first, second = _texture(xs, ys, seed), _texture(sx, sy, seed)
   low, high = first.min(), first.max()
   first, second = ((np.clip((im - low) / (high - low), 0, 1) * 255).astype(np.float32)
                    for im in (first, second))
-  mapped = (matrix @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])).reshape(2, height, width)
+  mapped = (matrix @ points).reshape(2, height, width)
   flow = np.stack([mapped[0] - xs, mapped[1] - ys], -1).astype(np.float32)
   return first, second, flow
 

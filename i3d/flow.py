@@ -95,7 +95,7 @@ def _tf_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params, batch: i
 
 
 def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
-  """(height, width) per pyramid level, finest first; levels under 16 pixels are dropped (as OpenCV)."""
+  """(height, width) per pyramid level, finest first; OpenCV drops levels under 16 pixels."""
   sizes = [(height, width)]
   for _ in range(1, params.scales):
     h, w = (round(s * params.scale_step) for s in sizes[-1])

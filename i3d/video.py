@@ -70,7 +70,7 @@ def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
       return
     t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
     if not t > last or not math.isfinite(t):
-      t = index / fps if fps > 0 else last + 1.0 / FPS
+      t = max(index / fps, last + 1e-6) if fps > 0 else last + 1.0 / FPS
     last = t
     index += 1
     yield t, frame
@@ -172,7 +172,7 @@ def resized_size(height: int, width: int, short_side: int = RESIZE_SHORT_SIDE) -
 
 
 def resize_frames(frames: tf.Tensor, short_side: int = RESIZE_SHORT_SIDE) -> tf.Tensor:
-  """uint8/float frames (..., H, W, C) -> float32 in [0, 255], shorter side `short_side`, bilinear."""
+  """Frames (..., H, W, C) -> float32 in [0, 255] with shorter side `short_side` (bilinear)."""
   height, width = frames.shape[-3], frames.shape[-2]
   size = resized_size(height, width, short_side)
   return tf.image.resize(tf.cast(frames, tf.float32), size, method="bilinear", antialias=False)

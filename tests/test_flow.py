@@ -21,7 +21,8 @@ def real_gray_frames(count: int) -> np.ndarray:
   for _ in range(count + 1):
     ok, bgr = capture.read()
     assert ok
-    small = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (301, 128), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(gray, (301, 128), interpolation=cv2.INTER_AREA)
     frames.append(small[16:16 + HEIGHT, 86:86 + WIDTH])
   return np.stack(frames)
 

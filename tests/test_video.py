@@ -1,4 +1,4 @@
-"""Decoding, 25 fps sampling, trimming and the RGB preprocessing, against OpenCV/NumPy references."""
+"""Decoding, 25 fps sampling, trimming and RGB preprocessing vs OpenCV/NumPy references."""
 
 import cv2
 import numpy as np
