@@ -95,7 +95,7 @@ def accuracy_rows() -> list[str]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--pairs", type=int, default=16, help="real frame pairs per flow backend")
-  parser.add_argument("--batch", type=int, default=16, help="pairs per TF TV-L1 call")
+  parser.add_argument("--batch", type=int, default=8, help="pairs per TF TV-L1 call")
   args = parser.parse_args()
   gpus = tf.config.list_physical_devices("GPU")
   print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "

@@ -38,7 +38,7 @@ class TVL1Params:
 
 
 def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
-                 params: TVL1Params = TVL1Params(), batch: int = 16) -> np.ndarray:
+                 params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
   """Flow between consecutive grayscale frames (T, H, W) in [0, 255] -> (T-1, H, W, 2) pixels.
 
   Channel 0 is horizontal, 1 vertical: frame t at (x, y) matches frame t+1 at (x + u, y + v).
@@ -50,7 +50,7 @@ def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
 
 
 def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
-               params: TVL1Params = TVL1Params(), batch: int = 16) -> np.ndarray:
+               params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
   """Flow from each image of `first` (N, H, W) to the same-index one of `second`: (N, H, W, 2).
 
   Images are rounded to uint8 first, so both backends see exactly the same input.
