@@ -42,10 +42,11 @@ def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
 def main(argv):
   del argv
   try:
+    samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
+    streams = i3d.checkpoint_names(FLAGS.eval_type, FLAGS.imagenet_pretrained)
+    inputs = {s: load_sample(samples[s], s) for s in streams}  # bad input fails fast
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained)
-    samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
-    inputs = {s: load_sample(samples[s], s) for s in classifier.streams}
     logits = classifier(**inputs).numpy()[0]
   except (UserError, ValueError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)

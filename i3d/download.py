@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from i3d.errors import DownloadError
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 

@@ -30,15 +30,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def do_GET(self) -> None:
     mirror: MirrorServer = self.server.mirror
     data = mirror.files.get(self.path)
-    if data is None:
-      self.send_error(404)
-      return
     match = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
     start = int(match[1]) if match else 0
     with mirror.lock:
       mirror.requests.append((self.path, start))
+    if data is None:
+      self.send_error(404)
+      return
+    with mirror.lock:
       cut = self.path in mirror.cut
       mirror.cut.discard(self.path)
+      failing = self.path in mirror.fail
+      mirror.fail.discard(self.path)
+    if failing:
+      self.send_error(503)
+      return
     body = data[start:]
     self.send_response(206 if match else 200)
     self.send_header("Content-Length", str(len(body)))
@@ -64,13 +70,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class MirrorServer:
   """An HTTP server on 127.0.0.1 serving `files` (URL path -> bytes).
 
-  Paths in `cut` send only half their body the first time; every request is logged with its
-  Range start in `requests`, and `bytes_sent` counts body bytes per path.
+  Paths in `cut` send only half their body the first time, paths in `fail` answer 503 the first
+  time; every request is logged with its Range start in `requests`, and `bytes_sent` counts
+  body bytes per path.
   """
 
   def __init__(self, files: dict[str, bytes], cut: Iterable[str] = (), delay: float = 0.0,
-               chunk: int = 1 << 16):
+               chunk: int = 1 << 16, fail: Iterable[str] = ()):
     self.files, self.cut, self.delay, self.chunk = files, set(cut), delay, chunk
+    self.fail = set(fail)
     self.lock = threading.Lock()
     self.requests: list[tuple[str, int]] = []
     self.bytes_sent: collections.Counter = collections.Counter()
