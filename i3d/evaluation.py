@@ -92,17 +92,18 @@ def crop_offsets(height: int, width: int, crops: int) -> list[tuple[int, int]]:
 
 def cropped_inputs(path: Path, settings: inputs.InputSettings, streams: Sequence[str],
                    crops: int, use_cache: bool) -> dict[str, np.ndarray]:
-  """Inputs {stream: (crops, T, 224, 224, C)}; one centre crop comes through the .npz cache."""
+  """Inputs {stream: (crops, T, 224, 224, C)}; one centre crop comes through the .npz cache.
+
+  With 3 crops TV-L1 runs once per crop, as `inputs.flow_inputs` crops the flow it computes.
+  """
   if crops == 1:
     cache = inputs.default_cache_path(path) if use_cache else None
     return inputs.cached_inputs(path, settings, streams, cache)
   frames = video.resized_frames(path, settings.time_start, settings.time_end)
   offsets = crop_offsets(frames.shape[1], frames.shape[2], crops)
-  out = {}
-  for stream in streams:
-    whole = video.rescale_rgb(frames) if stream == "rgb" else inputs.flow_fields(frames, settings)
-    out[stream] = np.stack([video.crop(whole, o).numpy() for o in offsets])
-  return out
+  crop = {"rgb": lambda o: video.rgb_inputs(frames, o).numpy(),
+          "flow": lambda o: inputs.flow_inputs(frames, o, settings)}
+  return {s: np.stack([crop[s](o) for o in offsets]) for s in streams}
 
 
 def temporal_views(clips: np.ndarray, protocol: Protocol) -> np.ndarray:

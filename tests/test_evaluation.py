@@ -251,6 +251,10 @@ def test_multi_view_protocol_averages_windows_and_three_crops(tmp_path, rgb_clas
   expected = [frames[s:s + 9, 16:240, x:x + 224]
               for x in (0, (width - 224) // 2, width - 224) for s in starts]
   np.testing.assert_allclose(views, np.stack(expected), atol=1e-6)
+  flows = evaluation.cropped_inputs(path, FAST_FLOW, ["flow"], 3, use_cache=False)["flow"]
+  assert flows.shape == (3, count, 224, 224, 2)
+  np.testing.assert_allclose(flows[1], inputs.compute_inputs(path, FAST_FLOW, ["flow"])["flow"][0],
+                             atol=1e-6)
   averaged = evaluation.view_logits(rgb_classifier, {"rgb": views}, batch=4)["rgb"]
   all_at_once = rgb_classifier.stream_logits(rgb=views)["rgb"].numpy()
   np.testing.assert_allclose(averaged, all_at_once.mean(axis=0), rtol=1e-4, atol=1e-4)
