@@ -4,8 +4,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from i3d import evaluation, flow, inputs, kinetics
+from i3d import kinetics
 from i3d.classifier import EVAL_TYPES, load_classifier
+
+FLOW_BACKENDS = ("tf", "opencv")  # i3d.flow.BACKENDS, named here so the CLI starts without video deps
 
 
 def register(subparsers) -> None:
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
   parser.add_argument("--window_frames", type=int, default=64, help="Frames per window.")
   parser.add_argument("--crops", type=int, choices=(1, 3), default=1,
                       help="Spatial crops per window: 1 centre (released) or 3 along the long side.")
-  parser.add_argument("--flow_backend", choices=flow.BACKENDS, default="tf",
+  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
                       help="TV-L1 implementation for the flow stream.")
   parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
   parser.add_argument("--save_logits", action="store_true",
@@ -59,8 +61,9 @@ def _clips(args) -> list[kinetics.Clip]:
                          max_samples=args.max_samples)
 
 
-def config(args) -> evaluation.EvalConfig:
+def config(args) -> "evaluation.EvalConfig":
   """The `EvalConfig` named by the flags."""
+  from i3d import evaluation, inputs
   return evaluation.EvalConfig(
       eval_type=args.eval_type, imagenet_pretrained=args.imagenet_pretrained,
       protocol=evaluation.Protocol(args.windows, args.window_frames, args.crops),
@@ -70,6 +73,7 @@ def config(args) -> evaluation.EvalConfig:
 
 
 def main(args) -> None:
+  from i3d import evaluation
   settings = config(args)
   clips = _clips(args)
   classifier = load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
