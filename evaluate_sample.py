@@ -13,7 +13,7 @@ import numpy as np
 from absl import app, flags
 
 import i3d
-from i3d import flow, inputs, predict
+from i3d import flow, inputs, metrics, predict
 from i3d.errors import UserError
 from i3d.samples import DEFAULT_SAMPLES, load_sample
 
@@ -41,8 +41,7 @@ flags.DEFINE_enum("flow_backend", "tf", list(flow.BACKENDS),
 def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
   """The released output: norm of the logits, then `probability logit label` per top class."""
   logits = logits.astype(np.float32)
-  shifted = np.exp(logits - logits.max())
-  probabilities = shifted / shifted.sum()
+  probabilities = metrics.softmax(logits)
   lines = [f"Norm of logits: {np.linalg.norm(logits):f}", "", "Top classes and probabilities"]
   for index in np.argsort(probabilities)[::-1][:top_k]:
     lines.append(f"{probabilities[index]} {logits[index]} {labels[index]}")

@@ -112,7 +112,7 @@ def temporal_views(clips: np.ndarray, protocol: Protocol) -> np.ndarray:
   if protocol.windows:
     return np.concatenate([video.windows(c, protocol.windows, protocol.window_frames)
                            for c in clips])
-  return np.stack([video.loop_to_length(c, MIN_FRAMES_FOR_LOGITS) for c in clips])
+  return np.stack([video.loop_to_length(c) for c in clips])
 
 
 def video_views(path: Path, config: EvalConfig, streams: Sequence[str]) -> dict[str, np.ndarray]:
@@ -222,8 +222,7 @@ def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequenc
                       top_k: int, save_logits: bool) -> dict:
   """One line of predictions.jsonl: id, label, top-k classes with softmax scores of summed logits."""
   fused = sum(logits.values())
-  probabilities = np.exp(fused - fused.max())
-  probabilities /= probabilities.sum()
+  probabilities = metrics.softmax(fused)
   top = metrics.ranked_classes(fused, top_k)
   record = {"id": clip.youtube_id, "label": clip.label,
             "classes": [labels[i] for i in top],

@@ -8,6 +8,12 @@ which keeps only each video's top-k.
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+  """Class probabilities of logits (..., C), computed stably in the logits' precision."""
+  shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def ranked_classes(scores: np.ndarray, k: int) -> np.ndarray:
   """The `k` best class indices per row of scores (N, C), best first; ties go to the lower index."""
   return np.argsort(-np.asarray(scores), axis=-1, kind="stable")[..., :k]

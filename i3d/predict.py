@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d import inputs, video
+from i3d import inputs, metrics, video
 from i3d.errors import UserError
 
 
@@ -54,8 +54,7 @@ def clip_logits(classifier, clips: dict[str, np.ndarray], windows: int = 0,
 
 def top_classes(logits: np.ndarray, labels: tuple[str, ...], k: int) -> list:
   """(index, label, softmax probability, logit) of the `k` best classes."""
-  shifted = np.exp(logits - logits.max())
-  probabilities = shifted / shifted.sum()
+  probabilities = metrics.softmax(logits)
   order = np.argsort(-logits, kind="stable")[:k]
   return [(int(i), labels[i], float(probabilities[i]), float(logits[i])) for i in order]
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d.errors import UserError
+from i3d.model import MIN_FRAMES_FOR_LOGITS
 
 # FFmpeg's own log lines ("moov atom not found") would repeat our one-line errors; users who
 # want them set OPENCV_FFMPEG_LOGLEVEL themselves.
@@ -28,7 +29,7 @@ FPS = 25.0
 RESIZE_SHORT_SIDE = 256
 CROP_SIZE = 224
 # Two output steps at the network's temporal stride of 8: the least the final 2-frame pool takes.
-MIN_FRAMES = 16
+MIN_FRAMES = MIN_FRAMES_FOR_LOGITS  # shorter clips are looped to this
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import i3d
-from i3d import evaluation, inputs, kinetics, video
+from i3d import evaluation, inputs, kinetics, predict, video
 from i3d.cli import _parse
 from i3d.errors import UserError
 from i3d.flow import TVL1Params
@@ -80,6 +80,19 @@ def test_predictions_equal_single_video_classification(rgb_run):
   for record in records:
     np.testing.assert_allclose(record["stream_logits"]["rgb"], references[record["id"]]["rgb"],
                                rtol=1e-5, atol=1e-5)
+
+
+def test_predictions_equal_i3d_predict(rgb_run, rgb_classifier):
+  """Each line of predictions.jsonl says what `i3d predict` says of that video alone."""
+  _, _, video_dir, output, _ = rgb_run
+  files = kinetics.local_clips(video_dir)
+  for record in read_lines(output / "predictions.jsonl"):
+    path = next(p for name, p in files.items() if name.startswith(record["id"]))
+    alone = predict.predict(rgb_classifier, path, FAST_FLOW, top_k=len(record["classes"]),
+                            use_cache=False)
+    assert [label for _, label, _, _ in alone.top] == record["classes"]
+    np.testing.assert_allclose([p for _, _, p, _ in alone.top], record["scores"], rtol=1e-4,
+                               atol=1e-7)
 
 
 def test_metrics_equal_hand_computation_on_stored_logits(rgb_run):
