@@ -1,6 +1,6 @@
 """The `i3d` console script: one absl app whose subcommands live in `i3d.commands`.
 
-Each module in `i3d/commands/` defines `register(subparsers)`, which adds its parser and sets
+Each public module in `i3d/commands/` defines `register(subparsers)`, which adds its parser and sets
 `run=callable(args) -> int | None` as a default. Modules are discovered, so adding a subcommand
 never touches this file.
 """
@@ -20,7 +20,8 @@ def _parser(argv: list[str]) -> argparse_flags.ArgumentParser:
   parser = argparse_flags.ArgumentParser(
       prog="i3d", description="I3D action recognition toolkit (Kinetics, TensorFlow).")
   subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-  for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+  modules = [m for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+  for info in sorted(modules, key=lambda m: m.name):
     importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
   return parser
 

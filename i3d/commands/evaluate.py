@@ -1,13 +1,10 @@
 """`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
 
-import argparse
 import sys
 from pathlib import Path
 
-from i3d import kinetics
-from i3d.classifier import EVAL_TYPES, load_classifier
-
-FLOW_BACKENDS = ("tf", "opencv")  # i3d.flow.BACKENDS, named here so the CLI starts without video deps
+from i3d import evaluation, kinetics
+from i3d.commands import _flags
 
 
 def register(subparsers) -> None:
@@ -21,11 +18,7 @@ def register(subparsers) -> None:
   parser.add_argument("--video_dir", type=Path, required=True,
                       help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
   parser.add_argument("--output_dir", type=Path, required=True, help="Where results go.")
-  parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint")
-  parser.add_argument("--checkpoint_dir", help="Default $I3D_CHECKPOINT_DIR or checkpoints/.")
-  parser.add_argument("--imagenet_pretrained", default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help="ImageNet+Kinetics checkpoints (default) or Kinetics-only.")
+  _flags.add_classifier_flags(parser)
   parser.add_argument("--split", default="validation", help="Split of the annotations to score.")
   parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
   parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
@@ -35,8 +28,7 @@ def register(subparsers) -> None:
   parser.add_argument("--window_frames", type=int, default=64, help="Frames per window.")
   parser.add_argument("--crops", type=int, choices=(1, 3), default=1,
                       help="Spatial crops per window: 1 centre (released) or 3 along the long side.")
-  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
-                      help="TV-L1 implementation for the flow stream.")
+  _flags.add_input_flags(parser, trim=False)
   parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
   parser.add_argument("--save_logits", action="store_true",
                       help="Also store every stream's logits in predictions.jsonl.")
@@ -61,23 +53,20 @@ def _clips(args) -> list[kinetics.Clip]:
                          max_samples=args.max_samples)
 
 
-def config(args) -> "evaluation.EvalConfig":
+def config(args) -> evaluation.EvalConfig:
   """The `EvalConfig` named by the flags."""
-  from i3d import evaluation, inputs
   return evaluation.EvalConfig(
       eval_type=args.eval_type, imagenet_pretrained=args.imagenet_pretrained,
       protocol=evaluation.Protocol(args.windows, args.window_frames, args.crops),
-      input_settings=inputs.InputSettings(flow_backend=args.flow_backend), top_k=args.top_k,
+      input_settings=_flags.input_settings(args), top_k=args.top_k,
       save_logits=args.save_logits, use_cache=not args.no_cache, workers=args.workers,
       view_batch=args.view_batch)
 
 
 def main(args) -> None:
-  from i3d import evaluation
   settings = config(args)
   clips = _clips(args)
-  classifier = load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
-                               imagenet_pretrained=args.imagenet_pretrained)
+  classifier = _flags.classifier(args)
   result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
                                progress=not args.no_progress)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "

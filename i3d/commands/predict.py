@@ -5,8 +5,7 @@ import json
 import sys
 
 from i3d import predict
-from i3d.classifier import EVAL_TYPES, load_classifier
-from i3d.commands.preprocess import add_input_flags, input_settings
+from i3d.commands import _flags
 from i3d.errors import UserError
 
 
@@ -17,15 +16,9 @@ def register(subparsers) -> None:
                   "I3D checkpoints. A bad video is reported and the others still run; the exit "
                   "status is 1 when any failed.")
   parser.add_argument("videos", nargs="+", help="video files or inputs .npz files")
-  parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
-                      help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
   parser.add_argument("--top_k", type=int, default=5, help="classes per video (default 5)")
   parser.add_argument("--json", action="store_true", help="print one JSON document")
-  parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/")
-  parser.add_argument("--no_imagenet_pretrained", dest="imagenet_pretrained",
-                      action="store_false", help="use the Kinetics-only (scratch) checkpoints")
+  _flags.add_classifier_flags(parser)
   parser.add_argument("--windows", type=int, default=0,
                       help="average the logits of N uniformly spaced windows (default: the "
                            "whole clip at once)")
@@ -33,16 +26,15 @@ def register(subparsers) -> None:
                       help="frames per window with --windows (default 64)")
   parser.add_argument("--no_cache", dest="use_cache", action="store_false",
                       help="ignore VIDEO_inputs.npz caches beside the videos")
-  add_input_flags(parser)
+  _flags.add_input_flags(parser)
   parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
   if args.top_k < 1 or args.windows < 0 or args.window_frames < 1:
     raise UserError("--top_k and --window_frames must be at least 1, --windows at least 0")
-  classifier = load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
-                               imagenet_pretrained=args.imagenet_pretrained)
-  settings = input_settings(args)
+  classifier = _flags.classifier(args)
+  settings = _flags.input_settings(args)
   results, failed = [], 0
   for source in args.videos:
     try:

@@ -4,25 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from i3d import flow, inputs
+from i3d import inputs
+from i3d.commands._flags import add_input_flags, input_settings
 from i3d.errors import UserError
-
-
-def add_input_flags(parser: argparse.ArgumentParser) -> None:
-  """The flags every video-reading command shares: trim window and flow backend."""
-  parser.add_argument("--time_start", type=float, default=None,
-                      help="start of the trim window in seconds (default: start of the video)")
-  parser.add_argument("--time_end", type=float, default=None,
-                      help="end of the trim window in seconds (default: end of the video)")
-  parser.add_argument("--flow_backend", choices=flow.BACKENDS, default="tf",
-                      help="TV-L1 implementation: our TensorFlow one (GPU when present) or "
-                           "OpenCV's DualTVL1 (the reference)")
-
-
-def input_settings(args: argparse.Namespace) -> inputs.InputSettings:
-  """The `InputSettings` named by the shared flags."""
-  return inputs.InputSettings(time_start=args.time_start, time_end=args.time_end,
-                              flow_backend=args.flow_backend)
 
 
 def register(subparsers) -> None:
