@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
+# Label maps and the sample clip; `$I3D_DATA_DIR` points elsewhere (a copy of data/).
+DATA_DIR = Path(os.environ.get("I3D_DATA_DIR", REPO_ROOT / "data"))
 
 
 def default_checkpoint_dir() -> Path:

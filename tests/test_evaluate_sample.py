@@ -93,3 +93,14 @@ def test_missing_checkpoint_offline_is_a_clear_error(tmp_path):
                 env={"I3D_CHECKPOINT_BASE_URL": "http://127.0.0.1:9"})
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert "by hand" in result.stderr and "rgb_imagenet/model.ckpt.index" in result.stderr
+
+
+def test_missing_label_map_is_a_clear_error(checkpoint_dir, tmp_path):
+  np.save(tmp_path / "rgb.npy", random_clip(9, 3))
+  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
+                "--rgb_sample", str(tmp_path / "rgb.npy"),
+                env={"I3D_DATA_DIR": str(tmp_path / "empty")})
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  errors = [l for l in result.stderr.splitlines() if l.startswith("evaluate_sample.py: error:")]
+  assert len(errors) == 1
+  assert f"label map {tmp_path / 'empty' / 'label_map.txt'} not found" in errors[0]
