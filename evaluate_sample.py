@@ -13,9 +13,10 @@ import numpy as np
 from absl import app, flags
 
 import i3d
-from i3d import flow, inputs, metrics, predict
+from i3d.classify import ranking
 from i3d.errors import UserError
-from i3d.samples import DEFAULT_SAMPLES, load_sample
+from i3d.inputs import settings, views
+from i3d.inputs.samples import default_sample, load_sample
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("eval_type", "joint", list(i3d.EVAL_TYPES), "rgb, rgb600, flow, or joint.")
@@ -23,9 +24,9 @@ flags.DEFINE_boolean("imagenet_pretrained", True,
                      "Use the ImageNet+Kinetics checkpoints (rgb600 is always Kinetics-600).")
 flags.DEFINE_string("checkpoint_dir", None,
                     "Folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or checkpoints/.")
-flags.DEFINE_string("rgb_sample", str(DEFAULT_SAMPLES["rgb"]),
+flags.DEFINE_string("rgb_sample", str(default_sample("rgb")),
                     "RGB input: .npy (1, T, 224, 224, 3) in [-1, 1], or a released-style .gif.")
-flags.DEFINE_string("flow_sample", str(DEFAULT_SAMPLES["flow"]),
+flags.DEFINE_string("flow_sample", str(default_sample("flow")),
                     "Flow input: .npy (1, T, 224, 224, 2) in [-1, 1], or a released-style .gif.")
 flags.DEFINE_integer("top_k", 20, "How many classes to print.")
 flags.DEFINE_string("video", None,
@@ -34,25 +35,25 @@ flags.DEFINE_string("video", None,
                     "settings).")
 flags.DEFINE_float("time_start", None, "With --video: start of the trim window in seconds.")
 flags.DEFINE_float("time_end", None, "With --video: end of the trim window in seconds.")
-flags.DEFINE_enum("flow_backend", "tf", list(flow.BACKENDS),
+flags.DEFINE_enum("flow_backend", "tf", list(settings.FLOW_BACKENDS),
                   "With --video: TV-L1 implementation, ours in TensorFlow or OpenCV's DualTVL1.")
 
 
 def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
   """The released output: norm of the logits, then `probability logit label` per top class."""
   logits = logits.astype(np.float32)
-  probabilities = metrics.softmax(logits)
+  probabilities = ranking.softmax(logits)
   lines = [f"Norm of logits: {np.linalg.norm(logits):f}", "", "Top classes and probabilities"]
-  for index in np.argsort(probabilities)[::-1][:top_k]:
+  for index in ranking.top_k(logits, top_k):
     lines.append(f"{probabilities[index]} {logits[index]} {labels[index]}")
   return "\n".join(lines)
 
 
 def _video_clips(streams: tuple[str, ...]) -> dict[str, np.ndarray]:
   """The model inputs of --video for `streams`, with the trim and flow flags."""
-  settings = inputs.InputSettings(time_start=FLAGS.time_start, time_end=FLAGS.time_end,
+  chosen = settings.InputSettings(time_start=FLAGS.time_start, time_end=FLAGS.time_end,
                                   flow_backend=FLAGS.flow_backend)
-  return predict.video_inputs(FLAGS.video, streams, settings)
+  return views.video_views(FLAGS.video, streams, chosen)
 
 
 def main(argv):

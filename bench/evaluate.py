@@ -3,9 +3,9 @@
     python -m bench.evaluate --eval_type joint --videos 6 --seconds 1
 
 Builds a validation set of generated 320x240 clips named the Kinetics way and format-exact
-checkpoints in a temporary folder, times `i3d.evaluation.evaluate` (the tf.data pipeline, decode
-and flow overlapped with the model), then times each stage alone on the same videos to give the
-share of decode + resize, TV-L1 flow and the model.
+checkpoints in a temporary folder, times `i3d.kinetics.evaluation.evaluate` (the tf.data
+pipeline, decode and flow overlapped with the model), then times each stage alone on the same
+videos to give the share of decode + resize, TV-L1 flow and the model.
 """
 
 import argparse
@@ -19,9 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import i3d  # noqa: E402
-from i3d import evaluation, inputs, kinetics, video  # noqa: E402
-from i3d.classifier import checkpoint_names  # noqa: E402
-from i3d.flow import TVL1Params  # noqa: E402
+from i3d import kinetics  # noqa: E402
+from i3d.inputs import flow, transforms  # noqa: E402
+from i3d.inputs.settings import FPS, InputSettings, TVL1Params  # noqa: E402
+from i3d.kinetics import evaluation  # noqa: E402
+from i3d.model.streams import checkpoint_names  # noqa: E402
 from i3d.testing import write_format_exact_checkpoint, write_validation_set  # noqa: E402
 
 INDEX_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "checkpoint_index"
@@ -30,21 +32,21 @@ CHEAP_TVL1 = TVL1Params(scales=1, warps=1, inner_iterations=2, outer_iterations=
                         median_filtering=1)
 
 
-def stage_times(classifier, paths: list[Path], settings: inputs.InputSettings) -> dict[str, float]:
+def stage_times(classifier, paths: list[Path], settings: InputSettings) -> dict[str, float]:
   """Seconds spent per stage when each runs alone: decode + resize + crop, flow, model."""
   totals = {"decode": 0.0, "flow": 0.0, "model": 0.0}
   for path in paths:
     start = time.perf_counter()
-    frames = video.resized_frames(path)
-    offsets = video.crop_offsets(frames.shape[1], frames.shape[2])
-    views = {"rgb": video.rgb_inputs(frames, offsets).numpy()[None]}
+    frames = transforms.resized_frames(path)
+    offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2])[0]
+    views = {"rgb": transforms.rgb_inputs(frames, offsets).numpy()[None]}
     totals["decode"] += time.perf_counter() - start
     if "flow" in classifier.streams:
       start = time.perf_counter()
-      views["flow"] = inputs.flow_inputs(frames, offsets, settings)[None]
+      views["flow"] = flow.flow_inputs(frames, offsets, settings)[None]
       totals["flow"] += time.perf_counter() - start
     start = time.perf_counter()
-    evaluation.view_logits(classifier, {s: views[s] for s in classifier.streams}, batch=1)
+    classifier.view_logits({s: views[s] for s in classifier.streams}, batch=1)
     totals["model"] += time.perf_counter() - start
   return totals
 
@@ -59,7 +61,7 @@ def main() -> None:
                       help="OpenCV's default TV-L1 parameters instead of the cheap ones.")
   parser.add_argument("--workers", type=int, default=2)
   args = parser.parse_args()
-  settings = inputs.InputSettings(flow_backend=args.flow_backend,
+  settings = InputSettings(flow_backend=args.flow_backend,
                                   flow_params=TVL1Params() if args.full_tvl1 else CHEAP_TVL1)
   with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
@@ -70,16 +72,16 @@ def main() -> None:
     annotations, video_dir = write_validation_set(root, specs, args.seconds, (320, 240))
     classifier = i3d.load_classifier(args.eval_type, checkpoint_dir=root / "ckpt", download=False)
     clips = kinetics.read_annotations(annotations).clips
-    config = evaluation.EvalConfig(eval_type=args.eval_type, input_settings=settings,
+    config = evaluation.EvalConfig(input_settings=settings,
                                    workers=args.workers, use_cache=False)
-    evaluation.view_logits(classifier, {s: np.zeros((1, 9, 224, 224, 3 if s == "rgb" else 2),
+    classifier.view_logits({s: np.zeros((1, 9, 224, 224, 3 if s == "rgb" else 2),
                                                     np.float32) for s in classifier.streams}, 1)
     start = time.perf_counter()
     evaluation.evaluate(classifier, clips, video_dir, root / "run", config, progress=False)
     wall = time.perf_counter() - start
     stages = stage_times(classifier, sorted(kinetics.local_clips(video_dir).values()), settings)
   total = sum(stages.values())
-  frames = round(args.seconds * video.FPS)
+  frames = round(args.seconds * FPS)
   print(f"{args.eval_type}, {args.videos} clips of {frames} frames (320x240), flow "
         f"{args.flow_backend} {'full' if args.full_tvl1 else 'cheap'} TV-L1, "
         f"{args.workers} workers, {os.cpu_count()} CPUs")

@@ -11,11 +11,10 @@ import json
 import sys
 
 import numpy as np
-
-import i3d  # before tensorflow: i3d turns TensorFlow's oneDNN kernels on
 import tensorflow as tf
 
-from i3d.classifier import STREAM_CHANNELS
+import i3d  # before tensorflow: i3d turns TensorFlow's oneDNN kernels on
+from i3d.model.streams import STREAM_CHANNELS
 
 MIB = 2 ** 20
 

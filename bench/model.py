@@ -16,16 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
-import i3d  # before tensorflow: i3d turns TensorFlow's oneDNN kernels on
 import tensorflow as tf
 
-from i3d.checkpoints import CHECKPOINTS
-from i3d.classifier import STREAM_CHANNELS, checkpoint_names
+import i3d  # before tensorflow: i3d turns TensorFlow's oneDNN kernels on
+from i3d.model.registry import CHECKPOINTS
+from i3d.model.streams import STREAM_CHANNELS, checkpoint_names
 from i3d.testing import write_format_exact_checkpoint
 
 INDEX_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "checkpoint_index"
@@ -80,6 +79,7 @@ def tf_candidates(eval_type: str, checkpoint_dir: Path, plain: bool) -> dict[str
 def torch_candidate(eval_type: str) -> Callable:
   """The PyTorch reference towers of `eval_type`, as one callable taking the TF-layout inputs."""
   import torch
+
   from bench.torch_i3d import TorchI3d
   towers = {s: TorchI3d(STREAM_CHANNELS[s], CHECKPOINTS[n].num_classes).eval()
             for s, n in checkpoint_names(eval_type).items()}

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from bench import synthetic
-from i3d import flow, inputs
+from i3d.inputs import cache, flow
+from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
 
 HEIGHT, WIDTH = 256, 340
 
@@ -54,8 +55,8 @@ def timed(fn, *args, **kwargs):
 
 def bench_rgb(path: Path) -> str:
   """Decode + 25 fps sampling + TF resize/crop/rescale of the whole video."""
-  inputs.compute_inputs(path, inputs.InputSettings(time_end=0.4), ["rgb"])  # warm-up
-  rgb, seconds = timed(inputs.compute_inputs, path, inputs.InputSettings(), ["rgb"])
+  cache.compute_inputs(path, InputSettings(time_end=0.4), ["rgb"])  # warm-up
+  rgb, seconds = timed(cache.compute_inputs, path, InputSettings(), ["rgb"])
   frames = rgb["rgb"].shape[1]
   return f"| decode + RGB preprocessing ({path.name}) | {frames} frames | {frames / seconds:.1f} |"
 
@@ -83,7 +84,7 @@ def accuracy_rows() -> list[str]:
   pairs = [synthetic.pair(case, HEIGHT, WIDTH, seed=i) for i, case in enumerate(cases)]
   first, second = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
   results = {backend: flow.flow_pairs(first, second, backend, batch=len(cases))
-             for backend in flow.BACKENDS}
+             for backend in FLOW_BACKENDS}
   rows = ["| synthetic case (256x340) | EPE opencv (px) | EPE tf (px) | tf / opencv |",
           "|---|---|---|---|"]
   for i, case in enumerate(cases):

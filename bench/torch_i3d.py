@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from i3d.model import INCEPTION_CHANNELS, MAX_POOLS
+from i3d.model.network import INCEPTION_CHANNELS, MAX_POOLS
 
 STAGES = ("Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d",
           "Mixed_4e", "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c")

@@ -1,20 +1,45 @@
-"""I3D: the Inflated 3D ConvNet of Carreira & Zisserman (CVPR 2017) in TensorFlow 2 / Sonnet 2."""
+"""I3D: the Inflated 3D ConvNet of Carreira & Zisserman (CVPR 2017) in TensorFlow 2 / Sonnet 2.
 
-import os
+The research API lives here (`i3d.InceptionI3d`, `i3d.load_checkpoint`, `i3d.load_classifier`,
+...). Names are imported on first use, so `import i3d` (and `i3d.kinetics`) stays free of
+TensorFlow until a name that needs it is touched.
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) buries our one-line errors;
-# users who want it set TF_CPP_MIN_LOG_LEVEL themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Layers, each importing only from those before it: `i3d._util` (plumbing), `i3d.model` (network,
+weights), `i3d.inputs` (video to model inputs), `i3d.classify` (classifier, views, predict,
+export), `i3d.kinetics` (datasets, evaluation), `i3d.cli` (the `i3d` command).
+"""
 
-# TensorFlow reads this once, at import. Its oneDNN kernels run I3D's 3D convolutions 2-3x faster
-# on CPUs without AVX-512 too, where TensorFlow leaves them off by default (see BENCHMARKS.md).
-# It only takes effect when `i3d` is imported before `tensorflow`; set it to 0 to opt out.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+import importlib
+from typing import Any
 
-# pylint: disable=wrong-import-position
+from i3d._util import env
 
-from i3d.checkpoints import CHECKPOINTS, CheckpointInfo, fetch_checkpoint, load_checkpoint
-from i3d.classifier import EVAL_TYPES, Classifier, checkpoint_names, load_classifier
-from i3d.errors import CheckpointError, DownloadError, UserError
-from i3d.labels import class_index, class_name, load_label_map
-from i3d.model import VALID_ENDPOINTS, BatchNorm, InceptionI3d, Unit3D
+env.set_library_defaults()  # before TensorFlow or OpenCV load: they read these once
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "UserError": "i3d.errors", "CheckpointError": "i3d.errors", "DownloadError": "i3d.errors",
+    "EVAL_TYPES": "i3d.model.streams", "checkpoint_names": "i3d.model.streams",
+    "CHECKPOINTS": "i3d.model.registry", "CheckpointInfo": "i3d.model.registry",
+    "class_index": "i3d.model.labels", "class_name": "i3d.model.labels",
+    "load_label_map": "i3d.model.labels",
+    "VALID_ENDPOINTS": "i3d.model.network", "BatchNorm": "i3d.model.network",
+    "InceptionI3d": "i3d.model.network", "Unit3D": "i3d.model.network",
+    "fetch_checkpoint": "i3d.model.checkpoints", "load_checkpoint": "i3d.model.checkpoints",
+    "Classifier": "i3d.classify.classifier", "load_classifier": "i3d.classify.classifier",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  """Imports a public name's module on first use (PEP 562)."""
+  if name not in _EXPORTS:
+    raise AttributeError(f"module 'i3d' has no attribute {name!r}")
+  value = getattr(importlib.import_module(_EXPORTS[name]), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))

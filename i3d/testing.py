@@ -64,7 +64,7 @@ def write_clip(dest: Path, source: Path | None, seconds: float, size: tuple[int,
                     "-c:v", "mpeg4", "-q:v", "3", str(dest)], check=True)
     return dest
   rng = np.random.default_rng(seed)
-  writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+  writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)  # type: ignore[attr-defined]
   step = rng.integers(2, 6, size=2)
   for t in range(round(seconds * 25)):
     frame = rng.integers(0, 80, size=(size[1], size[0], 3), dtype=np.uint8)
@@ -93,5 +93,5 @@ def write_validation_set(root: Path, specs: list[tuple[str, str, object]], secon
       dest.parent.mkdir(parents=True, exist_ok=True)
       dest.write_bytes(np.random.default_rng(seed).bytes(4096))
     elif kind != "missing":
-      write_clip(dest, Path(kind), seconds, size)
+      write_clip(dest, Path(str(kind)), seconds, size)
   return write_annotations(clips, Path(root) / "kinetics-400_val.csv"), video_dir

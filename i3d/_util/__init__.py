@@ -1,0 +1,1 @@
+"""Plumbing every layer may use: environment, durable files, JSON lines, retries, HTTP."""

@@ -1,0 +1,110 @@
+"""Robust file downloads: resumable, retried, verified, atomic and safe across processes.
+
+A download goes to `DEST.part` (resumed with an HTTP Range request after an interruption) and is
+renamed to `DEST` only once complete and verified, so a file at `DEST` is never a half file.
+A lock file beside it lets concurrent processes share the work instead of corrupting it.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional
+
+import filelock
+import requests
+from tqdm import tqdm
+
+from i3d._util.retry import retry
+from i3d.errors import DownloadError
+
+CHUNK_BYTES = 1 << 16
+TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _Transient(Exception):
+  """A failure worth retrying: network trouble, a 5xx, a body cut short."""
+
+
+def git_blob_sha1(path: Path) -> str:
+  """Git's object id of a file: SHA-1 of `blob <size>\\0<content>` (how GitHub names files)."""
+  digest = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: bool = True,
+             retries: int = 3, timeout: float = 60.0, backoff: float = 1.0) -> Path:
+  """Fetch `url` to `dest` unless it is already there; verify it against `git_sha1` if given."""
+  dest = Path(dest)
+  dest.parent.mkdir(parents=True, exist_ok=True)
+  with filelock.FileLock(str(dest.with_name(f".{dest.name}.lock"))):
+    if dest.exists():
+      return dest
+    part = dest.with_name(dest.name + ".part")
+    try:
+      retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
+            retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
+    except _Transient as e:
+      raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
+                          f"network or the URL, then run again (the partial file {part} is "
+                          f"kept and resumed)") from None
+    if git_sha1 is not None:
+      _verify(part, git_sha1, url)
+    os.replace(part, dest)
+  return dest
+
+
+def _verify(part: Path, git_sha1: str, url: str) -> None:
+  """Delete `part` and raise if its git blob SHA-1 is not `git_sha1`."""
+  actual = git_blob_sha1(part)
+  if actual != git_sha1:
+    part.unlink()
+    raise DownloadError(f"{url} failed verification: git SHA-1 {actual}, expected {git_sha1}; "
+                        f"the file was deleted. Run again, or check the mirror serves the "
+                        f"released file")
+
+
+def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) -> None:
+  """Download `url` into `part`, continuing from its current size when the server allows."""
+  have = part.stat().st_size if part.exists() else 0
+  headers = {"Range": f"bytes={have}-"} if have else {}
+  try:
+    with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
+      if response.status_code == 416 and have:  # what we hold is not a prefix of the file
+        part.unlink()
+        raise _Transient("stale partial file discarded")
+      _check_status(response, url)
+      if response.status_code != 206:
+        have = 0
+      total = _expected_total(response, have)
+      with open(part, "ab" if have else "wb") as f, tqdm(
+          total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+          desc=label, disable=not progress, leave=False) as bar:
+        for chunk in response.iter_content(CHUNK_BYTES):
+          f.write(chunk)
+          bar.update(len(chunk))
+  except (requests.ConnectionError, requests.Timeout,
+          requests.exceptions.ChunkedEncodingError) as e:
+    raise _Transient(f"network error ({type(e).__name__}: {e})") from None
+  got = part.stat().st_size
+  if total is not None and got != total:
+    raise _Transient(f"transfer cut short at {got} of {total} bytes")
+
+
+def _check_status(response: requests.Response, url: str) -> None:
+  """Raise `_Transient` for statuses worth retrying and `DownloadError` for the others."""
+  status = response.status_code
+  if status in (200, 206):
+    return
+  if status in TRANSIENT_STATUS:
+    raise _Transient(f"HTTP {status} from {url}")
+  raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not there; "
+                      f"check the URL or mirror", status=status)
+
+
+def _expected_total(response: requests.Response, offset: int) -> Optional[int]:
+  """The full file size the response promises, or None when the server does not say."""
+  length = response.headers.get("Content-Length")
+  return None if length is None else offset + int(length)

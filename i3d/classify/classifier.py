@@ -1,0 +1,118 @@
+"""The ready-to-use inference model: one or two I3D towers with restored weights, fused logits.
+
+Every command (`evaluate_sample.py`, `i3d predict`, `i3d evaluate`, `i3d export`) classifies
+through `load_classifier`, so this is the one place inference is made fast.
+"""
+
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from i3d.errors import UserError
+from i3d.model.checkpoints import load_checkpoint
+from i3d.model.fast import PRECISIONS, FastI3d
+from i3d.model.labels import load_label_map
+from i3d.model.network import InceptionI3d
+from i3d.model.registry import get_info
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, checkpoint_names
+
+
+def check_precision(precision: str, optimize: bool) -> None:
+  """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  if precision != "float32" and not optimize:
+    raise UserError(f"precision {precision} needs optimize=True")
+
+
+class Classifier(tf.Module):
+  """Sums the logits of its streams (RGB, flow or both) over (B, T, 224, 224, C) clips in [-1, 1].
+
+  `labels` are the class names in logit order; `streams` says which inputs it takes. With
+  `optimize` (the default) each stream runs as a `FastI3d` (BatchNorm folded, 1x1 convolutions
+  fused; same logits to float32 round-off) in `precision` (float32, or bfloat16 / float16 on
+  GPUs); `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
+  classifier can be saved (see `i3d.export`).
+  """
+
+  def __init__(self, models: dict[str, InceptionI3d], labels: tuple[str, ...],
+               optimize: bool = True, precision: str = "float32", jit_compile: bool = False,
+               eval_type: Optional[str] = None, checkpoints: Optional[dict[str, str]] = None):
+    super().__init__(name="classifier")
+    check_precision(precision, optimize)
+    self.eval_type = eval_type
+    self.checkpoints = dict(checkpoints or {})
+    self.precision = precision
+    self.models = models
+    self.labels = labels
+    self.streams = tuple(models)
+    self.num_classes = len(labels)
+    self.towers = {stream: FastI3d(model, PRECISIONS[precision], jit_compile) if optimize
+                   else model for stream, model in models.items()}
+    self._logits = {stream: self._compile(stream) for stream in self.streams}
+
+  def _compile(self, stream: str):
+    """The tower of `stream` as a tf.function over any batch, length and frame size."""
+    tower = self.towers[stream]
+    spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def logits(clips):
+      return tower(clips) if isinstance(tower, FastI3d) else tower(clips, is_training=False)[0]
+    return logits
+
+  def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
+    """Logits of each stream, (B, num_classes) each."""
+    inputs = {"rgb": rgb, "flow": flow}
+    extra = [s for s, x in inputs.items() if x is not None and s not in self.streams]
+    missing = [s for s in self.streams if inputs[s] is None]
+    if missing or extra:
+      raise UserError(f"this classifier takes {' and '.join(f'{s}=' for s in self.streams)}; "
+                      f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
+    return {s: self._logits[s](tf.convert_to_tensor(inputs[s], tf.float32))
+            for s in self.streams}
+
+  def __call__(self, rgb=None, flow=None) -> tf.Tensor:
+    """Fused logits: the sum over streams, as the released joint model."""
+    return tf.add_n(list(self.stream_logits(rgb=rgb, flow=flow).values()))
+
+  def view_logits(self, views: dict[str, np.ndarray], batch: int = 4) -> dict[str, np.ndarray]:
+    """Per-stream logits (num_classes,) averaged over views {stream: (views, T, H, W, C)}.
+
+    The views run `batch` at a time, so memory stays bounded however many there are.
+    """
+    if batch < 1:
+      raise UserError(f"the view batch must be at least 1, got {batch}")
+    count = len(next(iter(views.values())))
+    chunks = [self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()})
+              for i in range(0, count, batch)]
+    return {s: np.concatenate([c[s].numpy() for c in chunks]).mean(axis=0) for s in views}
+
+
+def load_classifier(eval_type: str = "joint",
+                    checkpoint_dir: Optional[os.PathLike] = None,
+                    imagenet_pretrained: bool = True,
+                    download: bool = True,
+                    optimize: bool = True,
+                    precision: str = "float32",
+                    jit_compile: bool = False) -> Classifier:
+  """Build the towers of `eval_type` (rgb, rgb600, flow, joint) and restore released weights.
+
+  Checkpoints come from `checkpoint_dir` (default `$I3D_CHECKPOINT_DIR` or `checkpoints/`) and
+  are downloaded there on first use unless `download` is False. `optimize`, `precision` and
+  `jit_compile` choose the inference graph (see `Classifier` and BENCHMARKS.md).
+  """
+  names = checkpoint_names(eval_type, imagenet_pretrained)
+  check_precision(precision, optimize)
+  models = {}
+  for stream, name in names.items():
+    info = get_info(name)
+    with tf.name_scope(STREAM_SCOPE[stream]):
+      model = InceptionI3d(info.num_classes, spatial_squeeze=True, final_endpoint="Logits")
+    load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
+    models[stream] = model
+  label_map = get_info(next(iter(names.values()))).label_map
+  return Classifier(models, load_label_map(label_map), optimize, precision, jit_compile,
+                    eval_type=eval_type, checkpoints=names)

@@ -1,0 +1,78 @@
+"""One set of flags per concept, shared by every subcommand that needs it (same spelling and
+meaning everywhere), and the objects they name. Importing this module loads no TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
+from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
+
+if TYPE_CHECKING:
+  from i3d.classify.classifier import Classifier
+  from i3d.inputs.views import Protocol
+
+
+def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
+  """--eval_type, --checkpoint_dir and --imagenet_pretrained, as evaluate_sample.py has them."""
+  parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
+                      help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
+  parser.add_argument("--checkpoint_dir", default=None,
+                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
+                           "checkpoints/ (missing checkpoints are downloaded there)")
+  parser.add_argument("--imagenet_pretrained", default=True,
+                      action=argparse.BooleanOptionalAction,
+                      help="ImageNet+Kinetics checkpoints (default) or, with "
+                           "--no-imagenet_pretrained, the Kinetics-only ones")
+  parser.add_argument("--noimagenet_pretrained", dest="imagenet_pretrained",
+                      action="store_false", help=argparse.SUPPRESS)  # absl's spelling
+
+
+def classifier(args: argparse.Namespace) -> Classifier:
+  """The classifier the classifier flags name."""
+  from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
+  return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
+                         imagenet_pretrained=args.imagenet_pretrained)
+
+
+def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
+  """The flags of commands that read videos: the trim window and the flow backend."""
+  if trim:
+    parser.add_argument("--time_start", type=float, default=None,
+                        help="start of the trim window in seconds (default: start of the video)")
+    parser.add_argument("--time_end", type=float, default=None,
+                        help="end of the trim window in seconds (default: end of the video)")
+  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
+                      help="TV-L1 implementation: our TensorFlow one (GPU when present) or "
+                           "OpenCV's DualTVL1 (the reference)")
+
+
+def input_settings(args: argparse.Namespace) -> InputSettings:
+  """The `InputSettings` named by the input flags."""
+  return InputSettings(time_start=getattr(args, "time_start", None),
+                       time_end=getattr(args, "time_end", None),
+                       flow_backend=args.flow_backend)
+
+
+def add_view_flags(parser: argparse.ArgumentParser) -> None:
+  """Test-time views (windows x crops), their batching, and the inputs cache."""
+  parser.add_argument("--windows", type=int, default=0,
+                      help="multi-view testing: average the logits of N evenly spaced windows "
+                           "(default 0: the whole clip at once, as released)")
+  parser.add_argument("--window_frames", type=int, default=64,
+                      help=f"frames per window with --windows (default 64, at least "
+                           f"{MIN_FRAMES})")
+  parser.add_argument("--crops", type=int, choices=(1, 3), default=1,
+                      help="spatial crops per view: 1 centre (default, as released) or 3 along "
+                           "the long side")
+  parser.add_argument("--view_batch", type=int, default=4,
+                      help="views per model call (default 4); lower it if memory runs short")
+  parser.add_argument("--no_cache", dest="use_cache", action="store_false",
+                      help="ignore VIDEO_inputs.npz caches made by `i3d preprocess`")
+
+
+def protocol(args: argparse.Namespace) -> Protocol:
+  """The test-time `Protocol` named by the view flags."""
+  from i3d.inputs.views import Protocol  # pylint: disable=import-outside-toplevel
+  return Protocol(args.windows, args.window_frames, args.crops)

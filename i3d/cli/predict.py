@@ -1,0 +1,55 @@
+"""`i3d predict`: top Kinetics classes for each video, as text or JSON."""
+
+import argparse
+import json
+import sys
+
+from i3d.cli import flags
+from i3d.errors import UserError
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      "predict", help="top Kinetics classes for videos",
+      description="Classify each video (or inputs .npz from `i3d preprocess`) with the released "
+                  "I3D checkpoints. A bad video is reported and the others still run; the exit "
+                  "status is 1 when any failed.")
+  parser.add_argument("videos", nargs="+", help="video files or inputs .npz files")
+  parser.add_argument("--top_k", type=int, default=5, help="classes per video (default 5)")
+  parser.add_argument("--json", action="store_true", help="print one JSON document")
+  flags.add_classifier_flags(parser)
+  flags.add_view_flags(parser)
+  flags.add_input_flags(parser)
+  parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+  from i3d.classify.predict import predict  # pylint: disable=import-outside-toplevel
+  if args.top_k < 1:
+    raise UserError("--top_k must be at least 1")
+  protocol = flags.protocol(args)
+  classifier = flags.classifier(args)
+  settings = flags.input_settings(args)
+  results, failed = [], 0
+  for source in args.videos:
+    try:
+      result = predict(classifier, source, settings, protocol, args.top_k, args.use_cache,
+                       args.view_batch).as_dict()
+    except UserError as e:
+      failed += 1
+      result = {"video": source, "error": str(e)}
+      if not args.json:
+        print(f"i3d predict: error: {e}", file=sys.stderr)
+    results.append(result)
+    if not args.json and "error" not in result:
+      print(_text(result))
+  if args.json:
+    print(json.dumps(results, indent=2))
+  return 1 if failed else 0
+
+
+def _text(result: dict) -> str:
+  """One video's block: its name, then `probability  label` per class."""
+  lines = [f"{result['video']} ({result['frames']} frames)"]
+  lines += [f"  {c['probability']:.4f}  {c['label']}" for c in result["top_k"]]
+  return "\n".join(lines)

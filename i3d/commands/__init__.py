@@ -1,1 +1,0 @@
-"""Subcommands of the `i3d` console script, one module each (see `i3d.cli`)."""

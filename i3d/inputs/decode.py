@@ -1,0 +1,168 @@
+"""Decoding: open a video with OpenCV and sample its frames at 25 fps by presentation time.
+
+The first stage of the video pipeline (decode -> transforms -> flow -> views). No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from i3d._util import env
+from i3d.errors import UserError
+from i3d.inputs.settings import FPS
+
+env.set_library_defaults()  # OpenCV reads its FFmpeg log level when it first opens a file
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledVideo:
+  """Frames sampled from one video: uint8 RGB (T, H, W, 3) at source resolution, and their times."""
+  path: Path
+  frames: np.ndarray
+  times: np.ndarray
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+  """An opened capture for `path`; a missing file or one OpenCV cannot read is a `UserError`."""
+  if not path.exists():
+    raise UserError(f"{path}: no such file")
+  if not path.is_file():
+    raise UserError(f"{path}: not a file")
+  level = cv2.utils.logging.getLogLevel()
+  cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message says it all
+  try:
+    capture = cv2.VideoCapture(str(path))
+  finally:
+    cv2.utils.logging.setLogLevel(level)
+  if not capture.isOpened():
+    raise UserError(f"{path}: not a video OpenCV can open (unknown format or corrupt file)")
+  return capture
+
+
+def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
+  """(timestamp in seconds, BGR frame) for every decodable frame, in order.
+
+  Timestamps are the container's presentation times (CAP_PROP_POS_MSEC), which stay right for
+  variable frame rates; where a backend gives none that increase, index / fps is used instead.
+  """
+  fps = capture.get(cv2.CAP_PROP_FPS)
+  index, last = 0, -math.inf
+  while True:
+    ok, frame = capture.read()
+    if not ok or frame is None:
+      return
+    t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    if not t > last or not math.isfinite(t):
+      t = max(index / fps, last + 1e-6) if fps > 0 else last + 1.0 / FPS
+    last = t
+    index += 1
+    yield t, frame
+
+
+def output_tick(t: float, start: float, fps: float) -> int:
+  """The output frame slot a source frame at time `t` falls on: (t - start) * fps, rounded."""
+  return math.floor((t - start) * fps + 0.5 + 1e-6)
+
+
+def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: float,
+               end: float) -> Iterator[tuple[float, np.ndarray]]:
+  """The frame on screen at each output time start + k / fps < end, as ffmpeg's `-r` picks it.
+
+  Each source frame moves to its nearest output slot; slot k shows the latest frame placed at
+  or before it. For constant rates that is the frame nearest in time; for variable rates a frame
+  fills the slots for as long as it is displayed. The last frame lasts one mean frame interval.
+  """
+  k, prev, first, count, t = 0, None, None, 0, 0.0
+  for t, frame in frames:
+    first = t if first is None else first
+    t -= first
+    count += 1
+    tick = output_tick(t, start, fps)
+    if prev is not None:
+      while k < tick and start + k / fps < end:
+        yield start + k / fps, prev
+        k += 1
+      if start + k / fps >= end:
+        return
+    prev = frame
+  if prev is None:
+    return
+  duration = t + (t / (count - 1) if count > 1 else 1.0 / fps)
+  while (target := start + k / fps) < min(end, duration) - 1e-9:
+    yield target, prev
+    k += 1
+
+
+def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
+                fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
+  """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
+  path = Path(path)
+  start = float(time_start or 0.0)
+  end = math.inf if time_end is None else float(time_end)
+  if start < 0 or end <= start:
+    raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s")
+  capture = open_video(path)
+  try:
+    for t, bgr in _resampled(_decoded(capture), fps, start, end):
+      if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+        raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too small "
+                        f"to resize and crop")
+      yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+  finally:
+    capture.release()
+
+
+def read_video(path: str | Path, time_start: float | None = None,
+               time_end: float | None = None, fps: float = FPS) -> SampledVideo:
+  """All frames of `path` sampled at `fps` and trimmed; no decodable frame is a `UserError`."""
+  path = Path(path)
+  try:
+    pairs = list(iter_frames(path, time_start, time_end, fps))
+  except cv2.error as e:
+    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
+  if not pairs:
+    raise UserError(no_frames_message(path, time_start, time_end))
+  times, frames = zip(*pairs)
+  return SampledVideo(path, np.stack(frames), np.asarray(times))
+
+
+def no_frames_message(path: Path, time_start: float | None, time_end: float | None) -> str:
+  """Why a video gave no frames: a trim window past its end, or nothing decodable at all."""
+  if time_start:
+    length = _decoded_length(path)
+    if length > 0:
+      return (f"{path}: trim window [{time_start}, {time_end}] s lies outside the video "
+              f"({length:.2f} s long)")
+  return f"{path}: no decodable video frame (empty, truncated or corrupt file)"
+
+
+def _decoded_length(path: Path) -> float:
+  """Seconds of decodable video in `path` (0 when none)."""
+  capture = open_video(path)
+  try:
+    times = [t for t, _ in _decoded(capture)]
+  finally:
+    capture.release()
+  if not times:
+    return 0.0
+  return times[-1] - times[0] + (times[-1] - times[0]) / max(len(times) - 1, 1)
+
+
+
+
+def is_readable(path: Path) -> bool:
+  """Whether `path` opens and has a first decodable frame (catches empty and truncated files)."""
+  try:
+    capture = open_video(Path(path))
+  except UserError:
+    return False
+  try:
+    return capture.read()[0]
+  finally:
+    capture.release()

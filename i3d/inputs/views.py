@@ -1,0 +1,98 @@
+"""Test-time views: which crops and which frames of a video the classifier sees.
+
+The released protocol is the whole clip, centre-cropped. Multi-view testing takes `windows`
+evenly spaced windows of `window_frames` frames times 1 or 3 crops, and averages the logits.
+`i3d predict`, `i3d evaluate` and feature extraction all build their inputs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from i3d.errors import UserError
+from i3d.inputs import cache, flow, transforms
+from i3d.inputs.settings import InputSettings
+from i3d.model.streams import MIN_FRAMES
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """How a video becomes views: the released whole clip and centre crop (windows=0, crops=1), or
+  `windows` evenly spaced windows of `window_frames` x `crops` (1 centre, 3 along the long side)."""
+  windows: int = 0
+  window_frames: int = 64
+  crops: int = 1
+
+  def __post_init__(self):
+    if self.crops not in (1, 3):
+      raise UserError(f"crops must be 1 or 3, got {self.crops}")
+    if self.windows < 0 or (self.windows and self.window_frames < MIN_FRAMES):
+      raise UserError(f"windows must be >= 0 and window_frames >= {MIN_FRAMES} (the model's "
+                      f"shortest input); got {self.windows} and {self.window_frames}")
+
+  def describe(self) -> str:
+    """A short human description for summaries."""
+    if not self.windows and self.crops == 1:
+      return "released (whole clip, centre crop)"
+    time = (f"{self.windows} x {self.window_frames}-frame windows" if self.windows
+            else "whole clip")
+    return f"{time} x {self.crops} crop{'s' if self.crops > 1 else ''}, logits averaged"
+
+
+def loop_to_length(frames: np.ndarray, length: int = MIN_FRAMES) -> np.ndarray:
+  """`frames` (T, ...) repeated from the start until it has at least `length` frames."""
+  if len(frames) >= length:
+    return frames
+  return frames[np.arange(length) % len(frames)]
+
+
+def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
+  """`count` windows of `length` frames, uniformly spaced over (T, ...): (count, length, ...)."""
+  frames = loop_to_length(frames, length)
+  starts = np.round(np.linspace(0, len(frames) - length, count)).astype(int)
+  return np.stack([frames[s:s + length] for s in starts])
+
+
+def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray:
+  """(crops, T, ...) -> (views, frames, ...): each crop's whole clip (looped up to the model's
+  minimum) or its `protocol.windows` windows, crop by crop."""
+  if protocol.windows:
+    return np.concatenate([windows(c, protocol.windows, protocol.window_frames) for c in crops])
+  return np.stack([loop_to_length(c) for c in crops])
+
+
+def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequence[str],
+                   crops: int = 1, use_cache: bool = True) -> dict[str, np.ndarray]:
+  """Inputs {stream: (crops, T, 224, 224, C)} of a video, or of an inputs `.npz` given directly.
+
+  One centre crop comes through the `.npz` cache beside the video when that was made with the
+  same settings. With 3 crops TV-L1 runs once per crop, as `flow.flow_inputs` crops the flow.
+  """
+  source = Path(source)
+  if source.suffix == ".npz":
+    if crops != 1:
+      raise UserError(f"{source}: an inputs .npz holds the centre crop only; use 1 crop")
+    stored, _ = cache.load_inputs(source)
+    missing = [s for s in streams if s not in stored]
+    if missing:
+      raise UserError(f"{source}: has no {' or '.join(missing)} input")
+    return {s: stored[s] for s in streams}
+  if crops == 1:
+    path = cache.default_cache_path(source) if use_cache else None
+    return cache.cached_inputs(source, settings, streams, path)
+  frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
+  offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2], crops)
+  make = {"rgb": lambda o: transforms.rgb_inputs(frames, o).numpy(),
+          "flow": lambda o: flow.flow_inputs(frames, o, settings)}
+  return {s: np.stack([make[s](o) for o in offsets]) for s in streams}
+
+
+def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
+                protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
+  """The model inputs of one video under `protocol`: {stream: (views, T, 224, 224, C)}."""
+  crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
+  return {s: temporal_views(crops[s], protocol) for s in streams}

@@ -1,0 +1,300 @@
+"""Kinetics-400/600/700 annotations: parsing, subsets and an index of a local video directory.
+
+Everything here works on plain `Clip` records and never touches the network; downloads live in
+`i3d.kinetics.download`.
+"""
+
+import collections
+import csv
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+
+from i3d.errors import UserError
+from i3d.inputs.decode import is_readable
+from i3d.model.labels import class_index, load_label_map
+
+VERSIONS = (400, 600, 700)
+SPLITS = ("train", "validation", "test")
+# Spellings of the splits in the official CSV ("val") and JSON ("validate") files.
+_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation",
+                  "valid": "validation", "validate": "validation", "validation": "validation",
+                  "test": "test", "testing": "test"}
+_REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end", "split")
+_FILENAME = re.compile(r"^(?P<id>.+)_(?P<start>\d{6})_(?P<end>\d{6})\.mp4$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  """One annotated 10 s window of a YouTube video; `label` is None in the test split."""
+  youtube_id: str
+  time_start: int
+  time_end: int
+  split: str
+  label: str | None = None
+  is_cc: bool | None = None
+
+  @property
+  def filename(self) -> str:
+    """The name Kinetics tools and the CVDF mirror use: `{id}_{start:06d}_{end:06d}.mp4`."""
+    return f"{self.youtube_id}_{self.time_start:06d}_{self.time_end:06d}.mp4"
+
+  @property
+  def relpath(self) -> PurePosixPath:
+    """Where the clip lives under a video directory: `split/label/filename`."""
+    return PurePosixPath(self.split, *([self.label] if self.label else []), self.filename)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """A malformed annotation row, reported instead of silently dropped."""
+  line: int
+  reason: str
+  text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotations:
+  """The clips of one annotation file and the rows that could not be used."""
+  clips: list[Clip]
+  problems: list[Problem]
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexRow:
+  """Whether an annotated clip is in a video directory: "found", "missing" or "unreadable"."""
+  clip: Clip
+  status: str
+  path: Path | None
+
+
+class _RowError(ValueError):
+  """Why one annotation row is unusable (becomes a `Problem`)."""
+
+
+def normalize_version(version: int | str) -> int:
+  """400, 600 or 700 from spellings such as "600" or "700-2020"; anything else is an error."""
+  text = str(version).strip().lower().removeprefix("kinetics").strip("-_ ")
+  text = re.sub(r"[-_]2020$", "", text)
+  if text.isdigit() and int(text) in VERSIONS:
+    return int(text)
+  raise UserError(f"unknown Kinetics version {version!r}; use one of 400, 600, 700 (700-2020)")
+
+
+def normalize_split(split: str) -> str:
+  """"train", "validation" or "test" from the spellings official files use ("val", "validate")."""
+  try:
+    return _SPLIT_ALIASES[split.strip().lower()]
+  except KeyError:
+    raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}") from None
+
+
+def read_annotations(path: str | Path, version: int | str | None = None) -> Annotations:
+  """Clips of an official CSV or ActivityNet-style JSON file; bad rows become `Problem`s.
+
+  With `version`, labels outside that version's label map are reported as problems too.
+  """
+  path = Path(path)
+  try:
+    text = path.read_text(encoding="utf-8")
+  except FileNotFoundError:
+    raise UserError(f"annotations file {path} not found; pass the official Kinetics CSV or JSON "
+                    f"(or leave --annotations out to download it)") from None
+  labels = frozenset(load_label_map(normalize_version(version))) if version is not None else None
+  rows = _json_rows(text, path) if path.suffix.lower() == ".json" else _csv_rows(text, path)
+  return _collect(rows, labels)
+
+
+def _collect(rows: Iterable[tuple[int, dict, str]], labels: frozenset[str] | None) -> Annotations:
+  """Builds clips from (line, fields, raw text) rows, recording problems and duplicates."""
+  clips, problems = [], []
+  seen: dict[tuple[str, str], int] = {}
+  for line, fields, raw in rows:
+    try:
+      clip = _clip(fields, labels)
+      if (clip.split, clip.filename) in seen:
+        raise _RowError(f"duplicate of line {seen[clip.split, clip.filename]}")
+    except _RowError as e:
+      problems.append(Problem(line, str(e), raw))
+      continue
+    seen[clip.split, clip.filename] = line
+    clips.append(clip)
+  return Annotations(clips, problems)
+
+
+def _csv_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
+  """(line number, fields, raw text) of each CSV record; quoted names keep commas and quotes."""
+  lines = text.splitlines(keepends=True)
+  reader = csv.reader(lines)
+  header = [h.strip() for h in next(reader, [])]
+  missing = [c for c in _REQUIRED_COLUMNS if c not in header]
+  if missing:
+    raise UserError(f"{path}: not a Kinetics annotation CSV (no column {', '.join(missing)}); "
+                    f"expected a header like label,youtube_id,time_start,time_end,split")
+  start = reader.line_num + 1
+  for record in reader:
+    raw = "".join(lines[start - 1:reader.line_num]).rstrip("\r\n")
+    if any(cell.strip() for cell in record):
+      if len(record) != len(header):
+        yield start, {"_error": f"{len(record)} fields, expected {len(header)}"}, raw
+      else:
+        yield start, dict(zip(header, record)), raw
+    start = reader.line_num + 1
+
+
+def _json_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
+  """Rows of an ActivityNet-style JSON file `{id: {annotations, duration, subset, url}}`."""
+  try:
+    data = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+  if not isinstance(data, dict):
+    raise UserError(f"{path}: expected a JSON object mapping YouTube ids to annotations")
+  position = 0
+  for key, entry in data.items():
+    match = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text, position)
+    position = match.end() if match else position
+    line = text.count("\n", 0, position) + 1
+    yield line, _json_fields(key, entry), json.dumps({key: entry})
+
+
+def _json_fields(key: str, entry: object) -> dict:
+  """CSV-style fields of one JSON entry."""
+  if not isinstance(entry, dict):
+    return {"_error": "entry is not an object"}
+  annotation = entry.get("annotations") or {}
+  segment = annotation.get("segment") or [None, None]
+  if not isinstance(segment, list) or len(segment) != 2:
+    return {"_error": f"segment {segment!r} is not [start, end]"}
+  return {"youtube_id": key, "time_start": segment[0], "time_end": segment[1],
+          "split": entry.get("subset"), "label": annotation.get("label")}
+
+
+def _clip(fields: dict, labels: frozenset[str] | None) -> Clip:
+  """A validated `Clip` from one row's fields, or `_RowError` saying what is wrong."""
+  if "_error" in fields:
+    raise _RowError(fields["_error"])
+  values = {k: str(v).strip() if v is not None else "" for k, v in fields.items()}
+  for column in _REQUIRED_COLUMNS:
+    if not values.get(column):
+      raise _RowError(f"missing {column}")
+  split = _SPLIT_ALIASES.get(values["split"].lower())
+  if split is None:
+    raise _RowError(f"unknown split {values['split']!r}")
+  label = values.get("label") or None
+  if label is None and split != "test":
+    raise _RowError("missing label")
+  if label is not None and labels is not None and label not in labels:
+    raise _RowError(f"label {label!r} is not a class of this Kinetics version")
+  start, end = _seconds(values["time_start"]), _seconds(values["time_end"])
+  if end <= start:
+    raise _RowError(f"time_end {end} <= time_start {start}")
+  return Clip(values["youtube_id"], start, end, split, label, _flag(values.get("is_cc", "")))
+
+
+def _seconds(value: str) -> int:
+  """A whole, non-negative number of seconds ("38" or "38.0")."""
+  try:
+    seconds = float(value)
+  except ValueError:
+    raise _RowError(f"time {value!r} is not a number") from None
+  if not seconds.is_integer() or seconds < 0:
+    raise _RowError(f"time {value!r} is not a whole non-negative number of seconds")
+  return int(seconds)
+
+
+def _flag(value: str) -> bool | None:
+  """The optional is_cc column: "1"/"0" (or true/false), None when absent."""
+  if not value:
+    return None
+  if value.lower() in ("1", "true", "1.0"):
+    return True
+  if value.lower() in ("0", "false", "0.0"):
+    return False
+  raise _RowError(f"is_cc {value!r} is not 0 or 1")
+
+
+def write_annotations(clips: Iterable[Clip], path: str | Path) -> Path:
+  """Writes clips as an official-style CSV (readable by `read_annotations`)."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["label", "youtube_id", "time_start", "time_end", "split", "is_cc"])
+    for c in clips:
+      is_cc = "" if c.is_cc is None else int(c.is_cc)
+      writer.writerow([c.label or "", c.youtube_id, c.time_start, c.time_end, c.split, is_cc])
+  return path
+
+
+def check_classes(classes: Iterable[str], version: int | str) -> list[str]:
+  """The class names, each checked against the version's label map (errors suggest close names)."""
+  version = normalize_version(version)
+  return [load_label_map(version)[class_index(name, version)] for name in classes]
+
+
+def select(clips: Sequence[Clip], *, splits: Iterable[str] | None = None,
+           classes: Iterable[str] | None = None, max_samples: int | None = None,
+           shuffle: bool = False, seed: int | None = None,
+           present: Iterable[str] = ()) -> list[Clip]:
+  """A subset with FiftyOne zoo-loader semantics.
+
+  Keeps clips of the given splits that have any of `classes`; per split at most `max_samples`,
+  in file order or, with `shuffle`, in an order fixed by `seed`. Clips whose filenames are in
+  `present` (already on disk) are taken before any others, so a subset fetches as little as
+  possible.
+  """
+  wanted = set(classes) if classes is not None else None
+  split_order = ([normalize_split(s) for s in splits] if splits is not None
+                 else list(dict.fromkeys(c.split for c in clips)))
+  present = set(present)
+  chosen = []
+  for split in dict.fromkeys(split_order):
+    pool = [c for c in clips if c.split == split and (wanted is None or c.label in wanted)]
+    if shuffle:
+      random.Random(None if seed is None else f"{seed}/{split}").shuffle(pool)
+    pool.sort(key=lambda c: c.filename not in present)  # stable: order kept within each group
+    chosen.extend(pool[:max_samples])
+  return chosen
+
+
+def local_clips(video_dir: str | Path) -> dict[str, Path]:
+  """Finished clip files anywhere under `video_dir`, by filename (partial files never count)."""
+  video_dir = Path(video_dir)
+  if not video_dir.is_dir():
+    return {}
+  return {p.name: p for p in sorted(video_dir.rglob("*.mp4")) if _FILENAME.match(p.name)
+          and not any(part.startswith(".") for part in p.relative_to(video_dir).parts)}
+
+
+def parse_filename(name: str) -> tuple[str, int, int] | None:
+  """(youtube_id, time_start, time_end) of a Kinetics clip filename, or None."""
+  match = _FILENAME.match(PurePosixPath(name).name)
+  return (match["id"], int(match["start"]), int(match["end"])) if match else None
+
+
+def index_videos(clips: Iterable[Clip], video_dir: str | Path,
+                 check_readable: bool = True) -> list[IndexRow]:
+  """Joins annotations with a video directory: each clip found, missing or unreadable."""
+  files = local_clips(video_dir)
+  rows = []
+  for clip in clips:
+    path = files.get(clip.filename)
+    if path is None:
+      rows.append(IndexRow(clip, "missing", None))
+    elif check_readable and not is_readable(path):
+      rows.append(IndexRow(clip, "unreadable", path))
+    else:
+      rows.append(IndexRow(clip, "found", path))
+  return rows
+
+
+def class_counts(rows: Iterable[IndexRow]) -> dict[str, collections.Counter]:
+  """Per class label, how many clips are found, missing and unreadable."""
+  counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+  for row in rows:
+    counts[row.clip.label or "(unlabeled)"][row.status] += 1
+  return dict(sorted(counts.items()))

@@ -1,0 +1,338 @@
+"""Kinetics videos: clips from YouTube (yt-dlp) or whole splits from the CVDF mirror.
+
+Both paths run a pool of `num_workers` threads, skip clips already on disk, move files into
+place only when complete, and append one JSON line per clip or shard to
+`{video_dir}/download_report.jsonl`. That file plus the finished files are the whole state, so a
+run killed at any point (even SIGKILL) resumes without losing or refetching anything.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import posixpath
+import shutil
+import tarfile
+import time
+import urllib.parse
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import tqdm
+
+from i3d._util import env
+from i3d._util.http import download
+from i3d._util.jsonl import JsonLines
+from i3d._util.retry import retry
+from i3d.errors import DownloadError, UserError
+from i3d.kinetics import annotations as kinetics
+from i3d.kinetics.annotations import Clip
+
+T = TypeVar("T")
+REPORT_NAME = "download_report.jsonl"
+YOUTUBE_URL = "https://www.youtube.com/watch?v={youtube_id}"
+CVDF_BASE_URL = "https://s3.amazonaws.com/kinetics"
+# Folder of each version on the CVDF mirror, and its annotation files per split.
+_CVDF_FOLDER = {400: "400", 600: "600", 700: "700_2020"}
+_CVDF_ANNOTATIONS = {
+    400: {"train": "train.csv", "validation": "val.csv", "test": "test.csv"},
+    600: {"train": "train.txt", "validation": "val.txt", "test": "test.csv"},
+    700: {"train": "train.csv", "validation": "val.csv", "test": "test.csv"},
+}
+_CVDF_SPLIT = {"train": "train", "validation": "val", "test": "test"}
+TRANSIENT = frozenset({"network", "rate_limited"})
+# Failure reasons recognised in yt-dlp's messages, checked in order (first match wins).
+_REASONS = (
+    ("private", ("private video", "video is private")),
+    ("rate_limited", ("not a bot", "http error 429", "too many requests")),
+    ("blocked", ("your country", "geo restrict", "geo-restrict", "blocked", "copyright",
+                 "confirm your age", "age-restricted", "inappropriate", "members-only",
+                 "join this channel")),
+    ("unavailable", ("unavailable", "not available", "has been removed", "account associated",
+                     "terminated", "does not exist", "http error 404", "http error 410",
+                     "unsupported url", "no video formats", "requested format")),
+    ("network", ("timed out", "timeout", "connection", "temporary failure", "network",
+                 "http error 5", "unable to download", "urlopen error", "incompleteread",
+                 "remote end closed", "ssl", "name resolution")),
+)
+
+
+class FetchError(Exception):
+  """A clip or shard could not be fetched; `reason` classifies it (see `TRANSIENT`)."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+  @property
+  def transient(self) -> bool:
+    """Whether trying again later may succeed (network trouble, rate limits)."""
+    return self.reason in TRANSIENT
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """The outcome of one clip or shard: status "ok", "skipped" or "failed", with its reason."""
+  key: str
+  status: str
+  reason: str = ""
+  message: str = ""
+  attempts: int = 0
+  clips: int = 0
+
+
+Fetcher = Callable[[Clip, Path], None]
+"""Writes the 10 s window of `clip` as an mp4 file at the given path, or raises `FetchError`."""
+
+
+def classify(message: str) -> str:
+  """A failure reason ("private", "unavailable", "blocked", "network", ...) from an error text."""
+  text = message.lower()
+  return next((reason for reason, needles in _REASONS if any(n in text for n in needles)),
+              "error")
+
+
+def youtube_fetcher(url_template: str = YOUTUBE_URL, ffmpeg: str | None = None) -> Fetcher:
+  """A `Fetcher` using yt-dlp's Python API and imageio-ffmpeg's ffmpeg (no system install).
+
+  `url_template` (with `{youtube_id}`) can point at another host, e.g. a local server in tests.
+  """
+  import imageio_ffmpeg
+  import yt_dlp
+
+  ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+
+  def fetch(clip: Clip, dest: Path) -> None:
+    options = {
+        "format": "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b",
+        "merge_output_format": "mp4",
+        "postprocessors": [{"key": "FFmpegVideoRemuxer", "preferedformat": "mp4"}],
+        "download_ranges": yt_dlp.utils.download_range_func(
+            None, [(clip.time_start, clip.time_end)]),
+        "force_keyframes_at_cuts": True,
+        "ffmpeg_location": ffmpeg,
+        "outtmpl": str(dest.with_suffix("")) + ".%(ext)s",
+        "quiet": True, "no_warnings": True, "noprogress": True, "logger": _SilentLogger(),
+        "retries": 1, "fragment_retries": 1, "socket_timeout": 30, "noplaylist": True,
+    }
+    # yt-dlp decides whether ffmpeg can cut sections before it reads `ffmpeg_location`; its own
+    # command line sets this context variable (per thread) for that check, so we do the same.
+    yt_dlp.postprocessor.ffmpeg.FFmpegPostProcessor._ffmpeg_location.set(ffmpeg)
+    try:
+      with yt_dlp.YoutubeDL(options) as ydl:
+        ydl.download([url_template.format(youtube_id=clip.youtube_id)])
+    except yt_dlp.utils.YoutubeDLError as e:
+      raise FetchError(classify(str(e)), str(e)) from None
+    if not dest.is_file():
+      raise FetchError("error", f"yt-dlp produced no mp4 file for {clip.youtube_id}")
+
+  return fetch
+
+
+class _SilentLogger:
+  """Swallows yt-dlp's console output; failures reach us as exceptions instead."""
+
+  def debug(self, msg: str) -> None:
+    """Ignored."""
+
+  info = warning = error = debug
+
+
+def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
+                   fetcher: Fetcher | None = None, num_workers: int = 4, retries: int = 3,
+                   backoff: float = 2.0, progress: bool = True) -> list[Result]:
+  """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones."""
+  video_dir = Path(video_dir)
+  fetcher = fetcher or youtube_fetcher()
+  clips = list(dict.fromkeys(clips))
+  present = kinetics.local_clips(video_dir)
+  todo = [c for c in clips if c.filename not in present]
+  skipped = [Result(c.filename, "skipped", "present") for c in clips if c.filename in present]
+
+  def work(clip: Clip) -> Result:
+    return _retrying(clip.filename, lambda: _fetch_clip(clip, video_dir, fetcher),
+                     retries, backoff)
+
+  return skipped + _run_pool(todo, work, video_dir, num_workers, progress, "clips")
+
+
+def _fetch_clip(clip: Clip, video_dir: Path, fetcher: Fetcher) -> int:
+  """Fetches one clip in a scratch folder, then renames it into place."""
+  scratch = video_dir / ".partial" / clip.filename.removesuffix(".mp4")
+  shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a killed run
+  scratch.mkdir(parents=True)
+  try:
+    fetcher(clip, scratch / "clip.mp4")
+    _move_into_place(scratch / "clip.mp4", video_dir / clip.relpath)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  return 1
+
+
+def _move_into_place(source: Path, dest: Path) -> None:
+  """Atomically publishes a finished file (same filesystem rename)."""
+  dest.parent.mkdir(parents=True, exist_ok=True)
+  os.replace(source, dest)
+
+
+def _retrying(key: str, attempt: Callable[[], int], retries: int, backoff: float) -> Result:
+  """Runs `attempt`, retrying transient `FetchError`s with exponential backoff."""
+  tries = 0
+
+  def one_try(n: int) -> int:
+    nonlocal tries
+    tries = n
+    try:
+      return attempt()
+    except FetchError:
+      raise
+    except Exception as e:  # one bad clip must not stop the others; the report keeps the reason
+      raise FetchError(classify(str(e)), f"{type(e).__name__}: {e}") from e
+
+  try:
+    clips = retry(one_try, retries=retries, backoff=backoff,
+                  transient=lambda e: isinstance(e, FetchError) and e.transient)
+  except FetchError as e:
+    return Result(key, "failed", e.reason, str(e), attempts=tries)
+  return Result(key, "ok", attempts=tries, clips=clips)
+
+
+def _run_pool(items: Sequence[T], work: Callable[[T], Result], video_dir: Path,
+              num_workers: int, progress: bool, unit: str) -> list[Result]:
+  """Runs `work` over items on `num_workers` threads, appending each result to the report."""
+  results = []
+  video_dir.mkdir(parents=True, exist_ok=True)
+  with (concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool,
+        tqdm.tqdm(total=len(items), unit=unit, disable=not progress) as bar,
+        JsonLines(video_dir / REPORT_NAME) as report):
+    for future in concurrent.futures.as_completed([pool.submit(work, i) for i in items]):
+      result = future.result()
+      report.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **dataclasses.asdict(result)})
+      results.append(result)
+      bar.update()
+      bar.set_postfix(failed=sum(r.status == "failed" for r in results), refresh=False)
+  return results
+
+
+def read_report(video_dir: str | Path) -> dict[str, dict]:
+  """The latest report record per key (clip filename or shard name)."""
+  return {r["key"]: r for r in JsonLines(Path(video_dir) / REPORT_NAME).records if "key" in r}
+
+
+def cvdf_urls(version: int | str, split: str,
+              base_url: str = CVDF_BASE_URL) -> tuple[str, str]:
+  """(shard list URL, annotations URL) of a split on the CVDF mirror or one with its layout."""
+  version, split = kinetics.normalize_version(version), kinetics.normalize_split(split)
+  folder, short = _CVDF_FOLDER[version], _CVDF_SPLIT[split]
+  root = f"{base_url.rstrip('/')}/{folder}"
+  return (f"{root}/{short}/k{folder}_{short}_path.txt",
+          f"{root}/annotations/{_CVDF_ANNOTATIONS[version][split]}")
+
+
+def annotations_cache(version: int | str) -> Path:
+  """Where fetched annotation files are kept: `$I3D_KINETICS_DIR` or ~/.cache/i3d/kinetics."""
+  return env.kinetics_dir() / _CVDF_FOLDER[kinetics.normalize_version(version)] / "annotations"
+
+
+def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | None = None,
+                      base_url: str = CVDF_BASE_URL) -> Path:
+  """The official annotation file of a split, downloaded once (into the cache by default)."""
+  url = cvdf_urls(version, split, base_url)[1]
+  dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
+  try:
+    return _fetch_file(url, dest_dir / posixpath.basename(url))
+  except FetchError as e:
+    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations from {url} ({e}); "
+                    f"pass the file with --annotations or check --base_url") from None
+
+
+def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
+  """A file fetched once with `i3d.download` (resumable, atomic); `FetchError` on failure."""
+  try:
+    return download(url, dest, progress=False, retries=retries)
+  except DownloadError as e:
+    status = getattr(e, "status", None)
+    reason = "unavailable" if status in (401, 403, 404, 410) else "network"
+    raise FetchError(reason, str(e)) from None
+
+
+def download_split(version: int | str, split: str, video_dir: str | Path, *,
+                   annotations: str | Path | None = None, base_url: str = CVDF_BASE_URL,
+                   num_workers: int = 4, retries: int = 3, progress: bool = True) -> list[Result]:
+  """Fetches a whole split's `.tar.gz` shards from CVDF and extracts them to `split/label/`."""
+  video_dir = Path(video_dir)
+  split = kinetics.normalize_split(split)
+  list_url, _ = cvdf_urls(version, split, base_url)
+  annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url))
+  try:
+    shard_list = _fetch_file(list_url, video_dir / ".shards" / posixpath.basename(list_url))
+  except FetchError as e:
+    raise UserError(f"cannot fetch the Kinetics-{version} {split} shard list {list_url} ({e}); "
+                    f"check --base_url and the network") from None
+  clips = {c.filename: c for c in kinetics.read_annotations(annotations, version).clips
+           if c.split == split}
+  urls = [urllib.parse.urljoin(list_url, posixpath.basename(line.strip()))
+          for line in shard_list.read_text().splitlines() if line.strip()]
+  done = read_report(video_dir)
+  todo = [u for u in urls if done.get(_shard_key(u), {}).get("status") != "ok"]
+  skipped = [Result(_shard_key(u), "skipped", "done") for u in urls if u not in todo]
+  if clips and clips.keys() <= kinetics.local_clips(video_dir).keys():
+    return skipped + [Result(_shard_key(u), "skipped", "all clips present") for u in todo]
+
+  def work(url: str) -> Result:  # no retries here: `download` retries transfers itself
+    return _retrying(_shard_key(url), lambda: _fetch_shard(url, video_dir, split, clips, retries),
+                     0, 0.0)
+
+  return skipped + _run_pool(todo, work, video_dir, num_workers, progress, "shards")
+
+
+def _shard_key(url: str) -> str:
+  """Report key of a shard, e.g. "600/val/part_0.tar.gz" (shard names repeat across splits)."""
+  return "/".join(urllib.parse.urlparse(url).path.split("/")[-3:])
+
+
+def _fetch_shard(url: str, video_dir: Path, split: str, clips: dict[str, Clip],
+                 retries: int) -> int:
+  """Downloads one shard, extracts its clips into place and deletes it; returns clips written."""
+  archive = _fetch_file(url, video_dir / ".shards" / _shard_key(url), retries)
+  try:
+    count = extract_shard(archive, video_dir, split, clips)
+  except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    archive.unlink(missing_ok=True)  # fetch it afresh next run
+    raise FetchError("corrupt", f"corrupt shard {archive.name}: {e}") from None
+  archive.unlink()
+  return count
+
+
+def extract_shard(archive: Path, video_dir: Path, split: str, clips: dict[str, Clip]) -> int:
+  """Extracts the mp4 members of a flat shard to `split/label/filename`; returns clips written.
+
+  Members are placed by file name using the annotations (unknown ones go to `split/`). They are
+  unpacked into a scratch folder and published only once the whole archive has read cleanly, so
+  a corrupt or truncated shard leaves nothing behind; clips already present are left alone.
+  """
+  scratch = archive.with_name(archive.name + ".d")
+  shutil.rmtree(scratch, ignore_errors=True)
+  scratch.mkdir(parents=True)
+  try:
+    with tarfile.open(archive, "r:gz") as tar:
+      for member in tar:
+        name = posixpath.basename(member.name)
+        source = tar.extractfile(member) if member.isfile() else None
+        if source is not None and kinetics.parse_filename(name) is not None:
+          with source, (scratch / name).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return sum(_publish(path, video_dir, split, clips) for path in sorted(scratch.iterdir()))
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _publish(path: Path, video_dir: Path, split: str, clips: dict[str, Clip]) -> bool:
+  """Moves an extracted clip to its place unless one is already there."""
+  clip = clips.get(path.name)
+  dest = video_dir / (clip.relpath if clip else Path(split, path.name))
+  if dest.exists():
+    return False
+  _move_into_place(path, dest)
+  return True

@@ -1,0 +1,118 @@
+"""The human side of an evaluation run: summary.md and PNG plots made from metrics.json."""
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from i3d.errors import UserError  # noqa: E402
+
+METRICS_FILE = "metrics.json"
+SUMMARY_FILE = "summary.md"
+PER_CLASS_PLOT = "per_class_accuracy.png"
+CONFUSION_PLOT = "confusion.png"
+
+
+def load_metrics(output_dir: Path) -> dict:
+  """metrics.json of a finished (or partly finished) run."""
+  path = Path(output_dir) / METRICS_FILE
+  try:
+    return json.loads(path.read_text(encoding="utf-8"))
+  except FileNotFoundError:
+    raise UserError(f"{path} not found; run `i3d evaluate --output_dir {output_dir}` "
+                    f"first") from None
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def _percent(value: float) -> str:
+  return "n/a" if value is None or math.isnan(value) else f"{value:.2%}"
+
+
+def summary_markdown(result: dict, shown: int = 10) -> str:
+  """summary.md: scores, counts, the best and worst classes, the most confused pairs, exclusions."""
+  per_class = sorted(result["per_class_accuracy"].items(), key=lambda kv: (-kv[1], kv[0]))
+  lines = [
+      f"# Evaluation: {result['eval_type']}, {result['protocol']}", "",
+      "| metric | value |", "|---|---|",
+      f"| top-1 accuracy | {_percent(result['top1'])} |",
+      f"| top-5 accuracy | {_percent(result['top5'])} |",
+      f"| mean class accuracy | {_percent(result['mean_class_accuracy'])} |",
+      f"| challenge error (mean of top-1 and top-5 error) | {result['challenge_error']:.4f} |",
+      f"| videos scored | {result['num_videos']} |",
+      f"| missing (not scored) | {result['num_missing']} |",
+      f"| failed to decode (not scored) | {result['num_failed']} |", "",
+      f"Classes scored: {len(per_class)}. Plots: `{PER_CLASS_PLOT}`, `{CONFUSION_PLOT}`.", ""]
+  lines += _class_table("Best classes", per_class[:shown], result["per_class_videos"])
+  lines += _class_table("Worst classes", per_class[::-1][:shown], result["per_class_videos"])
+  lines += ["## Most confused pairs", "", "| true | predicted as | videos |", "|---|---|---|"]
+  lines += [f"| {p['true']} | {p['predicted']} | {p['videos']} |"
+            for p in result["confused_pairs"][:shown]]
+  lines += ["", "## Not scored", ""]
+  lines += [f"- missing: {name}" for name in result["missing"]]
+  lines += [f"- failed: {f['id']}: {f['reason']}" for f in result["failed"]]
+  return "\n".join(lines) + "\n"
+
+
+def _class_table(title: str, rows: list[tuple[str, float]], videos: dict[str, int]) -> list[str]:
+  return ([f"## {title}", "", "| class | top-1 accuracy | videos |", "|---|---|---|"]
+          + [f"| {name} | {_percent(acc)} | {videos[name]} |" for name, acc in rows] + [""])
+
+
+def plot_per_class(result: dict, path: Path) -> None:
+  """Horizontal bars of per-class top-1 accuracy, sorted, with the mean class accuracy marked."""
+  items = sorted(result["per_class_accuracy"].items(), key=lambda kv: kv[1])
+  names, values = [k for k, _ in items], [v for _, v in items]
+  figure, axes = plt.subplots(figsize=(8, max(2.5, 0.18 * len(items) + 1)))
+  axes.barh(np.arange(len(items)), values, color="tab:blue")
+  axes.set_yticks(np.arange(len(items)), names, fontsize=6 if len(items) > 60 else 8)
+  axes.axvline(result["mean_class_accuracy"], color="tab:red", linestyle="--",
+               label=f"mean class accuracy {_percent(result['mean_class_accuracy'])}")
+  axes.set_xlim(0, 1)
+  axes.set_xlabel("top-1 accuracy")
+  axes.set_title(f"Per-class accuracy ({len(items)} classes)")
+  axes.legend(loc="lower right")
+  _save(figure, path)
+
+
+def plot_confusion(result: dict, path: Path) -> None:
+  """Heat map of the confusion among the classes of the most confused pairs (row-normalised)."""
+  classes = result["confusion"]["classes"]
+  counts = np.array(result["confusion"]["counts"], float).reshape(len(classes), len(classes))
+  rows = counts.sum(axis=1, keepdims=True)
+  shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+  figure, axes = plt.subplots(figsize=(3 + 0.5 * len(classes), 2.5 + 0.5 * len(classes)))
+  image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+  axes.set_xticks(np.arange(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+  axes.set_yticks(np.arange(len(classes)), classes, fontsize=8)
+  for (i, j), n in np.ndenumerate(counts):
+    if n:
+      axes.text(j, i, str(int(n)), ha="center", va="center", fontsize=7,
+                color="white" if shares[i, j] > 0.5 else "black")
+  axes.set_xlabel("predicted")
+  axes.set_ylabel("true")
+  axes.set_title("Most confused classes")
+  figure.colorbar(image, ax=axes, label="share of the true class")
+  _save(figure, path)
+
+
+def _save(figure, path: Path) -> None:
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+
+
+def write_report(output_dir: Path) -> str:
+  """Writes summary.md and the plots of a run from its metrics.json; returns the summary."""
+  output_dir = Path(output_dir)
+  result = load_metrics(output_dir)
+  text = summary_markdown(result)
+  (output_dir / SUMMARY_FILE).write_text(text, encoding="utf-8")
+  plot_per_class(result, output_dir / PER_CLASS_PLOT)
+  plot_confusion(result, output_dir / CONFUSION_PLOT)
+  return text

@@ -1,0 +1,212 @@
+"""Released checkpoints: download on first use, and strict loading into an `InceptionI3d`.
+
+The released files are TF1 `Saver` checkpoints. They load by prefix (`DIR/NAME/model.ckpt`),
+never through their `checkpoint` state files, which hold paths on the machine they came from.
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from i3d._util import env
+from i3d._util.http import download
+from i3d.errors import CheckpointError, DownloadError
+from i3d.model.network import InceptionI3d
+from i3d.model.registry import (
+  CHECKPOINTS,
+  DATA_FILE,
+  INDEX_FILE,
+  PREFIX,
+  REQUIRED_FILES,
+  CheckpointInfo,
+  get_info,
+)
+
+# Optimizer state and bookkeeping that training left in a checkpoint; never model weights.
+NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|Adam(_1)?|"
+                                r"RMSProp(_1)?|ExponentialMovingAverage)$")
+
+
+def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
+                     all_files: bool = False, base_url: Optional[str] = None,
+                     progress: bool = True, retries: int = 3) -> Path:
+  """Make released checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
+
+  Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR` or
+  `checkpoints/`) and verified; files already there are used as they are.
+  """
+  info = get_info(name)
+  folder = Path(checkpoint_dir or env.checkpoint_dir()) / name
+  wanted = tuple(info.sha1) if all_files else REQUIRED_FILES
+  for file in wanted:
+    try:
+      download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
+               progress=progress, retries=retries)
+    except DownloadError as e:
+      raise DownloadError(f"{e}\n{_manual_instructions(info, folder, base_url)}",
+                          status=e.status) from None
+  return folder / PREFIX
+
+
+def _manual_instructions(info: CheckpointInfo, folder: Path, base_url: Optional[str]) -> str:
+  """How to place a checkpoint by hand when this machine cannot download it."""
+  lines = [f"To install checkpoint {info.name!r} by hand, download these files into {folder}/:"]
+  lines += [f"  {info.url(file, base_url)}" for file in REQUIRED_FILES]
+  lines.append("(or point --checkpoint_dir / $I3D_CHECKPOINT_DIR at a folder holding "
+               f"{info.name}/{INDEX_FILE} and {info.name}/{DATA_FILE})")
+  return "\n".join(lines)
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
+                       download: bool = True) -> tuple[Path, Optional[CheckpointInfo]]:
+  """A released name or a path (prefix or folder) -> (prefix, registry entry if released)."""
+  if str(checkpoint) in CHECKPOINTS:
+    info = CHECKPOINTS[str(checkpoint)]
+    folder = Path(checkpoint_dir or env.checkpoint_dir()) / info.name
+    if all((folder / f).exists() for f in REQUIRED_FILES):
+      return folder / PREFIX, info
+    if not download:
+      raise CheckpointError(f"checkpoint {info.name!r} is not in {folder}.\n"
+                            f"{_manual_instructions(info, folder, None)}")
+    return fetch_checkpoint(info.name, checkpoint_dir), info
+  path = Path(checkpoint)
+  prefix = path / PREFIX if path.is_dir() else path
+  if not Path(f"{prefix}.index").exists():
+    raise CheckpointError(f"no checkpoint at {checkpoint}: expected {prefix}.index and its data "
+                          f"file; pass a released name ({', '.join(CHECKPOINTS)}) or a "
+                          f"checkpoint prefix")
+  return prefix, None
+
+
+def read_checkpoint(prefix: Path) -> "tf.compat.v1.train.NewCheckpointReader":
+  """Open a checkpoint's index, with a clear error when it is not one."""
+  try:
+    return tf.train.load_checkpoint(str(prefix))
+  except (tf.errors.OpError, ValueError) as e:
+    raise CheckpointError(f"cannot read checkpoint {prefix}: {_first_line(e)}; the index file is "
+                          f"damaged or not a TensorFlow checkpoint: delete it and download "
+                          f"again") from None
+
+
+def model_variable_names(names: dict[str, list[int]], scope: Optional[str] = None
+                         ) -> dict[str, str]:
+  """Map of model-relative name -> checkpoint name, without optimizer slots and other scopes."""
+  if scope is None:
+    scope = detect_scope(names)
+  return {name[len(scope):]: name for name in names
+          if name.startswith(scope) and not NON_MODEL_VARIABLE.search(name)}
+
+
+def detect_scope(names) -> str:
+  """The prefix in front of the model's variable names, e.g. `RGB/inception_i3d/` or ``."""
+  scopes = {n[:-len("Conv3d_1a_7x7/conv_3d/w")] for n in names
+            if n.endswith("Conv3d_1a_7x7/conv_3d/w")}
+  if len(scopes) != 1:
+    found = ", ".join(repr(s) for s in sorted(scopes)) or "none"
+    raise CheckpointError(f"cannot tell which I3D model to load: the checkpoint holds {found} "
+                          f"(scopes of `.../Conv3d_1a_7x7/conv_3d/w`); pass scope=...")
+  return scopes.pop()
+
+
+def load_checkpoint(model: InceptionI3d, checkpoint: str | os.PathLike, *,
+                    checkpoint_dir: Optional[os.PathLike] = None, scope: Optional[str] = None,
+                    download: bool = True) -> Path:
+  """Restore `model`'s weights from a released checkpoint name or a checkpoint path.
+
+  Strict: every model variable must be in the checkpoint with the same shape, and every model
+  variable of the checkpoint (optimizer slots aside) must be in the model, for the endpoints
+  the model has, so a feature extractor cut at `Mixed_5c` still loads a full checkpoint.
+  Returns the checkpoint prefix used.
+  """
+  prefix, _ = resolve_checkpoint(checkpoint, checkpoint_dir, download=download)
+  reader = read_checkpoint(prefix)
+  shapes = reader.get_variable_to_shape_map()
+  wanted = model_variable_names(shapes, scope)
+  model.create_variables(_input_channels(wanted, shapes))
+  pairs = _match(model, wanted, shapes, prefix)
+  for variable, ckpt_name in pairs:
+    variable.assign(np.reshape(_read(reader, ckpt_name, prefix), variable.shape))
+  return prefix
+
+
+def _input_channels(wanted: dict[str, str], shapes) -> int:
+  stem = wanted.get("Conv3d_1a_7x7/conv_3d/w")
+  if stem is None:
+    raise CheckpointError("the checkpoint has no I3D stem `Conv3d_1a_7x7/conv_3d/w`")
+  return shapes[stem][3]
+
+
+def relative_name(model: InceptionI3d, variable: tf.Variable) -> str:
+  """`inception_i3d/Mixed_3b/.../w:0` -> `Mixed_3b/.../w`."""
+  name = variable.name.rsplit(":", 1)[0]
+  scope = model.name_scope.name
+  return name[len(scope):] if name.startswith(scope) else name
+
+
+def _match(model: InceptionI3d, wanted: dict[str, str], shapes, prefix: Path):
+  """Pair model variables with checkpoint names; raise listing every mismatch at once."""
+  ours = {relative_name(model, v): v for v in model.variables}
+  in_model = set(model.endpoints)
+  missing = sorted(set(ours) - set(wanted))
+  unexpected = sorted(n for n in set(wanted) - set(ours) if n.split("/")[0] in in_model)
+  bad_shapes = [f"{n}: model {ours[n].shape.as_list()}, checkpoint {shapes[wanted[n]]}"
+                for n in sorted(set(ours) & set(wanted))
+                if not _shapes_fit(n, ours[n].shape.as_list(), shapes[wanted[n]])]
+  problems = []
+  hint = _mismatch_hint(model, wanted, shapes)
+  if missing:
+    problems.append(f"{len(missing)} model variables missing from the checkpoint: "
+                    f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+  if unexpected:
+    problems.append(f"{len(unexpected)} checkpoint variables not in the model: "
+                    f"{', '.join(unexpected[:10])}{' ...' if len(unexpected) > 10 else ''}")
+  if bad_shapes:
+    problems.append(f"{len(bad_shapes)} shape mismatches: {'; '.join(bad_shapes[:5])}"
+                    f"{' ...' if len(bad_shapes) > 5 else ''}")
+  if problems:
+    raise CheckpointError(f"checkpoint {prefix} does not fit the model{hint}: "
+                          + " | ".join(problems))
+  return [(ours[n], wanted[n]) for n in sorted(ours)]
+
+
+def _shapes_fit(name: str, model_shape: list[int], ckpt_shape: list[int]) -> bool:
+  """Equal shapes, or BatchNorm statistics stored as (1, 1, 1, 1, C) rather than (C,)."""
+  if model_shape == ckpt_shape:
+    return True
+  return "/batch_norm/" in name and [d for d in ckpt_shape if d != 1] == [
+      d for d in model_shape if d != 1]
+
+
+def _mismatch_hint(model: InceptionI3d, wanted: dict[str, str], shapes) -> str:
+  """A plain-words reason for the common mistakes: wrong stream, wrong class count."""
+  hints = []
+  stem = model.input_channels
+  ckpt_stem = _input_channels(wanted, shapes)
+  if stem != ckpt_stem:
+    kind: dict[int | None, str] = {3: "RGB", 2: "optical-flow"}
+    hints.append(f"it is a {kind.get(ckpt_stem, ckpt_stem)} checkpoint "
+                 f"({ckpt_stem} input channels) but the model takes {stem} channels "
+                 f"({kind.get(stem, stem)})")
+  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
+  if "Logits" in model.units and logits and shapes[logits][0] != model.num_classes:
+    hints.append(f"it has {shapes[logits][0]} classes, the model {model.num_classes}")
+  return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _read(reader, name: str, prefix: Path) -> np.ndarray:
+  """One tensor from the data shard; a truncated or damaged shard is a clear error."""
+  try:
+    return reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    raise CheckpointError(f"checkpoint data for {prefix} is damaged ({_first_line(e)}); the "
+                          f"data shard is truncated or corrupt: delete "
+                          f"{prefix}.data-* and download it again") from None
+
+
+def _first_line(error: Exception) -> str:
+  text = getattr(error, "message", None) or str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -1,0 +1,119 @@
+"""A fast inference-only I3D built from a loaded `InceptionI3d`, with the same logits.
+
+At build time BatchNorm is folded into the convolution weights and the three 1x1x1 convolutions
+that read each Inception block's input (Branch_0, Branch_1 and Branch_2 `Conv3d_0a_1x1`) become
+one convolution whose output is split. The forward pass is a `tf.function` (optionally compiled
+with XLA) over any batch and clip length, and traces inside another `tf.function`, so it can be
+exported with `tf.saved_model`. `InceptionI3d` stays the training and research model.
+"""
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D
+
+PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
+
+
+def fold_batch_norm(unit: Unit3D) -> tuple[np.ndarray, np.ndarray]:
+  """Weights and bias of one convolution equal to `unit`'s convolution followed by its BatchNorm.
+
+  BN(x) = (x - mean) / sqrt(var + eps) + beta, so w' = w / sqrt(var + eps) (per output channel)
+  and b' = beta - mean / sqrt(var + eps); computed in float64 to add no rounding of its own.
+  """
+  w = unit.conv.w.numpy().astype(np.float64)
+  if unit.bn is None:
+    b = unit.conv.b.numpy() if unit.conv.with_bias else np.zeros(w.shape[-1])
+    return w, np.asarray(b, np.float64)
+  bn = unit.bn
+  inv_std = 1.0 / np.sqrt(bn.moving_variance.numpy().astype(np.float64) + bn.eps)
+  bias = bn.beta.numpy() - bn.moving_mean.numpy() * inv_std
+  return w * inv_std, bias
+
+
+class FusedConv(tf.Module):
+  """A 3D convolution (SAME) with folded bias and optional ReLU, weights in `dtype`."""
+
+  def __init__(self, w: np.ndarray, b: np.ndarray, stride: tuple[int, ...] = (1, 1, 1),
+               relu: bool = True, dtype: tf.DType = tf.float32, name: Optional[str] = None):
+    super().__init__(name=name)
+    self.w = tf.Variable(tf.constant(w, dtype), trainable=False, name="w")
+    self.b = tf.Variable(tf.constant(b, dtype), trainable=False, name="b")
+    self.strides = (1, *stride, 1)
+    self.relu = relu
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    y = tf.nn.bias_add(tf.nn.conv3d(x, self.w, self.strides, "SAME"), self.b)
+    return tf.nn.relu(y) if self.relu else y
+
+
+def _conv(unit: Unit3D, dtype: tf.DType) -> FusedConv:
+  """The FusedConv of one `Unit3D`."""
+  w, b = fold_batch_norm(unit)
+  return FusedConv(w, b, unit.stride, relu=unit.activation_fn is not None, dtype=dtype)
+
+
+class FastInceptionBlock(tf.Module):
+  """An Inception block with its three input-reading 1x1x1 convolutions fused into one."""
+
+  def __init__(self, block: InceptionBlock, dtype: tf.DType):
+    super().__init__()
+    parts = [fold_batch_norm(u) for u in (block.branch_0, block.branch_1[0], block.branch_2[0])]
+    self.splits = [w.shape[-1] for w, _ in parts]
+    self.pointwise = FusedConv(np.concatenate([w for w, _ in parts], axis=-1),
+                               np.concatenate([b for _, b in parts]), dtype=dtype)
+    self.conv_1 = _conv(block.branch_1[1], dtype)
+    self.conv_2 = _conv(block.branch_2[1], dtype)
+    self.pool = block.pool
+    self.conv_3 = _conv(block.branch_3, dtype)
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    branch_0, reduced_1, reduced_2 = tf.split(self.pointwise(x), self.splits, axis=4)
+    return tf.concat([branch_0, self.conv_1(reduced_1), self.conv_2(reduced_2),
+                      self.conv_3(self.pool(x))], axis=4)
+
+
+class FastI3d(tf.Module):
+  """Logits (B, num_classes) in float32 of a loaded `InceptionI3d`, computed faster.
+
+  `compute_dtype` bfloat16 or float16 runs the convolutions in that precision (for GPUs); the
+  logits head always runs in float32. `jit_compile` compiles the forward pass with XLA.
+  """
+
+  def __init__(self, model: InceptionI3d, compute_dtype: tf.DType = tf.float32,
+               jit_compile: bool = False, name: Optional[str] = None):
+    super().__init__(name=name)
+    if model.final_endpoint != "Logits" or not model.spatial_squeeze:
+      raise ValueError("FastI3d needs an InceptionI3d ending at Logits with spatial_squeeze")
+    if model.input_channels is None:
+      raise ValueError("FastI3d needs a built InceptionI3d (load a checkpoint first)")
+    self.compute_dtype = tf.as_dtype(compute_dtype)
+    self.check_input = model._check_input  # a bound method: not tracked, no duplicate weights
+    self.layers = [self._layer(layer) for e, layer in model.layers.items() if e != "Logits"]
+    self.logits_w, self.logits_b = (tf.Variable(tf.constant(v, tf.float32), trainable=False)
+                                    for v in fold_batch_norm(model.units["Logits"]))
+    self.forward = tf.function(self._forward, jit_compile=jit_compile, reduce_retracing=True)
+
+  def _layer(self, layer):
+    """The fast equivalent of one of the model's layers."""
+    if isinstance(layer, MaxPool3D):
+      return layer
+    if isinstance(layer, InceptionBlock):
+      return FastInceptionBlock(layer, self.compute_dtype)
+    return _conv(layer, self.compute_dtype)
+
+  def _forward(self, clips: tf.Tensor) -> tf.Tensor:
+    net = tf.cast(clips, self.compute_dtype)
+    for layer in self.layers:
+      net = layer(net)
+    net = tf.nn.avg_pool3d(tf.cast(net, tf.float32), ksize=(2, 7, 7), strides=1,
+                           padding="VALID")
+    logits = tf.nn.bias_add(tf.nn.conv3d(net, self.logits_w, (1,) * 5, "SAME"), self.logits_b)
+    return tf.reduce_mean(tf.squeeze(logits, axis=(2, 3)), axis=1)
+
+  def __call__(self, clips) -> tf.Tensor:
+    clips = tf.convert_to_tensor(clips, tf.float32)
+    self.check_input(clips)
+    return self.forward(clips)

@@ -1,0 +1,52 @@
+"""Kinetics label maps: class names in the order the released checkpoints' logits use."""
+
+import difflib
+import functools
+from pathlib import Path
+
+from i3d._util import env
+from i3d.errors import UserError
+
+LABEL_MAP_FILES = {400: "label_map.txt", 600: "label_map_600.txt", 700: "label_map_700.txt"}
+
+
+@functools.cache
+def load_label_map(version: int | str = 400) -> tuple[str, ...]:
+  """Class names of Kinetics-`version` (400, 600 or 700), or of a label-map file path."""
+  path = _label_map_path(version)
+  try:
+    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+  except FileNotFoundError:
+    raise UserError(f"label map {path} not found; restore the repository's data/ folder (or "
+                    f"point $I3D_DATA_DIR at a copy of it), or pass an existing file with one "
+                    f"class name per line") from None
+  return tuple(n for n in names if n)
+
+
+def _label_map_path(version: int | str) -> Path:
+  if isinstance(version, int) or str(version).isdigit():
+    if int(version) not in LABEL_MAP_FILES:
+      raise UserError(f"unknown Kinetics version {version!r}; expected one of "
+                      f"{sorted(LABEL_MAP_FILES)}")
+    return env.data_dir() / LABEL_MAP_FILES[int(version)]
+  path = Path(version)
+  return path if path.is_absolute() or path.exists() else env.data_dir() / path
+
+
+def class_index(name: str, version: int | str = 400) -> int:
+  """Index of class `name`; an unknown name is an error listing the closest names."""
+  names = load_label_map(version)
+  try:
+    return names.index(name)
+  except ValueError:
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UserError(f"unknown class {name!r} for Kinetics-{version}{hint}") from None
+
+
+def class_name(index: int, version: int | str = 400) -> str:
+  """Name of class number `index`."""
+  names = load_label_map(version)
+  if not 0 <= index < len(names):
+    raise UserError(f"class index {index} out of range for a {len(names)}-class label map")
+  return names[index]

@@ -1,0 +1,9 @@
+"""Every test here runs the toolkit's commands in subprocesses: select with `-m e2e`."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if "/e2e/" in str(item.fspath):
+      item.add_marker(pytest.mark.e2e)

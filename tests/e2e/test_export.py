@@ -1,0 +1,62 @@
+"""`i3d export`: a SavedModel that serves any batch and clip length without this package."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.support.clips import random_clip
+
+# Runs where `import i3d` fails, to prove the SavedModel stands alone.
+LOAD_ELSEWHERE = """
+import sys, json
+sys.modules["i3d"] = None
+import numpy as np, tensorflow as tf, tensorflow_hub as hub
+rgb, flow = np.load(sys.argv[2]), np.load(sys.argv[3])
+out = {}
+for name, loaded in (("saved_model", tf.saved_model.load(sys.argv[1])),
+                     ("hub", hub.load(sys.argv[1]))):
+  result = loaded.signatures["serving_default"](rgb=tf.constant(rgb), flow=tf.constant(flow))
+  out[name] = {k: v.numpy().tolist() for k, v in result.items()}
+print(json.dumps(out))
+"""
+
+
+def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_dir, tmp_path):
+  export = subprocess.run(
+      ["i3d", "export", "--eval_type", "joint", "--checkpoint_dir", str(checkpoint_dir),
+       "--output", str(tmp_path / "model")], capture_output=True, text=True, timeout=600)
+  assert export.returncode == 0, export.stderr
+  assert (tmp_path / "model" / "saved_model.pb").exists()
+  labels = (tmp_path / "model" / "labels.txt").read_text().splitlines()
+  assert labels == list(joint_classifier.labels)
+  rgb, flow = random_clip(10, 3, seed=3, batch=2), random_clip(10, 2, seed=4, batch=2)
+  np.save(tmp_path / "rgb.npy", rgb)
+  np.save(tmp_path / "flow.npy", flow)
+  loaded = subprocess.run([sys.executable, "-c", LOAD_ELSEWHERE, str(tmp_path / "model"),
+                           str(tmp_path / "rgb.npy"), str(tmp_path / "flow.npy")],
+                          capture_output=True, text=True, timeout=600)
+  assert loaded.returncode == 0, loaded.stderr
+  expected = joint_classifier(rgb=rgb, flow=flow).numpy()
+  for result in json.loads(loaded.stdout.splitlines()[-1]).values():
+    logits, probabilities = np.array(result["logits"]), np.array(result["probabilities"])
+    assert logits.shape == (2, 400)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probabilities.argmax(1) == expected.argmax(1)).all()
+
+
+def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
+  import tensorflow as tf
+
+  from i3d import load_classifier
+  from i3d.classify.export import export_saved_model
+  export_saved_model(load_classifier("rgb", checkpoint_dir, download=False), tmp_path / "rgb")
+  signature = tf.saved_model.load(str(tmp_path / "rgb")).signatures["serving_default"]
+  assert list(signature.structured_input_signature[1]) == ["rgb"]
+  assert signature.structured_input_signature[1]["rgb"].shape.as_list() == [None, None, 224, 224,
+                                                                            3]
+  assert sorted(signature.structured_outputs) == ["logits", "probabilities"]
+  # A different clip length than any traced before still runs.
+  assert signature(rgb=tf.zeros([1, 17, 224, 224, 3]))["logits"].shape == (1, 400)

@@ -1,0 +1,114 @@
+"""The fast inference graph (`i3d.model.fast`, used by `load_classifier`) gives the plain
+model's logits."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import i3d
+from i3d.model.fast import FastI3d, fold_batch_norm
+from i3d.model.network import INCEPTION_CHANNELS
+from tests.support.clips import random_clip
+from tests.support.reference_i3d import reference_logits
+
+TOLERANCE = 1e-4  # relative to the largest logit
+
+
+def relative_error(actual, expected) -> float:
+  """Largest absolute difference over the largest expected magnitude."""
+  return float(np.max(np.abs(np.asarray(actual) - expected)) / np.max(np.abs(expected)))
+
+
+@pytest.fixture(scope="session")
+def rgb600_classifier(checkpoint_dir):
+  """The Kinetics-600 RGB classifier on a format-exact checkpoint."""
+  return i3d.load_classifier("rgb600", checkpoint_dir=checkpoint_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def towers(joint_classifier, rgb600_classifier, checkpoint_dir):
+  """(checkpoint prefix, plain InceptionI3d, FastI3d) per released checkpoint tested."""
+  def entry(classifier, name):
+    return (str(checkpoint_dir / name / "model.ckpt"), classifier.models["rgb" if "rgb" in name
+            else "flow"], classifier.towers["rgb" if "rgb" in name else "flow"])
+  return {"rgb_imagenet": entry(joint_classifier, "rgb_imagenet"),
+          "flow_imagenet": entry(joint_classifier, "flow_imagenet"),
+          "rgb_scratch_kin600": entry(rgb600_classifier, "rgb_scratch_kin600")}
+
+
+@pytest.mark.parametrize("name, frames, size", [
+    ("rgb_imagenet", 10, 224), ("flow_imagenet", 9, 224), ("rgb_scratch_kin600", 11, 201)])
+def test_fast_logits_match_plain_model_and_reference(towers, name, frames, size):
+  prefix, plain, fast = towers[name]
+  clip = random_clip(frames, plain.input_channels, seed=frames, batch=2, size=size)
+  expected = plain(clip, is_training=False)[0].numpy()
+  logits = fast(clip).numpy()
+  assert logits.shape == expected.shape == (2, plain.num_classes)
+  assert relative_error(logits, expected) < TOLERANCE
+  assert relative_error(logits, reference_logits(prefix, clip)) < TOLERANCE
+
+
+def test_classifier_runs_the_fast_towers(joint_classifier):
+  assert all(isinstance(t, FastI3d) for t in joint_classifier.towers.values())
+  rgb, flow = random_clip(9, 3, seed=1), random_clip(9, 2, seed=2)
+  plain = sum(m(x, is_training=False)[0].numpy()
+              for m, x in ((joint_classifier.models["rgb"], rgb),
+                           (joint_classifier.models["flow"], flow)))
+  assert relative_error(joint_classifier(rgb=rgb, flow=flow), plain) < TOLERANCE
+
+
+def test_unoptimised_classifier_runs_the_plain_models(joint_classifier):
+  plain = i3d.Classifier(joint_classifier.models, joint_classifier.labels, optimize=False)
+  assert plain.towers == plain.models
+  rgb, flow = random_clip(9, 3, seed=3), random_clip(9, 2, seed=3)
+  assert relative_error(plain(rgb=rgb, flow=flow), joint_classifier(rgb=rgb, flow=flow)) < TOLERANCE
+
+
+def test_fold_batch_norm_equals_convolution_then_batch_norm(towers):
+  unit = towers["rgb_imagenet"][1].units["Conv3d_2c_3x3"]
+  x = tf.random.stateless_normal([1, 3, 5, 5, 64], seed=(0, 1))
+  w, b = fold_batch_norm(unit)
+  folded = tf.nn.relu(tf.nn.conv3d(x, w.astype(np.float32), [1] * 5, "SAME") + b)
+  assert relative_error(folded, unit(x, is_training=False).numpy()) < 1e-5
+
+
+def test_inception_blocks_read_their_input_with_one_fused_1x1_convolution(towers):
+  fast = towers["rgb_imagenet"][2]
+  blocks = [layer for layer in fast.layers if hasattr(layer, "pointwise")]
+  assert len(blocks) == len(INCEPTION_CHANNELS)
+  for block, channels in zip(blocks, INCEPTION_CHANNELS.values()):
+    assert block.pointwise.w.shape[-1] == channels[0] + channels[1] + channels[3]
+
+
+def test_fast_tower_rejects_bad_input_like_the_plain_model(towers):
+  with pytest.raises(ValueError, match="at least 9 frames"):
+    towers["rgb_imagenet"][2](random_clip(8, 3))
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_reduced_precision_gives_float32_logits_close_to_float32(towers, precision):
+  _, plain, fast = towers["rgb_imagenet"]
+  # XLA: the CPU has no float16 max-pool kernel and only slow bfloat16 convolutions.
+  reduced = FastI3d(plain, tf.as_dtype(precision), jit_compile=True)
+  assert reduced.layers[0].w.dtype == tf.as_dtype(precision)
+  clip = random_clip(9, 3, seed=4)
+  logits = reduced(clip)
+  assert logits.dtype == tf.float32
+  assert relative_error(logits, fast(clip).numpy()) < 0.05
+
+
+def test_unknown_precision_is_a_user_error(checkpoint_dir):
+  with pytest.raises(i3d.UserError, match="precision"):
+    i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False, precision="int8")
+
+
+def test_exported_classifier_keeps_its_logits(joint_classifier, tmp_path):
+  clf = i3d.Classifier({"rgb": joint_classifier.models["rgb"]}, joint_classifier.labels)
+  module = tf.Module()
+  module.towers = clf.towers
+  module.logits = tf.function(lambda rgb: clf(rgb=rgb), input_signature=[
+      tf.TensorSpec([None, None, None, None, 3], tf.float32)])
+  tf.saved_model.save(module, str(tmp_path))
+  restored = tf.saved_model.load(str(tmp_path))
+  clip = random_clip(9, 3, seed=5)
+  assert relative_error(restored.logits(clip), clf(rgb=clip).numpy()) < 1e-6

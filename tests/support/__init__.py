@@ -1,0 +1,1 @@
+"""Test helpers: reference graph, test videos, local servers, random clips (not in conftest)."""
