@@ -15,3 +15,7 @@ class DownloadError(UserError):
   def __init__(self, message: str, status: int | None = None):
     super().__init__(message)
     self.status = status
+
+
+class InputError(UserError, ValueError):
+  """Model inputs of the wrong dtype, shape or length, or with NaN or infinite values."""

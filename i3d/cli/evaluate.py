@@ -28,6 +28,9 @@ def register(subparsers) -> None:
   parser.add_argument("--save_logits", action="store_true",
                       help="Also store every stream's logits in predictions.jsonl.")
   parser.add_argument("--workers", type=int, default=2, help="Videos decoded in parallel.")
+  parser.add_argument("--retry_failed", action="store_true",
+                      help="Try the videos in failures.jsonl again (a video whose file changed "
+                           "is tried again anyway).")
   parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
   parser.set_defaults(run=main)
 
@@ -41,8 +44,8 @@ def _clips(args) -> list[kinetics.Clip]:
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
   version = 600 if args.eval_type == "rgb600" else 400
   classes = kinetics.check_classes(names, version) if names else None
-  return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
-                         max_samples=args.max_samples)
+  return kinetics.select(kinetics.usable(parsed, args.annotations), splits=[args.split],
+                         classes=classes, max_samples=args.max_samples)
 
 
 def main(args) -> None:
@@ -50,7 +53,7 @@ def main(args) -> None:
   settings = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
-      workers=args.workers, view_batch=args.view_batch)
+      workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
   clips = _clips(args)
   classifier = flags.classifier(args)
   result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,

@@ -74,7 +74,7 @@ def _clips(args, path: Path | None) -> list[kinetics.Clip]:
     path = kinetics_download.fetch_annotations(args.version, splits[0], base_url=args.base_url)
   parsed = kinetics.read_annotations(path, args.version)
   _print_problems(path, parsed.problems)
-  return [c for c in parsed.clips if splits is None or c.split in splits]
+  return [c for c in kinetics.usable(parsed, path) if splits is None or c.split in splits]
 
 
 def _print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:

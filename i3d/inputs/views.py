@@ -50,18 +50,42 @@ def loop_to_length(frames: np.ndarray, length: int = MIN_FRAMES) -> np.ndarray:
   return frames[np.arange(length) % len(frames)]
 
 
+class Windows:
+  """`count` windows of `length` frames uniformly spaced over each crop (crops, T, ...), crop by
+  crop: an array-like (views, length, ...) whose windows are copied out only when indexed, so
+  many windows of a long clip cost the memory of the clip plus the batch being classified."""
+
+  def __init__(self, crops: np.ndarray | Sequence[np.ndarray], count: int, length: int):
+    self.crops = [loop_to_length(c, length) for c in crops]
+    self.length = length
+    self.starts = [(i, int(s)) for i, c in enumerate(self.crops)
+                   for s in np.round(np.linspace(0, len(c) - length, count))]
+    self.shape = (len(self.starts), length, *self.crops[0].shape[1:])
+    self.dtype = self.crops[0].dtype
+
+  def __len__(self) -> int:
+    return len(self.starts)
+
+  def __getitem__(self, index: int | slice) -> np.ndarray:
+    if isinstance(index, slice):
+      return np.stack([self[i] for i in range(len(self))[index]])
+    crop, start = self.starts[index]
+    return self.crops[crop][start:start + self.length]
+
+  def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    return self[:] if dtype is None else self[:].astype(dtype)
+
+
 def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
   """`count` windows of `length` frames, uniformly spaced over (T, ...): (count, length, ...)."""
-  frames = loop_to_length(frames, length)
-  starts = np.round(np.linspace(0, len(frames) - length, count)).astype(int)
-  return np.stack([frames[s:s + length] for s in starts])
+  return Windows([frames], count, length)[:]
 
 
-def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray:
+def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray | Windows:
   """(crops, T, ...) -> (views, frames, ...): each crop's whole clip (looped up to the model's
-  minimum) or its `protocol.windows` windows, crop by crop."""
+  minimum) or its `protocol.windows` windows, crop by crop (a lazy `Windows`)."""
   if protocol.windows:
-    return np.concatenate([windows(c, protocol.windows, protocol.window_frames) for c in crops])
+    return Windows(crops, protocol.windows, protocol.window_frames)
   return np.stack([loop_to_length(c) for c in crops])
 
 
@@ -92,7 +116,8 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
-                protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
+                protocol: Protocol = Protocol(),
+                use_cache: bool = True) -> dict[str, np.ndarray | Windows]:
   """The model inputs of one video under `protocol`: {stream: (views, T, 224, 224, C)}."""
   crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
   return {s: temporal_views(crops[s], protocol) for s in streams}
