@@ -7,6 +7,9 @@ def register(subparsers) -> None:
   parser = subparsers.add_parser(
       "export", help="Export a classifier (rgb, rgb600, flow, joint) as a TF SavedModel.")
   parser.add_argument("--output", required=True, help="Folder to write the SavedModel to.")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="Replace an earlier export in --output (a non-empty folder is "
+                           "refused otherwise).")
   flags.add_classifier_flags(parser)
   parser.set_defaults(run=main)
 
@@ -14,6 +17,6 @@ def register(subparsers) -> None:
 def main(args) -> None:
   from i3d.classify.export import export_saved_model  # pylint: disable=import-outside-toplevel
   classifier = flags.classifier(args)
-  export_saved_model(classifier, args.output)
+  export_saved_model(classifier, args.output, overwrite=args.overwrite)
   print(f"SavedModel written to {args.output} (signature serving_default: "
         f"{', '.join(classifier.streams)} -> logits, probabilities)")

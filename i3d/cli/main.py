@@ -35,6 +35,10 @@ def _main(args) -> None:
   except UserError as e:
     print(f"i3d {args.command}: error: {e}", file=sys.stderr)
     sys.exit(2)
+  except OSError as e:  # a folder that cannot be written, a full disk: the system's words suffice
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"i3d {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+    sys.exit(2)
   except KeyboardInterrupt:
     print(f"i3d {args.command}: interrupted", file=sys.stderr)
     sys.exit(130)

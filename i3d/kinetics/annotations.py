@@ -27,9 +27,9 @@ _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation",
 _REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end", "split")
 _FILENAME = re.compile(r"^(?P<id>.+)_(?P<start>\d{6})_(?P<end>\d{6})\.mp4$")
 # YouTube ids are 11 characters of [A-Za-z0-9_-]; real files carry a few longer or odd ones, so
-# any printable name is taken that cannot leave its folder: no separator, NUL, control character
-# or leading dot ("..", hidden files). Labels become folder names and follow the same rule.
-_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]|^\.")
+# any name is taken that cannot leave its folder: no separator, NUL or leading dot ("..", hidden
+# files). Labels become folder names and follow the same rule.
+_UNSAFE_NAME = re.compile(r"[/\\\x00]|^\.")
 _MAX_NAME = 200
 
 
@@ -254,8 +254,8 @@ def _clip(fields: dict, labels: frozenset[str] | None) -> Clip:
 def _check_name(column: str, name: str) -> None:
   """A `_RowError` unless `name` is safe as a file or folder name (see `_UNSAFE_NAME`)."""
   if _UNSAFE_NAME.search(name) or len(name) > _MAX_NAME:
-    raise _RowError(f"{column} {name!r} is not a safe file name (no /, \\, control characters "
-                    f"or leading dot; at most {_MAX_NAME} characters)")
+    raise _RowError(f"{column} {name!r} is not a safe file name (no /, \\, NUL or leading "
+                    f"dot; at most {_MAX_NAME} characters)")
 
 
 def _seconds(value: str) -> int:
