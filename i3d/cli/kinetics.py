@@ -73,8 +73,9 @@ def _clips(args, path: Path | None) -> list[kinetics.Clip]:
       raise UserError("pass --annotations FILE, or exactly one --split to fetch its annotations")
     path = kinetics_download.fetch_annotations(args.version, splits[0], base_url=args.base_url)
   parsed = kinetics.read_annotations(path, args.version)
+  clips = kinetics.usable(parsed, path)
   _print_problems(path, parsed.problems)
-  return [c for c in kinetics.usable(parsed, path) if splits is None or c.split in splits]
+  return [c for c in clips if splits is None or c.split in splits]
 
 
 def _print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:
