@@ -141,7 +141,8 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
   start = float(time_start or 0.0)
   end = math.inf if time_end is None else float(time_end)
   if not 0 <= start < end:  # also refuses NaN
-    raise UserError(f"{path}: empty or invalid trim window [{time_start}, {time_end}] s")
+    raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s (times must be "
+                    f"numbers with 0 <= start < end)")
   capture = open_video(path)
   most = env.limit("I3D_MAX_FRAMES")
   try:
