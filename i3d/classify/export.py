@@ -38,7 +38,7 @@ def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
   holds an earlier export.
   """
   output = Path(os.path.abspath(output_dir))
-  _check_output(output, overwrite)
+  check_output(output, overwrite)
   module = serving_module(classifier)
   signature = module.serve.get_concrete_function()
   temporary = output.with_name(f".{output.name}.tmp{os.getpid()}")
@@ -58,7 +58,7 @@ def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
     shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
+def check_output(output: Path, overwrite: bool) -> None:
   """A `UserError` unless `output` is free, empty, or (with `overwrite`) an earlier export."""
   if output.exists() and not output.is_dir():
     raise UserError(f"{output} is a file; choose a folder for the SavedModel")

@@ -1,5 +1,7 @@
 """`i3d export`: write a classifier as a TF SavedModel for serving or TF Hub."""
 
+from pathlib import Path
+
 from i3d.cli import flags
 
 
@@ -15,8 +17,9 @@ def register(subparsers) -> None:
 
 
 def main(args) -> None:
-  from i3d.classify.export import export_saved_model  # pylint: disable=import-outside-toplevel
+  from i3d.classify import export  # pylint: disable=import-outside-toplevel
+  export.check_output(Path(args.output), args.overwrite)  # before minutes of loading
   classifier = flags.classifier(args)
-  export_saved_model(classifier, args.output, overwrite=args.overwrite)
+  export.export_saved_model(classifier, args.output, overwrite=args.overwrite)
   print(f"SavedModel written to {args.output} (signature serving_default: "
         f"{', '.join(classifier.streams)} -> logits, probabilities)")
