@@ -5,8 +5,8 @@ item 7 and `--windows 200`)."""
 import tracemalloc
 
 import numpy as np
-import tensorflow as tf
 import pytest
+import tensorflow as tf
 
 from i3d.errors import InputError, UserError
 from i3d.inputs import cache, views

@@ -200,8 +200,9 @@ def test_no_clip_in_the_video_folder_is_an_error(tmp_path, rgb_classifier):
     run(rgb_classifier, clips, tmp_path / "empty", tmp_path / "run")
 
 
-@pytest.mark.parametrize("content", ["[]", '{"top1": 0.5}', "nan", "{bad",
-                                     json.dumps({"eval_type": "rgb", "protocol": "p", "top1": "x"})])
+@pytest.mark.parametrize("content", [
+    "[]", '{"top1": 0.5}', "nan", "{bad",
+    json.dumps({"eval_type": "rgb", "protocol": "p", "top1": "x"})])
 def test_report_on_malformed_metrics_is_one_line(tmp_path, capsys, content):
   (tmp_path / "metrics.json").write_text(content)
   err = one_line_error(capsys, "report", tmp_path)
