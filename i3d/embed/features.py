@@ -155,7 +155,8 @@ def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = Feat
 def _cached_extractor(stream: str, checkpoint: str, settings: FeatureSettings,
                       checkpoint_dir: Optional[str], download: bool,
                       batch: int) -> FeatureExtractor:
-  return load_extractor({stream: checkpoint}, settings, checkpoint_dir, download, batch)
+  folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+  return load_extractor({stream: checkpoint}, settings, folder, download, batch)
 
 
 def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mixed_5c", *,

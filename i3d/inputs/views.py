@@ -78,7 +78,7 @@ def window_starts(total: int, length: int, count: int = 0, stride: int = 0) -> n
 
 def take_windows(frames: np.ndarray, starts: Sequence[int] | np.ndarray,
                  length: int) -> np.ndarray:
-  """The windows of `length` frames of (T, ...) that begin at `starts`: (len(starts), length, ...)."""
+  """Windows of `length` frames of (T, ...) beginning at `starts`: (len(starts), length, ...)."""
   return np.stack([frames[s:s + length] for s in starts])
 
 
