@@ -283,7 +283,7 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
           failure = {"id": vid, "path": str(path), "reason": reason}
           failures.append(failure)
           result.failed.append(failure)
-          bar.write(f"failed: {path}: {reason}")
+          bar.write(f"failed: {path}: {reason}", file=sys.stderr)
         bar.update()
     finally:
       bar.close()
