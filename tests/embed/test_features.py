@@ -9,7 +9,7 @@ import pytest
 import i3d
 from i3d.embed import features
 from i3d.errors import UserError
-from i3d.inputs import views
+from i3d.inputs import cache, views
 from i3d.inputs.settings import InputSettings
 from tests.support.clips import random_clip
 from tests.support.reference_i3d import reference_endpoint
@@ -120,3 +120,17 @@ def test_duplicate_ids_are_refused(tmp_path):
   with pytest.raises(UserError, match="both be written"):
     features.extract_videos(None, [("a", tmp_path / "x/a.mp4"), ("a", tmp_path / "y/a.mp4")],
                             tmp_path / "out")
+
+
+def test_inputs_npz_from_preprocess(checkpoint_dir, tmp_path):
+  rgb = random_clip(10, 3, seed=5, size=32)
+  path = cache.save_inputs(tmp_path / "clip_inputs.npz", {"rgb": rgb}, {})
+  extractor = features.load_extractor({"rgb": "rgb_imagenet"},
+                                      features.FeatureSettings("Conv3d_2c_3x3", 10, 10),
+                                      checkpoint_dir, download=False)
+  result = features.extract_videos(extractor, [(features.video_id(path), path)],
+                                   tmp_path / "out", progress=False)
+  assert result.written == ["clip"]
+  prefix = str(checkpoint_dir / "rgb_imagenet" / "model.ckpt")
+  expected = reference_endpoint(prefix, rgb, "Conv3d_2c_3x3").mean(axis=(1, 2, 3))
+  assert _relative_error(np.load(tmp_path / "out" / "clip_rgb.npy"), expected) < 1e-4

@@ -2,6 +2,8 @@
 KVD against a direct O(N^2) evaluation."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,3 +132,10 @@ def test_short_and_bad_clips_are_refused():
     sources.check_clip(np.full((9, 8, 8, 3), np.nan), 9, "x")
   with pytest.raises(UserError, match="at least 9"):
     fvd.folder_distances("a", "b", num_frames=8)
+
+
+def test_the_distances_load_without_tensorflow():
+  code = ("import sys, i3d; i3d.fvd.frechet_distance; i3d.fvd.kernel_distance; "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow loaded'")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
