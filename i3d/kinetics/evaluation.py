@@ -158,8 +158,21 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
 
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, output_dir: Path,
              config: EvalConfig, progress: bool = True) -> dict:
-  """Evaluates `clips` found under `video_dir`, resuming the run in `output_dir`; returns the
-  metrics."""
+  """Scores `classifier` on `clips` found under `video_dir`, resuming the run in `output_dir`.
+
+  Args:
+    classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
+    clips: annotated clips (`i3d.kinetics.read_annotations`); ids must be unique.
+    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`).
+    output_dir: predictions.jsonl, failures.jsonl, started.jsonl, metrics.json, the
+      ActivityNet file, the report; an earlier run there is resumed, or refused if its
+      settings differ.
+    config: protocol, input settings, top-k and speed settings.
+    progress: show a progress bar on stderr.
+
+  Returns:
+    The metrics written to metrics.json.
+  """
   _check_clips(clips, classifier.labels)
   if not Path(video_dir).is_dir():
     raise UserError(f"video folder {video_dir} does not exist; pass the folder holding the clips")

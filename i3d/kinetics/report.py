@@ -20,11 +20,12 @@ CONFUSION_PLOT = "confusion.png"
 
 
 # What the report reads from metrics.json, with the types it needs (None: no video scored).
-_FIELDS = {"eval_type": (str, type(None)), "protocol": str, "top1": (float, int, type(None)),
-           "top5": (float, int, type(None)), "mean_class_accuracy": (float, int, type(None)),
-           "challenge_error": (float, int, type(None)), "num_videos": int, "num_missing": int,
-           "num_failed": int, "per_class_accuracy": dict, "per_class_videos": dict,
-           "confused_pairs": list, "confusion": dict, "missing": list, "failed": list}
+_NUMBER = (float, int, type(None))
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "eval_type": (str, type(None)), "protocol": str, "top1": _NUMBER, "top5": _NUMBER,
+    "mean_class_accuracy": _NUMBER, "challenge_error": _NUMBER, "num_videos": int,
+    "num_missing": int, "num_failed": int, "per_class_accuracy": dict, "per_class_videos": dict,
+    "confused_pairs": list, "confusion": dict, "missing": list, "failed": list}
 
 
 def load_metrics(output_dir: Path) -> dict:
