@@ -64,6 +64,14 @@ def test_shard_names_from_the_network_must_be_plain_tar_gz_names(tmp_path, line)
   assert Path("/400").exists() == before  # nothing written at the filesystem root
 
 
+def fetch_one_shard(tmp_path: Path, shard: bytes):
+  """The result of downloading a split of one shard into `tmp_path / "v"`."""
+  with MirrorServer(mirror({"part_0.tar.gz": shard}, "part_0.tar.gz\n")) as server:
+    [result] = download_split(400, "validation", tmp_path / "v", base_url=server.url,
+                              progress=False)
+  return result
+
+
 def clip_video(tmp_path: Path) -> bytes:
   return write_video(tmp_path / "src.mp4", frames=5).read_bytes()
 
@@ -72,9 +80,7 @@ def test_shard_members_over_the_size_limit_are_refused(tmp_path, monkeypatch):
   monkeypatch.setenv("I3D_MAX_CLIP_BYTES", "2000")
   big = b"\0" * 3000  # a small shard may unpack to a huge file: the header's size is checked
   shard = tar_gz({"good_000000_000010.mp4": big})
-  with MirrorServer(mirror({"part_0.tar.gz": shard}, "part_0.tar.gz\n")) as server:
-    [result] = download_split(400, "validation", tmp_path / "v", base_url=server.url,
-                              progress=False)
+  result = fetch_one_shard(tmp_path, shard)
   assert (result.status, result.reason) == ("failed", "corrupt")
   assert "over the 2000-byte limit ($I3D_MAX_CLIP_BYTES)" in result.message
   assert not list((tmp_path / "v").rglob("*.mp4"))
@@ -83,9 +89,7 @@ def test_shard_members_over_the_size_limit_are_refused(tmp_path, monkeypatch):
 def test_duplicate_member_names_are_refused(tmp_path):
   video = clip_video(tmp_path)
   shard = tar_gz({"a/good_000000_000010.mp4": video, "b/good_000000_000010.mp4": b"x" * 111})
-  with MirrorServer(mirror({"part_0.tar.gz": shard}, "part_0.tar.gz\n")) as server:
-    [result] = download_split(400, "validation", tmp_path / "v", base_url=server.url,
-                              progress=False)
+  result = fetch_one_shard(tmp_path, shard)
   assert result.status == "failed" and "appears twice" in result.message
   assert not list((tmp_path / "v").rglob("*.mp4"))
 
@@ -93,9 +97,7 @@ def test_duplicate_member_names_are_refused(tmp_path):
 def test_a_member_that_does_not_decode_is_not_published(tmp_path):
   video = clip_video(tmp_path)
   shard = tar_gz({"good_000000_000010.mp4": video, "junk_000000_000010.mp4": b"x" * 111})
-  with MirrorServer(mirror({"part_0.tar.gz": shard}, "part_0.tar.gz\n")) as server:
-    [result] = download_split(400, "validation", tmp_path / "v", base_url=server.url,
-                              progress=False)
+  result = fetch_one_shard(tmp_path, shard)
   assert (result.status, result.reason) == ("failed", "corrupt")
   assert "1 clips do not decode" in result.message and "junk_000000_000010.mp4" in result.message
   assert (tmp_path / "v" / "validation" / "zumba" / "good_000000_000010.mp4").read_bytes() == video
