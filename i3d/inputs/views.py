@@ -98,7 +98,11 @@ class Windows:
   def __len__(self) -> int:
     return len(self.starts)
 
-  def __getitem__(self, index: int | slice) -> np.ndarray:
+  def __getitem__(self, index) -> np.ndarray:
+    """A window (int), stacked windows (slice), or NumPy indexing of those (tuple)."""
+    if isinstance(index, tuple):
+      first, rest = index[0], index[1:]
+      return self[first][rest if isinstance(first, int) else (slice(None), *rest)]
     if isinstance(index, slice):
       return np.stack([self[i] for i in range(len(self))[index]])
     crop, start = self.starts[index]
