@@ -48,6 +48,8 @@ def _main(args) -> None:
 
 def run() -> None:
   """Console-script entry point."""
+  if hasattr(sys.stdout, "reconfigure"):  # print file names that are not UTF-8 as their bytes
+    sys.stdout.reconfigure(errors="surrogateescape")
   app.run(_main, flags_parser=_parse)
 
 
