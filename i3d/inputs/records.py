@@ -231,13 +231,14 @@ def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
   224, C)} under `protocol`, cropped and windowed exactly as views of a video are."""
   first = images[streams[0]]
   offsets = transforms.crop_offsets(first.shape[1], first.shape[2], protocol.crops)
-  full = {"rgb": lambda x: tf.cast(x, tf.float32), "flow": flow_from_levels}
-  crop = {"rgb": transforms.rgb_inputs, "flow": transforms.crop}
   out = {}
   for stream in streams:
-    frames = full[stream](images[stream])
-    crops = np.stack([crop[stream](frames, o).numpy() for o in offsets])
-    out[stream] = views.temporal_views(crops, protocol)
+    if stream == "rgb":
+      frames = tf.cast(images[stream], tf.float32)
+      crops = [transforms.rgb_inputs(frames, o) for o in offsets]
+    else:
+      crops = [transforms.crop(flow_from_levels(images[stream]), o) for o in offsets]
+    out[stream] = views.temporal_views(np.stack([c.numpy() for c in crops]), protocol)
   return out
 
 
@@ -258,6 +259,14 @@ def shard_name(name: str, index: int, count: int) -> str:
 def is_shard_name(filename: str) -> bool:
   """Whether `filename` is named as `shard_name` names shards."""
   return _SHARD_NAME.match(filename) is not None
+
+
+def list_shards(directory: str | Path) -> list[Path]:
+  """The shards in `directory` (named as `shard_name` names them), in name order."""
+  directory = Path(directory)
+  if not directory.is_dir():
+    raise UserError(f"{directory}: no such records folder")
+  return sorted(p for p in directory.iterdir() if is_shard_name(p.name))
 
 
 def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
@@ -313,8 +322,7 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
   on (TensorFlow moves to the next shard after a damaged one). A record made with other settings
   than `record` (a `settings_record`) is a `UserError` naming the shard.
   """
-  paths = [str(p) for p in paths]
-  iterator = iter(_dataset(paths, streams, workers))
+  iterator = iter(_dataset([str(p) for p in paths], streams, workers))
   while True:
     try:
       path, parsed = next(iterator)
