@@ -329,13 +329,21 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
     except StopIteration:
       return
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      yield ReadError(e.message.split("\n")[0])
+      yield ReadError(tf_message(e))
       continue
     shard = path.numpy().decode()
     parsed = {k: v.numpy() for k, v in parsed.items()}
     check_settings(json.loads(parsed[SETTINGS]), record, shard)
     yield RecordClip(shard, info_of(parsed), clip_views({s: parsed[s] for s in streams}, streams,
                                                          protocol))
+
+
+def tf_message(error: tf.errors.OpError) -> str:
+  """The reason in a TensorFlow error, without its graph and iterator decorations."""
+  text = error.message.splitlines()[0] if error.message else type(error).__name__
+  text = re.sub(r"\{\{.*?\}\}\s*", "", text)
+  text = re.sub(r"\s*\[Op:.*$", "", text)
+  return re.sub(r"^.*?Iterator::\S+:\s*", "", text).strip()
 
 
 def check_settings(found: dict, expected: dict | None, where: str) -> None:
@@ -358,9 +366,9 @@ def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
     for _ in tf.data.TFRecordDataset(str(path)).map(lambda r: parse_clip(r, streams)):
       count += 1
   except tf.errors.DataLossError as e:
-    raise UserError(f"{path}: damaged shard after {count} records ({e.message}); "
+    raise UserError(f"{path}: damaged shard after {count} records ({tf_message(e)}); "
                     f"preprocess it again") from None
   except tf.errors.InvalidArgumentError as e:
     raise UserError(f"{path}: record {count} is not an I3D MediaSequence clip "
-                    f"({e.message.splitlines()[0][:200]})") from None
+                    f"({tf_message(e)[:200]})") from None
   return count
