@@ -1,17 +1,23 @@
 """`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
 
+import dataclasses
 from pathlib import Path
 
 from i3d.cli import flags
+from i3d.errors import UserError
 
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
       "evaluate", help="Top-k accuracy of a classifier over a Kinetics split (resumable).",
-      description="Classify every annotated clip found under --video_dir, append each result to "
+      description="Classify every annotated clip found under --video_dir (or stored in the "
+                  "--records of `i3d preprocess`), append each result to "
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
-  flags.add_annotation_flags(parser)
+  flags.add_annotation_flags(parser, required=False)
+  parser.add_argument("--records", type=Path, default=None,
+                      help="Read the clips' inputs from this records folder (`i3d preprocess "
+                           "--output_dir`) instead of videos; --annotations is then optional.")
   parser.add_argument("--output_dir", type=Path, required=True, help="Where results go.")
   flags.add_classifier_flags(parser)
   flags.add_view_flags(parser)
@@ -26,14 +32,24 @@ def register(subparsers) -> None:
 
 def main(args) -> None:
   from i3d.kinetics import evaluation  # pylint: disable=import-outside-toplevel
+  if (args.records is None) == (args.video_dir is None):
+    raise UserError("give --video_dir (with --annotations) or --records, not both")
+  if args.records is None and args.annotations is None:
+    raise UserError("--annotations is required with --video_dir")
   settings = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
       workers=args.workers, view_batch=args.view_batch)
-  clips = flags.annotated_clips(args)
+  if args.records is not None:
+    from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+    clips, inputs = preprocess.records_run(
+        args.records, flags.annotated_clips(args) if args.annotations else None, args.flow_backend)
+    settings = dataclasses.replace(settings, input_settings=inputs)
+  else:
+    clips = flags.annotated_clips(args)
   classifier = flags.classifier(args)
   result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, records_dir=args.records)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

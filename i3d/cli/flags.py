@@ -51,16 +51,16 @@ def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
                         help="start of the trim window in seconds (default: start of the video)")
     parser.add_argument("--time_end", type=float, default=None,
                         help="end of the trim window in seconds (default: end of the video)")
-  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
-                      help="TV-L1 implementation: our TensorFlow one (GPU when present) or "
-                           "OpenCV's DualTVL1 (the reference)")
+  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default=None,
+                      help="TV-L1 implementation: our TensorFlow one (default; GPU when present) "
+                           "or OpenCV's DualTVL1 (the reference)")
 
 
 def input_settings(args: argparse.Namespace) -> InputSettings:
   """The `InputSettings` named by the input flags."""
   return InputSettings(time_start=getattr(args, "time_start", None),
                        time_end=getattr(args, "time_end", None),
-                       flow_backend=args.flow_backend)
+                       flow_backend=args.flow_backend or FLOW_BACKENDS[0])
 
 
 def add_view_flags(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +110,7 @@ def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
     print(f"{args.annotations}: {len(parsed.problems)} malformed rows skipped (first: line "
           f"{parsed.problems[0].line}: {parsed.problems[0].reason})", file=sys.stderr)
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-  version = 600 if args.eval_type == "rgb600" else 400
+  version = getattr(args, "version", None) or (600 if args.eval_type == "rgb600" else 400)
   classes = kinetics.check_classes(names, version) if names else None
   return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
                          max_samples=args.max_samples)
