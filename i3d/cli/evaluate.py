@@ -5,6 +5,7 @@ from pathlib import Path
 
 from i3d import kinetics
 from i3d.cli import flags
+from i3d.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -15,9 +16,11 @@ def register(subparsers) -> None:
                   "results file, summary.md and plots. Run it again to resume.")
   parser.add_argument("--annotations", type=Path, required=True,
                       help="Official Kinetics CSV or JSON annotations.")
-  parser.add_argument("--video_dir", type=Path, required=True,
-                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
-  parser.add_argument("--output_dir", type=Path, required=True, help="Where results go.")
+  parser.add_argument("--video_dir", required=True,
+                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below "
+                           "(with --runner also gs://... or any filesystem tf.io.gfile reads).")
+  parser.add_argument("--output_dir", required=True,
+                      help="Where results go (with --runner also gs://...).")
   flags.add_classifier_flags(parser)
   parser.add_argument("--split", default="validation", help="Split of the annotations to score.")
   parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
@@ -27,7 +30,10 @@ def register(subparsers) -> None:
   parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
   parser.add_argument("--save_logits", action="store_true",
                       help="Also store every stream's logits in predictions.jsonl.")
-  parser.add_argument("--workers", type=int, default=2, help="Videos decoded in parallel.")
+  parser.add_argument("--workers", type=int, default=2,
+                      help="Videos decoded in parallel; with --runner DirectRunner, worker "
+                           "processes (one per core).")
+  flags.add_runner_flags(parser)
   parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
   parser.set_defaults(run=main)
 
@@ -45,6 +51,18 @@ def _clips(args) -> list[kinetics.Clip]:
                          max_samples=args.max_samples)
 
 
+def _run_pipeline(args, clips: list[kinetics.Clip], settings) -> dict:
+  """The evaluation as a Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from i3d.pipelines import evaluate as pipeline
+  from i3d.pipelines import options
+  spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained)
+  return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, settings,
+                           options.pipeline_options(args.runner, args.workers, args.beam_args),
+                           options.threads_per_worker(args.runner, args.workers),
+                           progress=not args.no_progress)
+
+
 def main(args) -> None:
   from i3d.kinetics import evaluation  # pylint: disable=import-outside-toplevel
   settings = evaluation.EvalConfig(
@@ -52,9 +70,15 @@ def main(args) -> None:
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
       workers=args.workers, view_batch=args.view_batch)
   clips = _clips(args)
-  classifier = flags.classifier(args)
-  result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
-                               progress=not args.no_progress)
+  if args.runner:
+    result = _run_pipeline(args, clips, settings)
+  else:
+    if "://" in args.video_dir or "://" in args.output_dir:
+      raise UserError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
+                      "--runner DirectRunner)")
+    result = evaluation.evaluate(flags.classifier(args), clips, Path(args.video_dir),
+                                 Path(args.output_dir), settings,
+                                 progress=not args.no_progress)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

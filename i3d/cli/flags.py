@@ -76,3 +76,15 @@ def protocol(args: argparse.Namespace) -> Protocol:
   """The test-time `Protocol` named by the view flags."""
   from i3d.inputs.views import Protocol  # pylint: disable=import-outside-toplevel
   return Protocol(args.windows, args.window_frames, args.crops)
+
+
+def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+  """--runner: run the command as an Apache Beam pipeline; Beam's own flags pass through."""
+  parser.add_argument("--runner", default=None,
+                      help="run as an Apache Beam pipeline on this runner: DirectRunner (this "
+                           "machine, --workers processes), DataflowRunner, FlinkRunner, "
+                           "SparkRunner, ...; flags this command does not know are Beam's "
+                           "pipeline options (--project, --region, --temp_location, "
+                           "--flink_master, ...). Default: one process, no Beam")
+  parser.set_defaults(beam_args=[])
+  parser.allow_abbrev = False  # a Beam flag must never be taken for an abbreviated one of ours
