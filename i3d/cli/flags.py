@@ -4,6 +4,8 @@ meaning everywhere), and the objects they name. Importing this module loads no T
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
@@ -12,6 +14,7 @@ from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
 if TYPE_CHECKING:
   from i3d.classify.classifier import Classifier
   from i3d.inputs.views import Protocol
+  from i3d.kinetics import Clip
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +46,38 @@ def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
                         help="start of the trim window in seconds (default: start of the video)")
     parser.add_argument("--time_end", type=float, default=None,
                         help="end of the trim window in seconds (default: end of the video)")
-  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
-                      help="TV-L1 implementation: our TensorFlow one (GPU when present) or "
-                           "OpenCV's DualTVL1 (the reference)")
+  parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default=None,
+                      help="TV-L1 implementation: our TensorFlow one (default; GPU when present) "
+                           "or OpenCV's DualTVL1 (the reference)")
 
 
 def input_settings(args: argparse.Namespace) -> InputSettings:
   """The `InputSettings` named by the input flags."""
   return InputSettings(time_start=getattr(args, "time_start", None),
                        time_end=getattr(args, "time_end", None),
-                       flow_backend=args.flow_backend)
+                       flow_backend=args.flow_backend or FLOW_BACKENDS[0])
+
+
+def add_clip_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
+  """The flags that pick annotated Kinetics clips: annotations, split, classes, sample count."""
+  parser.add_argument("--annotations", type=Path, required=required,
+                      help="Official Kinetics CSV or JSON annotations.")
+  parser.add_argument("--split", default="validation", help="Split of the annotations to use.")
+  parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
+  parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
+
+
+def clips(args: argparse.Namespace, version: int) -> list[Clip]:
+  """The annotated clips of --split, restricted to --classes and --max_samples."""
+  from i3d import kinetics  # pylint: disable=import-outside-toplevel
+  parsed = kinetics.read_annotations(args.annotations)
+  if parsed.problems:
+    print(f"{args.annotations}: {len(parsed.problems)} malformed rows skipped (first: line "
+          f"{parsed.problems[0].line}: {parsed.problems[0].reason})", file=sys.stderr)
+  names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+  classes = kinetics.check_classes(names, version) if names else None
+  return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
+                         max_samples=args.max_samples)
 
 
 def add_view_flags(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, video_views
-from i3d.kinetics import metrics, report
+from i3d.kinetics import metrics, preprocess, report
 from i3d.kinetics.annotations import Clip, index_videos
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
@@ -156,9 +156,11 @@ def check_clips(clips: Sequence[Clip], labels: Sequence[str], config: EvalConfig
                     f"(rgb600 for Kinetics-600)")
 
 
-def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, output_dir: Path,
-             config: EvalConfig, progress: bool = True) -> dict:
-  """Scores `classifier` on `clips` found under `video_dir`, resuming the run in `output_dir`.
+def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
+             output_dir: Path, config: EvalConfig, progress: bool = True,
+             records_dir: Path | None = None) -> dict:
+  """Scores `classifier` on `clips` found under `video_dir` (or in the records `records_dir`
+  made by `i3d.kinetics.preprocess`), resuming the run in `output_dir`.
 
   Args:
     classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
@@ -168,6 +170,7 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, out
       report; an earlier run there is resumed, or refused if its settings differ.
     config: protocol, input settings, top-k and speed settings.
     progress: show a progress bar on stderr.
+    records_dir: read the clips' inputs from these records instead of `video_dir`.
 
   Returns:
     The metrics written to metrics.json.
@@ -177,31 +180,38 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, out
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _evaluate_locked(classifier, clips, Path(video_dir), output_dir, config, progress)
+      return _evaluate_locked(classifier, clips, video_dir, output_dir, config, progress,
+                              records_dir)
   except filelock.Timeout:
     raise UserError(f"another evaluation is writing to {output_dir}") from None
 
 
-def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: Path,
-                     output_dir: Path, config: EvalConfig, progress: bool) -> dict:
+def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
+                     output_dir: Path, config: EvalConfig, progress: bool,
+                     records_dir: Path | None) -> dict:
   """The locked body of `evaluate`."""
   check_run(output_dir, config.record(clips, classifier))
   predictions = JsonLines(output_dir / PREDICTIONS_FILE)
   failures = JsonLines(output_dir / FAILURES_FILE)
   done = {r["id"] for r in predictions.records + failures.records}
-  rows = index_videos(clips, video_dir, check_readable=False)
+  rows = (preprocess.record_rows(clips, records_dir) if records_dir is not None
+          else index_videos(clips, Path(str(video_dir)), check_readable=False))
   missing = [r.clip for r in rows if r.status == "missing"]
   pending = {r.clip.youtube_id: r for r in rows
              if r.status != "missing" and r.clip.youtube_id not in done}
   streams = classifier.streams
-  dataset = _pipeline([(i, str(r.path)) for i, r in pending.items()],
+  if records_dir is not None:
+    items = preprocess.record_items(records_dir, list(pending.values()), streams,
+                                    config.protocol, config.workers)
+  else:
+    items = _pipeline([(i, str(r.path)) for i, r in pending.items()],
                       lambda path: video_views(path, streams, config.input_settings,
                                                config.protocol, config.use_cache),
-                      streams, config.workers)
+                      streams, config.workers).as_numpy_iterator()
   bar = tqdm(total=len(rows) - len(missing), initial=len(rows) - len(missing) - len(pending),
              unit="video", disable=not progress, dynamic_ncols=True, file=sys.stderr)
   try:
-    for video_id, error, *arrays in dataset.as_numpy_iterator():
+    for video_id, error, *arrays in items:
       clip = pending[video_id.decode()].clip
       if error:
         failures.append(failure_record(clip, pending[clip.youtube_id].path, error.decode()))
