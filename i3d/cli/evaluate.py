@@ -37,7 +37,7 @@ def register(subparsers) -> None:
   parser.set_defaults(run=main)
 
 
-def _run_pipeline(args, clips: list[kinetics.Clip], settings) -> dict:
+def _run_pipeline(args, clips: list, settings) -> dict:
   """The evaluation as a Beam pipeline on --runner."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import evaluate as pipeline
@@ -46,7 +46,8 @@ def _run_pipeline(args, clips: list[kinetics.Clip], settings) -> dict:
   return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, settings,
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
-                           progress=not args.no_progress)
+                           progress=not args.no_progress,
+                           records_dir=args.records and str(args.records))
 
 
 def main(args) -> None:
@@ -67,9 +68,15 @@ def main(args) -> None:
     settings = dataclasses.replace(settings, input_settings=inputs)
   else:
     clips = flags.clips(args, version)
-  classifier = flags.classifier(args)
-  result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
-                               progress=not args.no_progress, records_dir=args.records)
+  if args.runner:
+    result = _run_pipeline(args, clips, settings)
+  else:
+    if "://" in str(args.video_dir) or "://" in args.output_dir:
+      raise UserError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
+                      "--runner DirectRunner)")
+    result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
+                                 Path(args.video_dir), Path(args.output_dir), settings,
+                                 progress=not args.no_progress, records_dir=args.records)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

@@ -21,21 +21,26 @@ import posixpath
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import filelock
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
-from apache_beam.ml.inference.base import RunInference
+from apache_beam.ml.inference.base import (
+  KeyedModelHandler,
+  ModelHandler,
+  PredictionResult,
+  RunInference,
+)
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, load_classifier
 from i3d.errors import UserError
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, report
-from i3d.kinetics.annotations import Clip, local_clips, parse_filename
+from i3d.kinetics import evaluation, metrics, preprocess, report
+from i3d.kinetics.annotations import Clip, IndexRow, local_clips, parse_filename
 from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
@@ -70,7 +75,8 @@ class ClassifierSpec:
     return tuple(self.checkpoints)
 
   def load(self) -> Classifier:
-    return load_classifier(self.eval_type, checkpoint_dir=self.checkpoint_dir,
+    folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
+    return load_classifier(self.eval_type, checkpoint_dir=folder,
                            imagenet_pretrained=self.imagenet_pretrained)
 
 
@@ -85,7 +91,7 @@ def video_files(video_dir: str) -> dict[str, str]:
   """Clip files anywhere under `video_dir` (local or remote), by file name."""
   if not storage.is_remote(video_dir):
     return {name: str(path) for name, path in local_clips(video_dir).items()}
-  found = {}
+  found: dict[str, str] = {}
   for path in sorted(storage.walk_files(video_dir)):
     relative = posixpath.relpath(path, video_dir).split("/")
     if parse_filename(path) and not any(part.startswith(".") for part in relative):
@@ -115,6 +121,33 @@ class LoadViews(beam.DoFn):
       yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, path, e))
       return
     yield (clip, path), views
+
+
+class LoadRecordViews(beam.DoFn):
+  """(shard, index rows of its clips) -> ((clip, shard), views) for each clip read from the
+  records `i3d preprocess` made (`i3d.kinetics.preprocess.record_items`); clips that cannot be
+  read become failure results on the FAILED output."""
+
+  def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
+               threads: int | None):
+    self._records_dir, self._streams = records_dir, tuple(streams)
+    self._config, self._threads = config, threads
+
+  def setup(self) -> None:
+    limit_threads(self._threads)
+
+  def process(self, job: tuple[str, list[IndexRow]]) -> Iterator[Any]:
+    shard, rows = job
+    clips = {r.clip.youtube_id: r.clip for r in rows}
+    for video_id, error, *arrays in preprocess.record_items(
+        self._records_dir, rows, self._streams, self._config.protocol, 1):
+      clip = clips[video_id.decode()]
+      if error:
+        failure = {"kind": FAILURE, "record": evaluation.failure_record(clip, shard,
+                                                                        error.decode())}
+        yield beam.pvalue.TaggedOutput(FAILED, failure)
+      else:
+        yield (clip, shard), dict(zip(self._streams, arrays))
 
 
 def failure_result(clip: Clip, path: str, error: Exception) -> dict:
@@ -231,16 +264,26 @@ class Outputs:
 
 def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
           earlier: Sequence[str], outputs: Outputs, threads: int | None,
-          progress: bool = False) -> beam.PCollection:
+          progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
   """Adds the evaluation of `jobs` to `pipeline`; `earlier` are result files of earlier runs.
-  Returns the results, one per clip."""
+  With `records_dir`, a job's path is its clip's shard there. Returns the results, one per
+  clip."""
   config = outputs.config
   views_per_clip = max(1, config.protocol.windows) * config.protocol.crops
-  handler = KeyedModelHandler(ClassifierHandler(
+  handler: KeyedModelHandler = KeyedModelHandler(ClassifierHandler(
       spec, config.view_batch, max(1, config.view_batch // views_per_clip), threads))
-  loaded = (pipeline | "Clips" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
-            | "LoadViews" >> beam.ParDo(LoadViews(spec.streams, config, threads))
-            .with_outputs(FAILED, main="views"))
+  work: list[Any]
+  load: beam.DoFn
+  if records_dir is None:
+    work, load = list(jobs), LoadViews(spec.streams, config, threads)
+  else:
+    shards: dict[str, list[IndexRow]] = {}
+    for clip, shard in jobs:
+      shards.setdefault(shard, []).append(IndexRow(clip, "found", Path(shard)))
+    work, load = sorted(shards.items()), LoadRecordViews(records_dir, spec.streams, config,
+                                                         threads)
+  loaded = (pipeline | "Clips" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
+            | "LoadViews" >> beam.ParDo(load).with_outputs(FAILED, main="views"))
   inferred, dead = (loaded.views | "Classify" >> RunInference(handler)
                     .with_exception_handling())
   labels, top_k, save_logits = outputs.labels, config.top_k, config.save_logits
@@ -277,18 +320,24 @@ def _locked(output_dir: str) -> Iterator[None]:
     raise UserError(f"another evaluation is writing to {output_dir}") from None
 
 
-def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str, output_dir: str,
-             config: evaluation.EvalConfig, options: PipelineOptions,
-             threads: int | None = None, progress: bool = True) -> dict:
-  """Evaluates `clips` found under `video_dir` on the runner `options` name, resuming the run in
-  `output_dir` (clips with a result are skipped); returns the metrics."""
+def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
+             output_dir: str, config: evaluation.EvalConfig, options: PipelineOptions,
+             threads: int | None = None, progress: bool = True,
+             records_dir: str | None = None) -> dict:
+  """Evaluates `clips` found under `video_dir` (or in the records `records_dir`) on the runner
+  `options` name, resuming the run in `output_dir` (clips with a result are skipped); returns
+  the metrics."""
   labels = spec.labels
   evaluation.check_clips(clips, labels, config)
-  output_dir, video_dir = str(output_dir), str(video_dir)
+  output_dir = str(output_dir)
   storage.makedirs(storage.join(output_dir, RESULTS_DIR))
   with _locked(output_dir):
     evaluation.check_run(output_dir, config.record(clips, spec))
-    files = video_files(video_dir)
+    if records_dir is None:
+      files = video_files(str(video_dir))
+    else:
+      files = {r.clip.filename: str(r.path) for r in preprocess.record_rows(clips, records_dir)
+               if r.path is not None}
     results_dir = storage.join(output_dir, RESULTS_DIR)
     done = {name[:-len(".json")] for name in storage.list_names(results_dir, ".json")}
     earlier, jobs, missing = [], [], []
@@ -306,5 +355,5 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str, output
       print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(outputs.missing)} "
             f"missing", file=sys.stderr)
     with beam.Pipeline(options=options) as pipeline:
-      build(pipeline, spec, jobs, earlier, outputs, threads, progress)
+      build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
   return json.loads(storage.read_bytes(storage.join(output_dir, report.METRICS_FILE)))

@@ -67,7 +67,9 @@ def assert_same_outputs(ours: Path, theirs: Path) -> None:
     np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(a["stream_logits"]["rgb"], b["stream_logits"]["rgb"], rtol=1e-5,
                                atol=1e-5)
-  assert lines(ours / "failures.jsonl") == lines(theirs / "failures.jsonl")
+  # (one process writes failures.jsonl at the first failure; the pipeline always writes it)
+  assert lines(ours / "failures.jsonl") == (lines(theirs / "failures.jsonl")
+                                            if (theirs / "failures.jsonl").exists() else [])
   assert (ours / "run.json").read_text() == (theirs / "run.json").read_text()
   assert (json.loads((ours / "metrics.json").read_text())
           == json.loads((theirs / "metrics.json").read_text()))
