@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import i3d  # noqa: E402
+from bench.evaluate import CHEAP_TVL1, INDEX_DIR  # noqa: E402
 from i3d import kinetics  # noqa: E402
 from i3d.inputs.settings import InputSettings  # noqa: E402
 from i3d.kinetics import evaluation  # noqa: E402
@@ -25,8 +26,6 @@ from i3d.model.streams import checkpoint_names  # noqa: E402
 from i3d.pipelines import evaluate as pipeline  # noqa: E402
 from i3d.pipelines import options  # noqa: E402
 from i3d.testing import write_format_exact_checkpoint, write_validation_set  # noqa: E402
-
-from bench.evaluate import CHEAP_TVL1, INDEX_DIR  # noqa: E402
 
 
 def main() -> None:
