@@ -18,14 +18,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import i3d  # noqa: E402
-from bench.evaluate import CHEAP_TVL1, INDEX_DIR  # noqa: E402
-from i3d import kinetics  # noqa: E402
+from bench.evaluate import CHEAP_TVL1, validation_set  # noqa: E402
 from i3d.inputs.settings import InputSettings  # noqa: E402
 from i3d.kinetics import evaluation  # noqa: E402
-from i3d.model.streams import checkpoint_names  # noqa: E402
 from i3d.pipelines import evaluate as pipeline  # noqa: E402
 from i3d.pipelines import options  # noqa: E402
-from i3d.testing import write_format_exact_checkpoint, write_validation_set  # noqa: E402
 
 
 def main() -> None:
@@ -41,12 +38,7 @@ def main() -> None:
                                    "beam 2 workers": []}
   with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
-    for name in checkpoint_names(args.eval_type).values():
-      write_format_exact_checkpoint(INDEX_DIR / name / "model.ckpt", root / "ckpt" / name)
-    labels = i3d.load_label_map(600 if args.eval_type == "rgb600" else 400)
-    specs = [(f"bench{i:06d}", labels[i], "generated") for i in range(args.videos)]
-    annotations, video_dir = write_validation_set(root, specs, args.seconds, (320, 240))
-    clips = kinetics.read_annotations(annotations).clips
+    clips, video_dir = validation_set(root, args.eval_type, args.videos, args.seconds)
     spec = pipeline.ClassifierSpec(args.eval_type, str(root / "ckpt"))
     for n in range(args.repeats):
       start = time.perf_counter()
