@@ -165,7 +165,8 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
   Args:
     classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
     clips: annotated clips (`i3d.kinetics.read_annotations`); ids must be unique.
-    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`).
+    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`); None with
+      `records_dir`.
     output_dir: predictions.jsonl, failures.jsonl, metrics.json, the ActivityNet file, the
       report; an earlier run there is resumed, or refused if its settings differ.
     config: protocol, input settings, top-k and speed settings.
