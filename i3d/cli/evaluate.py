@@ -14,10 +14,7 @@ def register(subparsers) -> None:
                   "--records of `i3d preprocess`), append each result to "
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
-  flags.add_clip_flags(parser, required=False)
-  parser.add_argument("--video_dir", default=None,
-                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below "
-                           "(with --runner also gs://... or any filesystem tf.io.gfile reads).")
+  flags.add_annotation_flags(parser, required=False, remote=True)
   parser.add_argument("--records", type=Path, default=None,
                       help="Read the clips' inputs from this records folder (`i3d preprocess "
                            "--output_dir`) instead of videos; --annotations is then optional.")
@@ -56,7 +53,6 @@ def main(args) -> None:
     raise UserError("give --video_dir (with --annotations) or --records, not both")
   if args.records is None and args.annotations is None:
     raise UserError("--annotations is required with --video_dir")
-  version = 600 if args.eval_type == "rgb600" else 400
   settings = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
@@ -64,10 +60,10 @@ def main(args) -> None:
   if args.records is not None:
     from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
     clips, inputs = preprocess.records_run(
-        args.records, flags.clips(args, version) if args.annotations else None, args.flow_backend)
+        args.records, flags.annotated_clips(args) if args.annotations else None, args.flow_backend)
     settings = dataclasses.replace(settings, input_settings=inputs)
   else:
-    clips = flags.clips(args, version)
+    clips = flags.annotated_clips(args)
   if args.runner:
     result = _run_pipeline(args, clips, settings)
   else:

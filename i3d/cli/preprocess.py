@@ -26,9 +26,7 @@ def register(subparsers) -> None:
                       help="with VIDEO: output .npz (default: VIDEO's name with _inputs.npz)")
   flags.add_input_flags(parser)
   records = parser.add_argument_group("a Kinetics split as TFRecord shards")
-  flags.add_clip_flags(records, required=False)
-  records.add_argument("--video_dir", type=Path, default=None,
-                       help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
+  flags.add_annotation_flags(records, required=False)
   records.add_argument("--output_dir", type=Path, default=None,
                        help="Where the shards, manifest.jsonl and failures.jsonl go.")
   records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
@@ -84,7 +82,7 @@ def _split(args: argparse.Namespace) -> int:
     encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
                            progress=not args.no_progress)
-  summary = preprocess.preprocess(flags.clips(args, args.version), args.video_dir,
+  summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
                                   args.output_dir, config, progress=not args.no_progress,
                                   encoder=encoder)
   print(f"wrote {summary['output_dir']}/: {summary['clips']} clips in {summary['shards']} of "
