@@ -5,6 +5,7 @@ through `load_classifier`, so this is the one place inference is made fast.
 """
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -19,7 +20,7 @@ from i3d.model.registry import get_info
 from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, checkpoint_names
 
 if TYPE_CHECKING:
-  from i3d.inputs.views import Windows
+  from i3d.inputs.views import ViewArray
 
 
 def check_precision(precision: str, optimize: bool) -> None:
@@ -88,18 +89,24 @@ class Classifier(tf.Module):
     """Fused logits: the sum over streams, as the released joint model."""
     return tf.add_n(list(self.stream_logits(rgb=rgb, flow=flow).values()))
 
-  def view_logits(self, views: "dict[str, np.ndarray | Windows]",
+  def view_logits(self, views: "Mapping[str, ViewArray]",
                   batch: int = 4) -> dict[str, np.ndarray]:
     """Per-stream logits (num_classes,) averaged over views {stream: (views, T, H, W, C)}.
 
     The views run `batch` at a time, so memory stays bounded however many there are.
     """
+    return {s: v.mean(axis=0) for s, v in self.logits_per_view(views, batch).items()}
+
+  def logits_per_view(self, views: "Mapping[str, ViewArray]",
+                      batch: int = 4) -> dict[str, np.ndarray]:
+    """Per-stream logits (views, num_classes) of views {stream: (views, T, H, W, C)}, computed
+    `batch` views at a time."""
     if batch < 1:
       raise UserError(f"the view batch must be at least 1, got {batch}")
     count = len(next(iter(views.values())))
     chunks = [self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()})
               for i in range(0, count, batch)]
-    return {s: np.concatenate([c[s].numpy() for c in chunks]).mean(axis=0) for s in views}
+    return {s: np.concatenate([c[s].numpy() for c in chunks]) for s in views}
 
 
 def load_classifier(eval_type: str = "joint",

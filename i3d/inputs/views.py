@@ -112,13 +112,17 @@ class Windows:
     return self[:] if dtype is None else self[:].astype(dtype)
 
 
+# Views of one stream: an array, or lazy `Windows` of one.
+ViewArray = np.ndarray | Windows
+
+
 def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
   """`count` windows of `length` frames, uniformly spaced over (T, ...): (count, length, ...)."""
   frames = loop_to_length(frames, length)
   return take_windows(frames, window_starts(len(frames), length, count), length)
 
 
-def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray | Windows:
+def temporal_views(crops: np.ndarray, protocol: Protocol) -> ViewArray:
   """(crops, T, ...) -> (views, frames, ...): each crop's whole clip (looped up to the model's
   minimum) or its `protocol.windows` windows, crop by crop (a lazy `Windows`)."""
   if protocol.windows:
@@ -154,7 +158,7 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
                 protocol: Protocol = Protocol(),
-                use_cache: bool = True) -> dict[str, np.ndarray | Windows]:
+                use_cache: bool = True) -> dict[str, ViewArray]:
   """The model inputs of one video under `protocol`.
 
   Args:

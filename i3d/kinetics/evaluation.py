@@ -15,6 +15,7 @@ import hashlib
 import json
 import sys
 import threading
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from i3d._util import storage
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
 from i3d.classify import ranking
@@ -30,7 +32,7 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, cropped_inputs, temporal_views
-from i3d.kinetics import metrics, report
+from i3d.kinetics import metrics, preprocess, report
 from i3d.kinetics.annotations import Clip, index_videos
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
@@ -43,6 +45,19 @@ MAX_STARTS = 2
 ACTIVITYNET_FILE = "results_activitynet.json"
 RUN_FORMAT = 2
 SCORES = ("top1", "top5", "mean_class_accuracy", "challenge_error")
+
+
+class ModelFacts(typing.Protocol):
+  """What a run records of its model: a `Classifier`, or the description of one that workers
+  load (`i3d.pipelines`)."""
+  @property
+  def eval_type(self) -> str | None: ...
+
+  @property
+  def checkpoints(self) -> dict[str, str]: ...
+
+  @property
+  def labels(self) -> tuple[str, ...]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +80,7 @@ class EvalConfig:
       raise UserError(f"workers and view_batch must be at least 1, got {self.workers} and "
                       f"{self.view_batch}")
 
-  def record(self, clips: Sequence[Clip], classifier: Classifier) -> dict:
+  def record(self, clips: Sequence[Clip], classifier: "ModelFacts") -> dict:
     """The settings checked when a run is resumed: model, protocol, inputs and the clip list."""
     listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
     return {"format": RUN_FORMAT, "eval_type": classifier.eval_type,
@@ -76,14 +91,14 @@ class EvalConfig:
             "clips_sha256": hashlib.sha256(listing).hexdigest()}
 
 
-def check_run(output_dir: Path, record: dict) -> None:
+def check_run(output_dir: str | Path, record: dict) -> None:
   """Writes `run.json` on a first run; on a restart refuses settings that differ from it."""
-  path = output_dir / RUN_FILE
-  if not path.exists():
-    write_json(path, record)
+  path = storage.join(output_dir, RUN_FILE)
+  if not storage.exists(path):
+    storage.write_bytes(path, json.dumps(record, indent=1).encode())
     return
   try:
-    earlier = json.loads(path.read_text(encoding="utf-8"))
+    earlier = json.loads(storage.read_bytes(path))
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise UserError(f"{path} is damaged ({e}); use a new --output_dir, or delete the run's "
                     f"files to start it again") from None
@@ -111,7 +126,7 @@ def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
     except Exception as e:  # noqa: BLE001 - one bad video must not stop a 20,000-video run
       empty = [np.zeros((0, 0, INPUT_SIZE, INPUT_SIZE, STREAM_CHANNELS[s]), np.float32)
                for s in streams]
-      return [str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"] + empty
+      return [failure_reason(e)] + empty
 
   def load_map(video_id: tf.Tensor):
     out = tf.py_function(load_one, [video_id], [tf.string] + [tf.float32] * len(streams))
@@ -128,6 +143,17 @@ def file_state(path: Path) -> str:
   return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def failure_reason(error: Exception) -> str:
+  """The reason recorded for a video that could not be scored: a UserError's own line, else the
+  exception's type and message."""
+  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+def failure_record(clip: Clip, path: object, reason: str) -> dict:
+  """One line of failures.jsonl."""
+  return {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason}
+
+
 def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequence[str],
                       top_k: int, save_logits: bool) -> dict:
   """One line of predictions.jsonl: id, label, top-k classes, softmax scores of summed logits."""
@@ -142,8 +168,9 @@ def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequenc
   return record
 
 
-def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
-  """Refuses clip lists the results file cannot key (duplicate ids) or the model cannot score."""
+def check_clips(clips: Sequence[Clip], labels: Sequence[str], config: EvalConfig) -> None:
+  """Refuses clip lists the results file cannot key (duplicate ids) or the model cannot score
+  (`config` checked its own top-k)."""
   seen, unknown = set(), sorted({c.label for c in clips if c.label not in labels}, key=str)
   for clip in clips:
     if clip.youtube_id in seen:
@@ -156,25 +183,29 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
                     f"(rgb600 for Kinetics-600)")
 
 
-def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, output_dir: Path,
-             config: EvalConfig, progress: bool = True) -> dict:
-  """Scores `classifier` on `clips` found under `video_dir`, resuming the run in `output_dir`.
+def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
+             output_dir: Path, config: EvalConfig, progress: bool = True,
+             records_dir: Path | None = None) -> dict:
+  """Scores `classifier` on `clips` found under `video_dir` (or in the records `records_dir`
+  made by `i3d.kinetics.preprocess`), resuming the run in `output_dir`.
 
   Args:
     classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
     clips: annotated clips (`i3d.kinetics.read_annotations`); ids must be unique.
-    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`).
+    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`); None with
+      `records_dir`.
     output_dir: predictions.jsonl, failures.jsonl, started.jsonl, metrics.json, the
       ActivityNet file, the report; an earlier run there is resumed, or refused if its
       settings differ.
     config: protocol, input settings, top-k and speed settings.
     progress: show a progress bar on stderr.
+    records_dir: read the clips' inputs from these records instead of `video_dir`.
 
   Returns:
     The metrics written to metrics.json.
   """
-  _check_clips(clips, classifier.labels)
-  if not Path(video_dir).is_dir():
+  check_clips(clips, classifier.labels, config)
+  if records_dir is None and not Path(str(video_dir)).is_dir():
     raise UserError(f"video folder {video_dir} does not exist; pass the folder holding the clips")
   output_dir = Path(output_dir)
   try:
@@ -187,49 +218,48 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, out
     raise UserError(f"cannot write to {output_dir} ({e.strerror or e}); choose a writable "
                     f"--output_dir") from None
   try:
-    return _evaluate_locked(classifier, clips, Path(video_dir), output_dir, config, progress)
+    return _evaluate_locked(classifier, clips, video_dir, output_dir, config, progress,
+                            records_dir)
   finally:
     lock.release()
 
 
-def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: Path,
-                     output_dir: Path, config: EvalConfig, progress: bool) -> dict:
+def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
+                     output_dir: Path, config: EvalConfig, progress: bool,
+                     records_dir: Path | None) -> dict:
   """The locked body of `evaluate`."""
   check_run(output_dir, config.record(clips, classifier))
   by_id = {c.youtube_id: c for c in clips}
-  rows = index_videos(clips, video_dir, check_readable=False)
+  rows = (preprocess.record_rows(clips, records_dir) if records_dir is not None
+          else index_videos(clips, Path(str(video_dir)), check_readable=False))
   missing = [r.clip for r in rows if r.status == "missing"]
   found = {r.clip.youtube_id: Path(r.path) for r in rows if r.path is not None}
   if clips and not found:
-    raise UserError(f"none of the {len(clips)} annotated clips is under {video_dir} (named "
-                    f"{{youtube_id}}_{{start:06d}}_{{end:06d}}.mp4); check --video_dir and "
-                    f"--split")
+    raise UserError(f"none of the {len(clips)} annotated clips is in {records_dir or video_dir}; "
+                    f"check --video_dir (or --records) and --split")
   predictions = JsonLines(output_dir / PREDICTIONS_FILE)
   scored = _checked_predictions(predictions, by_id, classifier.labels)
   failures, failed_log, started = _failures(output_dir, by_id, found, scored,
                                             config.retry_failed)
   pending = [i for i in found if i not in scored and i not in failures]
-  streams, lock = classifier.streams, threading.Lock()
-
-  def load(video_id: str) -> dict[str, np.ndarray]:
-    with lock:
-      started.append({"id": video_id, "file": file_state(found[video_id])})
-    return cropped_inputs(found[video_id], config.input_settings, streams,
-                          config.protocol.crops, config.use_cache)
-
-  dataset = _pipeline(pending, load, streams, config.workers)
+  streams = classifier.streams
+  if records_dir is not None:
+    located = {r.clip.youtube_id: r for r in rows}
+    items = preprocess.record_items(records_dir, [located[i] for i in pending], streams,
+                                    config.protocol, config.workers)
+  else:
+    items = _decoded_views(pending, found, streams, config, started)
   bar = tqdm(total=len(found), initial=len(found) - len(pending), unit="video",
              disable=not progress, dynamic_ncols=True, file=sys.stderr)
   try:
-    for video_id, error, *arrays in dataset.as_numpy_iterator():
+    for video_id, error, *views in items:
       clip = by_id[video_id.decode()]
       if error:
         failures[clip.youtube_id] = _fail(failed_log, clip, found[clip.youtube_id],
                                           error.decode())
         bar.write(f"failed: {clip.filename}: {error.decode()}")
       else:
-        views = {s: temporal_views(a, config.protocol) for s, a in zip(streams, arrays)}
-        logits = classifier.view_logits(views, config.view_batch)
+        logits = classifier.view_logits(dict(zip(streams, views)), config.view_batch)
         record = prediction_record(clip, logits, classifier.labels, config.top_k,
                                    config.save_logits)
         predictions.append(record)
@@ -242,6 +272,26 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
     started.close()
   return write_outputs(output_dir, classifier.labels, list(scored.values()),
                        list(failures.values()), missing, config, classifier.eval_type)
+
+
+def _decoded_views(pending: Sequence[str], found: dict[str, Path], streams: Sequence[str],
+                   config: EvalConfig, started: JsonLines) -> Iterator[tuple]:
+  """(id, error, *stream views) of each pending video, decoded `config.workers` at a time.
+
+  Each video is noted in `started` before it is decoded. The crops travel through `tf.data`
+  and become views (`temporal_views`, lazy for windows) only here, one video at a time.
+  """
+  lock = threading.Lock()
+
+  def load(video_id: str) -> dict[str, np.ndarray]:
+    with lock:
+      started.append({"id": video_id, "file": file_state(found[video_id])})
+    return cropped_inputs(found[video_id], config.input_settings, streams,
+                          config.protocol.crops, config.use_cache)
+
+  dataset = _pipeline(pending, load, streams, config.workers)
+  for video_id, error, *crops in dataset.as_numpy_iterator():
+    yield (video_id, error, *(temporal_views(c, config.protocol) for c in crops))
 
 
 def _checked_predictions(log: JsonLines, clips: dict[str, Clip],
@@ -304,28 +354,22 @@ def _failures(output_dir: Path, clips: dict[str, Clip], found: dict[str, Path],
 
 
 def _fail(log: JsonLines, clip: Clip, path: Path, reason: str) -> dict:
-  """Appends a failure record of `clip` to `log` and returns it."""
-  record = {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason,
-            "file": file_state(path)}
+  """Appends a failure record of `clip` (with its file's state) to `log` and returns it."""
+  record = {**failure_record(clip, path, reason), "file": file_state(path)}
   log.append(record)
   return record
-def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
-  """Metrics of prediction records (from predictions.jsonl) against their labels."""
+def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:
+  """The metric counts of prediction records (from predictions.jsonl) against their labels."""
   index = {name: i for i, name in enumerate(labels)}
   ranked = np.array([[index[c] for c in r["classes"]] for r in records] or np.zeros((0, 5)),
                     np.int64)
   truth = np.array([index[r["label"]] for r in records], np.int64)
-  return metrics.summarize(ranked, truth, tuple(labels))
+  return metrics.Counts.of(ranked, truth, len(labels))
 
 
-def _scores(records: Sequence[dict], labels: Sequence[str], missing: int, failed: int) -> dict:
-  """`score`, with null accuracies and a `not_scored` reason when no video was scored (strict
-  JSON has no NaN)."""
-  result = score(records, labels)
-  if not records:
-    result.update({k: None for k in SCORES},
-                  not_scored=f"no video was scored ({missing} missing, {failed} failed)")
-  return result
+def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
+  """Metrics of prediction records (from predictions.jsonl) against their labels."""
+  return metrics.summarize_counts(counts(records, labels), tuple(labels))
 
 
 def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
@@ -339,10 +383,17 @@ def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
 
 def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dict],
                   failures: Sequence[dict], missing: Sequence[Clip], config: EvalConfig,
-                  eval_type: str | None) -> dict:
-  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics."""
-  result = {**_scores(records, labels, len(missing), len(failures)),
-            "num_videos": len(records), "num_missing": len(missing),
+                  eval_type: str | None, scores: dict | None = None) -> dict:
+  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
+
+  `scores` are the records' metrics when already computed (`score` otherwise).
+  """
+  scores = score(records, labels) if scores is None else scores
+  if not records:  # strict JSON has no NaN: null, and why
+    scores = {**scores, **{k: None for k in SCORES},
+              "not_scored": f"no video was scored ({len(missing)} missing, {len(failures)} "
+                            f"failed)"}
+  result = {**scores, "num_videos": len(records), "num_missing": len(missing),
             "num_failed": len(failures), "eval_type": eval_type,
             "protocol": config.protocol.describe(),
             "missing": [c.filename for c in missing],
