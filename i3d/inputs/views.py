@@ -82,10 +82,11 @@ def take_windows(frames: np.ndarray, starts: Sequence[int] | np.ndarray,
   return np.stack([frames[s:s + length] for s in starts])
 
 
-class Windows:
+class Windows(np.lib.mixins.NDArrayOperatorsMixin):
   """`count` windows of `length` frames uniformly spaced over each crop (crops, T, ...), crop by
   crop: an array-like (views, length, ...) whose windows are copied out only when indexed, so
-  many windows of a long clip cost the memory of the clip plus the batch being classified."""
+  many windows of a long clip cost the memory of the clip plus the batch being classified.
+  Arithmetic and NumPy functions see the stacked array."""
 
   def __init__(self, crops: np.ndarray | Sequence[np.ndarray], count: int, length: int):
     self.crops = [loop_to_length(c, length) for c in crops]
@@ -110,6 +111,10 @@ class Windows:
 
   def __array__(self, dtype=None, copy=None) -> np.ndarray:
     return self[:] if dtype is None else self[:].astype(dtype)
+
+  def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+    arrays = [np.asarray(x) if isinstance(x, Windows) else x for x in inputs]
+    return getattr(ufunc, method)(*arrays, **kwargs)
 
 
 # Views of one stream: an array, or lazy `Windows` of one.
