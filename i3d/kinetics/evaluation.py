@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import threading
 import typing
@@ -150,8 +151,12 @@ def failure_reason(error: Exception) -> str:
 
 
 def failure_record(clip: Clip, path: object, reason: str) -> dict:
-  """One line of failures.jsonl."""
-  return {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason}
+  """One line of failures.jsonl; a local file's state (`file_state`) is kept too, so the video
+  is tried again once the file changes."""
+  record = {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason}
+  if "://" not in str(path) and os.path.isfile(str(path)):
+    record["file"] = file_state(Path(str(path)))
+  return record
 
 
 def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequence[str],
@@ -291,7 +296,8 @@ def _decoded_views(pending: Sequence[str], found: dict[str, Path], streams: Sequ
 
   dataset = _pipeline(pending, load, streams, config.workers)
   for video_id, error, *crops in dataset.as_numpy_iterator():
-    yield (video_id, error, *(temporal_views(c, config.protocol) for c in crops))
+    yield (video_id, error) if error else (
+        video_id, error, *(temporal_views(c, config.protocol) for c in crops))
 
 
 def _checked_predictions(log: JsonLines, clips: dict[str, Clip],
@@ -354,8 +360,8 @@ def _failures(output_dir: Path, clips: dict[str, Clip], found: dict[str, Path],
 
 
 def _fail(log: JsonLines, clip: Clip, path: Path, reason: str) -> dict:
-  """Appends a failure record of `clip` (with its file's state) to `log` and returns it."""
-  record = {**failure_record(clip, path, reason), "file": file_state(path)}
+  """Appends a failure record of `clip` to `log` and returns it."""
+  record = failure_record(clip, path, reason)
   log.append(record)
   return record
 def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:

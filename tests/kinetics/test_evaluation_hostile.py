@@ -196,7 +196,7 @@ def test_evaluate_flags_and_folders_are_one_line_errors(tmp_path, capsys, checkp
 def test_no_clip_in_the_video_folder_is_an_error(tmp_path, rgb_classifier):
   clips, _ = validation_set(tmp_path, ["generated"])
   (tmp_path / "empty").mkdir()
-  with pytest.raises(UserError, match="none of the 1 annotated clips is under"):
+  with pytest.raises(UserError, match="none of the 1 annotated clips is in"):
     run(rgb_classifier, clips, tmp_path / "empty", tmp_path / "run")
 
 
