@@ -1,43 +1,46 @@
 """`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
 
-import sys
+import argparse
 from pathlib import Path
 
 from i3d import kinetics
 from i3d.cli import flags
+from i3d.cli.kinetics import print_problems
 
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "evaluate", help="Top-k accuracy of a classifier over a Kinetics split (resumable).",
+      "evaluate", help="top-k accuracy of a classifier over a Kinetics split (resumable)",
       description="Classify every annotated clip found under --video_dir, append each result to "
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
   parser.add_argument("--annotations", type=Path, required=True,
-                      help="Official Kinetics CSV or JSON annotations.")
+                      help="official Kinetics CSV or JSON annotations")
   parser.add_argument("--video_dir", type=Path, required=True,
-                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
-  parser.add_argument("--output_dir", type=Path, required=True, help="Where results go.")
+                      help="clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below")
+  parser.add_argument("--output_dir", type=Path, required=True, help="where results go")
   flags.add_classifier_flags(parser)
-  parser.add_argument("--split", default="validation", help="Split of the annotations to score.")
-  parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
-  parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
+  parser.add_argument("--split", default="validation", help="split of the annotations to score")
+  parser.add_argument("--classes", default=None,
+                      help="comma-separated class names to keep (default: all)")
+  parser.add_argument("--max_samples", type=int, default=None,
+                      help="at most this many clips (default: all)")
   flags.add_view_flags(parser)
   flags.add_input_flags(parser, trim=False)
-  parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
+  parser.add_argument("--top_k", type=int, default=5, help="classes kept per video (>= 5)")
   parser.add_argument("--save_logits", action="store_true",
-                      help="Also store every stream's logits in predictions.jsonl.")
-  parser.add_argument("--workers", type=int, default=2, help="Videos decoded in parallel.")
-  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+                      help="also store every stream's logits in predictions.jsonl")
+  parser.add_argument("--workers", type=int, default=2, help="videos decoded in parallel")
+  flags.add_run_flags(parser)
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 
 def _clips(args) -> list[kinetics.Clip]:
   """The annotated clips of --split, restricted to --classes and --max_samples."""
   parsed = kinetics.read_annotations(args.annotations)
-  if parsed.problems:
-    print(f"{args.annotations}: {len(parsed.problems)} malformed rows skipped (first: line "
-          f"{parsed.problems[0].line}: {parsed.problems[0].reason})", file=sys.stderr)
+  print_problems(args.annotations, parsed.problems)
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
   version = 600 if args.eval_type == "rgb600" else 400
   classes = kinetics.check_classes(names, version) if names else None
@@ -54,7 +57,7 @@ def main(args) -> None:
   clips = _clips(args)
   classifier = flags.classifier(args)
   result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
-                               progress=not args.no_progress)
+                               progress=not args.quiet)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

@@ -15,18 +15,30 @@ if TYPE_CHECKING:
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
-  """--eval_type, --checkpoint_dir and --imagenet_pretrained, as evaluate_sample.py has them."""
+  """--eval_type, --checkpoint_dir and --[no]imagenet_pretrained, as evaluate_sample.py has them
+  (absl's spelling of the negation; `--no-imagenet_pretrained` is accepted too)."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
-                      help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
+                      help="streams and checkpoints: rgb, rgb600, flow or joint")
   parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/ (missing checkpoints are downloaded there)")
-  parser.add_argument("--imagenet_pretrained", default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help="ImageNet+Kinetics checkpoints (default) or, with "
-                           "--no-imagenet_pretrained, the Kinetics-only ones")
-  parser.add_argument("--noimagenet_pretrained", dest="imagenet_pretrained",
-                      action="store_false", help=argparse.SUPPRESS)  # absl's spelling
+                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR or "
+                           "checkpoints/; missing checkpoints are downloaded there)")
+  parser.add_argument("--imagenet_pretrained", default=True, action="store_true",
+                      help="ImageNet+Kinetics checkpoints (default); --noimagenet_pretrained "
+                           "uses the Kinetics-only ones")
+  for spelling in ("--noimagenet_pretrained", "--no-imagenet_pretrained"):
+    parser.add_argument(spelling, dest="imagenet_pretrained", action="store_false",
+                        help=argparse.SUPPRESS if "-i" in spelling else "Kinetics-only checkpoints")
+
+
+def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None:
+  """--quiet (no progress output) and, for commands that may download, --offline."""
+  parser.add_argument("--quiet", action="store_true",
+                      help="no progress bars or notes on stderr (also I3D_PROGRESS=0; they are "
+                           "shown only on a terminal anyway)")
+  if offline:
+    parser.add_argument("--offline", action="store_true",
+                        help="never use the network (also I3D_OFFLINE=1): a missing checkpoint "
+                             "or annotation file is an error saying where to put it")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
@@ -40,9 +52,9 @@ def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
   """The flags of commands that read videos: the trim window and the flow backend."""
   if trim:
     parser.add_argument("--time_start", type=float, default=None,
-                        help="start of the trim window in seconds (default: start of the video)")
+                        help="start of the trim window in seconds (default: the video's start)")
     parser.add_argument("--time_end", type=float, default=None,
-                        help="end of the trim window in seconds (default: end of the video)")
+                        help="end of the trim window in seconds (default: the video's end)")
   parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default="tf",
                       help="TV-L1 implementation: our TensorFlow one (GPU when present) or "
                            "OpenCV's DualTVL1 (the reference)")
@@ -59,15 +71,14 @@ def add_view_flags(parser: argparse.ArgumentParser) -> None:
   """Test-time views (windows x crops), their batching, and the inputs cache."""
   parser.add_argument("--windows", type=int, default=0,
                       help="multi-view testing: average the logits of N evenly spaced windows "
-                           "(default 0: the whole clip at once, as released)")
+                           "(0: the whole clip at once, as released)")
   parser.add_argument("--window_frames", type=int, default=64,
-                      help=f"frames per window with --windows (default 64, at least "
-                           f"{MIN_FRAMES})")
+                      help=f"frames per window with --windows (at least {MIN_FRAMES})")
   parser.add_argument("--crops", type=int, choices=(1, 3), default=1,
-                      help="spatial crops per view: 1 centre (default, as released) or 3 along "
-                           "the long side")
+                      help="spatial crops per view: 1 centre (as released) or 3 along the "
+                           "long side")
   parser.add_argument("--view_batch", type=int, default=4,
-                      help="views per model call (default 4); lower it if memory runs short")
+                      help="views per model call; lower it if memory runs short")
   parser.add_argument("--no_cache", dest="use_cache", action="store_false",
                       help="ignore VIDEO_inputs.npz caches made by `i3d preprocess`")
 

@@ -10,7 +10,7 @@ from i3d.errors import UserError
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "preprocess", help="cache a video's RGB and TV-L1 flow inputs (.npz)",
+      "preprocess", help="compute a video's RGB and TV-L1 flow inputs once and save them (.npz)",
       description="Decode a video, sample it at 25 fps, and write the RGB and flow inputs "
                   "(float32 (1, T, 224, 224, 3) and (1, T, 224, 224, 2) in [-1, 1]) with the "
                   "settings used, so `i3d predict` reuses them instead of recomputing flow.")
@@ -18,6 +18,7 @@ def register(subparsers) -> None:
   parser.add_argument("--output", default=None,
                       help="output .npz (default: VIDEO's name with _inputs.npz, beside it)")
   flags.add_input_flags(parser)
+  flags.add_run_flags(parser, offline=False)
   parser.set_defaults(run=main)
 
 

@@ -94,5 +94,9 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
                 protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
   """The model inputs of one video under `protocol`: {stream: (views, T, 224, 224, C)}."""
-  crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
-  return {s: temporal_views(crops[s], protocol) for s in streams}
+  return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
+
+
+def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, np.ndarray]:
+  """{stream: (crops, T, ...)} from `cropped_inputs` -> {stream: (views, frames, ...)}."""
+  return {s: temporal_views(c, protocol) for s, c in crops.items()}

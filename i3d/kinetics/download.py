@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import tqdm
-
 from i3d._util import env
+from i3d._util import progress as progress_output
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
@@ -204,7 +203,7 @@ def _run_pool(items: Sequence[T], work: Callable[[T], Result], video_dir: Path,
   results = []
   video_dir.mkdir(parents=True, exist_ok=True)
   with (concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool,
-        tqdm.tqdm(total=len(items), unit=unit, disable=not progress) as bar,
+        progress_output.outer(len(items), "downloading", unit, show=progress) as bar,
         JsonLines(video_dir / REPORT_NAME) as report):
     for future in concurrent.futures.as_completed([pool.submit(work, i) for i in items]):
       result = future.result()
@@ -240,11 +239,12 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
   """The official annotation file of a split, downloaded once (into the cache by default)."""
   url = cvdf_urls(version, split, base_url)[1]
   dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
+  dest = dest_dir / posixpath.basename(url)
   try:
-    return _fetch_file(url, dest_dir / posixpath.basename(url))
+    return _fetch_file(url, dest)
   except FetchError as e:
-    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations from {url} ({e}); "
-                    f"pass the file with --annotations or check --base_url") from None
+    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}. Check the "
+                    f"network and the mirror, or download {url} by hand to {dest}") from None
 
 
 def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:

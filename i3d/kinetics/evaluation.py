@@ -16,8 +16,9 @@ from pathlib import Path
 import filelock
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from i3d._util import progress as progress_output
+from i3d._util import text
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
 from i3d.classify import ranking
@@ -27,6 +28,7 @@ from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, video_views
 from i3d.kinetics import metrics, report
 from i3d.kinetics.annotations import Clip, index_videos
+from i3d.model.labels import did_you_mean
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
 RUN_FILE = "run.json"
@@ -122,9 +124,12 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
                       f"results are keyed by id, so evaluate one clip per video")
     seen.add(clip.youtube_id)
   if unknown:
-    raise UserError(f"{len(unknown)} labels are not classes of this {len(labels)}-class model "
-                    f"(e.g. {unknown[0]!r}); use the eval type matching the annotations "
-                    f"(rgb600 for Kinetics-600)")
+    hint = did_you_mean(str(unknown[0]), labels) or (
+        "; if the annotations are of another Kinetics version, use the eval type matching them "
+        "(rgb600 for Kinetics-600)")
+    raise UserError(f"{text.count(len(unknown), 'label')} of the annotations "
+                    f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this "
+                    f"{len(labels)}-class model (e.g. {unknown[0]!r}){hint}")
 
 
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, output_dir: Path,
@@ -159,15 +164,15 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
                       lambda path: video_views(path, streams, config.input_settings,
                                                config.protocol, config.use_cache),
                       streams, config.workers)
-  bar = tqdm(total=len(rows) - len(missing), initial=len(rows) - len(missing) - len(pending),
-             unit="video", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  bar = progress_output.outer(len(rows) - len(missing), "evaluating", "video", show=progress,
+                             initial=len(rows) - len(missing) - len(pending))
   try:
     for video_id, error, *arrays in dataset.as_numpy_iterator():
       clip = pending[video_id.decode()].clip
       if error:
         failures.append({"id": clip.youtube_id, "label": clip.label, "path": str(
             pending[clip.youtube_id].path), "reason": error.decode()})
-        bar.write(f"failed: {clip.filename}: {error.decode()}")
+        bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
       else:
         logits = classifier.view_logits(dict(zip(streams, arrays)), config.view_batch)
         predictions.append(prediction_record(clip, logits, classifier.labels, config.top_k,
