@@ -44,7 +44,7 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
   if dest.exists():
     return dest
   if env.offline():
-    raise DownloadError(f"{dest} is missing and downloads are off (--offline or I3D_OFFLINE)")
+    raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
   dest.parent.mkdir(parents=True, exist_ok=True)
   lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
   with lock:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from i3d import kinetics
-from i3d._util import text
+from i3d._util import env, text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.kinetics import download as kinetics_download
@@ -101,7 +101,8 @@ def _fetch_annotations(args, split: str) -> Path:
     return kinetics_download.fetch_annotations(args.version, split, base_url=args.base_url)
   except UserError as e:
     instead = " (or pass a copy with --annotations FILE)" if "annotations" in args else ""
-    raise UsageError(f"{e}{instead}; --base_url names another mirror") from None
+    mirror = "" if env.offline() else "; --base_url names another mirror"
+    raise UsageError(f"{e}{instead}{mirror}") from None
 
 
 def print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:

@@ -243,8 +243,9 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
   try:
     return _fetch_file(url, dest)
   except FetchError as e:
-    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}. Check the "
-                    f"network and the mirror, or download {url} by hand to {dest}") from None
+    online = "" if env.offline() else "check the network and the mirror, or "
+    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}; {online}"
+                    f"download {url} by hand to {dest}") from None
 
 
 def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
