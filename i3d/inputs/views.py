@@ -93,7 +93,18 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
                 protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
-  """The model inputs of one video under `protocol`: {stream: (views, T, 224, 224, C)}."""
+  """The model inputs of one video under `protocol`.
+
+  Args:
+    source: a video file, or an inputs `.npz` written by `i3d preprocess`.
+    streams: which inputs to make ("rgb", "flow").
+    settings: trim window and flow backend.
+    protocol: windows x crops (default: the released whole clip, centre crop).
+    use_cache: reuse `VIDEO_inputs.npz` beside the video when its settings match.
+
+  Returns:
+    {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop.
+  """
   return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
 
 
