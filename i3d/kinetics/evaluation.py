@@ -28,7 +28,7 @@ from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, video_views
 from i3d.kinetics import metrics, report
 from i3d.kinetics.annotations import Clip, index_videos
-from i3d.model.labels import did_you_mean
+from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
 RUN_FILE = "run.json"
@@ -124,9 +124,11 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
                       f"results are keyed by id, so evaluate one clip per video")
     seen.add(clip.youtube_id)
   if unknown:
-    hint = did_you_mean(str(unknown[0]), labels) or (
-        "; if the annotations are of another Kinetics version, use the eval type matching them "
-        "(rgb600 for Kinetics-600)")
+    if len(labels) != 600 and set(unknown) <= set(load_label_map(600)):
+      hint = "; they are Kinetics-600 classes: use eval type rgb600"
+    else:
+      hint = did_you_mean(str(unknown[0]), labels) or (
+          "; use the eval type matching the annotations (rgb600 for Kinetics-600)")
     raise UserError(f"{text.count(len(unknown), 'label')} of the annotations "
                     f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this "
                     f"{len(labels)}-class model (e.g. {unknown[0]!r}){hint}")

@@ -46,7 +46,7 @@ def class_index(name: str, version: int | str = 400) -> int:
 
 def did_you_mean(name: str, names: Sequence[str]) -> str:
   """`; did you mean 'a', 'b'?` listing the class names closest to `name`, or `` if none is."""
-  close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+  close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
   return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
