@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from i3d._util import env
+from i3d._util import env, text
 from i3d._util import progress as progress_output
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
@@ -148,6 +148,9 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
   present = kinetics.local_clips(video_dir)
   todo = [c for c in clips if c.filename not in present]
   skipped = [Result(c.filename, "skipped", "present") for c in clips if c.filename in present]
+  if todo and env.offline():
+    raise UserError(f"downloads are off (--offline or I3D_OFFLINE) and "
+                    f"{text.count(len(todo), 'clip')} of the list are not in {video_dir}")
 
   def work(clip: Clip) -> Result:
     return _retrying(clip.filename, lambda: _fetch_clip(clip, video_dir, fetcher),
