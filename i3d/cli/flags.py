@@ -4,8 +4,12 @@ meaning everywhere), and the objects they name. Importing this module loads no T
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from i3d import kinetics
+from i3d._util import text
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
 from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
 
@@ -15,13 +19,10 @@ if TYPE_CHECKING:
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
-  """--eval_type, --checkpoint_dir and --[no]imagenet_pretrained, as evaluate_sample.py has them
-  (absl's spelling of the negation; `--no-imagenet_pretrained` is accepted too)."""
+  """--eval_type, --checkpoint_dir and --imagenet_pretrained, as evaluate_sample.py has them."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
                       help="streams and checkpoints: rgb, rgb600, flow or joint")
-  parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/; missing checkpoints are downloaded there)")
+  add_checkpoint_flag(parser)
   parser.add_argument("--imagenet_pretrained", default=True, action="store_true",
                       help="ImageNet+Kinetics checkpoints (default); --noimagenet_pretrained "
                            "uses the Kinetics-only ones")
@@ -39,6 +40,13 @@ def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None
     parser.add_argument("--offline", action="store_true",
                         help="never use the network (also I3D_OFFLINE=1): a missing checkpoint "
                              "or annotation file is an error saying where to put it")
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+  """--checkpoint_dir, for every command that loads released weights."""
+  parser.add_argument("--checkpoint_dir", default=None,
+                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR or "
+                           "checkpoints/; missing checkpoints are downloaded there)")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
@@ -79,6 +87,11 @@ def add_view_flags(parser: argparse.ArgumentParser) -> None:
                            "long side")
   parser.add_argument("--view_batch", type=int, default=4,
                       help="views per model call; lower it if memory runs short")
+  add_cache_flag(parser)
+
+
+def add_cache_flag(parser: argparse.ArgumentParser) -> None:
+  """--no_cache: compute inputs even where `i3d preprocess` left a matching cache."""
   parser.add_argument("--no_cache", dest="use_cache", action="store_false",
                       help="ignore VIDEO_inputs.npz caches made by `i3d preprocess`")
 
@@ -87,3 +100,38 @@ def protocol(args: argparse.Namespace) -> Protocol:
   """The test-time `Protocol` named by the view flags."""
   from i3d.inputs.views import Protocol  # pylint: disable=import-outside-toplevel
   return Protocol(args.windows, args.window_frames, args.crops)
+
+
+def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
+  """Annotated Kinetics clips: --annotations, --video_dir and which of them (--split,
+  --classes, --max_samples)."""
+  parser.add_argument("--annotations", type=Path, required=required,
+                      help="official Kinetics CSV or JSON annotations")
+  parser.add_argument("--video_dir", type=Path, required=required,
+                      help="clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below")
+  parser.add_argument("--split", default="validation", help="split of the annotations to use")
+  parser.add_argument("--classes", default=None,
+                      help="comma-separated class names to keep (default: all)")
+  parser.add_argument("--max_samples", type=int, default=None,
+                      help="at most this many clips (default: all)")
+
+
+def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
+  """The annotated clips of --split, restricted to --classes and --max_samples."""
+  parsed = kinetics.read_annotations(args.annotations)
+  print_problems(args.annotations, parsed.problems)
+  names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+  version = 600 if args.eval_type == "rgb600" else 400
+  classes = kinetics.check_classes(names, version) if names else None
+  return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
+                         max_samples=args.max_samples)
+
+
+def print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:
+  """Tells the user about malformed annotation rows, with line numbers."""
+  if problems:
+    print(f"{path}: {text.count(len(problems), 'malformed row')} skipped:", file=sys.stderr)
+  for p in problems[:shown]:
+    print(f"  line {p.line}: {p.reason}", file=sys.stderr)
+  if len(problems) > shown:
+    print(f"  ... and {len(problems) - shown} more", file=sys.stderr)

@@ -2,11 +2,10 @@
 
 import collections
 import csv
-import sys
 from pathlib import Path
 
 from i3d import kinetics
-from i3d._util import env, text
+from i3d._util import env
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.kinetics import download as kinetics_download
@@ -91,7 +90,7 @@ def _clips(args, path: Path | None) -> list[kinetics.Clip]:
                        "annotations")
     path = _fetch_annotations(args, splits[0])
   parsed = kinetics.read_annotations(path, args.version)
-  print_problems(path, parsed.problems)
+  flags.print_problems(path, parsed.problems)
   return [c for c in parsed.clips if splits is None or c.split in splits]
 
 
@@ -103,16 +102,6 @@ def _fetch_annotations(args, split: str) -> Path:
     instead = " (or pass a copy with --annotations FILE)" if "annotations" in args else ""
     mirror = "" if env.offline() else "; --base_url names another mirror"
     raise UsageError(f"{e}{instead}{mirror}") from None
-
-
-def print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:
-  """Tells the user about malformed rows, with line numbers."""
-  if problems:
-    print(f"{path}: {text.count(len(problems), 'malformed row')} skipped:", file=sys.stderr)
-  for p in problems[:shown]:
-    print(f"  line {p.line}: {p.reason}", file=sys.stderr)
-  if len(problems) > shown:
-    print(f"  ... and {len(problems) - shown} more", file=sys.stderr)
 
 
 def _subset(args) -> None:

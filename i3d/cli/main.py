@@ -14,7 +14,8 @@ import sys
 
 from i3d.errors import UsageError, UserError
 
-COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics")
+COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics",
+            "features", "fvd")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
