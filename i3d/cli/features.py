@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from i3d import kinetics
+from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UserError
 from i3d.model.streams import checkpoint_names
@@ -73,7 +74,8 @@ def main(args: argparse.Namespace) -> int:
       batch=args.batch)
   result = features.extract_videos(extractor, jobs, args.output_dir, flags.input_settings(args),
                                    args.use_cache, progress=not args.quiet)
-  print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "
+  print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
+        f"{len(result.skipped)} "
         f"already done, {len(result.failed)} failed"
         + (f" (see {features.FAILURES_FILE})" if result.failed else ""))
   return 1 if result.failed else 0

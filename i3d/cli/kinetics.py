@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 
 from i3d import kinetics
-from i3d._util import env
+from i3d._util import env, text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.kinetics import download as kinetics_download
@@ -113,8 +113,8 @@ def _subset(args) -> None:
                            max_samples=args.max_samples, shuffle=args.shuffle, seed=args.seed,
                            present=present)
   kinetics.write_annotations(chosen, args.output)
-  print(f"wrote {len(chosen)} clips ({sum(c.filename in present for c in chosen)} already "
-        f"present) to {args.output}")
+  print(f"wrote {text.count(len(chosen), 'clip')} "
+        f"({sum(c.filename in present for c in chosen)} already present) to {args.output}")
 
 
 def _download(args) -> int:
@@ -144,8 +144,8 @@ def _index(args) -> None:
     print(f"{label}\tfound {counts['found']}\tmissing {counts['missing']}\t"
           f"unreadable {counts['unreadable']}")
   totals = collections.Counter(r.status for r in rows)
-  print(f"total: {len(rows)} clips, {totals['found']} found, {totals['missing']} missing, "
-        f"{totals['unreadable']} unreadable")
+  print(f"total: {text.count(len(rows), 'clip')}, {totals['found']} found, "
+        f"{totals['missing']} missing, {totals['unreadable']} unreadable")
   if args.output:
     with args.output.open("w", newline="", encoding="utf-8") as f:
       writer = csv.writer(f)
