@@ -57,7 +57,13 @@ def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-  return _parser().parse_args(argv[1:])
+  parser = _parser()
+  args, unknown = parser.parse_known_args(argv[1:])
+  if unknown and getattr(args, "runner", None):
+    args.beam_args = unknown  # Beam's own pipeline options (see flags.add_runner_flags)
+  elif unknown:
+    getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+  return args
 
 
 def _main(args: argparse.Namespace) -> None:

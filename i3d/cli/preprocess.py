@@ -1,28 +1,61 @@
-"""`i3d preprocess`: compute a video's RGB and flow model inputs once and cache them as .npz."""
+"""`i3d preprocess`: compute inputs once. One video -> an inputs .npz; a Kinetics split ->
+MediaSequence TFRecord shards (RGB JPEGs and 8-bit TV-L1 flow), resumable and in parallel."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from i3d._util import text
 from i3d.cli import flags
-from i3d.errors import UserError
+from i3d.errors import UsageError, UserError
 
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "preprocess", help="compute a video's RGB and TV-L1 flow inputs once and save them (.npz)",
-      description="Decode a video, sample it at 25 fps, and write the RGB and flow inputs "
+      "preprocess", help="cache inputs: one video's (.npz) or a Kinetics split's (TFRecords)",
+      description="VIDEO: decode it, sample it at 25 fps, and write the RGB and flow inputs "
                   "(float32 (1, T, 224, 224, 3) and (1, T, 224, 224, 2) in [-1, 1]) with the "
-                  "settings used, so `i3d predict` reuses them instead of recomputing flow.")
-  parser.add_argument("video", help="video file (anything OpenCV decodes)")
+                  "settings used, so `i3d predict` reuses them instead of recomputing flow. "
+                  "--annotations/--video_dir/--output_dir: write every clip of the split as a "
+                  "MediaSequence record (JPEG frames, shorter side 256, and TV-L1 flow quantised "
+                  "to 8 bits) in sharded TFRecord files for `i3d evaluate --records`. Run it "
+                  "again to resume.")
+  parser.add_argument("video", nargs="?", default=None,
+                      help="one video file (anything OpenCV decodes)")
   parser.add_argument("--output", default=None,
-                      help="output .npz (default: VIDEO's name with _inputs.npz, beside it)")
+                      help="with VIDEO: output .npz (default: VIDEO's name with _inputs.npz)")
   flags.add_input_flags(parser)
+  records = parser.add_argument_group("a Kinetics split as TFRecord shards")
+  flags.add_annotation_flags(records, required=False)
+  records.add_argument("--output_dir", type=Path, default=None,
+                       help="where the shards, manifest.jsonl and failures.jsonl go")
+  records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
+                       help="Kinetics version of the labels (for clip/label/index)")
+  records.add_argument("--num_shards", type=int, default=None,
+                       help="number of shards (default: one per 100 clips)")
+  records.add_argument("--name", default="clips", help="shard name prefix")
+  records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="clips encoded in parallel, one process each (default: every core)")
+  records.add_argument("--no_progress", dest="quiet", action="store_true",
+                       help=argparse.SUPPRESS)  # the spelling before --quiet
+  flags.add_runner_flags(parser)
   flags.add_run_flags(parser, offline=False)
   parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
+  dataset = (args.annotations, args.video_dir, args.output_dir)
+  if args.video is not None:
+    if any(x is not None for x in dataset):
+      raise UsageError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
+    return _one_video(args)
+  if any(x is None for x in dataset):
+    raise UsageError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
+  return _split(args)
+
+
+def _one_video(args: argparse.Namespace) -> int:
   from i3d.inputs import cache  # pylint: disable=import-outside-toplevel
   source = Path(args.video)
   settings = flags.input_settings(args)
@@ -35,3 +68,28 @@ def main(args: argparse.Namespace) -> int:
   shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in computed.items())
   print(f"{output}: {shapes}", file=sys.stdout)
   return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+  from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+  if args.workers < 1:
+    raise UserError("--workers must be at least 1")
+  config = preprocess.PreprocessConfig(
+      settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
+      workers=args.workers, label_version=args.version)
+  encoder = None
+  if args.runner:
+    # pylint: disable=import-outside-toplevel
+    from i3d.pipelines import options
+    from i3d.pipelines.preprocess import beam_encoder
+    encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
+                           options.threads_per_worker(args.runner, args.workers),
+                           progress=not args.quiet)
+  summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
+                                  args.output_dir, config, progress=not args.quiet,
+                                  encoder=encoder)
+  print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
+        f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
+        f"{text.count(summary['failed'], 'clip')} failed "
+        f"(see {preprocess.FAILURES_FILE})")
+  return 0 if summary["shards"] == summary["num_shards"] else 1
