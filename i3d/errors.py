@@ -17,5 +17,9 @@ class DownloadError(UserError):
     self.status = status
 
 
+class UsageError(UserError):
+  """The flags given do not fit together; the command's usage is shown with the message."""
+
+
 class InputError(UserError, ValueError):
   """Model inputs of the wrong dtype, shape or length, or with NaN or infinite values."""

@@ -2,7 +2,9 @@
 
 A download goes to `DEST.part` (resumed with an HTTP Range request after an interruption) and is
 renamed to `DEST` only once complete and verified, so a file at `DEST` is never a half file.
-A lock file beside it lets concurrent processes share the work instead of corrupting it.
+A lock file beside it lets concurrent processes share the work instead of corrupting it; it is
+removed when the download ends. With `I3D_OFFLINE=1` (`--offline`) nothing is fetched: a missing
+file is an error at once.
 """
 
 import hashlib
@@ -12,9 +14,9 @@ from typing import Optional
 
 import filelock
 import requests
-from tqdm import tqdm
 
 from i3d._util import env
+from i3d._util import progress as progress_output
 from i3d._util.retry import retry
 from i3d.errors import DownloadError, UserError
 
@@ -42,6 +44,10 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
   A body over `$I3D_MAX_DOWNLOAD_BYTES` is refused (and deleted) whether or not a hash is given.
   """
   dest = Path(dest)
+  if dest.exists():
+    return dest
+  if env.offline():
+    raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
   lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
   try:
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -50,22 +56,30 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
     raise UserError(f"cannot write to {dest.parent} ({e.strerror or e}); choose a writable "
                     f"folder") from None
   try:
-    if dest.exists():
-      return dest
-    part = dest.with_name(dest.name + ".part")
-    try:
-      retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
-            retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
-    except _Transient as e:
-      raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
-                          f"network or the URL, then run again (the partial file {part} is "
-                          f"kept and resumed)") from None
-    if git_sha1 is not None:
-      _verify(part, git_sha1, url)
-    os.replace(part, dest)
+    if not dest.exists():
+      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
   finally:
+    Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
     lock.release()
   return dest
+
+
+def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,
+                     timeout: float, backoff: float) -> None:
+  """The body of `download`, run holding the lock."""
+  part = dest.with_name(dest.name + ".part")
+  try:
+    retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
+          retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
+  except _Transient as e:
+    if part.exists() and not part.stat().st_size:
+      part.unlink()
+    kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
+    raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
+                        f"network or the URL, then run again{kept}") from None
+  if git_sha1 is not None:
+    _verify(part, git_sha1, url)
+  os.replace(part, dest)
 
 
 def _verify(part: Path, git_sha1: str, url: str) -> None:
@@ -94,9 +108,9 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
       limit = env.limit("I3D_MAX_DOWNLOAD_BYTES")
       if total is not None and total > limit:
         raise _too_big(url, part, f"{total} bytes")
-      with open(part, "ab" if have else "wb") as f, tqdm(
-          total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-          desc=label, disable=not progress, leave=False) as bar:
+      with open(part, "ab" if have else "wb") as f, progress_output.bar(
+          total, label, "B", show=progress, initial=have, unit_scale=True,
+          unit_divisor=1024) as bar:
         for chunk in response.iter_content(CHUNK_BYTES):
           have += len(chunk)
           if have > limit:
@@ -109,7 +123,7 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
                         f"of a server that serves the file") from None
   except (requests.ConnectionError, requests.Timeout,
           requests.exceptions.ChunkedEncodingError) as e:
-    raise _Transient(f"network error ({type(e).__name__}: {e})") from None
+    raise _Transient(f"network error ({_root_cause(e)})") from None
   got = part.stat().st_size
   if total is not None and got != total:
     raise _Transient(f"transfer cut short at {got} of {total} bytes")
@@ -120,6 +134,13 @@ def _too_big(url: str, part: Path, size: str) -> DownloadError:
   part.unlink(missing_ok=True)
   return DownloadError(f"{url} sends {size}, over the {env.limit('I3D_MAX_DOWNLOAD_BYTES')}-byte "
                        f"limit; raise $I3D_MAX_DOWNLOAD_BYTES if the file is really that big")
+
+
+def _root_cause(error: BaseException) -> str:
+  """The innermost reason of a chained network error, e.g. `[Errno 111] Connection refused`."""
+  while error.__context__ is not None or error.__cause__ is not None:
+    error = error.__cause__ or error.__context__  # type: ignore[assignment]
+  return str(error) or type(error).__name__
 
 
 def _check_status(response: requests.Response, url: str) -> None:

@@ -7,12 +7,15 @@ from i3d.cli import flags
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "export", help="Export a classifier (rgb, rgb600, flow, joint) as a TF SavedModel.")
-  parser.add_argument("--output", required=True, help="Folder to write the SavedModel to.")
+      "export", help="write a classifier (rgb, rgb600, flow, joint) as a TF SavedModel",
+      description="Write a TF SavedModel whose serving_default signature takes rgb and/or flow "
+                  "clips and returns logits and probabilities, with labels.txt beside it.")
+  parser.add_argument("--output", required=True, help="folder to write the SavedModel to")
   parser.add_argument("--overwrite", action="store_true",
-                      help="Replace an earlier export in --output (a non-empty folder is "
-                           "refused otherwise).")
+                      help="replace an earlier export in --output (a non-empty folder is "
+                           "refused otherwise)")
   flags.add_classifier_flags(parser)
+  flags.add_run_flags(parser)
   parser.set_defaults(run=main)
 
 

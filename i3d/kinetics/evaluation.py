@@ -23,9 +23,9 @@ from pathlib import Path
 import filelock
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from i3d._util import storage
+from i3d._util import progress as progress_output
+from i3d._util import storage, text
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
 from i3d.classify import ranking
@@ -35,6 +35,7 @@ from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, cropped_inputs, temporal_views
 from i3d.kinetics import metrics, preprocess, report
 from i3d.kinetics.annotations import Clip, index_videos
+from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
 RUN_FILE = "run.json"
@@ -183,9 +184,14 @@ def check_clips(clips: Sequence[Clip], labels: Sequence[str], config: EvalConfig
                       f"results are keyed by id, so evaluate one clip per video")
     seen.add(clip.youtube_id)
   if unknown:
-    raise UserError(f"{len(unknown)} labels are not classes of this {len(labels)}-class model "
-                    f"(e.g. {unknown[0]!r}); use the eval type matching the annotations "
-                    f"(rgb600 for Kinetics-600)")
+    if len(labels) != 600 and set(unknown) <= set(load_label_map(600)):
+      hint = "; they are Kinetics-600 classes: use eval type rgb600"
+    else:
+      hint = did_you_mean(str(unknown[0]), labels) or (
+          "; use the eval type matching the annotations (rgb600 for Kinetics-600)")
+    raise UserError(f"{text.count(len(unknown), 'label')} of the annotations "
+                    f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this "
+                    f"{len(labels)}-class model (e.g. {unknown[0]!r}){hint}")
 
 
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
@@ -254,15 +260,15 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
                                     config.protocol, config.workers)
   else:
     items = _decoded_views(pending, found, streams, config, started)
-  bar = tqdm(total=len(found), initial=len(found) - len(pending), unit="video",
-             disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  bar = progress_output.outer(len(found), "evaluating", "video", show=progress,
+                             initial=len(found) - len(pending))
   try:
     for video_id, error, *views in items:
       clip = by_id[video_id.decode()]
       if error:
         failures[clip.youtube_id] = _fail(failed_log, clip, found[clip.youtube_id],
                                           error.decode())
-        bar.write(f"failed: {clip.filename}: {error.decode()}")
+        bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
       else:
         logits = classifier.view_logits(dict(zip(streams, views)), config.view_batch)
         record = prediction_record(clip, logits, classifier.labels, config.top_k,
@@ -412,8 +418,8 @@ def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dic
 
 def score_line(result: dict) -> str:
   """The one-line summary printed when a run ends."""
-  counts = (f"({result['num_videos']} videos; {result['num_missing']} missing and "
-            f"{result['num_failed']} failed, not scored)")
+  counts = (f"({text.count(result['num_videos'], 'video')}; {result['num_missing']} missing "
+            f"and {result['num_failed']} failed, not scored)")
   if result["top1"] is None:
     return f"{result['not_scored']} {counts}"
   return (f"top-1 {result['top1']:.2%}  top-5 {result['top5']:.2%}  mean class accuracy "

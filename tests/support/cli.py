@@ -19,5 +19,5 @@ def one_line_error(capsys, *argv) -> str:
   err = capsys.readouterr().err.strip()
   assert status not in (0, None), err
   assert "\n" not in err and "Traceback" not in err, err
-  assert err.startswith(f"i3d {argv[0]}: error: "), err
+  assert err.startswith(f"i3d {argv[0]}") and ": error: " in err, err
   return err
