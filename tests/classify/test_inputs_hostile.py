@@ -61,7 +61,8 @@ def test_predict_on_a_bad_npz_is_one_line(checkpoint_dir, tmp_path, capsys, arra
 def test_short_npz_is_looped_not_nan(rgb_classifier, tmp_path):
   from i3d.classify.predict import predict
   result = predict(rgb_classifier, write_npz(tmp_path, random_clip(3, 3)), InputSettings())
-  assert result.frames == 9 and all(np.isfinite(p) for _, _, p, _ in result.top)
+  assert (result.frames, result.looped_to) == (3, 9)
+  assert all(np.isfinite(p) for _, _, p, _ in result.top)
 
 
 def test_many_windows_are_copied_out_one_batch_at_a_time(tmp_path, rgb_classifier, monkeypatch):

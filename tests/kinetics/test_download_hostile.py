@@ -8,7 +8,7 @@ import pytest
 from i3d.errors import UserError
 from i3d.kinetics import Clip
 from i3d.kinetics.download import download_clips, download_split
-from tests.support.cli import one_line_error
+from tests.support.cli import one_line_error, run_cli
 from tests.support.servers import MirrorServer, tar_gz, write_video
 
 ANNOTATIONS = "/400/annotations/val.csv"
@@ -131,6 +131,8 @@ def test_unwritable_cache_folder_is_one_line(tmp_path, capsys, monkeypatch, vari
   (tmp_path / "a_file").write_text("")
   monkeypatch.delenv("I3D_KINETICS_DIR", raising=False)
   monkeypatch.setenv(variable, str(tmp_path / "a_file"))
-  err = one_line_error(capsys, "kinetics", "index", "--split", "validation",
-                       "--video_dir", tmp_path, "--base_url", "http://127.0.0.1:9")
-  assert "cannot write to" in err
+  assert run_cli("kinetics", "index", "--split", "validation", "--video_dir", tmp_path,
+                 "--base_url", "http://127.0.0.1:9") == 2
+  err = capsys.readouterr().err
+  assert "Traceback" not in err  # the usage, then one line saying what to do
+  assert err.splitlines()[-1].startswith("i3d kinetics index: error: cannot write to")
