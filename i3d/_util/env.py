@@ -22,9 +22,20 @@ LIBRARY_DEFAULTS = {
 
 
 def set_library_defaults() -> None:
-  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable."""
+  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, and turns on TensorFlow's
+  persistent XLA compilation cache in `xla_cache_dir()` unless `TF_XLA_FLAGS` names one."""
   for name, value in LIBRARY_DEFAULTS.items():
     os.environ.setdefault(name, value)
+  flags, cache = os.environ.get("TF_XLA_FLAGS", ""), xla_cache_dir()
+  if cache is not None and "tf_xla_persistent_cache_directory" not in flags:
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache}".strip()
+
+
+def xla_cache_dir() -> Path | None:
+  """Compiled XLA programs (our TV-L1 per frame size), reused by later processes:
+  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla`; None (no cache) when it is set to ""."""
+  value = os.environ.get("I3D_XLA_CACHE_DIR", str(Path.home() / ".cache" / "i3d" / "xla"))
+  return Path(value) if value else None
 
 
 def data_dir() -> Path:

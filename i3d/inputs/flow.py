@@ -7,6 +7,9 @@ compiled with XLA, so it runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -17,7 +20,7 @@ from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, InputSettings, TVL1Pa
 
 
 def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
-                 params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
+                 params: TVL1Params = TVL1Params(), batch: int | None = None) -> np.ndarray:
   """Flow between consecutive grayscale frames (T, H, W) in [0, 255] -> (T-1, H, W, 2) pixels.
 
   Channel 0 is horizontal, 1 vertical: frame t at (x, y) matches frame t+1 at (x + u, y + v).
@@ -29,17 +32,18 @@ def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
 
 
 def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
-               params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
+               params: TVL1Params = TVL1Params(), batch: int | None = None) -> np.ndarray:
   """Flow from each image of `first` (N, H, W) to the same-index one of `second`: (N, H, W, 2).
 
-  Images are rounded to uint8 first, so both backends see exactly the same input.
+  Images are rounded to uint8 first, so both backends see exactly the same input. `batch`: pairs
+  per call of the `tf` backend (default `tvl1.default_batch()`).
   """
   first, second = (np.clip(np.rint(np.asarray(x, np.float32)), 0, 255).astype(np.uint8)
                    for x in (first, second))
   if backend == "opencv":
     return _opencv_flow(first, second, params)
   if backend == "tf":
-    return tvl1.tvl1_flow(first, second, params, min(batch, len(first)))
+    return tvl1.tvl1_flow(first, second, params, batch)
   raise UserError(f"unknown flow backend {backend!r}; expected one of {', '.join(FLOW_BACKENDS)}")
 
 
@@ -49,13 +53,20 @@ def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
 
 
 def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> np.ndarray:
-  """OpenCV's DualTVL1 on each pair."""
-  solver = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
-      tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
-      warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
-      outerIterations=params.outer_iterations, scaleStep=params.scale_step,
-      medianFiltering=params.median_filtering)
-  return np.stack([solver.calc(a, b, None) for a, b in zip(first, second)])
+  """OpenCV's DualTVL1 on each pair, one pair per CPU core at a time (a solver per thread)."""
+  local = threading.local()
+
+  def calc(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    if not hasattr(local, "solver"):
+      local.solver = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
+          tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
+          warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
+          outerIterations=params.outer_iterations, scaleStep=params.scale_step,
+          medianFiltering=params.median_filtering)
+    return local.solver.calc(*pair, None)
+
+  with ThreadPoolExecutor(tvl1.cpu_cores()) as pool:
+    return np.stack(list(pool.map(calc, zip(first, second))))
 
 
 def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSettings) -> np.ndarray:
