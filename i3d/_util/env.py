@@ -22,13 +22,16 @@ LIBRARY_DEFAULTS = {
 
 
 def set_library_defaults() -> None:
-  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, and turns on TensorFlow's
-  persistent XLA compilation cache in `xla_cache_dir()` unless `TF_XLA_FLAGS` names one."""
+  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, and points TensorFlow's
+  persistent XLA compilation cache at `xla_cache_dir()`: `$I3D_XLA_CACHE_DIR` replaces a cache
+  directory in `TF_XLA_FLAGS`, the default one does not."""
   for name, value in LIBRARY_DEFAULTS.items():
     os.environ.setdefault(name, value)
-  flags, cache = os.environ.get("TF_XLA_FLAGS", ""), xla_cache_dir()
-  if cache is not None and "tf_xla_persistent_cache_directory" not in flags:
-    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache}".strip()
+  flag, cache = "--tf_xla_persistent_cache_directory=", xla_cache_dir()
+  flags = os.environ.get("TF_XLA_FLAGS", "").split()
+  if "I3D_XLA_CACHE_DIR" in os.environ or not any(f.startswith(flag) for f in flags):
+    flags = [f for f in flags if not f.startswith(flag)] + ([f"{flag}{cache}"] if cache else [])
+    os.environ["TF_XLA_FLAGS"] = " ".join(flags)
 
 
 def xla_cache_dir() -> Path | None:

@@ -70,7 +70,12 @@ def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> n
 
 
 def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSettings) -> np.ndarray:
-  """Resized RGB frames (T, H, W, 3) -> flow input (T, 224, 224, 2) in [-1, 1].
+  """Resized RGB frames (T, H, W, 3) -> flow input (T, 224, 224, 2) in [-1, 1]."""
+  return transforms.crop(flow_fields(frames, settings), offsets).numpy()
+
+
+def flow_fields(frames: tf.Tensor, settings: InputSettings) -> tf.Tensor:
+  """Resized RGB frames (T, H, W, 3) -> normalised flow (T, H, W, 2), before the crop.
 
   Flow t is from frame t to t+1; the last frame reuses the last field so both streams have T
   frames. A single frame has no motion: zero flow.
@@ -81,4 +86,4 @@ def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSett
   else:
     fields = compute_flow(gray, settings.flow_backend, settings.flow_params)
     fields = np.concatenate([fields, fields[-1:]])
-  return transforms.crop(normalise_flow(fields), offsets).numpy()
+  return normalise_flow(fields)

@@ -7,11 +7,14 @@ median filter on the flow. It runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -75,7 +78,35 @@ def _compiled(params: TVL1Params, shape: tuple[int, int, int]) -> Callable[..., 
   spec = tf.TensorSpec(shape, tf.float32)
   concrete = _tvl1_graph(params, shape[1:]).get_concrete_function(spec, spec)
   digest = hashlib.sha256(repr((params, shape)).encode()).hexdigest()[:16]
-  return _stable_function(concrete, f"i3d_tvl1_{digest}")
+  tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}")
+  with _without_cache_chatter():  # compiles, or loads the program from the cache
+    tvl1(tf.zeros(shape), tf.zeros(shape))
+  return tvl1
+
+
+# What TensorFlow logs as errors when it loads a cached program, though nothing failed: it tries
+# the text format before the binary one, and lists CPU tuning flags it does not see on the host.
+_CACHE_CHATTER = ("Error parsing text-format tensorflow.XlaSerializedCacheEntry",
+                  "Loading XLA:CPU AOT result")
+
+
+@contextlib.contextmanager
+def _without_cache_chatter() -> Iterator[None]:
+  """Holds back what is written to the stderr file descriptor, then writes it minus the
+  `_CACHE_CHATTER` lines (our errors are one line; these would read as failures)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      held.seek(0)
+      for line in held.read().decode(errors="replace").splitlines(keepends=True):
+        if not any(chatter in line for chatter in _CACHE_CHATTER):
+          sys.stderr.write(line)
 
 
 def _stable_function(concrete, prefix: str) -> Callable[..., tf.Tensor]:
