@@ -7,9 +7,6 @@ compiled with XLA, so it runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -53,20 +50,18 @@ def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
 
 
 def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> np.ndarray:
-  """OpenCV's DualTVL1 on each pair, one pair per CPU core at a time (a solver per thread)."""
-  local = threading.local()
+  """OpenCV's DualTVL1 on each pair (OpenCV's own threads inside each pair)."""
+  solver = opencv_solver(params)
+  return np.stack([solver.calc(a, b, None) for a, b in zip(first, second)])
 
-  def calc(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    if not hasattr(local, "solver"):
-      local.solver = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
-          tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
-          warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
-          outerIterations=params.outer_iterations, scaleStep=params.scale_step,
-          medianFiltering=params.median_filtering)
-    return local.solver.calc(*pair, None)
 
-  with ThreadPoolExecutor(tvl1.cpu_cores()) as pool:
-    return np.stack(list(pool.map(calc, zip(first, second))))
+def opencv_solver(params: TVL1Params):
+  """OpenCV's DualTVL1 solver with `params`."""
+  return cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
+      tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
+      warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
+      outerIterations=params.outer_iterations, scaleStep=params.scale_step,
+      medianFiltering=params.median_filtering)
 
 
 def flow_fields(frames: tf.Tensor, settings: InputSettings) -> np.ndarray:
