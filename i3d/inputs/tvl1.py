@@ -7,14 +7,11 @@ median filter on the flow. It runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import re
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,12 +23,13 @@ from i3d.inputs.settings import TVL1Params
 
 
 def tvl1_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
-              batch: int | None = None) -> np.ndarray:
+              batch: int | None = None,
+              done: Callable[[int], object] = lambda pairs: None) -> np.ndarray:
   """Flow (N, H, W, 2) from uint8 images `first` (N, H, W) to `second`.
 
   Runs `batch` pairs per call (default: `default_batch()`), on one thread per CPU core when
-  each call holds one pair. The last batch is padded with repeated pairs so every call has one
-  shape: one compilation per frame size.
+  each call holds one pair, and calls `done(pairs)` as calls finish. The last batch is padded
+  with repeated pairs so every call has one shape: one compilation per frame size.
   """
   batch = batch or default_batch()
   count = len(first)
@@ -43,9 +41,12 @@ def tvl1_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
     return tvl1(tf.constant(first[i:i + batch], tf.float32),
                 tf.constant(second[i:i + batch], tf.float32)).numpy()
 
-  workers = cpu_cores() if batch == 1 else 1
-  with ThreadPoolExecutor(workers) as pool:
-    return np.concatenate(list(pool.map(call, range(0, count, batch))))[:count]
+  fields = []
+  with ThreadPoolExecutor(cpu_cores() if batch == 1 else 1) as pool:
+    for field in pool.map(call, range(0, count, batch)):
+      fields.append(field)
+      done(min(batch, count - batch * (len(fields) - 1)))
+  return np.concatenate(fields)[:count]
 
 
 def default_batch() -> int:
@@ -78,35 +79,7 @@ def _compiled(params: TVL1Params, shape: tuple[int, int, int]) -> Callable[..., 
   spec = tf.TensorSpec(shape, tf.float32)
   concrete = _tvl1_graph(params, shape[1:]).get_concrete_function(spec, spec)
   digest = hashlib.sha256(repr((params, shape)).encode()).hexdigest()[:16]
-  tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}")
-  with _without_cache_chatter():  # compiles, or loads the program from the cache
-    tvl1(tf.zeros(shape), tf.zeros(shape))
-  return tvl1
-
-
-# What TensorFlow logs as errors when it loads a cached program, though nothing failed: it tries
-# the text format before the binary one, and lists CPU tuning flags it does not see on the host.
-_CACHE_CHATTER = ("Error parsing text-format tensorflow.XlaSerializedCacheEntry",
-                  "Loading XLA:CPU AOT result")
-
-
-@contextlib.contextmanager
-def _without_cache_chatter() -> Iterator[None]:
-  """Holds back what is written to the stderr file descriptor, then writes it minus the
-  `_CACHE_CHATTER` lines (our errors are one line; these would read as failures)."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as held:
-    os.dup2(held.fileno(), 2)
-    try:
-      yield
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
-      held.seek(0)
-      for line in held.read().decode(errors="replace").splitlines(keepends=True):
-        if not any(chatter in line for chatter in _CACHE_CHATTER):
-          sys.stderr.write(line)
+  return _stable_function(concrete, f"i3d_tvl1_{digest}")
 
 
 def _stable_function(concrete, prefix: str) -> Callable[..., tf.Tensor]:
