@@ -1,4 +1,5 @@
-"""Our TV-L1 optical flow in TensorFlow, batched over frame pairs and compiled with XLA.
+"""Our TV-L1 optical flow in TensorFlow, compiled with XLA: one pair per core on a CPU, batched
+over frame pairs on a GPU.
 
 The dual TV-L1 scheme of Zach, Pock & Bischof (2007) as OpenCV's DualTVL1 implements it: image
 pyramid, coarse-to-fine warping, primal-dual iterations with a per-pair stopping rule and a 5x5
