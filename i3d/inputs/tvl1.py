@@ -80,7 +80,14 @@ def _compiled(params: TVL1Params, shape: tuple[int, int, int]) -> Callable[..., 
   spec = tf.TensorSpec(shape, tf.float32)
   concrete = _tvl1_graph(params, shape[1:]).get_concrete_function(spec, spec)
   digest = hashlib.sha256(repr((params, shape)).encode()).hexdigest()[:16]
-  return _stable_function(concrete, f"i3d_tvl1_{digest}")
+  tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}")
+  try:  # the first call compiles, or loads the program from the cache
+    tvl1(tf.zeros(shape), tf.zeros(shape))
+  except tf.errors.OpError:
+    # An unreadable cache entry (one torn by a process killed while writing it) fails the load;
+    # under another name the program is compiled, and cached, afresh.
+    tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}_recompiled")
+  return tvl1
 
 
 def _stable_function(concrete, prefix: str) -> Callable[..., tf.Tensor]:
