@@ -4,6 +4,7 @@ Every command (`evaluate_sample.py`, `i3d predict`, `i3d evaluate`, `i3d export`
 through `load_classifier`, so this is the one place inference is made fast.
 """
 
+import logging
 import os
 from typing import Optional
 
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from i3d.errors import UserError
 from i3d.model.checkpoints import load_checkpoint
+from i3d.model import hardware
 from i3d.model.fast import PRECISIONS, FastI3d
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
@@ -27,13 +29,22 @@ def check_precision(precision: str, optimize: bool) -> None:
     raise UserError(f"precision {precision} needs optimize=True")
 
 
+def precision_warning(precision: str) -> Optional[str]:
+  """One line when `precision` would run emulated, slowly, on this machine (no GPU and a CPU
+  without native support, see `i3d.model.hardware`); None otherwise."""
+  if tf.config.list_physical_devices("GPU"):
+    return None
+  return hardware.emulation_warning(precision, hardware.cpu_flags())
+
+
 class Classifier(tf.Module):
   """Sums the logits of its streams (RGB, flow or both) over (B, T, 224, 224, C) clips in [-1, 1].
 
   `labels` are the class names in logit order; `streams` says which inputs it takes. With
   `optimize` (the default) each stream runs as a `FastI3d` (BatchNorm folded, 1x1 convolutions
-  fused; same logits to float32 round-off) in `precision` (float32, or bfloat16 / float16 on
-  GPUs); `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
+  fused; same logits to float32 round-off) in `precision`: float32, or bfloat16 / float16 where
+  the CPU or GPU has them (`precision_warning` says when it would be emulated, and is logged);
+  `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
   classifier can be saved (see `i3d.export`).
   """
 
@@ -45,6 +56,9 @@ class Classifier(tf.Module):
     self.eval_type = eval_type
     self.checkpoints = dict(checkpoints or {})
     self.precision = precision
+    self.precision_warning = precision_warning(precision)
+    if self.precision_warning:
+      logging.getLogger(__name__).warning("i3d: warning: %s", self.precision_warning)
     self.models = models
     self.labels = labels
     self.streams = tuple(models)

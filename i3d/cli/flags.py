@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
+from i3d.model.hardware import PRECISIONS
 from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
 
 if TYPE_CHECKING:
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
-  """--eval_type, --checkpoint_dir and --imagenet_pretrained, as evaluate_sample.py has them."""
+  """--eval_type, --checkpoint_dir, --imagenet_pretrained and --precision, as evaluate_sample.py
+  has them."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
                       help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
   parser.add_argument("--checkpoint_dir", default=None,
@@ -27,13 +29,17 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
                            "--no-imagenet_pretrained, the Kinetics-only ones")
   parser.add_argument("--noimagenet_pretrained", dest="imagenet_pretrained",
                       action="store_false", help=argparse.SUPPRESS)  # absl's spelling
+  parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                      help="compute precision of the convolutions (inputs and logits stay "
+                           "float32): float32 (default), or bfloat16 / float16 on CPUs and GPUs "
+                           "that have them (a warning says when they would be emulated)")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
   """The classifier the classifier flags name."""
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
-                         imagenet_pretrained=args.imagenet_pretrained)
+                         imagenet_pretrained=args.imagenet_pretrained, precision=args.precision)
 
 
 def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:

@@ -12,9 +12,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from i3d.model import hardware
 from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D
 
-PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
+PRECISIONS = {name: tf.as_dtype(name) for name in hardware.PRECISIONS}
 
 
 def fold_batch_norm(unit: Unit3D) -> tuple[np.ndarray, np.ndarray]:
@@ -55,6 +56,25 @@ def _conv(unit: Unit3D, dtype: tf.DType) -> FusedConv:
   return FusedConv(w, b, unit.stride, relu=unit.activation_fn is not None, dtype=dtype)
 
 
+class Float32MaxPool(tf.Module):
+  """`pool` computed in float32 and cast back: CPUs have no float16 max-pool kernel (the maximum
+  is exact in either type, so the result is the same)."""
+
+  def __init__(self, pool: MaxPool3D):
+    super().__init__(name=pool.name)
+    self.pool = pool
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(self.pool(tf.cast(x, tf.float32)), x.dtype)
+
+
+def _pool(pool: MaxPool3D, dtype: tf.DType) -> tf.Module:
+  """`pool` as it runs in `dtype` on this machine's devices."""
+  if dtype == tf.float16 and not tf.config.list_physical_devices("GPU"):
+    return Float32MaxPool(pool)
+  return pool
+
+
 class FastInceptionBlock(tf.Module):
   """An Inception block with its three input-reading 1x1x1 convolutions fused into one."""
 
@@ -66,7 +86,7 @@ class FastInceptionBlock(tf.Module):
                                np.concatenate([b for _, b in parts]), dtype=dtype)
     self.conv_1 = _conv(block.branch_1[1], dtype)
     self.conv_2 = _conv(block.branch_2[1], dtype)
-    self.pool = block.pool
+    self.pool = _pool(block.pool, dtype)
     self.conv_3 = _conv(block.branch_3, dtype)
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
@@ -78,8 +98,9 @@ class FastInceptionBlock(tf.Module):
 class FastI3d(tf.Module):
   """Logits (B, num_classes) in float32 of a loaded `InceptionI3d`, computed faster.
 
-  `compute_dtype` bfloat16 or float16 runs the convolutions in that precision (for GPUs); the
-  logits head always runs in float32. `jit_compile` compiles the forward pass with XLA.
+  `compute_dtype` bfloat16 or float16 runs the convolutions and pooling in that precision (fast
+  on GPUs and on CPUs that have it, see `i3d.model.hardware`); inputs, the logits head and the
+  logits stay float32. `jit_compile` compiles the forward pass with XLA.
   """
 
   def __init__(self, model: InceptionI3d, compute_dtype: tf.DType = tf.float32,
@@ -99,7 +120,7 @@ class FastI3d(tf.Module):
   def _layer(self, layer):
     """The fast equivalent of one of the model's layers."""
     if isinstance(layer, MaxPool3D):
-      return layer
+      return _pool(layer, self.compute_dtype)
     if isinstance(layer, InceptionBlock):
       return FastInceptionBlock(layer, self.compute_dtype)
     return _conv(layer, self.compute_dtype)
