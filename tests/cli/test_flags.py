@@ -1,0 +1,79 @@
+"""The shared classifier flags reach the model: every command that runs the network takes
+--precision and loads its classifier in that precision."""
+
+import pytest
+
+import i3d
+from i3d import kinetics
+from i3d.classify import classifier as classifier_module
+from i3d.cli import main as cli_main
+from tests.support.clips import REPO
+
+
+class Reached(Exception):
+  """Raised by the spy once the command asked for its classifier."""
+
+
+def spy(calls: list):
+  """A load_classifier that records its keyword arguments, then stops the command."""
+  def load_classifier(*args, **kwargs):
+    calls.append(kwargs)
+    raise Reached
+  return load_classifier
+
+
+def commands_with_precision() -> dict:
+  """{command: its argparse parser} of every subcommand that has --precision."""
+  subparsers = next(a for a in cli_main._parser()._actions if a.dest == "command")
+  return {name: parser for name, parser in subparsers.choices.items()
+          if any("--precision" in a.option_strings for a in parser._actions)}
+
+
+def cheap_args(command: str, tmp_path) -> list[str]:
+  """The required arguments of `command`, pointing at nothing that takes long to read."""
+  annotations = kinetics.write_annotations(
+      [kinetics.Clip("abcdefghijk", 0, 10, "validation", "abseiling")], tmp_path / "val.csv")
+  required = {"predict": ["video.mp4"], "export": ["--output", str(tmp_path / "model")],
+              "evaluate": ["--annotations", str(annotations), "--video_dir", str(tmp_path),
+                           "--output_dir", str(tmp_path / "run")],
+              "features": ["video.mp4", "--output_dir", str(tmp_path / "features")]}
+  assert command in required, f"add the arguments of a cheap `i3d {command}` run here"
+  return required[command]
+
+
+def test_every_command_running_the_network_has_the_flag():
+  assert {"predict", "evaluate", "export"} <= set(commands_with_precision())
+
+
+@pytest.mark.parametrize("command", sorted(commands_with_precision()))
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_precision_flag_reaches_the_classifier(command, precision, tmp_path, monkeypatch,
+                                               checkpoint_dir):
+  calls: list = []
+  monkeypatch.setattr(classifier_module, "load_classifier", spy(calls))
+  args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--eval_type", "rgb",
+                          "--checkpoint_dir", str(checkpoint_dir), "--precision", precision])
+  with pytest.raises(Reached):
+    args.run(args)
+  assert [c["precision"] for c in calls] == [precision]
+
+
+def test_unknown_precision_is_refused_by_the_parser(capsys):
+  with pytest.raises(SystemExit):
+    cli_main._parse(["i3d", "export", "--output", "x", "--precision", "int8"])
+  assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_evaluate_sample_passes_the_flag(monkeypatch, checkpoint_dir):
+  monkeypatch.syspath_prepend(str(REPO))
+  import evaluate_sample
+  calls: list = []
+  monkeypatch.setattr(i3d, "load_classifier", spy(calls))
+  evaluate_sample.FLAGS(["evaluate_sample.py", "--eval_type", "rgb", "--precision", "bfloat16",
+                         "--checkpoint_dir", str(checkpoint_dir)])
+  try:
+    with pytest.raises(Reached):
+      evaluate_sample.main([])
+  finally:
+    evaluate_sample.FLAGS.unparse_flags()
+  assert [c["precision"] for c in calls] == ["bfloat16"]
