@@ -6,7 +6,8 @@ TensorFlow until a name that needs it is touched.
 
 Layers, each importing only from those before it: `i3d._util` (plumbing), `i3d.model` (network,
 weights), `i3d.inputs` (video to model inputs), `i3d.classify` (classifier, views, predict,
-export), `i3d.kinetics` (datasets, evaluation), `i3d.cli` (the `i3d` command).
+export), `i3d.embed` (features, FVD), `i3d.kinetics` (datasets, evaluation), `i3d.cli` (the
+`i3d` command).
 """
 
 import importlib
@@ -27,16 +28,22 @@ _EXPORTS = {
     "InceptionI3d": "i3d.model.network", "Unit3D": "i3d.model.network",
     "fetch_checkpoint": "i3d.model.checkpoints", "load_checkpoint": "i3d.model.checkpoints",
     "Classifier": "i3d.classify.classifier", "load_classifier": "i3d.classify.classifier",
+    "extract_features": "i3d.embed.features",
 }
+# Public name -> a module reached as an attribute (`i3d.fvd.frechet_video_distance(...)`).
+_MODULES = {"fvd": "i3d.embed.fvd"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, *_MODULES])
 
 
 def __getattr__(name: str) -> Any:
   """Imports a public name's module on first use (PEP 562)."""
-  if name not in _EXPORTS:
+  if name in _MODULES:
+    value: Any = importlib.import_module(_MODULES[name])
+  elif name in _EXPORTS:
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+  else:
     raise AttributeError(f"module 'i3d' has no attribute {name!r}")
-  value = getattr(importlib.import_module(_EXPORTS[name]), name)
   globals()[name] = value
   return value
 

@@ -112,11 +112,20 @@ def load_classifier(eval_type: str = "joint",
                     optimize: bool = True,
                     precision: str = "float32",
                     jit_compile: bool = False) -> Classifier:
-  """Build the towers of `eval_type` (rgb, rgb600, flow, joint) and restore released weights.
+  """Build the towers of `eval_type` and restore the released weights.
 
-  Checkpoints come from `checkpoint_dir` (default `$I3D_CHECKPOINT_DIR` or `checkpoints/`) and
-  are downloaded there on first use unless `download` is False. `optimize`, `precision` and
-  `jit_compile` choose the inference graph (see `Classifier` and BENCHMARKS.md).
+  Args:
+    eval_type: rgb, rgb600, flow or joint (both streams, logits summed), as released.
+    checkpoint_dir: folder of `NAME/model.ckpt.*`; default `$I3D_CHECKPOINT_DIR` or
+      `checkpoints/`. Missing checkpoints are downloaded there unless `download` is False.
+    imagenet_pretrained: the ImageNet+Kinetics checkpoints, or the Kinetics-only ones.
+    download: fetch missing checkpoints (False: a `CheckpointError` says how to place them).
+    optimize: run each stream as a `FastI3d` (BatchNorm folded, 1x1 convolutions fused).
+    precision: float32, bfloat16 or float16 convolutions (needs `optimize`).
+    jit_compile: compile the forward pass with XLA.
+
+  Returns:
+    A `Classifier` that knows its eval type, checkpoints and labels.
   """
   names = checkpoint_names(eval_type, imagenet_pretrained)
   check_precision(precision, optimize)

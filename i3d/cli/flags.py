@@ -4,8 +4,11 @@ meaning everywhere), and the objects they name. Importing this module loads no T
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from i3d import kinetics
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
 from i3d.model.hardware import PRECISIONS
 from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
@@ -20,9 +23,7 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
   has them."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
                       help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
-  parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/ (missing checkpoints are downloaded there)")
+  add_checkpoint_flag(parser)
   parser.add_argument("--imagenet_pretrained", default=True,
                       action=argparse.BooleanOptionalAction,
                       help="ImageNet+Kinetics checkpoints (default) or, with "
@@ -33,6 +34,13 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
                       help="compute precision of the convolutions (inputs and logits stay "
                            "float32): float32 (default), or bfloat16 / float16 on CPUs and GPUs "
                            "that have them (a warning says when they would be emulated)")
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+  """--checkpoint_dir, for every command that loads released weights."""
+  parser.add_argument("--checkpoint_dir", default=None,
+                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
+                           "checkpoints/ (missing checkpoints are downloaded there)")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
@@ -74,6 +82,11 @@ def add_view_flags(parser: argparse.ArgumentParser) -> None:
                            "the long side")
   parser.add_argument("--view_batch", type=int, default=4,
                       help="views per model call (default 4); lower it if memory runs short")
+  add_cache_flag(parser)
+
+
+def add_cache_flag(parser: argparse.ArgumentParser) -> None:
+  """--no_cache: compute inputs even where `i3d preprocess` left a matching cache."""
   parser.add_argument("--no_cache", dest="use_cache", action="store_false",
                       help="ignore VIDEO_inputs.npz caches made by `i3d preprocess`")
 
@@ -82,3 +95,28 @@ def protocol(args: argparse.Namespace) -> Protocol:
   """The test-time `Protocol` named by the view flags."""
   from i3d.inputs.views import Protocol  # pylint: disable=import-outside-toplevel
   return Protocol(args.windows, args.window_frames, args.crops)
+
+
+def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
+  """Annotated Kinetics clips: --annotations, --video_dir and which of them (--split,
+  --classes, --max_samples)."""
+  parser.add_argument("--annotations", type=Path, required=required,
+                      help="Official Kinetics CSV or JSON annotations.")
+  parser.add_argument("--video_dir", type=Path, required=required,
+                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
+  parser.add_argument("--split", default="validation", help="Split of the annotations to use.")
+  parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
+  parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
+
+
+def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
+  """The annotated clips of --split, restricted to --classes and --max_samples."""
+  parsed = kinetics.read_annotations(args.annotations)
+  if parsed.problems:
+    print(f"{args.annotations}: {len(parsed.problems)} malformed rows skipped (first: line "
+          f"{parsed.problems[0].line}: {parsed.problems[0].reason})", file=sys.stderr)
+  names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+  version = 600 if args.eval_type == "rgb600" else 400
+  classes = kinetics.check_classes(names, version) if names else None
+  return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
+                         max_samples=args.max_samples)

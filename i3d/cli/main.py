@@ -13,7 +13,8 @@ from absl.flags import argparse_flags
 
 from i3d.errors import UserError
 
-COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics")
+COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics",
+            "features", "fvd")
 
 
 def _parser() -> argparse_flags.ArgumentParser:

@@ -132,6 +132,27 @@ def read_video(path: str | Path, time_start: float | None = None,
   return SampledVideo(path, np.stack(frames), np.asarray(times))
 
 
+def first_frames(path: str | Path, count: int) -> np.ndarray:
+  """The first `count` decodable frames of `path` as stored (no frame-rate resampling): uint8
+  RGB (<= count, H, W, 3); fewer when the video is shorter. Used where clips are frame
+  sequences, such as generated videos for FVD."""
+  path = Path(path)
+  capture = open_video(path)
+  frames: list[np.ndarray] = []
+  try:
+    for _, bgr in _decoded(capture):
+      if len(frames) == count:
+        break
+      frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+  except cv2.error as e:
+    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
+  finally:
+    capture.release()
+  if not frames:
+    raise UserError(no_frames_message(path, None, None))
+  return np.stack(frames)
+
+
 def no_frames_message(path: Path, time_start: float | None, time_end: float | None) -> str:
   """Why a video gave no frames: a trim window past its end, or nothing decodable at all."""
   if time_start:

@@ -2,7 +2,8 @@
 
 The released protocol is the whole clip, centre-cropped. Multi-view testing takes `windows`
 evenly spaced windows of `window_frames` frames times 1 or 3 crops, and averages the logits.
-`i3d predict`, `i3d evaluate` and feature extraction all build their inputs here.
+`i3d predict`, `i3d evaluate` and feature extraction (`i3d.embed.features`: a window every
+`stride` frames) all build their inputs here.
 """
 
 from __future__ import annotations
@@ -50,11 +51,41 @@ def loop_to_length(frames: np.ndarray, length: int = MIN_FRAMES) -> np.ndarray:
   return frames[np.arange(length) % len(frames)]
 
 
+def window_starts(total: int, length: int, count: int = 0, stride: int = 0) -> np.ndarray:
+  """First frames of the windows of `length` frames over `total` >= `length` frames.
+
+  Args:
+    total: frames in the clip (after `loop_to_length`).
+    length: frames per window.
+    count: `count` windows uniformly spaced, the first at the start and the last at the end
+      (multi-view testing); used when `stride` is 0.
+    stride: one window every `stride` frames from the first frame. When frames are left over
+      after the last full window, one more window ends at the last frame, overlapping the one
+      before it, so every frame is covered and every window has `length` frames.
+
+  Returns:
+    int64 start frames, ascending.
+  """
+  if total < length:
+    raise ValueError(f"{total} frames are fewer than a window of {length}; loop them first")
+  if not stride:
+    return np.round(np.linspace(0, total - length, count)).astype(np.int64)
+  starts = np.arange(0, total - length + 1, stride, dtype=np.int64)
+  if starts[-1] + length < total:
+    starts = np.append(starts, total - length)
+  return starts
+
+
+def take_windows(frames: np.ndarray, starts: Sequence[int] | np.ndarray,
+                 length: int) -> np.ndarray:
+  """Windows of `length` frames of (T, ...) beginning at `starts`: (len(starts), length, ...)."""
+  return np.stack([frames[s:s + length] for s in starts])
+
+
 def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
   """`count` windows of `length` frames, uniformly spaced over (T, ...): (count, length, ...)."""
   frames = loop_to_length(frames, length)
-  starts = np.round(np.linspace(0, len(frames) - length, count)).astype(int)
-  return np.stack([frames[s:s + length] for s in starts])
+  return take_windows(frames, window_starts(len(frames), length, count), length)
 
 
 def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray:
@@ -93,6 +124,17 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
                 protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
-  """The model inputs of one video under `protocol`: {stream: (views, T, 224, 224, C)}."""
+  """The model inputs of one video under `protocol`.
+
+  Args:
+    source: a video file, or an inputs `.npz` written by `i3d preprocess`.
+    streams: which inputs to make ("rgb", "flow").
+    settings: trim window and flow backend.
+    protocol: windows x crops (default: the released whole clip, centre crop).
+    use_cache: reuse `VIDEO_inputs.npz` beside the video when its settings match.
+
+  Returns:
+    {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop.
+  """
   crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
   return {s: temporal_views(crops[s], protocol) for s in streams}

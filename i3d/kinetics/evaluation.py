@@ -129,8 +129,20 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
 
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path, output_dir: Path,
              config: EvalConfig, progress: bool = True) -> dict:
-  """Evaluates `clips` found under `video_dir`, resuming the run in `output_dir`; returns the
-  metrics."""
+  """Scores `classifier` on `clips` found under `video_dir`, resuming the run in `output_dir`.
+
+  Args:
+    classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
+    clips: annotated clips (`i3d.kinetics.read_annotations`); ids must be unique.
+    video_dir: where the clip files are, anywhere below (`{id}_{start}_{end}.mp4`).
+    output_dir: predictions.jsonl, failures.jsonl, metrics.json, the ActivityNet file, the
+      report; an earlier run there is resumed, or refused if its settings differ.
+    config: protocol, input settings, top-k and speed settings.
+    progress: show a progress bar on stderr.
+
+  Returns:
+    The metrics written to metrics.json.
+  """
   if config.top_k < 5:
     raise UserError("top_k must be at least 5 (top-5 accuracy is computed from stored top-k)")
   _check_clips(clips, classifier.labels)

@@ -120,7 +120,19 @@ def load_checkpoint(model: InceptionI3d, checkpoint: str | os.PathLike, *,
   Strict: every model variable must be in the checkpoint with the same shape, and every model
   variable of the checkpoint (optimizer slots aside) must be in the model, for the endpoints
   the model has, so a feature extractor cut at `Mixed_5c` still loads a full checkpoint.
-  Returns the checkpoint prefix used.
+
+  Args:
+    model: the `InceptionI3d` to fill (its variables are created if it has none yet).
+    checkpoint: a released name (`rgb_imagenet`, ...), a checkpoint prefix or its folder.
+    checkpoint_dir: where released checkpoints live (default `$I3D_CHECKPOINT_DIR`).
+    scope: the variable-name prefix in the checkpoint; detected when None.
+    download: fetch a missing released checkpoint.
+
+  Returns:
+    The checkpoint prefix used.
+
+  Raises:
+    CheckpointError: missing, damaged, or not fitting the model (every mismatch listed).
   """
   prefix, _ = resolve_checkpoint(checkpoint, checkpoint_dir, download=download)
   reader = read_checkpoint(prefix)

@@ -17,8 +17,23 @@ BLOCKS = [  # name, b0, b1 (1x1, 3x3), b2 (1x1, 3x3), b3; None marks a max-pool 
 ]
 
 
+def reference_endpoint(prefix: str, clips: np.ndarray, endpoint: str) -> np.ndarray:
+  """Output of `endpoint` (a stem unit, pool or Mixed block; not the logits) of the I3D at
+  checkpoint `prefix`: (B, T', H', W', C)."""
+  for name, x in _layers(prefix, clips):
+    if name == endpoint:
+      return x.numpy()
+  raise ValueError(f"the reference has no endpoint {endpoint!r}")
+
+
 def reference_logits(prefix: str, clips: np.ndarray) -> np.ndarray:
   """Time-averaged logits (B, classes) of the I3D stored at checkpoint `prefix`."""
+  *_, (_, x) = _layers(prefix, clips)
+  return x.numpy()
+
+
+def _layers(prefix: str, clips: np.ndarray):
+  """(endpoint name, output) of every layer in order, the logits last."""
   reader = tf.train.load_checkpoint(prefix)
   names = reader.get_variable_to_shape_map()
   scope = next(n for n in names if n.endswith("Conv3d_1a_7x7/conv_3d/w"))[:-23]
@@ -36,13 +51,22 @@ def reference_logits(prefix: str, clips: np.ndarray) -> np.ndarray:
 
   x = tf.constant(clips, tf.float32)
   x = unit(x, "Conv3d_1a_7x7", stride=2)
+  yield "Conv3d_1a_7x7", x
   x = tf.nn.max_pool3d(x, [1, 1, 3, 3, 1], [1, 1, 2, 2, 1], "SAME")
-  x = unit(unit(x, "Conv3d_2b_1x1"), "Conv3d_2c_3x3")
+  yield "MaxPool3d_2a_3x3", x
+  x = unit(x, "Conv3d_2b_1x1")
+  yield "Conv3d_2b_1x1", x
+  x = unit(x, "Conv3d_2c_3x3")
+  yield "Conv3d_2c_3x3", x
   x = tf.nn.max_pool3d(x, [1, 1, 3, 3, 1], [1, 1, 2, 2, 1], "SAME")
-  pools = iter([([1, 3, 3, 3, 1], [1, 2, 2, 2, 1]), ([1, 2, 2, 2, 1], [1, 2, 2, 2, 1])])
+  yield "MaxPool3d_3a_3x3", x
+  pools = iter([("MaxPool3d_4a_3x3", [1, 3, 3, 3, 1], [1, 2, 2, 2, 1]),
+                ("MaxPool3d_5a_2x2", [1, 2, 2, 2, 1], [1, 2, 2, 2, 1])])
   for block in BLOCKS:
     if block is None:
-      x = tf.nn.max_pool3d(x, *next(pools), "SAME")
+      pool, window, strides = next(pools)
+      x = tf.nn.max_pool3d(x, window, strides, "SAME")
+      yield pool, x
       continue
     name = block[0]
     b2b = "Conv3d_0a_3x3" if name == "Mixed_5b" else "Conv3d_0b_3x3"
@@ -53,6 +77,7 @@ def reference_logits(prefix: str, clips: np.ndarray) -> np.ndarray:
         unit(tf.nn.max_pool3d(x, [1, 3, 3, 3, 1], [1, 1, 1, 1, 1], "SAME"),
              f"{name}/Branch_3/Conv3d_0b_1x1"),
     ], axis=-1)
+    yield name, x
   x = tf.nn.avg_pool3d(x, [1, 2, 7, 7, 1], [1, 1, 1, 1, 1], "VALID")
   x = unit(x, "Logits/Conv3d_0c_1x1", bn=False)
-  return tf.reduce_mean(x[:, :, 0, 0, :], axis=1).numpy()
+  yield "Logits", tf.reduce_mean(x[:, :, 0, 0, :], axis=1)

@@ -1,0 +1,77 @@
+"""`i3d features`: I3D endpoint features for every window of each video, into a folder."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from i3d import kinetics
+from i3d.cli import flags
+from i3d.errors import UserError
+from i3d.model.streams import checkpoint_names
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      "features", help="I3D features for every window of videos (resumable)",
+      description="Write OUTPUT_DIR/{id}_rgb.npy, {id}_flow.npy (float32, one row per window) "
+                  "and {id}.json (window times, settings, checkpoints) for each video, inputs "
+                  ".npz from `i3d preprocess`, or annotated Kinetics clip. Finished videos are "
+                  "skipped when run again; a bad video is logged to failures.jsonl and the "
+                  "others still run (exit status 1).")
+  parser.add_argument("videos", nargs="*", help="video files or inputs .npz files")
+  flags.add_annotation_flags(parser, required=False)
+  parser.add_argument("--output_dir", type=Path, required=True, help="Where features go.")
+  flags.add_classifier_flags(parser)
+  parser.add_argument("--endpoint", default="Mixed_5c",
+                      help="network endpoint (i3d.VALID_ENDPOINTS), e.g. Mixed_4f, Mixed_5c "
+                           "(default, 1024 values per window), Logits")
+  parser.add_argument("--window_frames", type=int, default=16,
+                      help="frames per window at 25 fps (default 16)")
+  parser.add_argument("--stride", type=int, default=16,
+                      help="frames between window starts (default 16); a last window ends at "
+                           "the last frame when frames are left over")
+  parser.add_argument("--whole_clip", action="store_true",
+                      help="one window of the whole clip instead of strided windows")
+  parser.add_argument("--no_pool", dest="pool", action="store_false",
+                      help="keep each window's endpoint map instead of averaging it over time "
+                           "and space")
+  parser.add_argument("--batch", type=int, default=8, help="windows per model call (default 8)")
+  flags.add_input_flags(parser)
+  flags.add_cache_flag(parser)
+  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  parser.set_defaults(run=main)
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+  """(id, path) of the videos named on the command line and the annotated clips found."""
+  from i3d.embed.features import video_id  # pylint: disable=import-outside-toplevel
+  jobs = [(video_id(v), Path(v)) for v in args.videos]
+  if (args.annotations is None) != (args.video_dir is None):
+    raise UserError("--annotations and --video_dir go together")
+  if args.annotations is not None:
+    rows = kinetics.index_videos(flags.annotated_clips(args), args.video_dir,
+                                 check_readable=False)
+    missing = sum(r.path is None for r in rows)
+    if missing:
+      print(f"{missing} annotated clips are not under {args.video_dir} (skipped)",
+            file=sys.stderr)
+    jobs += [(Path(r.clip.filename).stem, r.path) for r in rows if r.path is not None]
+  if not jobs:
+    raise UserError("no videos: name video files, or --annotations with --video_dir")
+  return jobs
+
+
+def main(args: argparse.Namespace) -> int:
+  from i3d.embed import features  # pylint: disable=import-outside-toplevel
+  settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
+                                      args.whole_clip, args.pool)
+  jobs = _jobs(args)
+  extractor = features.load_extractor(
+      checkpoint_names(args.eval_type, args.imagenet_pretrained), settings, args.checkpoint_dir,
+      batch=args.batch)
+  result = features.extract_videos(extractor, jobs, args.output_dir, flags.input_settings(args),
+                                   args.use_cache, progress=not args.no_progress)
+  print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "
+        f"already done, {len(result.failed)} failed"
+        + (f" (see {features.FAILURES_FILE})" if result.failed else ""))
+  return 1 if result.failed else 0

@@ -1,0 +1,311 @@
+"""I3D features: the output of any endpoint for every window of a clip, and for many videos.
+
+A window of `window_frames` frames (at 25 fps) starts every `stride` frames; when frames are
+left over after the last full window, one more window ends at the clip's last frame (it
+overlaps the one before), so every frame is covered and all windows are equally long. A clip
+shorter than a window is looped to one window (`i3d.inputs.views`). `whole_clip` makes the
+whole clip one window. Each window's endpoint output is averaged over time and space (`pool`),
+e.g. `Mixed_5c` -> 1024 values; `Logits` and `Predictions` are already per window (the logits
+averaged over time, as the released model does).
+
+`extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
+video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
+videos logged to `failures.jsonl` and skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import filelock
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from i3d._util.files import atomic_write, write_json
+from i3d._util.jsonl import JsonLines
+from i3d.errors import UserError
+from i3d.inputs.settings import FPS, InputSettings
+from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
+from i3d.model.checkpoints import load_checkpoint
+from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
+from i3d.model.registry import get_info
+from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
+
+FAILURES_FILE = "failures.jsonl"
+FORMAT = 1
+# Endpoints computed through the logits head, which needs MIN_FRAMES frames and 193..224 pixels.
+HEAD_ENDPOINTS = ("Logits", "Predictions")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSettings:
+  """Which endpoint, which windows, and whether each window is averaged over time and space."""
+  endpoint: str = "Mixed_5c"
+  window_frames: int = 16
+  stride: int = 16
+  whole_clip: bool = False
+  pool: bool = True
+
+  def __post_init__(self):
+    if self.endpoint not in VALID_ENDPOINTS:
+      raise UserError(f"unknown endpoint {self.endpoint!r}; expected one of "
+                      f"{', '.join(VALID_ENDPOINTS)}")
+    if not self.whole_clip and (self.window_frames < self.min_frames or self.stride < 1):
+      raise UserError(f"windows need window_frames >= {self.min_frames} for {self.endpoint} "
+                      f"and stride >= 1; got {self.window_frames} and {self.stride}")
+
+  @property
+  def min_frames(self) -> int:
+    """The shortest window the endpoint accepts."""
+    return MIN_FRAMES if self.endpoint in HEAD_ENDPOINTS else 1
+
+  def windows(self, frames: int) -> tuple[np.ndarray, int]:
+    """(start frames, frames per window) of a clip of `frames` frames, before any looping."""
+    if self.whole_clip:
+      return np.zeros(1, np.int64), max(frames, self.min_frames)
+    return window_starts(max(frames, self.window_frames), self.window_frames,
+                         stride=self.stride), self.window_frames
+
+
+class FeatureExtractor:
+  """Endpoint features of the released towers of one or two streams.
+
+  `models` are `InceptionI3d`s cut at `settings.endpoint` with restored weights, by stream;
+  `checkpoints` names the checkpoint of each. Windows run `batch` at a time.
+  """
+
+  def __init__(self, models: dict[str, InceptionI3d], settings: FeatureSettings,
+               checkpoints: dict[str, str], batch: int = 8):
+    if batch < 1:
+      raise UserError(f"the window batch must be at least 1, got {batch}")
+    self.settings = settings
+    self.checkpoints = dict(checkpoints)
+    self.streams = tuple(models)
+    self.batch = batch
+    self._run = {s: self._compile(m, STREAM_CHANNELS[s]) for s, m in models.items()}
+
+  def _compile(self, model: InceptionI3d, channels: int):
+    """The model as a tf.function over any batch, length and frame size, pooled if asked."""
+    pool = self.settings.pool
+    spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def run(clips):
+      out, _ = model(clips, is_training=False)
+      return tf.reduce_mean(out, axis=(1, 2, 3)) if pool and out.shape.rank == 5 else out
+    return run
+
+  def clip_features(self, stream: str, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every window of one clip (T, H, W, C) in [-1, 1].
+
+    Returns:
+      (features, bounds): float32 (windows, ...) (e.g. (windows, 1024) for pooled Mixed_5c),
+      and int64 (windows, 2) first and one-past-last frame of each window in the clip.
+    """
+    clip = np.asarray(clip, np.float32)
+    if clip.ndim != 4 or clip.shape[-1] != STREAM_CHANNELS[stream] or not len(clip):
+      raise UserError(f"a {stream} clip must be (frames, height, width, "
+                      f"{STREAM_CHANNELS[stream]}) with frames >= 1; got {clip.shape}")
+    self._check_size(clip.shape[1:3])
+    starts, length = self.settings.windows(len(clip))
+    frames = loop_to_length(clip, length)
+    chunks = [self._run[stream](take_windows(frames, starts[i:i + self.batch], length)).numpy()
+              for i in range(0, len(starts), self.batch)]
+    bounds = np.stack([starts, np.minimum(starts + length, len(clip))], axis=1)
+    return np.concatenate(chunks).astype(np.float32), bounds
+
+  def _check_size(self, size: tuple[int, ...]) -> None:
+    if self.settings.endpoint in HEAD_ENDPOINTS and not all(
+        MIN_SIZE_FOR_LOGITS <= s <= INPUT_SIZE for s in size):
+      raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
+                      f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
+
+  def record(self, input_settings: InputSettings) -> dict:
+    """What made a video's features, stored in its JSON and compared when a run resumes."""
+    return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(self.settings),
+            "checkpoints": self.checkpoints, "input": dataclasses.asdict(input_settings)}
+
+
+def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
+                   checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
+                   batch: int = 8) -> FeatureExtractor:
+  """A `FeatureExtractor` of released checkpoints {stream: name}, e.g. from
+  `i3d.checkpoint_names("joint")`; missing checkpoints are downloaded unless `download` is False."""
+  models = {}
+  for stream, name in checkpoints.items():
+    info = get_info(name)
+    if info.stream != stream:
+      raise UserError(f"checkpoint {name} is a {info.stream} model, not {stream}")
+    model = InceptionI3d(info.num_classes, spatial_squeeze=True,
+                         final_endpoint=settings.endpoint)
+    load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
+    models[stream] = model
+  return FeatureExtractor(models, settings, checkpoints, batch)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_extractor(stream: str, checkpoint: str, settings: FeatureSettings,
+                      checkpoint_dir: Optional[str], download: bool,
+                      batch: int) -> FeatureExtractor:
+  folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+  return load_extractor({stream: checkpoint}, settings, folder, download, batch)
+
+
+def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mixed_5c", *,
+                     window_frames: int = 16, stride: int = 16, whole_clip: bool = False,
+                     pool: bool = True, checkpoint: Optional[str] = None,
+                     checkpoint_dir: Optional[os.PathLike] = None,
+                     imagenet_pretrained: bool = True, download: bool = True,
+                     batch: int = 8) -> np.ndarray:
+  """Features of every window of every clip: float32 (B, windows, ...), e.g. (B, N, 1024).
+
+  Args:
+    clips: float (B, T, H, W, C) in [-1, 1]; C = 3 for RGB, 2 for flow (224x224 as released;
+      the Logits endpoints need 193 to 224 pixels a side).
+    stream: "rgb" or "flow".
+    endpoint: any of `i3d.VALID_ENDPOINTS`.
+    window_frames: frames per window (see the module docstring for the windows).
+    stride: frames between window starts.
+    whole_clip: one window of the whole clip instead.
+    pool: average each window's output over time and space (a vector per window).
+    checkpoint: a released checkpoint of `stream` (default: that of `imagenet_pretrained`).
+    checkpoint_dir: where checkpoints are (and are downloaded to).
+    imagenet_pretrained: ImageNet+Kinetics (default) or Kinetics-only weights.
+    download: fetch a missing checkpoint (default) rather than raise.
+    batch: windows per model call.
+
+  Returns:
+    The features; the model is loaded once and kept for the next call with the same settings.
+  """
+  if stream not in STREAMS:
+    raise UserError(f"unknown stream {stream!r}; expected rgb or flow")
+  clips = np.asarray(clips)
+  if clips.ndim != 5:
+    raise UserError(f"clips must be (batch, frames, height, width, channels); got {clips.shape}")
+  checkpoint = checkpoint or checkpoint_names(stream, imagenet_pretrained)[stream]
+  settings = FeatureSettings(endpoint, window_frames, stride, whole_clip, pool)
+  extractor = _cached_extractor(stream, checkpoint, settings,
+                                None if checkpoint_dir is None else str(checkpoint_dir),
+                                download, batch)
+  return np.stack([extractor.clip_features(stream, clip)[0] for clip in clips])
+
+
+@dataclasses.dataclass
+class ExtractionResult:
+  """Ids of the videos written and skipped (already done), and the failures {id, path, reason}."""
+  written: list[str] = dataclasses.field(default_factory=list)
+  skipped: list[str] = dataclasses.field(default_factory=list)
+  failed: list[dict] = dataclasses.field(default_factory=list)
+
+
+def video_id(source: str | Path) -> str:
+  """The output name of a video: its file name without extension (`clip_inputs.npz` -> `clip`)."""
+  source = Path(source)
+  stem = source.stem
+  if source.suffix == ".npz" and stem.endswith("_inputs"):
+    stem = stem[:-len("_inputs")]
+  return stem
+
+
+def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
+  """Where a video's features of `stream` go."""
+  return output_dir / f"{vid}_{stream}.npy"
+
+
+def _check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
+  """Ids must be plain, unique file names, so outputs stay in the output folder."""
+  seen: dict[str, Path] = {}
+  for vid, path in jobs:
+    if not vid or vid.startswith(".") or "/" in vid or "\\" in vid or vid != vid.strip():
+      raise UserError(f"{path}: cannot name output files after {vid!r}; rename the video")
+    if vid in seen:
+      raise UserError(f"{seen[vid]} and {path} would both be written as {vid}_*.npy; rename "
+                      f"one or run them into different --output_dir")
+    seen[vid] = Path(path)
+
+
+def _finished(output_dir: Path, vid: str, record: dict) -> bool:
+  """Whether `vid` is done with these settings; done with other settings is a UserError."""
+  path = output_dir / f"{vid}.json"
+  if not path.exists():
+    return False
+  try:
+    done = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    return False  # written atomically, so only a foreign file gets here: redo it
+  if done.get("settings") != record:
+    raise UserError(f"{output_dir} holds features made with other settings ({path}); rerun "
+                    f"with the earlier settings or use a new --output_dir")
+  return all((output_dir / f).exists() for f in done.get("files", {}).values())
+
+
+def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
+                   output_dir: str | Path, input_settings: InputSettings = InputSettings(),
+                   use_cache: bool = True, progress: bool = True) -> ExtractionResult:
+  """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
+  `output_dir`, resuming an earlier run there; see the module docstring for the files."""
+  output_dir = Path(output_dir)
+  _check_jobs(jobs)
+  output_dir.mkdir(parents=True, exist_ok=True)
+  try:
+    with filelock.FileLock(output_dir / ".lock", timeout=0):
+      return _extract_locked(extractor, jobs, output_dir, input_settings, use_cache, progress)
+  except filelock.Timeout:
+    raise UserError(f"another feature extraction is writing to {output_dir}") from None
+
+
+def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
+                    output_dir: Path, input_settings: InputSettings, use_cache: bool,
+                    progress: bool) -> ExtractionResult:
+  """The locked body of `extract_videos`."""
+  record = extractor.record(input_settings)
+  finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
+  result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
+  pending = [(vid, path) for vid, path in jobs if vid not in finished]
+  bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), unit="video",
+             disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  with JsonLines(output_dir / FAILURES_FILE) as failures:
+    try:
+      for vid, path in pending:
+        try:
+          _extract_one(extractor, vid, Path(path), output_dir, input_settings, use_cache, record)
+          result.written.append(vid)
+        except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+          reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+          failure = {"id": vid, "path": str(path), "reason": reason}
+          failures.append(failure)
+          result.failed.append(failure)
+          bar.write(f"failed: {path}: {reason}", file=sys.stderr)
+        bar.update()
+    finally:
+      bar.close()
+  return result
+
+
+def _extract_one(extractor: FeatureExtractor, vid: str, path: Path, output_dir: Path,
+                 input_settings: InputSettings, use_cache: bool, record: dict) -> None:
+  """One video's features and JSON, the JSON written last."""
+  inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
+  files, bounds, frames = {}, None, 0
+  for stream in extractor.streams:
+    clip = inputs[stream][0]
+    features, bounds = extractor.clip_features(stream, clip)
+    target = feature_file(output_dir, vid, stream)
+    with atomic_write(target, "wb") as f:
+      np.save(f, features)
+    files[stream] = target.name
+    frames = len(clip)
+  assert bounds is not None
+  write_json(output_dir / f"{vid}.json", {
+      "id": vid, "source": str(path), "frames": frames,
+      "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds.tolist()],
+      "window_frames": [[a, b] for a, b in bounds.tolist()],
+      "files": files, "settings": record})

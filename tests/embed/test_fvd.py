@@ -1,0 +1,141 @@
+"""FVD against closed forms, a plain NumPy/SciPy computation on the reference graph's logits, and
+KVD against a direct O(N^2) evaluation."""
+
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import i3d
+from i3d.embed import fvd, sources
+from i3d.errors import UserError
+from tests.support.reference_i3d import reference_logits
+
+
+def _random_psd(dim: int, rng: np.random.Generator) -> np.ndarray:
+  a = rng.normal(size=(dim, dim))
+  return a @ a.T + 0.1 * np.eye(dim)
+
+
+def test_frechet_distance_closed_forms():
+  rng = np.random.default_rng(0)
+  mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+  a, b = rng.uniform(0.1, 3, 6), rng.uniform(0.1, 3, 6)
+  # Commuting (diagonal) covariances: |dmu|^2 + sum (sqrt a - sqrt b)^2.
+  expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+  assert fvd.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, 1e-10)
+  # S2 = c S1: the covariance term is (1 - sqrt c)^2 Tr S1.
+  s1 = _random_psd(30, rng)
+  assert fvd.frechet_distance(np.zeros(30), s1, np.zeros(30), 2.5 * s1) == pytest.approx(
+      (1 - np.sqrt(2.5)) ** 2 * np.trace(s1), 1e-9)
+  # 2x2, not commuting: Tr (S1 S2)^(1/2) = sqrt(Tr(S1 S2) + 2 sqrt(det S1 det S2)).
+  s1, s2 = _random_psd(2, rng), _random_psd(2, rng)
+  root = np.sqrt(np.trace(s1 @ s2) + 2 * np.sqrt(np.linalg.det(s1) * np.linalg.det(s2)))
+  expected = np.sum((mu1[:2] - mu2[:2]) ** 2) + np.trace(s1) + np.trace(s2) - 2 * root
+  assert fvd.frechet_distance(mu1[:2], s1, mu2[:2], s2) == pytest.approx(expected, 1e-10)
+
+
+def test_streamed_statistics_equal_numpy_on_offset_data():
+  rng = np.random.default_rng(1)
+  x = 1e4 + rng.normal(size=(57, 5)) * np.arange(1, 6)
+  stats = fvd.GaussianStats(5)
+  for lo, hi in [(0, 1), (1, 17), (17, 40), (40, 57)]:
+    stats.update(x[lo:hi])
+  np.testing.assert_allclose(stats.mean, x.mean(axis=0), rtol=1e-14)
+  np.testing.assert_allclose(stats.covariance, np.cov(x, rowvar=False), rtol=1e-9)
+  assert stats.count == 57
+
+
+def _direct_mmd(x: np.ndarray, y: np.ndarray) -> float:
+  """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, pair by pair."""
+  k = lambda a, b: (float(np.dot(a, b)) / x.shape[1] + 1.0) ** 3
+  m, n = len(x), len(y)
+  xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+  yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+  xy = sum(k(a, b) for a in x for b in y) / (m * n)
+  return xx + yy - 2 * xy
+
+
+def test_kernel_distance_equals_direct_evaluation():
+  rng = np.random.default_rng(2)
+  x, y = rng.normal(size=(9, 7)), rng.normal(0.3, 1.2, size=(12, 7))
+  assert fvd.kernel_distance(x, y) == pytest.approx(_direct_mmd(x, y), rel=1e-10)
+  # Blocks of at most 4: 3 blocks; 10 rows -> 3, 3, 4 and 7 rows -> 2, 2, 3 (larger ones last).
+  x, y = x[:7], rng.normal(size=(10, 7))
+  blocks = np.mean([_direct_mmd(x[a:b], y[c:d]) for (a, b), (c, d) in
+                    zip([(0, 2), (2, 4), (4, 7)], [(0, 3), (3, 6), (6, 10)])])
+  assert fvd.kernel_distance(x, y, max_block_size=4) == pytest.approx(blocks, rel=1e-10)
+  assert fvd.kernel_distance(x, x) == pytest.approx(_direct_mmd(x, x), abs=1e-12)
+
+
+def _legacy_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
+  """TF1's resize_bilinear (no half-pixel centres) in NumPy: source = target * in / out."""
+  def axis(n):
+    src = np.arange(size) * (n / size)
+    lo = np.floor(src).astype(int)
+    return lo, np.minimum(lo + 1, n - 1), src - lo
+  y0, y1, wy = axis(frames.shape[-3])
+  x0, x1, wx = axis(frames.shape[-2])
+  f = frames.astype(np.float64)
+  rows = f[..., y0, :, :] + (f[..., y1, :, :] - f[..., y0, :, :]) * wy[:, None, None]
+  return rows[..., x0, :] + (rows[..., x1, :] - rows[..., x0, :]) * wx[:, None]
+
+
+def _numpy_fvd(a: np.ndarray, b: np.ndarray) -> float:
+  """The textbook FID formula with SciPy's sqrtm."""
+  s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  root = scipy.linalg.sqrtm(s1 @ s2).real
+  return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s1 + s2 - 2 * root))
+
+
+@pytest.fixture(scope="module")
+def clip_sets():
+  rng = np.random.default_rng(4)
+  real = rng.integers(0, 256, (5, 9, 40, 48, 3), dtype=np.uint8)
+  generated = np.clip(real.astype(int) + rng.integers(-60, 60, real.shape), 0, 255)
+  return real, generated.astype(np.uint8)
+
+
+def test_fvd_equals_numpy_on_reference_logits(checkpoint_dir, clip_sets):
+  real, generated = clip_sets
+  prefix = str(checkpoint_dir / "rgb_imagenet" / "model.ckpt")
+  logits = [reference_logits(prefix, _legacy_bilinear(c, 224) * 2 / 255 - 1)
+            for c in (real, generated)]
+  with pytest.warns(fvd.RankDeficiencyWarning, match="fewer than the 400"):
+    got = i3d.fvd.frechet_video_distance(real, generated, checkpoint_dir=checkpoint_dir,
+                                         download=False, batch=3)
+  assert got == pytest.approx(_numpy_fvd(*logits), rel=1e-4)
+  assert got > 0
+
+
+def test_fvd_is_zero_on_itself_and_symmetric(checkpoint_dir, clip_sets):
+  embedder = fvd.load_embedder(checkpoint_dir, download=False)
+  with pytest.warns(fvd.RankDeficiencyWarning):
+    a, b = (fvd.embed_set(embedder, iter(c), batch=2, keep_features=True) for c in clip_sets)
+  assert abs(fvd.stats_distance(a.stats, a.stats)) < 1e-6 * fvd.stats_distance(a.stats, b.stats)
+  assert fvd.stats_distance(a.stats, b.stats) == pytest.approx(
+      fvd.stats_distance(b.stats, a.stats), rel=1e-6)  # rank-deficient: round-off sqrt
+  assert fvd.kernel_distance(a.features, b.features) == pytest.approx(
+      _direct_mmd(a.features, b.features), rel=1e-9)
+
+
+def test_short_and_bad_clips_are_refused():
+  with pytest.raises(UserError, match="T >= 9"):
+    fvd.frechet_video_distance(np.zeros((2, 8, 32, 32, 3), np.uint8),
+                               np.zeros((2, 8, 32, 32, 3), np.uint8), download=False)
+  with pytest.raises(UserError, match="fewer than the 16"):
+    sources.check_clip(np.zeros((12, 8, 8, 3), np.uint8), 16, "x")
+  with pytest.raises(UserError, match=r"in \[0, 255\]"):
+    sources.check_clip(np.full((9, 8, 8, 3), np.nan), 9, "x")
+  with pytest.raises(UserError, match="at least 9"):
+    fvd.folder_distances("a", "b", num_frames=8)
+
+
+def test_the_distances_load_without_tensorflow():
+  code = ("import sys, i3d; i3d.fvd.frechet_distance; i3d.fvd.kernel_distance; "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow loaded'")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
