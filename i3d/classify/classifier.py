@@ -4,7 +4,6 @@ Every command (`evaluate_sample.py`, `i3d predict`, `i3d evaluate`, `i3d export`
 through `load_classifier`, so this is the one place inference is made fast.
 """
 
-import logging
 import os
 from typing import Optional
 
@@ -13,8 +12,7 @@ import tensorflow as tf
 
 from i3d.errors import UserError
 from i3d.model.checkpoints import load_checkpoint
-from i3d.model import hardware
-from i3d.model.fast import PRECISIONS, FastI3d
+from i3d.model.fast import PRECISIONS, FastI3d, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
@@ -27,14 +25,6 @@ def check_precision(precision: str, optimize: bool) -> None:
     raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
   if precision != "float32" and not optimize:
     raise UserError(f"precision {precision} needs optimize=True")
-
-
-def precision_warning(precision: str) -> Optional[str]:
-  """One line when `precision` would run emulated, slowly, on this machine (no GPU and a CPU
-  without native support, see `i3d.model.hardware`); None otherwise."""
-  if tf.config.list_physical_devices("GPU"):
-    return None
-  return hardware.emulation_warning(precision, hardware.cpu_flags())
 
 
 class Classifier(tf.Module):
@@ -56,9 +46,7 @@ class Classifier(tf.Module):
     self.eval_type = eval_type
     self.checkpoints = dict(checkpoints or {})
     self.precision = precision
-    self.precision_warning = precision_warning(precision)
-    if self.precision_warning:
-      logging.getLogger(__name__).warning("i3d: warning: %s", self.precision_warning)
+    self.precision_warning = precision_warning(precision)  # FastI3d logs it
     self.models = models
     self.labels = labels
     self.streams = tuple(models)

@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
   jobs = _jobs(args)
   extractor = features.load_extractor(
       checkpoint_names(args.eval_type, args.imagenet_pretrained), settings, args.checkpoint_dir,
-      batch=args.batch)
+      batch=args.batch, precision=args.precision)
   result = features.extract_videos(extractor, jobs, args.output_dir, flags.input_settings(args),
                                    args.use_cache, progress=not args.no_progress)
   print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "

@@ -6,6 +6,7 @@ import pytest
 import i3d
 from i3d import kinetics
 from i3d.classify import classifier as classifier_module
+from i3d.embed import features as features_module
 from i3d.cli import main as cli_main
 from tests.support.clips import REPO
 
@@ -15,11 +16,12 @@ class Reached(Exception):
 
 
 def spy(calls: list):
-  """A load_classifier that records its keyword arguments, then stops the command."""
-  def load_classifier(*args, **kwargs):
+  """A load_classifier / load_extractor that records its keyword arguments, then stops the
+  command."""
+  def load(*args, **kwargs):
     calls.append(kwargs)
     raise Reached
-  return load_classifier
+  return load
 
 
 def commands_with_precision() -> dict:
@@ -42,7 +44,7 @@ def cheap_args(command: str, tmp_path) -> list[str]:
 
 
 def test_every_command_running_the_network_has_the_flag():
-  assert {"predict", "evaluate", "export"} <= set(commands_with_precision())
+  assert {"predict", "evaluate", "export", "features"} <= set(commands_with_precision())
 
 
 @pytest.mark.parametrize("command", sorted(commands_with_precision()))
@@ -51,6 +53,7 @@ def test_precision_flag_reaches_the_classifier(command, precision, tmp_path, mon
                                                checkpoint_dir):
   calls: list = []
   monkeypatch.setattr(classifier_module, "load_classifier", spy(calls))
+  monkeypatch.setattr(features_module, "load_extractor", spy(calls))
   args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--eval_type", "rgb",
                           "--checkpoint_dir", str(checkpoint_dir), "--precision", precision])
   with pytest.raises(Reached):

@@ -113,6 +113,21 @@ def test_float16_runs_on_any_device_and_is_close_to_float32(towers):
   assert 0 < relative_error(logits, fast(clip).numpy()) < REDUCED_TOLERANCE
 
 
+@pytest.mark.parametrize("precision, tolerance", [
+    ("float32", TOLERANCE),
+    pytest.param("bfloat16", REDUCED_TOLERANCE, marks=pytest.mark.skipif(
+        not NATIVE_BF16, reason="this CPU has no AVX512_BF16/AMX-BF16: bfloat16 would be "
+                                "emulated (see i3d.model.hardware)"))])
+def test_fast_features_of_a_cut_model_match_the_plain_model(checkpoint_dir, precision, tolerance):
+  model = i3d.InceptionI3d(400, final_endpoint="Mixed_4c")
+  i3d.load_checkpoint(model, "rgb_imagenet", checkpoint_dir=checkpoint_dir, download=False)
+  clip = random_clip(9, 3, seed=8, size=112)
+  expected = model(clip, is_training=False)[0].numpy()
+  features = FastI3d(model, tf.as_dtype(precision))(clip)
+  assert features.dtype == tf.float32 and features.shape == expected.shape
+  assert relative_error(features, expected) < tolerance
+
+
 def test_unknown_precision_is_a_user_error(checkpoint_dir):
   with pytest.raises(i3d.UserError, match="precision"):
     i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False, precision="int8")
