@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from i3d.errors import UserError
 from i3d.model.checkpoints import load_checkpoint
-from i3d.model.fast import PRECISIONS, FastI3d, precision_warning
+from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
@@ -21,8 +21,7 @@ from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, checkpoint_names
 
 def check_precision(precision: str, optimize: bool) -> None:
   """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
-  if precision not in PRECISIONS:
-    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  precision_dtype(precision)
   if precision != "float32" and not optimize:
     raise UserError(f"precision {precision} needs optimize=True")
 
@@ -51,7 +50,7 @@ class Classifier(tf.Module):
     self.labels = labels
     self.streams = tuple(models)
     self.num_classes = len(labels)
-    self.towers = {stream: FastI3d(model, PRECISIONS[precision], jit_compile) if optimize
+    self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
 

@@ -35,7 +35,7 @@ from i3d.errors import UserError
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
-from i3d.model.fast import PRECISIONS, FastI3d
+from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import get_info
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
@@ -88,8 +88,7 @@ class FeatureExtractor:
                checkpoints: dict[str, str], batch: int = 8, precision: str = "float32"):
     if batch < 1:
       raise UserError(f"the window batch must be at least 1, got {batch}")
-    if precision not in PRECISIONS:
-      raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    precision_dtype(precision)  # an unknown name fails before any window runs
     self.settings = settings
     self.precision = precision
     self.checkpoints = dict(checkpoints)
@@ -101,7 +100,7 @@ class FeatureExtractor:
     """The model as a tf.function over any batch, length and frame size, pooled if asked."""
     pool = self.settings.pool
     spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
-    fast = None if self.precision == "float32" else FastI3d(model, PRECISIONS[self.precision])
+    fast = None if self.precision == "float32" else FastI3d(model, precision_dtype(self.precision))
 
     @tf.function(input_signature=[spec], autograph=False)
     def run(clips):

@@ -14,10 +14,18 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from i3d.errors import UserError
 from i3d.model import hardware
 from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D
 
 PRECISIONS = {name: tf.as_dtype(name) for name in hardware.PRECISIONS}
+
+
+def precision_dtype(precision: str) -> tf.DType:
+  """The dtype of a precision name, or a UserError naming the ones offered."""
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  return PRECISIONS[precision]
 
 
 def fold_batch_norm(unit: Unit3D) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +113,7 @@ def precision_warning(precision: str) -> Optional[str]:
   return hardware.emulation_warning(precision, hardware.cpu_flags())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _log_once(message: str) -> None:
   logging.getLogger(__name__).warning("i3d: warning: %s", message)
 

@@ -6,8 +6,8 @@ import pytest
 import i3d
 from i3d import kinetics
 from i3d.classify import classifier as classifier_module
-from i3d.embed import features as features_module
 from i3d.cli import main as cli_main
+from i3d.embed import features as features_module
 from tests.support.clips import REPO
 
 

@@ -31,7 +31,8 @@ def test_flags_are_read_from_cpuinfo_x86_and_arm(tmp_path):
     (ZEN4, {"float32", "bfloat16"}), (SKYLAKE_X, {"float32"}), (HASWELL, {"float32"}),
     ("avx512f amx_bf16 amx_fp16 avx512_fp16", {"float32", "bfloat16", "float16"})])
 def test_native_precisions_follow_the_flags(flags, native):
-  assert {p for p in hardware.PRECISIONS if hardware.is_native(p, frozenset(flags.split()))} == native
+  flags = frozenset(flags.split())
+  assert {p for p in hardware.PRECISIONS if hardware.is_native(p, flags)} == native
 
 
 def test_emulated_precision_warning_names_the_missing_flags_and_the_cost():
