@@ -6,12 +6,15 @@ This is evaluation of a single video under the same `Protocol` that `i3d evaluat
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from i3d.classify import ranking
 from i3d.classify.classifier import Classifier
+from i3d.errors import UserError
+from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, video_views
 
@@ -42,6 +45,40 @@ def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
             view_batch: int = 4) -> Prediction:
   """Top classes of one video (or inputs .npz) with `classifier` under `protocol`."""
   views = video_views(source, classifier.streams, settings, protocol, use_cache)
+  return predict_views(classifier, views, str(source), top_k, view_batch)
+
+
+def predict_views(classifier: Classifier, views: dict[str, np.ndarray], source: str,
+                  top_k: int = 5, view_batch: int = 4) -> Prediction:
+  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}."""
   logits = ranking.fuse(classifier.view_logits(views, view_batch))
   frames = next(iter(views.values())).shape[1]
-  return Prediction(str(source), frames, top_classes(logits, classifier.labels, top_k))
+  return Prediction(source, frames, top_classes(logits, classifier.labels, top_k))
+
+
+def is_records(source: str | Path) -> bool:
+  """Whether `source` is a records shard or a folder of them (`i3d preprocess --output_dir`)."""
+  source = Path(source)
+  return records.is_shard_name(source.name) or (source.is_dir() and bool(
+      records.list_shards(source)))
+
+
+def predict_records(classifier: Classifier, source: str | Path, protocol: Protocol = Protocol(),
+                    top_k: int = 5, view_batch: int = 4) -> Iterator[Prediction | str]:
+  """Top classes of every clip in a shard or a folder of shards (named `SHARD:KEY`); a shard
+  that cannot be read yields its error (a line naming it)."""
+  source = Path(source)
+  shards = records.list_shards(source) if source.is_dir() else [source]
+  damaged = False
+  for item in records.read_clips(shards, classifier.streams, protocol):
+    if isinstance(item, records.ReadError):
+      damaged = True
+      continue
+    yield predict_views(classifier, item.inputs, f"{Path(item.shard).name}:{item.info.key}",
+                        top_k, view_batch)
+  if damaged:
+    for shard in shards:
+      try:
+        records.check_shard(shard, classifier.streams)
+      except UserError as e:
+        yield str(e)

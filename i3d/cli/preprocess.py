@@ -1,6 +1,8 @@
-"""`i3d preprocess`: compute a video's RGB and flow model inputs once and cache them as .npz."""
+"""`i3d preprocess`: compute inputs once. One video -> an inputs .npz; a Kinetics split ->
+MediaSequence TFRecord shards (RGB JPEGs and 8-bit TV-L1 flow), resumable and in parallel."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,18 +12,47 @@ from i3d.errors import UserError
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "preprocess", help="cache a video's RGB and TV-L1 flow inputs (.npz)",
-      description="Decode a video, sample it at 25 fps, and write the RGB and flow inputs "
+      "preprocess", help="cache inputs: one video's (.npz) or a Kinetics split's (TFRecords)",
+      description="VIDEO: decode it, sample it at 25 fps, and write the RGB and flow inputs "
                   "(float32 (1, T, 224, 224, 3) and (1, T, 224, 224, 2) in [-1, 1]) with the "
-                  "settings used, so `i3d predict` reuses them instead of recomputing flow.")
-  parser.add_argument("video", help="video file (anything OpenCV decodes)")
+                  "settings used, so `i3d predict` reuses them instead of recomputing flow. "
+                  "--annotations/--video_dir/--output_dir: write every clip of the split as a "
+                  "MediaSequence record (JPEG frames, shorter side 256, and TV-L1 flow quantised "
+                  "to 8 bits) in sharded TFRecord files for `i3d evaluate --records`. Run it "
+                  "again to resume.")
+  parser.add_argument("video", nargs="?", default=None,
+                      help="one video file (anything OpenCV decodes)")
   parser.add_argument("--output", default=None,
-                      help="output .npz (default: VIDEO's name with _inputs.npz, beside it)")
+                      help="with VIDEO: output .npz (default: VIDEO's name with _inputs.npz)")
   flags.add_input_flags(parser)
+  records = parser.add_argument_group("a Kinetics split as TFRecord shards")
+  flags.add_annotation_flags(records, required=False)
+  records.add_argument("--output_dir", type=Path, default=None,
+                       help="Where the shards, manifest.jsonl and failures.jsonl go.")
+  records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
+                       help="Kinetics version of the labels (for clip/label/index; default 400).")
+  records.add_argument("--num_shards", type=int, default=None,
+                       help="Number of shards (default: one per 100 clips).")
+  records.add_argument("--name", default="clips", help="Shard name prefix (default clips).")
+  records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="Clips encoded in parallel, one process each (default: every core).")
+  records.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  flags.add_runner_flags(parser)
   parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
+  dataset = (args.annotations, args.video_dir, args.output_dir)
+  if args.video is not None:
+    if any(x is not None for x in dataset):
+      raise UserError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
+    return _one_video(args)
+  if any(x is None for x in dataset):
+    raise UserError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
+  return _split(args)
+
+
+def _one_video(args: argparse.Namespace) -> int:
   from i3d.inputs import cache  # pylint: disable=import-outside-toplevel
   source = Path(args.video)
   settings = flags.input_settings(args)
@@ -34,3 +65,27 @@ def main(args: argparse.Namespace) -> int:
   shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in computed.items())
   print(f"{output}: {shapes}", file=sys.stdout)
   return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+  from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+  if args.workers < 1:
+    raise UserError("--workers must be at least 1")
+  config = preprocess.PreprocessConfig(
+      settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
+      workers=args.workers, label_version=args.version)
+  encoder = None
+  if args.runner:
+    # pylint: disable=import-outside-toplevel
+    from i3d.pipelines import options
+    from i3d.pipelines.preprocess import beam_encoder
+    encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
+                           options.threads_per_worker(args.runner, args.workers),
+                           progress=not args.no_progress)
+  summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
+                                  args.output_dir, config, progress=not args.no_progress,
+                                  encoder=encoder)
+  print(f"wrote {summary['output_dir']}/: {summary['clips']} clips in {summary['shards']} of "
+        f"{summary['num_shards']} shards; {summary['failed']} clips failed "
+        f"(see {preprocess.FAILURES_FILE})")
+  return 0 if summary["shards"] == summary["num_shards"] else 1

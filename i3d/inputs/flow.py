@@ -58,16 +58,20 @@ def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> n
   return np.stack([solver.calc(a, b, None) for a, b in zip(first, second)])
 
 
-def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSettings) -> np.ndarray:
-  """Resized RGB frames (T, H, W, 3) -> flow input (T, 224, 224, 2) in [-1, 1].
+def flow_fields(frames: tf.Tensor, settings: InputSettings) -> np.ndarray:
+  """Resized RGB frames (T, H, W, 3) -> flow (T, H, W, 2) in pixels, over the whole frame.
 
-  Flow t is from frame t to t+1; the last frame reuses the last field so both streams have T
+  Field t is from frame t to t+1; the last frame reuses the last field so both streams have T
   frames. A single frame has no motion: zero flow.
   """
   gray = transforms.to_gray(frames).numpy()
   if len(gray) < 2:
-    fields = np.zeros(gray.shape + (2,), np.float32)
-  else:
-    fields = compute_flow(gray, settings.flow_backend, settings.flow_params)
-    fields = np.concatenate([fields, fields[-1:]])
-  return transforms.crop(normalise_flow(fields), offsets).numpy()
+    return np.zeros(gray.shape + (2,), np.float32)
+  fields = compute_flow(gray, settings.flow_backend, settings.flow_params)
+  return np.concatenate([fields, fields[-1:]])
+
+
+def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSettings) -> np.ndarray:
+  """Resized RGB frames (T, H, W, 3) -> flow input (T, 224, 224, 2) in [-1, 1] (`flow_fields`
+  normalised and cropped at `offsets`)."""
+  return transforms.crop(normalise_flow(flow_fields(frames, settings)), offsets).numpy()

@@ -1,0 +1,374 @@
+"""Preprocessed clips as MediaSequence `tf.train.SequenceExample`s in sharded TFRecord files.
+
+The layout is MediaPipe's MediaSequence, as DeepMind's video readers (DMVR) consume it, so the
+records also feed `dmvr.modalities.add_image` (RGB, and flow with `is_flow=True` under
+`FORWARD_FLOW/image/encoded`) and `add_label`. One example per clip:
+
+context
+  `example/id`            bytes   the clip's key (`{youtube_id}_{start:06d}_{end:06d}`)
+  `clip/data_path`        bytes   the video the clip was read from, relative to the video folder
+  `clip/media_id`         bytes   the YouTube id
+  `clip/start/timestamp`  int64   start of the clip in the media, microseconds
+  `clip/end/timestamp`    int64   end of the clip in the media, microseconds
+  `clip/label/index`      int64   class index (labelled clips only)
+  `clip/label/string`     bytes   class name (MediaSequence's key; labelled clips only)
+  `clip/label/text`       bytes   class name (the key DMVR's `add_label` reads; labelled only)
+  `image/height`, `image/width`, `image/channels` int64; `image/format` b"JPEG";
+  `image/frame_rate` float 25.0; the same four under `FORWARD_FLOW/` for the flow images
+  `i3d/settings`          bytes   JSON record of the settings (`settings_record`), checked on read
+feature lists
+  `image/encoded`         bytes   one JPEG per 25 fps frame, shorter side 256, before any crop
+  `image/timestamp`       int64   clip start + i / 25 s, microseconds
+  `FORWARD_FLOW/image/encoded`  bytes  TV-L1 flow from frame i to i+1 (the last frame repeats the
+                                       last field, as the model input does), clipped to
+                                       [-20, 20] px, quantised to 8 bits (x -> round((x + 20) *
+                                       255 / 40)): channel 0 horizontal, 1 vertical, 2 zero
+  `FORWARD_FLOW/image/timestamp` int64 the timestamp of frame i
+
+Flow decodes as DMVR's `normalize_image(zero_centering_image=True)` does: q * 2 / 255 - 1 is the
+flow divided by 20, the released flow input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from i3d.errors import UserError
+from i3d.inputs import flow, transforms, views
+from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, InputSettings
+from i3d.model.streams import STREAMS
+
+RECORD_FORMAT = 1
+EXAMPLE_ID = "example/id"
+DATA_PATH = "clip/data_path"
+MEDIA_ID = "clip/media_id"
+START = "clip/start/timestamp"
+END = "clip/end/timestamp"
+LABEL_INDEX = "clip/label/index"
+LABEL_STRING = "clip/label/string"
+LABEL_TEXT = "clip/label/text"
+SETTINGS = "i3d/settings"
+FLOW_PREFIX = "FORWARD_FLOW/"
+ENCODED, TIMESTAMP = "image/encoded", "image/timestamp"
+HEIGHT, WIDTH, CHANNELS = "image/height", "image/width", "image/channels"
+FORMAT, FRAME_RATE = "image/format", "image/frame_rate"
+# The feature-list prefix of each stream's images.
+STREAM_PREFIX = {"rgb": "", "flow": FLOW_PREFIX}
+SHARD_SUFFIX = ".tfrecord"
+_SHARD_NAME = re.compile(r"^(?P<name>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
+_MICROSECONDS = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+  """JPEG qualities of the stored images (chosen by the fidelity measured in BENCHMARKS.md).
+
+  Chroma is never subsampled: flow's two channels would be blurred into each other.
+  """
+  rgb_quality: int = 90
+  flow_quality: int = 95
+
+  def __post_init__(self):
+    for quality in (self.rgb_quality, self.flow_quality):
+      if not 1 <= quality <= 100:
+        raise UserError(f"JPEG quality must be in 1..100, got {quality}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipInfo:
+  """What a record says about its clip besides the images."""
+  key: str
+  data_path: str = ""
+  media_id: str = ""
+  start_us: int = 0
+  end_us: int = 0
+  label: str | None = None
+  label_index: int | None = None
+
+
+def settings_record(settings: InputSettings, encoding: Encoding = Encoding(),
+                    streams: Sequence[str] = STREAMS) -> dict:
+  """The JSON-able record of everything that changes the stored images; stored in every example
+  and in the manifest, and compared on read."""
+  return {"format": RECORD_FORMAT, "fps": FPS, "resize": RESIZE_SHORT_SIDE,
+          "flow_bound": FLOW_BOUND, "streams": sorted(streams),
+          "time_start": settings.time_start, "time_end": settings.time_end,
+          "flow_backend": settings.flow_backend if "flow" in streams else None,
+          "flow_params": dataclasses.asdict(settings.flow_params) if "flow" in streams else None,
+          "encoding": dataclasses.asdict(encoding)}
+
+
+def quantise_flow(fields: np.ndarray) -> np.ndarray:
+  """Flow (..., 2) in pixels -> uint8 (..., 3): clipped to [-20, 20], 256 levels, channel 2 zero."""
+  scaled = (np.clip(fields, -FLOW_BOUND, FLOW_BOUND) + FLOW_BOUND) * (255.0 / (2 * FLOW_BOUND))
+  levels = np.rint(scaled).astype(np.uint8)
+  return np.concatenate([levels, np.zeros_like(levels[..., :1])], axis=-1)
+
+
+def flow_from_levels(levels: tf.Tensor) -> tf.Tensor:
+  """uint8 flow images (..., 3) -> the released flow input (..., 2) in [-1, 1] (DMVR's decoding)."""
+  return tf.cast(levels[..., :2], tf.float32) * (2.0 / 255.0) - 1.0
+
+
+def _bytes(values: Iterable[bytes]) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values: Iterable[int]) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _float(value: float) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _jpegs(images: np.ndarray, quality: int) -> list[bytes]:
+  """uint8 (T, H, W, 3) -> one JPEG each, without chroma subsampling."""
+  return [tf.io.encode_jpeg(image, quality=quality, chroma_downsampling=False).numpy()
+          for image in images]
+
+
+def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info: ClipInfo,
+                 record: dict, encoding: Encoding = Encoding()) -> tf.train.SequenceExample:
+  """One clip as a MediaSequence example.
+
+  Args:
+    frames: resized frames (T, H, W, 3) in [0, 255] (`transforms.resized_frames`).
+    fields: their flow (T, H, W, 2) in pixels (`flow.flow_fields`), or None for RGB only.
+    info: the clip's identity, timing and label.
+    record: `settings_record(...)` of the settings the frames and flow were made with.
+    encoding: JPEG qualities.
+
+  Returns:
+    The `tf.train.SequenceExample` (serialize it with `.SerializeToString()`).
+  """
+  rgb = np.clip(np.rint(np.asarray(frames, np.float32)), 0, 255).astype(np.uint8)
+  count, height, width = rgb.shape[:3]
+  stamps = [info.start_us + round(i * _MICROSECONDS / FPS) for i in range(count)]
+  context = {EXAMPLE_ID: _bytes([info.key.encode()]), DATA_PATH: _bytes([info.data_path.encode()]),
+             MEDIA_ID: _bytes([info.media_id.encode()]), START: _ints([info.start_us]),
+             END: _ints([info.end_us]), SETTINGS: _bytes([json.dumps(record, sort_keys=True)
+                                                          .encode()])}
+  if info.label is not None:
+    context[LABEL_STRING] = context[LABEL_TEXT] = _bytes([info.label.encode()])
+    if info.label_index is not None:
+      context[LABEL_INDEX] = _ints([info.label_index])
+  images = {"": _jpegs(rgb, encoding.rgb_quality)}
+  if fields is not None:
+    if fields.shape[:3] != rgb.shape[:3]:
+      raise ValueError(f"flow {fields.shape} does not match frames {rgb.shape}")
+    images[FLOW_PREFIX] = _jpegs(quantise_flow(fields), encoding.flow_quality)
+  lists = {}
+  for prefix, jpegs in images.items():
+    context.update({prefix + HEIGHT: _ints([height]), prefix + WIDTH: _ints([width]),
+                    prefix + CHANNELS: _ints([3]), prefix + FORMAT: _bytes([b"JPEG"]),
+                    prefix + FRAME_RATE: _float(FPS)})
+    lists[prefix + ENCODED] = tf.train.FeatureList(feature=[_bytes([j]) for j in jpegs])
+    lists[prefix + TIMESTAMP] = tf.train.FeatureList(feature=[_ints([s]) for s in stamps])
+  return tf.train.SequenceExample(context=tf.train.Features(feature=context),
+                                  feature_lists=tf.train.FeatureLists(feature_list=lists))
+
+
+def encode_clip(source: str | Path, info: ClipInfo, settings: InputSettings,
+                encoding: Encoding = Encoding(),
+                streams: Sequence[str] = STREAMS) -> tf.train.SequenceExample:
+  """Decode, resize and (for the flow stream) run TV-L1 on a video: its `clip_example`.
+
+  An unreadable video is a `UserError`.
+  """
+  frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
+  fields = flow.flow_fields(frames, settings) if "flow" in streams else None
+  return clip_example(frames, fields, info, settings_record(settings, encoding, streams),
+                      encoding)
+
+
+def _features(streams: Sequence[str]) -> tuple[dict, dict]:
+  """The context and sequence feature specs of `parse_clip`."""
+  context = {EXAMPLE_ID: tf.io.FixedLenFeature([], tf.string),
+             SETTINGS: tf.io.FixedLenFeature([], tf.string),
+             DATA_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
+             MEDIA_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+             START: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+             END: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+             LABEL_STRING: tf.io.FixedLenFeature([], tf.string, default_value=""),
+             LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+             HEIGHT: tf.io.FixedLenFeature([], tf.int64),
+             WIDTH: tf.io.FixedLenFeature([], tf.int64)}
+  sequence = {STREAM_PREFIX[s] + ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)
+              for s in streams}
+  return context, sequence
+
+
+def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) -> dict:
+  """A serialized clip example -> {context key: value} plus its decoded images per stream.
+
+  Graph-compatible (use it in `tf.data.Dataset.map`). The result holds the context keys above
+  (`example/id`, `i3d/settings`, ...) and, for each of `streams`, "rgb" or "flow": uint8
+  (T, H, W, 3) decoded JPEGs (for flow, the 8-bit levels; see `flow_from_levels`). A record of
+  another format fails with `tf.errors.InvalidArgumentError`.
+  """
+  context_spec, sequence_spec = _features(streams)
+  context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
+  out = dict(context)
+  for stream in streams:
+    out[stream] = tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE"),
+        lists[STREAM_PREFIX[stream] + ENCODED], fn_output_signature=tf.uint8)
+  return out
+
+
+def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
+               protocol: views.Protocol = views.Protocol()) -> dict[str, np.ndarray]:
+  """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: (views, T', 224,
+  224, C)} under `protocol`, cropped and windowed exactly as views of a video are."""
+  first = images[streams[0]]
+  offsets = transforms.crop_offsets(first.shape[1], first.shape[2], protocol.crops)
+  out = {}
+  for stream in streams:
+    if stream == "rgb":
+      frames = tf.cast(images[stream], tf.float32)
+      crops = [transforms.rgb_inputs(frames, o) for o in offsets]
+    else:
+      crops = [transforms.crop(flow_from_levels(images[stream]), o) for o in offsets]
+    out[stream] = views.temporal_views(np.stack([c.numpy() for c in crops]), protocol)
+  return out
+
+
+def info_of(parsed: dict) -> ClipInfo:
+  """The `ClipInfo` of a `parse_clip` result (NumPy values, as from `as_numpy_iterator`)."""
+  label = parsed[LABEL_STRING].decode() or None
+  index = int(parsed[LABEL_INDEX])
+  return ClipInfo(parsed[EXAMPLE_ID].decode(), parsed[DATA_PATH].decode(),
+                  parsed[MEDIA_ID].decode(), int(parsed[START]), int(parsed[END]), label,
+                  index if index >= 0 else None)
+
+
+def shard_name(name: str, index: int, count: int) -> str:
+  """`NAME-00003-of-00016.tfrecord`: shard `index` (from 0) of `count`."""
+  return f"{name}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
+
+
+def is_shard_name(filename: str) -> bool:
+  """Whether `filename` is named as `shard_name` names shards."""
+  return _SHARD_NAME.match(filename) is not None
+
+
+def list_shards(directory: str | Path) -> list[Path]:
+  """The shards in `directory` (named as `shard_name` names them), in name order."""
+  directory = Path(directory)
+  if not directory.is_dir():
+    raise UserError(f"{directory}: no such records folder")
+  return sorted(p for p in directory.iterdir() if is_shard_name(p.name))
+
+
+def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
+  """Write records to `path` atomically: a temporary name beside it, fsynced, then renamed, so a
+  file with the shard's name is always complete."""
+  path = Path(path)
+  temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+  try:
+    with tf.io.TFRecordWriter(str(temporary)) as writer:
+      for record in serialized:
+        writer.write(record)
+    with open(temporary, "rb") as f:
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  finally:
+    temporary.unlink(missing_ok=True)
+  return path
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordClip:
+  """One clip read from a shard: where from, what it is, and its model inputs."""
+  shard: str
+  info: ClipInfo
+  inputs: dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadError:
+  """A record or shard that could not be read (the reader goes on with the next shard)."""
+  message: str
+
+
+def _dataset(paths: Sequence[str], streams: Sequence[str], workers: int) -> tf.data.Dataset:
+  """(shard path, parsed clip) for every record, shards interleaved, decoding in parallel."""
+  def records(path: tf.Tensor) -> tf.data.Dataset:
+    return tf.data.TFRecordDataset(path).map(lambda r: (path, r))
+
+  return (tf.data.Dataset.from_tensor_slices(list(paths))
+          .interleave(records, cycle_length=max(1, workers), num_parallel_calls=max(1, workers),
+                      deterministic=True)
+          .map(lambda path, r: (path, parse_clip(r, streams)), num_parallel_calls=max(1, workers),
+               deterministic=True)
+          .prefetch(2))
+
+
+def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
+               protocol: views.Protocol = views.Protocol(), record: dict | None = None,
+               workers: int = 2) -> Iterator[RecordClip | ReadError]:
+  """Every clip of the shards `paths` as model inputs under `protocol`.
+
+  A corrupt or truncated shard, or an undecodable record, yields a `ReadError` and reading goes
+  on (TensorFlow moves to the next shard after a damaged one). A record made with other settings
+  than `record` (a `settings_record`) is a `UserError` naming the shard.
+  """
+  iterator = iter(_dataset([str(p) for p in paths], streams, workers))
+  while True:
+    try:
+      path, parsed = next(iterator)
+    except StopIteration:
+      return
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      yield ReadError(tf_message(e))
+      continue
+    shard = path.numpy().decode()
+    parsed = {k: v.numpy() for k, v in parsed.items()}
+    check_settings(json.loads(parsed[SETTINGS]), record, shard)
+    yield RecordClip(shard, info_of(parsed), clip_views({s: parsed[s] for s in streams}, streams,
+                                                         protocol))
+
+
+def tf_message(error: tf.errors.OpError) -> str:
+  """The reason in a TensorFlow error, without its graph and iterator decorations."""
+  text = error.message.splitlines()[0] if error.message else type(error).__name__
+  text = re.sub(r"\{\{.*?\}\}\s*", "", text)
+  text = re.sub(r"\s*\[Op:.*$", "", text)
+  return re.sub(r"^.*?Iterator::\S+:\s*", "", text).strip()
+
+
+def check_settings(found: dict, expected: dict | None, where: str) -> None:
+  """A `UserError` naming `where` when records made with `found` settings are not `expected`."""
+  if expected is None or found == expected:
+    return
+  changed = [f"{k} {found.get(k)!r} (requested {expected.get(k)!r})"
+             for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+  raise UserError(f"{where}: records made with other settings: {'; '.join(changed)}")
+
+
+def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
+  """The number of records in a shard, each parsed and decoded; a truncated or corrupt shard or a
+  record of another format is a one-line `UserError` naming the file."""
+  path = Path(path)
+  if not path.is_file():
+    raise UserError(f"{path}: no such shard")
+  count = 0
+  try:
+    for _ in tf.data.TFRecordDataset(str(path)).map(lambda r: parse_clip(r, streams)):
+      count += 1
+  except tf.errors.DataLossError as e:
+    raise UserError(f"{path}: damaged shard after {count} records ({tf_message(e)}); "
+                    f"preprocess it again") from None
+  except tf.errors.InvalidArgumentError as e:
+    raise UserError(f"{path}: record {count} is not an I3D MediaSequence clip "
+                    f"({tf_message(e)[:200]})") from None
+  return count

@@ -1,0 +1,373 @@
+"""Preprocess a Kinetics split once into MediaSequence TFRecord shards; resumable, in parallel.
+
+Clips are assigned to `num_shards` shards in annotation order (contiguous, balanced). Each clip
+is encoded by a worker process (`i3d.inputs.records.encode_clip`: RGB JPEGs and quantised TV-L1
+flow) into `.staging/KEY.pb`, written atomically. When every clip of a shard is staged or has
+failed, the shard is written under a temporary name, renamed to `NAME-0000i-of-0000N.tfrecord`,
+listed in `manifest.jsonl` (which clip is in which shard) and its staged files removed. A run
+killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
+and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
+reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import filelock
+from tqdm import tqdm
+
+from i3d._util import files
+from i3d._util.jsonl import JsonLines
+from i3d.errors import UserError
+from i3d.inputs import records
+from i3d.inputs.settings import FPS, InputSettings, TVL1Params
+from i3d.inputs.views import Protocol
+from i3d.kinetics.annotations import Clip, IndexRow, index_videos
+from i3d.model.labels import load_label_map
+from i3d.model.streams import STREAMS
+
+SETTINGS_FILE = "records.json"
+MANIFEST_FILE = "manifest.jsonl"
+FAILURES_FILE = "failures.jsonl"
+STAGING_DIR = ".staging"
+CLIPS_PER_SHARD = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+  """What goes into the records (`settings`, `encoding`, `streams`) and how they are laid out and
+  made (`name`, `num_shards`, `workers`)."""
+  settings: InputSettings = InputSettings()
+  encoding: records.Encoding = records.Encoding()
+  streams: tuple[str, ...] = STREAMS
+  name: str = "clips"
+  num_shards: int | None = None
+  workers: int = 1
+  label_version: int = 400
+
+
+def clip_key(clip: Clip) -> str:
+  """A clip's `example/id`: its file name without `.mp4`."""
+  return clip.filename.removesuffix(".mp4")
+
+
+def clip_info(clip: Clip, data_path: str, version: int = 400) -> records.ClipInfo:
+  """The record metadata of an annotated clip (label index from the Kinetics-`version` map)."""
+  labels = load_label_map(version)
+  index = labels.index(clip.label) if clip.label in labels else None
+  return records.ClipInfo(clip_key(clip), data_path, clip.youtube_id, clip.time_start * 1_000_000,
+                          clip.time_end * 1_000_000, clip.label, index)
+
+
+def plan(clips: Sequence[Clip], num_shards: int) -> list[list[Clip]]:
+  """`clips` in order, cut into `num_shards` contiguous runs whose sizes differ by at most one."""
+  bounds = [round(i * len(clips) / num_shards) for i in range(num_shards + 1)]
+  return [list(clips[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) -> dict:
+  """`records.json`: the record settings, the shard layout and a digest of the clip list."""
+  listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
+  return {"records": records.settings_record(config.settings, config.encoding, config.streams),
+          "name": config.name, "num_shards": num_shards, "num_clips": len(clips),
+          "clips_sha256": hashlib.sha256(listing).hexdigest(),
+          "label_version": config.label_version}
+
+
+def _check_settings(output_dir: Path, record: dict) -> None:
+  """Writes `records.json` on a first run; a rerun with other settings is refused."""
+  path = output_dir / SETTINGS_FILE
+  if not path.exists():
+    files.write_json(path, record)
+    return
+  try:
+    earlier = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f"{path}: unreadable ({e}); remove {output_dir} to start again") from None
+  changed = [k for k in sorted(set(earlier) | set(record)) if earlier.get(k) != record.get(k)]
+  if changed:
+    raise UserError(f"{output_dir} holds records made with other settings or clips (changed: "
+                    f"{', '.join(changed)}); rerun with the earlier settings or use a new "
+                    f"--output_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  """One clip for a worker: encode `video` into the staged file `staged`."""
+  key: str
+  video: str
+  info: records.ClipInfo
+  staged: str
+  settings: InputSettings
+  encoding: records.Encoding
+  streams: tuple[str, ...]
+
+
+def encode_job(job: _Job) -> tuple[str, int, str]:
+  """(key, frames, error) after encoding one clip into its staged file (run in a worker)."""
+  try:
+    example = records.encode_clip(job.video, job.info, job.settings, job.encoding, job.streams)
+    with files.atomic_write(job.staged, "wb") as f:
+      f.write(example.SerializeToString())
+    frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
+    return job.key, frames, ""
+  except UserError as e:
+    return job.key, 0, str(e)
+  except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
+    return job.key, 0, f"{type(e).__name__}: {e}"
+
+
+def _init_worker(threads: int) -> None:
+  """Each worker process gets its share of the cores."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  cv2.setNumThreads(threads)
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str]]:
+  """`encode_job` of each job as they finish: in this process with one worker, else in a pool of
+  `workers` processes sharing the cores."""
+  if workers <= 1:
+    yield from map(encode_job, jobs)
+    return
+  threads = max(1, (os.cpu_count() or 1) // workers)
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+      initargs=(threads,)) as pool:
+    futures = [pool.submit(encode_job, job) for job in jobs]
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        yield future.result()
+    finally:
+      for future in futures:
+        future.cancel()
+
+
+class _Shards:
+  """The shard plan and what is done: closes a shard once all its clips are staged or failed."""
+
+  def __init__(self, output_dir: Path, name: str, layout: list[list[Clip]], failures: JsonLines):
+    self.output_dir, self.name, self.layout, self.failures = output_dir, name, layout, failures
+    self.staging = output_dir / STAGING_DIR
+    self.manifest = JsonLines(output_dir / MANIFEST_FILE)
+    self.closed = {r["shard"] for r in self.manifest.records}
+
+  def path(self, index: int) -> Path:
+    return self.output_dir / records.shard_name(self.name, index, len(self.layout))
+
+  def staged(self, clip: Clip) -> Path:
+    return self.staging / f"{clip_key(clip)}.pb"
+
+  def failed(self) -> set[str]:
+    return {r["id"] for r in self.failures.records}
+
+  def open_clips(self) -> list[Clip]:
+    """Clips of shards not yet closed."""
+    return [c for i, s in enumerate(self.layout) if self.path(i).name not in self.closed
+            for c in s]
+
+  def clean(self) -> None:
+    """Removes what a killed run left: temporary files, and staged clips of closed shards."""
+    for leftover in [*self.output_dir.glob(".*.tmp*"), *self.staging.glob(".*.tmp*")]:
+      leftover.unlink(missing_ok=True)
+    for index, clips in enumerate(self.layout):
+      if self.path(index).name in self.closed:
+        for clip in clips:
+          self.staged(clip).unlink(missing_ok=True)
+
+  def close_ready(self) -> None:
+    """Writes (or, after a kill between rename and manifest, lists) every shard that is ready."""
+    failed = self.failed()
+    for index, clips in enumerate(self.layout):
+      path = self.path(index)
+      if path.name in self.closed:
+        continue
+      kept = [c for c in clips if clip_key(c) not in failed]
+      if not path.exists():
+        if not all(self.staged(c).exists() for c in kept):
+          continue
+        records.write_shard(path, (self.staged(c).read_bytes() for c in kept))
+      self.manifest.append({"shard": path.name, "clips": [
+          {"id": clip_key(c), "youtube_id": c.youtube_id, "time_start": c.time_start,
+           "time_end": c.time_end, "split": c.split, "label": c.label} for c in kept]})
+      self.closed.add(path.name)
+      for clip in kept:
+        self.staged(clip).unlink(missing_ok=True)
+
+
+Encoder = Callable[[Sequence["_Job"]], Iterable[tuple[str, int, str]]]
+
+
+def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
+               config: PreprocessConfig = PreprocessConfig(), progress: bool = True,
+               encoder: Encoder | None = None) -> dict:
+  """Writes the records of `clips` found under `video_dir` into `output_dir`, resuming what an
+  earlier run left; returns a summary (shards, clips written, failures). `encoder` runs
+  `encode_job` over the jobs (default: a pool of `config.workers` processes; `i3d.pipelines`
+  passes a Beam pipeline)."""
+  keys = [clip_key(c) for c in clips]
+  if len(set(keys)) != len(keys):
+    raise UserError("a clip appears twice in the annotations; each clip goes in one record")
+  output_dir = Path(output_dir)
+  output_dir.mkdir(parents=True, exist_ok=True)
+  try:
+    with filelock.FileLock(output_dir / ".lock", timeout=0):
+      return _preprocess_locked(clips, Path(video_dir), output_dir, config, progress,
+                                encoder or (lambda jobs: _results(jobs, config.workers)))
+  except filelock.Timeout:
+    raise UserError(f"another preprocessing run is writing to {output_dir}") from None
+
+
+def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
+                       config: PreprocessConfig, progress: bool, encoder: Encoder) -> dict:
+  """The locked body of `preprocess`."""
+  num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
+  if not 1 <= num_shards <= max(1, len(clips)):
+    raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
+  _check_settings(output_dir, _settings(clips, config, num_shards))
+  with JsonLines(output_dir / FAILURES_FILE) as failures:
+    shards = _Shards(output_dir, config.name, plan(clips, num_shards), failures)
+    shards.staging.mkdir(exist_ok=True)
+    shards.close_ready()
+    shards.clean()
+    done = shards.failed()
+    todo = [c for c in shards.open_clips()
+            if clip_key(c) not in done and not shards.staged(c).exists()]
+    jobs = []
+    for row in index_videos(todo, video_dir, check_readable=False):
+      if row.path is None:
+        failures.append({"id": clip_key(row.clip), "filename": row.clip.filename,
+                         "reason": f"missing: no {row.clip.filename} under {video_dir}"})
+        continue
+      data_path = row.path.relative_to(video_dir).as_posix()
+      jobs.append(_Job(clip_key(row.clip), str(row.path), clip_info(
+          row.clip, data_path, config.label_version), str(shards.staged(row.clip)),
+          config.settings, config.encoding, tuple(config.streams)))
+    _run(jobs, encoder, shards, progress)
+    shards.close_ready()
+    shards.manifest.close()
+    written = sum(len(r["clips"]) for r in shards.manifest.records)
+    return {"output_dir": str(output_dir), "shards": len(shards.closed), "num_shards": num_shards,
+            "clips": written, "failed": len(failures.records)}
+
+
+def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
+  """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
+  """
+  bar = tqdm(total=len(jobs), unit="clip", disable=not progress, dynamic_ncols=True,
+             file=sys.stderr, desc="preprocess")
+  by_key = {j.key: j for j in jobs}
+  pairs, started = 0, time.monotonic()
+  flow = "flow" in (jobs[0].streams if jobs else ())
+  try:
+    for key, frames, error in encoder(jobs):
+      if error:
+        shards.failures.append({"id": key, "filename": Path(by_key[key].video).name,
+                                "reason": error})
+        bar.write(f"failed: {Path(by_key[key].video).name}: {error}")
+      pairs += max(0, frames - 1) if flow else 0
+      bar.set_postfix_str(f"{pairs / max(time.monotonic() - started, 1e-9):.1f} pairs/s"
+                          if flow else f"{frames / FPS:.1f} s clip")
+      bar.update()
+      shards.close_ready()
+  finally:
+    bar.close()
+
+
+def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
+  """(`records.json`, manifest lines) of a records folder; a folder that is not one is a
+  `UserError`."""
+  records_dir = Path(records_dir)
+  settings_path = records_dir / SETTINGS_FILE
+  try:
+    settings = json.loads(settings_path.read_text())
+  except FileNotFoundError:
+    raise UserError(f"{records_dir}: not a records folder (no {SETTINGS_FILE}); make one with "
+                    f"`i3d preprocess --annotations ... --output_dir {records_dir}`") from None
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f"{settings_path}: unreadable ({e})") from None
+  return settings, JsonLines(records_dir / MANIFEST_FILE).records
+
+
+def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
+  """{clip key: (shard name, Clip)} of manifest lines."""
+  return {c["id"]: (line["shard"], Clip(c["youtube_id"], c["time_start"], c["time_end"],
+                                        c["split"], c["label"]))
+          for line in lines for c in line["clips"]}
+
+
+
+def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
+                flow_backend: str | None = None) -> tuple[list[Clip], InputSettings]:
+  """The clips and input settings of scoring from `records_dir`.
+
+  Args:
+    records_dir: a folder `preprocess` wrote.
+    clips: annotated clips to score (those not in the records count as missing), or None for
+      every labelled clip in the records.
+    flow_backend: the backend the user asked for, if any: records made with another are refused.
+
+  Returns:
+    (clips, the input settings the records were made with).
+  """
+  settings, lines = read_manifest(records_dir)
+  made = settings["records"]
+  if flow_backend is not None and made.get("flow_backend") not in (None, flow_backend):
+    raise UserError(f"{Path(records_dir) / SETTINGS_FILE}: records made with flow backend "
+                    f"{made['flow_backend']!r}, not the requested {flow_backend!r}")
+  if clips is None:
+    clips = [clip for _, clip in manifest_clips(lines).values() if clip.label is not None]
+  params = made.get("flow_params")
+  inputs = InputSettings(made["time_start"], made["time_end"], made["flow_backend"] or "tf",
+                         TVL1Params(**params) if params else TVL1Params())
+  return list(clips), inputs
+
+
+def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow]:
+  """Where each clip is in the records: "found" with its shard's path, or "missing"."""
+  located = manifest_clips(read_manifest(records_dir)[1])
+  rows = []
+  for clip in clips:
+    shard = located.get(clip_key(clip), (None, None))[0]
+    rows.append(IndexRow(clip, "found", Path(records_dir) / shard) if shard
+                else IndexRow(clip, "missing", None))
+  return rows
+
+
+def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],
+                 protocol: Protocol, workers: int) -> Iterator[tuple]:
+  """(youtube id, error, *stream views) of each found row, read from its shard.
+
+  Clips a damaged shard or record keeps from being read come last, with the reason (the shard's
+  own check names the file).
+  """
+  made = read_manifest(records_dir)[0]["records"]
+  wanted = {clip_key(r.clip): r for r in rows}
+  shards = sorted({str(r.path) for r in rows})
+  problems = []
+  for item in records.read_clips(shards, streams, protocol, made, workers):
+    if isinstance(item, records.ReadError):
+      problems.append(item.message)
+      continue
+    row = wanted.pop(item.info.key, None)
+    if row is not None:
+      yield (row.clip.youtube_id.encode(), b"", *(item.inputs[s] for s in streams))
+  for row in wanted.values():
+    try:
+      records.check_shard(str(row.path), streams)
+      reason = f"{row.path}: record of {clip_key(row.clip)} unreadable ({'; '.join(problems)})"
+    except UserError as e:
+      reason = str(e)
+    yield (row.clip.youtube_id.encode(), reason.encode())

