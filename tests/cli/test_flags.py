@@ -1,9 +1,11 @@
 """The shared classifier flags reach the model: every command that runs the network takes
 --precision and loads its classifier in that precision."""
 
+import subprocess
+import sys
+
 import pytest
 
-import i3d
 from i3d import kinetics
 from i3d.classify import classifier as classifier_module
 from i3d.cli import main as cli_main
@@ -67,16 +69,21 @@ def test_unknown_precision_is_refused_by_the_parser(capsys):
   assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
-def test_evaluate_sample_passes_the_flag(monkeypatch, checkpoint_dir):
-  monkeypatch.syspath_prepend(str(REPO))
-  import evaluate_sample
-  calls: list = []
-  monkeypatch.setattr(i3d, "load_classifier", spy(calls))
-  evaluate_sample.FLAGS(["evaluate_sample.py", "--eval_type", "rgb", "--precision", "bfloat16",
-                         "--checkpoint_dir", str(checkpoint_dir)])
-  try:
-    with pytest.raises(Reached):
-      evaluate_sample.main([])
-  finally:
-    evaluate_sample.FLAGS.unparse_flags()
-  assert [c["precision"] for c in calls] == ["bfloat16"]
+# In its own process: evaluate_sample's absl flags would clash with the `i3d` parser's here.
+SPY_EVALUATE_SAMPLE = """
+import sys
+import i3d, evaluate_sample
+def load_classifier(*args, **kwargs):
+  print("precision", kwargs["precision"])
+  sys.exit(0)
+i3d.load_classifier = load_classifier
+evaluate_sample.app.run(evaluate_sample.main, argv=["evaluate_sample.py", *sys.argv[1:]])
+"""
+
+
+def test_evaluate_sample_passes_the_flag(checkpoint_dir):
+  result = subprocess.run([sys.executable, "-c", SPY_EVALUATE_SAMPLE, "--eval_type", "rgb",
+                           "--precision", "bfloat16", "--checkpoint_dir", str(checkpoint_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == ["precision bfloat16"]
