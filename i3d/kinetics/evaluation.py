@@ -50,6 +50,9 @@ class ModelFacts(typing.Protocol):
   @property
   def labels(self) -> tuple[str, ...]: ...
 
+  @property
+  def precision(self) -> str: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:

@@ -87,3 +87,23 @@ def test_evaluate_sample_passes_the_flag(checkpoint_dir):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   assert result.stdout.splitlines() == ["precision bfloat16"]
+
+
+def test_precision_flag_reaches_the_beam_workers(tmp_path, monkeypatch, checkpoint_dir):
+  from i3d.pipelines import evaluate as pipeline
+  specs: list = []
+
+  def evaluate(spec, *args, **kwargs):
+    specs.append(spec)
+    raise Reached
+  monkeypatch.setattr(pipeline, "evaluate", evaluate)
+  args = cli_main._parse(["i3d", "evaluate", *cheap_args("evaluate", tmp_path), "--runner",
+                          "DirectRunner", "--eval_type", "rgb", "--precision", "bfloat16",
+                          "--checkpoint_dir", str(checkpoint_dir)])
+  with pytest.raises(Reached):
+    args.run(args)
+  assert [s.precision for s in specs] == ["bfloat16"]
+  monkeypatch.setattr(pipeline, "load_classifier", spy(loaded := []))
+  with pytest.raises(Reached):
+    specs[0].load()  # what each worker runs
+  assert [c["precision"] for c in loaded] == ["bfloat16"]
