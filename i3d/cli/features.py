@@ -38,6 +38,10 @@ def register(subparsers) -> None:
   parser.add_argument("--batch", type=int, default=8, help="windows per model call (default 8)")
   flags.add_input_flags(parser)
   flags.add_cache_flag(parser)
+  parser.add_argument("--workers", type=int, default=2,
+                      help="with --runner DirectRunner: worker processes (default 2, one per "
+                           "core)")
+  flags.add_runner_flags(parser)
   parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
   parser.set_defaults(run=main)
 
@@ -61,16 +65,35 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
   return jobs
 
 
+def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
+                  jobs: list[tuple[str, Path]]):
+  """The extraction as a Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from i3d.pipelines import features as pipeline
+  from i3d.pipelines import options
+  spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
+                                args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
+                                args.precision)
+  return pipeline.extract(spec, jobs, args.output_dir, flags.input_settings(args),
+                          options.pipeline_options(args.runner, args.workers, args.beam_args),
+                          args.use_cache, options.threads_per_worker(args.runner, args.workers),
+                          progress=not args.no_progress)
+
+
 def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
   jobs = _jobs(args)
-  extractor = features.load_extractor(
-      checkpoint_names(args.eval_type, args.imagenet_pretrained), settings, args.checkpoint_dir,
-      batch=args.batch, precision=args.precision)
-  result = features.extract_videos(extractor, jobs, args.output_dir, flags.input_settings(args),
-                                   args.use_cache, progress=not args.no_progress)
+  checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
+  if args.runner:
+    result = _run_pipeline(args, checkpoints, settings, jobs)
+  else:
+    extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
+                                        batch=args.batch, precision=args.precision)
+    result = features.extract_videos(extractor, jobs, args.output_dir,
+                                     flags.input_settings(args), args.use_cache,
+                                     progress=not args.no_progress)
   print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "
         f"already done, {len(result.failed)} failed"
         + (f" (see {features.FAILURES_FILE})" if result.failed else ""))

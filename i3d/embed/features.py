@@ -10,7 +10,8 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped.
+videos logged to `failures.jsonl` and skipped. Its pieces (`run_jobs`: the locked, resumable
+loop; `video_features`; `write_video`) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -135,9 +136,16 @@ class FeatureExtractor:
 
   def record(self, input_settings: InputSettings) -> dict:
     """What made a video's features, stored in its JSON and compared when a run resumes."""
-    return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(self.settings),
-            "checkpoints": self.checkpoints, "precision": self.precision,
-            "input": dataclasses.asdict(input_settings)}
+    return settings_record(self.settings, self.checkpoints, input_settings, self.precision)
+
+
+def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
+                    input_settings: InputSettings, precision: str = "float32") -> dict:
+  """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
+  without one."""
+  return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
+          "checkpoints": dict(checkpoints), "precision": precision,
+          "input": dataclasses.asdict(input_settings)}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
@@ -226,7 +234,7 @@ def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
   return output_dir / f"{vid}_{stream}.npy"
 
 
-def _check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
+def check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
   """Ids must be plain, unique file names, so outputs stay in the output folder."""
   seen: dict[str, Path] = {}
   for vid, path in jobs:
@@ -253,26 +261,50 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 
+# (id, source, None when its files were written or the reason they were not) of each job run.
+Outcomes = Iterable[tuple[str, str, Optional[str]]]
+# Runs the pending jobs (id, path) of `run_jobs`, writing each one's files with `write_video`.
+Runner = Callable[[Sequence[tuple[str, Path]]], Outcomes]
+
+
 def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
                    output_dir: str | Path, input_settings: InputSettings = InputSettings(),
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
   output_dir = Path(output_dir)
-  _check_jobs(jobs)
+  check_jobs(jobs)
+  record = extractor.record(input_settings)
+
+  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
+    for vid, path in pending:
+      try:
+        inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
+        write_video(output_dir, vid, str(path), video_features(extractor, inputs), record)
+        yield vid, str(path), None
+      except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+        yield vid, str(path), failure_reason(e)
+
+  return run_jobs(jobs, output_dir, record, run, progress)
+
+
+def run_jobs(jobs: Sequence[tuple[str, Path]], output_dir: str | Path, record: dict,
+             run: Runner, progress: bool = True) -> ExtractionResult:
+  """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
+  under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
+  reports them."""
+  output_dir = Path(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _extract_locked(extractor, jobs, output_dir, input_settings, use_cache, progress)
+      return _run_locked(jobs, output_dir, record, run, progress)
   except filelock.Timeout:
     raise UserError(f"another feature extraction is writing to {output_dir}") from None
 
 
-def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
-                    output_dir: Path, input_settings: InputSettings, use_cache: bool,
-                    progress: bool) -> ExtractionResult:
-  """The locked body of `extract_videos`."""
-  record = extractor.record(input_settings)
+def _run_locked(jobs: Sequence[tuple[str, Path]], output_dir: Path, record: dict, run: Runner,
+                progress: bool) -> ExtractionResult:
+  """The locked body of `run_jobs`."""
   finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
   result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
   pending = [(vid, path) for vid, path in jobs if vid not in finished]
@@ -280,13 +312,11 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
              disable=not progress, dynamic_ncols=True, file=sys.stderr)
   with JsonLines(output_dir / FAILURES_FILE) as failures:
     try:
-      for vid, path in pending:
-        try:
-          _extract_one(extractor, vid, Path(path), output_dir, input_settings, use_cache, record)
+      for vid, path, reason in run(pending):
+        if reason is None:
           result.written.append(vid)
-        except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-          reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-          failure = {"id": vid, "path": str(path), "reason": reason}
+        else:
+          failure = {"id": vid, "path": path, "reason": reason}
           failures.append(failure)
           result.failed.append(failure)
           bar.write(f"failed: {path}: {reason}", file=sys.stderr)
@@ -296,22 +326,44 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
   return result
 
 
-def _extract_one(extractor: FeatureExtractor, vid: str, path: Path, output_dir: Path,
-                 input_settings: InputSettings, use_cache: bool, record: dict) -> None:
-  """One video's features and JSON, the JSON written last."""
-  inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
-  files, bounds, frames = {}, None, 0
+def failure_reason(error: Exception) -> str:
+  """How failures.jsonl words why a video has no features."""
+  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+@dataclasses.dataclass
+class VideoFeatures:
+  """One video's features {stream: (windows, ...)}, its windows' (first, one-past-last) frames
+  (windows, 2), and its number of frames."""
+  features: dict[str, np.ndarray]
+  bounds: np.ndarray
+  frames: int
+
+
+def video_features(extractor: FeatureExtractor, inputs: dict[str, np.ndarray]) -> VideoFeatures:
+  """The features of one video's inputs {stream: (1, T, H, W, C)} (`cropped_inputs`)."""
+  features, bounds, frames = {}, None, 0
   for stream in extractor.streams:
     clip = inputs[stream][0]
-    features, bounds = extractor.clip_features(stream, clip)
-    target = feature_file(output_dir, vid, stream)
-    with atomic_write(target, "wb") as f:
-      np.save(f, features)
-    files[stream] = target.name
+    features[stream], bounds = extractor.clip_features(stream, clip)
     frames = len(clip)
   assert bounds is not None
+  return VideoFeatures(features, bounds, frames)
+
+
+def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures,
+                record: dict) -> None:
+  """One video's `.npy` files and JSON, each written atomically under a name fixed by `vid`,
+  the JSON last (it marks the video finished)."""
+  files = {}
+  for stream, array in computed.features.items():
+    target = feature_file(output_dir, vid, stream)
+    with atomic_write(target, "wb") as f:
+      np.save(f, array)
+    files[stream] = target.name
+  bounds = computed.bounds.tolist()
   write_json(output_dir / f"{vid}.json", {
-      "id": vid, "source": str(path), "frames": frames,
-      "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds.tolist()],
-      "window_frames": [[a, b] for a, b in bounds.tolist()],
+      "id": vid, "source": source, "frames": computed.frames,
+      "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds],
+      "window_frames": [[a, b] for a, b in bounds],
       "files": files, "settings": record})

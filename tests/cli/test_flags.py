@@ -1,6 +1,7 @@
 """The shared classifier flags reach the model: every command that runs the network takes
 --precision and loads its classifier in that precision."""
 
+import importlib
 import subprocess
 import sys
 
@@ -89,21 +90,27 @@ def test_evaluate_sample_passes_the_flag(checkpoint_dir):
   assert result.stdout.splitlines() == ["precision bfloat16"]
 
 
-def test_precision_flag_reaches_the_beam_workers(tmp_path, monkeypatch, checkpoint_dir):
-  from i3d.pipelines import evaluate as pipeline
+@pytest.mark.parametrize("command, module, run, loader", [
+    ("evaluate", "i3d.pipelines.evaluate", "evaluate",
+     ("i3d.pipelines.evaluate", "load_classifier")),
+    ("features", "i3d.pipelines.features", "extract", ("i3d.embed.features", "load_extractor"))])
+def test_precision_flag_reaches_the_beam_workers(command, module, run, loader, tmp_path,
+                                                 monkeypatch, checkpoint_dir):
+  pipeline = importlib.import_module(module)
   specs: list = []
 
-  def evaluate(spec, *args, **kwargs):
+  def pipeline_run(spec, *args, **kwargs):
     specs.append(spec)
     raise Reached
-  monkeypatch.setattr(pipeline, "evaluate", evaluate)
-  args = cli_main._parse(["i3d", "evaluate", *cheap_args("evaluate", tmp_path), "--runner",
+  monkeypatch.setattr(pipeline, run, pipeline_run)
+  args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--runner",
                           "DirectRunner", "--eval_type", "rgb", "--precision", "bfloat16",
                           "--checkpoint_dir", str(checkpoint_dir)])
   with pytest.raises(Reached):
     args.run(args)
   assert [s.precision for s in specs] == ["bfloat16"]
-  monkeypatch.setattr(pipeline, "load_classifier", spy(loaded := []))
+  loaded: list = []  # what each worker runs
+  monkeypatch.setattr(importlib.import_module(loader[0]), loader[1], spy(loaded))
   with pytest.raises(Reached):
-    specs[0].load()  # what each worker runs
+    specs[0].load()
   assert [c["precision"] for c in loaded] == ["bfloat16"]
