@@ -10,8 +10,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import progress
 from i3d.errors import UserError
-from i3d.model.checkpoints import load_checkpoint
+from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
@@ -93,8 +94,11 @@ class Classifier(tf.Module):
     if batch < 1:
       raise UserError(f"the view batch must be at least 1, got {batch}")
     count = len(next(iter(views.values())))
-    chunks = [self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()})
-              for i in range(0, count, batch)]
+    chunks = []
+    with progress.bar(count, "classifying", "view") as bar:
+      for i in range(0, count, batch):
+        chunks.append(self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()}))
+        bar.update(min(batch, count - i))
     return {s: np.concatenate([c[s].numpy() for c in chunks]) for s in views}
 
 
@@ -122,6 +126,7 @@ def load_classifier(eval_type: str = "joint",
   """
   names = checkpoint_names(eval_type, imagenet_pretrained)
   check_precision(precision, optimize)
+  fetch_checkpoints(names.values(), checkpoint_dir, download=download)  # names all missing ones
   models = {}
   for stream, name in names.items():
     info = get_info(name)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from i3d import kinetics
+from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UserError
 from i3d.model.streams import checkpoint_names
@@ -20,29 +21,31 @@ def register(subparsers) -> None:
                   "others still run (exit status 1).")
   parser.add_argument("videos", nargs="*", help="video files or inputs .npz files")
   flags.add_annotation_flags(parser, required=False)
-  parser.add_argument("--output_dir", type=Path, required=True, help="Where features go.")
+  parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",
                       help="network endpoint (i3d.VALID_ENDPOINTS), e.g. Mixed_4f, Mixed_5c "
-                           "(default, 1024 values per window), Logits")
+                           "(1024 values per window), Logits")
   parser.add_argument("--window_frames", type=int, default=16,
-                      help="frames per window at 25 fps (default 16)")
+                      help="frames per window at 25 fps")
   parser.add_argument("--stride", type=int, default=16,
-                      help="frames between window starts (default 16); a last window ends at "
+                      help="frames between window starts; a last window ends at "
                            "the last frame when frames are left over")
   parser.add_argument("--whole_clip", action="store_true",
                       help="one window of the whole clip instead of strided windows")
   parser.add_argument("--no_pool", dest="pool", action="store_false",
                       help="keep each window's endpoint map instead of averaging it over time "
                            "and space")
-  parser.add_argument("--batch", type=int, default=8, help="windows per model call (default 8)")
+  parser.add_argument("--batch", type=int, default=8, help="windows per model call")
   flags.add_input_flags(parser)
   flags.add_cache_flag(parser)
   parser.add_argument("--workers", type=int, default=2,
-                      help="with --runner DirectRunner: worker processes (default 2, one per "
+                      help="with --runner DirectRunner: worker processes (one per "
                            "core)")
   flags.add_runner_flags(parser)
-  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  flags.add_run_flags(parser)
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 
@@ -77,7 +80,7 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
   return pipeline.extract(spec, jobs, args.output_dir, flags.input_settings(args),
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
-                          progress=not args.no_progress)
+                          progress=not args.quiet)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,8 +96,9 @@ def main(args: argparse.Namespace) -> int:
                                         batch=args.batch, precision=args.precision)
     result = features.extract_videos(extractor, jobs, args.output_dir,
                                      flags.input_settings(args), args.use_cache,
-                                     progress=not args.no_progress)
-  print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "
+                                     progress=not args.quiet)
+  print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
+        f"{len(result.skipped)} "
         f"already done, {len(result.failed)} failed"
         + (f" (see {features.FAILURES_FILE})" if result.failed else ""))
   return 1 if result.failed else 0

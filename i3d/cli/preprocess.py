@@ -6,8 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+from i3d._util import text
 from i3d.cli import flags
-from i3d.errors import UserError
+from i3d.errors import UsageError, UserError
 
 
 def register(subparsers) -> None:
@@ -28,16 +29,18 @@ def register(subparsers) -> None:
   records = parser.add_argument_group("a Kinetics split as TFRecord shards")
   flags.add_annotation_flags(records, required=False)
   records.add_argument("--output_dir", type=Path, default=None,
-                       help="Where the shards, manifest.jsonl and failures.jsonl go.")
+                       help="where the shards, manifest.jsonl and failures.jsonl go")
   records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
-                       help="Kinetics version of the labels (for clip/label/index; default 400).")
+                       help="Kinetics version of the labels (for clip/label/index)")
   records.add_argument("--num_shards", type=int, default=None,
-                       help="Number of shards (default: one per 100 clips).")
-  records.add_argument("--name", default="clips", help="Shard name prefix (default clips).")
+                       help="number of shards (default: one per 100 clips)")
+  records.add_argument("--name", default="clips", help="shard name prefix")
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                       help="Clips encoded in parallel, one process each (default: every core).")
-  records.add_argument("--no_progress", action="store_true", help="No progress bar.")
+                       help="clips encoded in parallel, one process each (default: every core)")
+  records.add_argument("--no_progress", dest="quiet", action="store_true",
+                       help=argparse.SUPPRESS)  # the spelling before --quiet
   flags.add_runner_flags(parser)
+  flags.add_run_flags(parser, offline=False)
   parser.set_defaults(run=main)
 
 
@@ -45,10 +48,10 @@ def main(args: argparse.Namespace) -> int:
   dataset = (args.annotations, args.video_dir, args.output_dir)
   if args.video is not None:
     if any(x is not None for x in dataset):
-      raise UserError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
+      raise UsageError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
     return _one_video(args)
   if any(x is None for x in dataset):
-    raise UserError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
+    raise UsageError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
   return _split(args)
 
 
@@ -81,11 +84,12 @@ def _split(args: argparse.Namespace) -> int:
     from i3d.pipelines.preprocess import beam_encoder
     encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
-                           progress=not args.no_progress)
+                           progress=not args.quiet)
   summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
-                                  args.output_dir, config, progress=not args.no_progress,
+                                  args.output_dir, config, progress=not args.quiet,
                                   encoder=encoder)
-  print(f"wrote {summary['output_dir']}/: {summary['clips']} clips in {summary['shards']} of "
-        f"{summary['num_shards']} shards; {summary['failed']} clips failed "
+  print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
+        f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
+        f"{text.count(summary['failed'], 'clip')} failed "
         f"(see {preprocess.FAILURES_FILE})")
   return 0 if summary["shards"] == summary["num_shards"] else 1

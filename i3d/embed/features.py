@@ -28,8 +28,8 @@ from typing import Optional
 import filelock
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from i3d._util import progress as progress_output
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -308,8 +308,8 @@ def _run_locked(jobs: Sequence[tuple[str, Path]], output_dir: Path, record: dict
   finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
   result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
   pending = [(vid, path) for vid, path in jobs if vid not in finished]
-  bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), unit="video",
-             disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  bar = progress_output.outer(len(jobs), "features", "video", show=progress,
+                             initial=len(jobs) - len(pending))
   with JsonLines(output_dir / FAILURES_FILE) as failures:
     try:
       for vid, path, reason in run(pending):

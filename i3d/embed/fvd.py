@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Optional
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 from tqdm import tqdm
 
+from i3d._util import progress as progress_output
 from i3d.embed import sources
 from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES
@@ -298,7 +298,7 @@ def folder_distances(real: str | os.PathLike, generated: str | os.PathLike,
                     f"logits take); got {num_frames}")
   real_clips, generated_clips = sources.list_clips(real), sources.list_clips(generated)
   embedder = load_embedder(checkpoint_dir, download)
-  with tqdm(total=len(real_clips) + len(generated_clips), unit="clip", disable=not progress,
-            dynamic_ncols=True, file=sys.stderr) as bar:
+  with progress_output.outer(len(real_clips) + len(generated_clips), "embedding", "clip",
+                             show=progress) as bar:
     return distances(sources.iter_clips(real_clips, num_frames),
                      sources.iter_clips(generated_clips, num_frames), embedder, kvd, batch, bar)

@@ -11,9 +11,19 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import progress
 from i3d.errors import UserError
 from i3d.inputs import transforms, tvl1
 from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, InputSettings, TVL1Params
+
+# Seconds per frame pair of either backend with the released settings on a 2-core CPU at
+# 256x340 (a 10 s clip's 249 pairs took 13.8 min with tf, 15.4 min with opencv); the estimate
+# printed before long CPU runs scales it by the pixel count.
+CPU_SECONDS_PER_PAIR = 3.3
+CPU_REFERENCE_PIXELS = 256 * 340
+ESTIMATE_ABOVE_SECONDS = 30.0
+# (parameters, frame shape, batch) our TV-L1 has compiled in this process.
+_compiled: set[tuple[TVL1Params, tuple[int, ...], int]] = set()
 
 
 def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
@@ -36,11 +46,50 @@ def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
   """
   first, second = (np.clip(np.rint(np.asarray(x, np.float32)), 0, 255).astype(np.uint8)
                    for x in (first, second))
+  if backend not in FLOW_BACKENDS:
+    raise UserError(f"unknown flow backend {backend!r}; expected one of "
+                    f"{', '.join(FLOW_BACKENDS)}")
+  if not len(first):
+    return np.zeros((*first.shape, 2), np.float32)
+  estimate_note(len(first), first.shape[1:], backend)
+  batch = 1 if backend == "opencv" else min(batch, len(first))
+  fields = []
+  with progress.bar(len(first), f"flow ({backend} TV-L1)", "pair") as bar:
+    for i in range(0, len(first), batch):
+      fields.append(_flow_batch(first[i:i + batch], second[i:i + batch], backend, params, batch))
+      bar.update(len(fields[-1]))
+  return np.concatenate(fields)
+
+
+def _flow_batch(first: np.ndarray, second: np.ndarray, backend: str, params: TVL1Params,
+                batch: int) -> np.ndarray:
+  """Flow of up to `batch` pairs; says so while our TV-L1 compiles for a new frame size."""
   if backend == "opencv":
     return _opencv_flow(first, second, params)
-  if backend == "tf":
-    return tvl1.tvl1_flow(first, second, params, min(batch, len(first)))
-  raise UserError(f"unknown flow backend {backend!r}; expected one of {', '.join(FLOW_BACKENDS)}")
+  key = (params, first.shape[1:], batch)
+  if key not in _compiled:
+    progress.note(f"compiling TV-L1 for {first.shape[1]}x{first.shape[2]} (first call)...")
+    _compiled.add(key)
+  return tvl1.tvl1_flow(first, second, params, batch)
+
+
+def estimate_note(pairs: int, shape: tuple[int, ...], backend: str) -> None:
+  """Before a long flow run on a CPU: roughly how long it takes and how to go faster."""
+  if backend == "tf" and tf.config.list_physical_devices("GPU"):
+    return
+  seconds = pairs * CPU_SECONDS_PER_PAIR * shape[0] * shape[1] / CPU_REFERENCE_PIXELS
+  if seconds >= ESTIMATE_ABOVE_SECONDS:
+    progress.note(f"optical flow: {pairs} frame pairs at {shape[0]}x{shape[1]} on the CPU take "
+                  f"about {_duration(seconds)} (~{CPU_SECONDS_PER_PAIR:g} s per 256x340 pair); "
+                  f"faster: --eval_type rgb (no flow), flow once with `i3d preprocess` (reused "
+                  f"from its .npz), or a GPU (--flow_backend tf)")
+
+
+def _duration(seconds: float) -> str:
+  """`45 s`, `12 min`, `1.5 h`."""
+  if seconds < 90:
+    return f"{seconds:.0f} s"
+  return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:

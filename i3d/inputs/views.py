@@ -136,5 +136,9 @@ def video_views(source: str | Path, streams: Sequence[str], settings: InputSetti
   Returns:
     {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop.
   """
-  crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
-  return {s: temporal_views(crops[s], protocol) for s in streams}
+  return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
+
+
+def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, np.ndarray]:
+  """{stream: (crops, T, ...)} from `cropped_inputs` -> {stream: (views, frames, ...)}."""
+  return {s: temporal_views(c, protocol) for s, c in crops.items()}

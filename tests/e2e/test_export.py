@@ -30,6 +30,7 @@ def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_d
       ["i3d", "export", "--eval_type", "joint", "--checkpoint_dir", str(checkpoint_dir),
        "--output", str(tmp_path / "model")], capture_output=True, text=True, timeout=600)
   assert export.returncode == 0, export.stderr
+  assert export.stderr == ""  # no TensorFlow start-up lines, no "renamed input names" INFO line
   assert (tmp_path / "model" / "saved_model.pb").exists()
   labels = (tmp_path / "model" / "labels.txt").read_text().splitlines()
   assert labels == list(joint_classifier.labels)

@@ -26,7 +26,7 @@ def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_p
              "--output_dir", str(out), "--flow_backend", "opencv", "--num_shards", "2",
              "--workers", "2", "--no_progress")
   assert made.returncode == 0, made.stderr
-  assert "2 clips in 2 of 2 shards; 1 clips failed" in made.stdout
+  assert "2 clips in 2 of 2 shards; 1 clip failed" in made.stdout
   predicted = i3d("predict", str(out), "--eval_type", "rgb", "--checkpoint_dir",
                   str(checkpoint_dir), "--json")
   assert predicted.returncode == 0, predicted.stderr
