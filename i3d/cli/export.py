@@ -18,5 +18,6 @@ def main(args) -> None:
   from i3d.classify.export import export_saved_model  # pylint: disable=import-outside-toplevel
   classifier = flags.classifier(args)
   export_saved_model(classifier, args.output)
-  print(f"SavedModel written to {args.output} (signature serving_default: "
-        f"{', '.join(classifier.streams)} -> logits, probabilities)")
+  print(f"SavedModel written to {args.output} (signature serving_default: float32 "
+        f"{', '.join(classifier.streams)} -> logits, probabilities; {classifier.precision} "
+        f"convolutions)")
