@@ -19,6 +19,7 @@ from i3d.errors import UserError
 from i3d.inputs import settings, views
 from i3d.inputs.samples import default_sample, load_sample
 from i3d.model.checkpoints import fetch_checkpoints
+from i3d.model.hardware import PRECISIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("eval_type", "joint", list(i3d.EVAL_TYPES), "rgb, rgb600, flow, or joint.")
@@ -30,6 +31,9 @@ flags.DEFINE_string("rgb_sample", str(default_sample("rgb")),
                     "RGB input: .npy (1, T, 224, 224, 3) in [-1, 1], or a released-style .gif.")
 flags.DEFINE_string("flow_sample", str(default_sample("flow")),
                     "Flow input: .npy (1, T, 224, 224, 2) in [-1, 1], or a released-style .gif.")
+flags.DEFINE_enum("precision", "float32", list(PRECISIONS),
+                  "Compute precision of the convolutions: float32, or bfloat16 / float16 on CPUs "
+                  "and GPUs that have them (inputs and logits stay float32).")
 flags.DEFINE_integer("top_k", 20, "How many classes to print.")
 flags.DEFINE_string("video", None,
                     "Classify this video file instead of the samples: decoded at 25 fps, RGB and "
@@ -75,7 +79,8 @@ def main(argv):
     clips = _video_clips(tuple(streams)) if FLAGS.video else {  # bad input fails fast
         s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
-                                     imagenet_pretrained=FLAGS.imagenet_pretrained)
+                                     imagenet_pretrained=FLAGS.imagenet_pretrained,
+                                     precision=FLAGS.precision)
     logits = classifier(**clips).numpy()[0]
   except (UserError, ValueError, OSError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)

@@ -58,7 +58,9 @@ def progress() -> bool | None:
 
 
 def set_library_defaults() -> None:
-  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, and quiets TensorFlow.
+  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, points TensorFlow's
+  persistent XLA compilation cache at `xla_cache_dir()` (`$I3D_XLA_CACHE_DIR` replaces a cache
+  directory in `TF_XLA_FLAGS`, the default one does not) and quiets TensorFlow.
 
   Unless `I3D_TF_LOGS` is set, TensorFlow's Python logger shows errors only, and the lines its
   shared libraries write while they load (before any log level applies: the oneDNN and CUDA
@@ -67,11 +69,23 @@ def set_library_defaults() -> None:
   defaults = {**LIBRARY_DEFAULTS, **TF_LOG_DEFAULTS} if tf_logs() else LIBRARY_DEFAULTS
   for name, value in defaults.items():
     os.environ.setdefault(name, value)
+  flag, cache = "--tf_xla_persistent_cache_directory=", xla_cache_dir()
+  flags = os.environ.get("TF_XLA_FLAGS", "").split()
+  if "I3D_XLA_CACHE_DIR" in os.environ or not any(f.startswith(flag) for f in flags):
+    flags = [f for f in flags if not f.startswith(flag)] + ([f"{flag}{cache}"] if cache else [])
+    os.environ["TF_XLA_FLAGS"] = " ".join(flags)
   if tf_logs() or "tensorflow" in sys.modules:
     return
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
     sys.meta_path.insert(0, _QuietImport())
+
+
+def xla_cache_dir() -> Path | None:
+  """Compiled XLA programs (our TV-L1 per frame size), reused by later processes:
+  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla`; None (no cache) when it is set to ""."""
+  value = os.environ.get("I3D_XLA_CACHE_DIR", str(Path.home() / ".cache" / "i3d" / "xla"))
+  return Path(value) if value else None
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from i3d._util import progress
 from i3d.errors import UserError
 from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint
-from i3d.model.fast import PRECISIONS, FastI3d
+from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 
 def check_precision(precision: str, optimize: bool) -> None:
   """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
-  if precision not in PRECISIONS:
-    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  precision_dtype(precision)
   if precision != "float32" and not optimize:
     raise UserError(f"precision {precision} needs optimize=True")
 
@@ -37,8 +36,9 @@ class Classifier(tf.Module):
 
   `labels` are the class names in logit order; `streams` says which inputs it takes. With
   `optimize` (the default) each stream runs as a `FastI3d` (BatchNorm folded, 1x1 convolutions
-  fused; same logits to float32 round-off) in `precision` (float32, or bfloat16 / float16 on
-  GPUs); `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
+  fused; same logits to float32 round-off) in `precision`: float32, or bfloat16 / float16 where
+  the CPU or GPU has them (`precision_warning` says when it would be emulated, and is logged);
+  `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
   classifier can be saved (see `i3d.export`).
   """
 
@@ -50,11 +50,12 @@ class Classifier(tf.Module):
     self.eval_type = eval_type
     self.checkpoints = dict(checkpoints or {})
     self.precision = precision
+    self.precision_warning = precision_warning(precision)  # FastI3d logs it
     self.models = models
     self.labels = labels
     self.streams = tuple(models)
     self.num_classes = len(labels)
-    self.towers = {stream: FastI3d(model, PRECISIONS[precision], jit_compile) if optimize
+    self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
 

@@ -24,5 +24,6 @@ def main(args) -> None:
   export.check_output(Path(args.output), args.overwrite)  # before minutes of loading
   classifier = flags.classifier(args)
   export.export_saved_model(classifier, args.output, overwrite=args.overwrite)
-  print(f"SavedModel written to {args.output} (signature serving_default: "
-        f"{', '.join(classifier.streams)} -> logits, probabilities)")
+  print(f"SavedModel written to {args.output} (signature serving_default: float32 "
+        f"{', '.join(classifier.streams)} -> logits, probabilities; {classifier.precision} "
+        f"convolutions)")

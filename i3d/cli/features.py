@@ -75,7 +75,8 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
   from i3d.pipelines import features as pipeline
   from i3d.pipelines import options
   spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
-                                args.checkpoint_dir and str(args.checkpoint_dir), args.batch)
+                                args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
+                                args.precision)
   return pipeline.extract(spec, jobs, args.output_dir, flags.input_settings(args),
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
@@ -92,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     result = _run_pipeline(args, checkpoints, settings, jobs)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
-                                        batch=args.batch)
+                                        batch=args.batch, precision=args.precision)
     result = features.extract_videos(extractor, jobs, args.output_dir,
                                      flags.input_settings(args), args.use_cache,
                                      progress=not args.quiet)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from i3d import kinetics
 from i3d._util import text
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
+from i3d.model.hardware import PRECISIONS
 from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
 
 if TYPE_CHECKING:
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
-  """--eval_type, --checkpoint_dir and --[no]imagenet_pretrained, as evaluate_sample.py has them
-  (absl's spelling of the negation; `--no-imagenet_pretrained` is accepted too)."""
+  """--eval_type, --checkpoint_dir, --[no]imagenet_pretrained and --precision, as
+  evaluate_sample.py has them (absl's spelling of the negation; `--no-imagenet_pretrained` is
+  accepted too)."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
                       help="streams and checkpoints: rgb, rgb600, flow or joint")
   add_checkpoint_flag(parser)
@@ -30,6 +32,10 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
   for spelling in ("--noimagenet_pretrained", "--no-imagenet_pretrained"):
     parser.add_argument(spelling, dest="imagenet_pretrained", action="store_false",
                         help=argparse.SUPPRESS if "-i" in spelling else "Kinetics-only checkpoints")
+  parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                      help="compute precision of the convolutions (inputs and logits stay "
+                           "float32): float32 (default), or bfloat16 / float16 on CPUs and GPUs "
+                           "that have them (a warning says when they would be emulated)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None:
@@ -54,7 +60,7 @@ def classifier(args: argparse.Namespace) -> Classifier:
   """The classifier the classifier flags name."""
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
-                         imagenet_pretrained=args.imagenet_pretrained)
+                         imagenet_pretrained=args.imagenet_pretrained, precision=args.precision)
 
 
 def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:

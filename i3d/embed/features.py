@@ -36,6 +36,7 @@ from i3d.errors import UserError
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
+from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import get_info
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
@@ -80,14 +81,17 @@ class FeatureExtractor:
   """Endpoint features of the released towers of one or two streams.
 
   `models` are `InceptionI3d`s cut at `settings.endpoint` with restored weights, by stream;
-  `checkpoints` names the checkpoint of each. Windows run `batch` at a time.
+  `checkpoints` names the checkpoint of each. Windows run `batch` at a time. A reduced
+  `precision` (bfloat16, float16) runs them as `FastI3d`s in that precision.
   """
 
   def __init__(self, models: dict[str, InceptionI3d], settings: FeatureSettings,
-               checkpoints: dict[str, str], batch: int = 8):
+               checkpoints: dict[str, str], batch: int = 8, precision: str = "float32"):
     if batch < 1:
       raise UserError(f"the window batch must be at least 1, got {batch}")
+    precision_dtype(precision)  # an unknown name fails before any window runs
     self.settings = settings
+    self.precision = precision
     self.checkpoints = dict(checkpoints)
     self.streams = tuple(models)
     self.batch = batch
@@ -97,10 +101,11 @@ class FeatureExtractor:
     """The model as a tf.function over any batch, length and frame size, pooled if asked."""
     pool = self.settings.pool
     spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
+    fast = None if self.precision == "float32" else FastI3d(model, precision_dtype(self.precision))
 
     @tf.function(input_signature=[spec], autograph=False)
     def run(clips):
-      out, _ = model(clips, is_training=False)
+      out = model(clips, is_training=False)[0] if fast is None else fast(clips)
       return tf.reduce_mean(out, axis=(1, 2, 3)) if pool and out.shape.rank == 5 else out
     return run
 
@@ -131,19 +136,21 @@ class FeatureExtractor:
 
   def record(self, input_settings: InputSettings) -> dict:
     """What made a video's features, stored in its JSON and compared when a run resumes."""
-    return settings_record(self.settings, self.checkpoints, input_settings)
+    return settings_record(self.settings, self.checkpoints, input_settings, self.precision)
 
 
 def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
-                    input_settings: InputSettings) -> dict:
-  """`FeatureExtractor.record` of an extractor of `checkpoints` and `settings`, without one."""
+                    input_settings: InputSettings, precision: str = "float32") -> dict:
+  """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
+  without one."""
   return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
-          "checkpoints": dict(checkpoints), "input": dataclasses.asdict(input_settings)}
+          "checkpoints": dict(checkpoints), "precision": precision,
+          "input": dataclasses.asdict(input_settings)}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
                    checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
-                   batch: int = 8) -> FeatureExtractor:
+                   batch: int = 8, precision: str = "float32") -> FeatureExtractor:
   """A `FeatureExtractor` of released checkpoints {stream: name}, e.g. from
   `i3d.checkpoint_names("joint")`; missing checkpoints are downloaded unless `download` is False."""
   models = {}
@@ -155,7 +162,7 @@ def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = Feat
                          final_endpoint=settings.endpoint)
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
-  return FeatureExtractor(models, settings, checkpoints, batch)
+  return FeatureExtractor(models, settings, checkpoints, batch, precision)
 
 
 @functools.lru_cache(maxsize=4)

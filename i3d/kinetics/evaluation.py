@@ -61,11 +61,14 @@ class ModelFacts(typing.Protocol):
   @property
   def labels(self) -> tuple[str, ...]: ...
 
+  @property
+  def precision(self) -> str: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """How a run scores its videos, plus how fast it goes (`workers`, `view_batch`); the model is
-  the classifier's (its eval type and checkpoints are recorded from it)."""
+  the classifier's (its eval type, checkpoints and precision are recorded from it)."""
   protocol: Protocol = Protocol()
   input_settings: InputSettings = InputSettings()
   top_k: int = 5
@@ -86,7 +89,7 @@ class EvalConfig:
     """The settings checked when a run is resumed: model, protocol, inputs and the clip list."""
     listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
     return {"format": RUN_FORMAT, "eval_type": classifier.eval_type,
-            "checkpoints": dict(classifier.checkpoints),
+            "checkpoints": dict(classifier.checkpoints), "precision": classifier.precision,
             "num_classes": len(classifier.labels), "protocol": dataclasses.asdict(self.protocol),
             "input_settings": dataclasses.asdict(self.input_settings), "top_k": self.top_k,
             "save_logits": self.save_logits, "num_clips": len(clips),

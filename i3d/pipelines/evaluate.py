@@ -52,11 +52,13 @@ Job = tuple[Clip, str]  # a clip and its video's path
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierSpec:
-  """The classifier each worker loads (the `--eval_type`, `--checkpoint_dir` and
-  `--imagenet_pretrained` flags); small enough to ship to workers instead of the weights."""
+  """The classifier each worker loads (the `--eval_type`, `--checkpoint_dir`,
+  `--imagenet_pretrained` and `--precision` flags); small enough to ship to workers instead of
+  the weights."""
   eval_type: str = "joint"
   checkpoint_dir: str | None = None
   imagenet_pretrained: bool = True
+  precision: str = "float32"
 
   @property
   def checkpoints(self) -> dict[str, str]:
@@ -73,7 +75,7 @@ class ClassifierSpec:
   def load(self) -> Classifier:
     folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
     return load_classifier(self.eval_type, checkpoint_dir=folder,
-                           imagenet_pretrained=self.imagenet_pretrained)
+                           imagenet_pretrained=self.imagenet_pretrained, precision=self.precision)
 
 
 def result_path(output_dir: str, clip_id: str) -> str:

@@ -46,6 +46,7 @@ class ExtractorSpec:
   settings: features.FeatureSettings = features.FeatureSettings()
   checkpoint_dir: Optional[str] = None
   batch: int = 8
+  precision: str = "float32"
 
   @property
   def streams(self) -> tuple[str, ...]:
@@ -53,12 +54,13 @@ class ExtractorSpec:
 
   def record(self, input_settings: InputSettings) -> dict:
     """`FeatureExtractor.record` of the extractor this loads."""
-    return features.settings_record(self.settings, dict(self.checkpoints), input_settings)
+    return features.settings_record(self.settings, dict(self.checkpoints), input_settings,
+                                    self.precision)
 
   def load(self) -> features.FeatureExtractor:
     folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
     return features.load_extractor(dict(self.checkpoints), self.settings, folder,
-                                   batch=self.batch)
+                                   batch=self.batch, precision=self.precision)
 
 
 class LoadInputs(beam.DoFn):

@@ -164,7 +164,7 @@ def test_report_command_reprints_summary_and_writes_plots(rgb_run, capsys):
     assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier):
+def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier, checkpoint_dir):
   _, annotations, video_dir, output, _ = rgb_run
   clips = kinetics.read_annotations(annotations).clips
   before = (output / "predictions.jsonl").read_bytes()
@@ -175,6 +175,11 @@ def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier):
   same = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW)
   with pytest.raises(UserError, match="clips_sha256"):
     evaluation.evaluate(rgb_classifier, clips[:3], video_dir, output, same, progress=False)
+  assert json.loads((output / evaluation.RUN_FILE).read_text())["precision"] == "float32"
+  bfloat16 = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
+                                 precision="bfloat16")
+  with pytest.raises(UserError, match="precision: 'float32' -> 'bfloat16'"):
+    evaluation.evaluate(bfloat16, clips, video_dir, output, same, progress=False)
   assert (output / "predictions.jsonl").read_bytes() == before
 
 
