@@ -76,13 +76,13 @@ def main(argv):
     samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
     streams = i3d.checkpoint_names(FLAGS.eval_type, FLAGS.imagenet_pretrained)
     fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir)  # all missing ones named at once
-    clips = _video_clips(tuple(streams)) if FLAGS.video else {
-        s: load_sample(samples[s], s) for s in streams}  # bad input fails fast
+    clips = _video_clips(tuple(streams)) if FLAGS.video else {  # bad input fails fast
+        s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
                                      precision=FLAGS.precision)
     logits = classifier(**clips).numpy()[0]
-  except (UserError, ValueError) as e:
+  except (UserError, ValueError, OSError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)
     sys.exit(1)
   print(report(logits, classifier.labels, FLAGS.top_k))

@@ -19,3 +19,7 @@ class DownloadError(UserError):
 
 class UsageError(UserError):
   """The flags given do not fit together; the command's usage is shown with the message."""
+
+
+class InputError(UserError, ValueError):
+  """Model inputs of the wrong dtype, shape or length, or with NaN or infinite values."""

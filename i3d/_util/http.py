@@ -18,7 +18,7 @@ import requests
 from i3d._util import env
 from i3d._util import progress as progress_output
 from i3d._util.retry import retry
-from i3d.errors import DownloadError
+from i3d.errors import DownloadError, UserError
 
 CHUNK_BYTES = 1 << 16
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -39,20 +39,28 @@ def git_blob_sha1(path: Path) -> str:
 
 def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: bool = True,
              retries: int = 3, timeout: float = 60.0, backoff: float = 1.0) -> Path:
-  """Fetch `url` to `dest` unless it is already there; verify it against `git_sha1` if given."""
+  """Fetch `url` to `dest` unless it is already there; verify it against `git_sha1` if given.
+
+  A body over `$I3D_MAX_DOWNLOAD_BYTES` is refused (and deleted) whether or not a hash is given.
+  """
   dest = Path(dest)
   if dest.exists():
     return dest
   if env.offline():
     raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
-  dest.parent.mkdir(parents=True, exist_ok=True)
   lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
-  with lock:
-    try:
-      if not dest.exists():
-        _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
-    finally:
-      Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
+  try:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock.acquire()
+  except OSError as e:
+    raise UserError(f"cannot write to {dest.parent} ({e.strerror or e}); choose a writable "
+                    f"folder") from None
+  try:
+    if not dest.exists():
+      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
+  finally:
+    Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
+    lock.release()
   return dest
 
 
@@ -97,18 +105,35 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
       if response.status_code != 206:
         have = 0
       total = _expected_total(response, have)
+      limit = env.limit("I3D_MAX_DOWNLOAD_BYTES")
+      if total is not None and total > limit:
+        raise _too_big(url, part, f"{total} bytes")
       with open(part, "ab" if have else "wb") as f, progress_output.bar(
           total, label, "B", show=progress, initial=have, unit_scale=True,
           unit_divisor=1024) as bar:
         for chunk in response.iter_content(CHUNK_BYTES):
+          have += len(chunk)
+          if have > limit:
+            raise _too_big(url, part, f"more than {limit} bytes")
           f.write(chunk)
           bar.update(len(chunk))
+  except (requests.exceptions.TooManyRedirects, requests.exceptions.InvalidSchema,
+          requests.exceptions.MissingSchema, requests.exceptions.InvalidURL) as e:
+    raise DownloadError(f"cannot download {url}: {type(e).__name__} ({e}); use an http(s) URL "
+                        f"of a server that serves the file") from None
   except (requests.ConnectionError, requests.Timeout,
           requests.exceptions.ChunkedEncodingError) as e:
     raise _Transient(f"network error ({_root_cause(e)})") from None
   got = part.stat().st_size
   if total is not None and got != total:
     raise _Transient(f"transfer cut short at {got} of {total} bytes")
+
+
+def _too_big(url: str, part: Path, size: str) -> DownloadError:
+  """The error for a body over the download limit; the partial file is deleted first."""
+  part.unlink(missing_ok=True)
+  return DownloadError(f"{url} sends {size}, over the {env.limit('I3D_MAX_DOWNLOAD_BYTES')}-byte "
+                       f"limit; raise $I3D_MAX_DOWNLOAD_BYTES if the file is really that big")
 
 
 def _root_cause(error: BaseException) -> str:

@@ -2,9 +2,11 @@
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from i3d._util.files import atomic_write
 from i3d.errors import UserError
 
 
@@ -47,6 +49,13 @@ class JsonLines:
     self._file.flush()
     os.fsync(self._file.fileno())
     self.records.append(record)
+
+  def keep(self, wanted: Callable[[dict], bool]) -> None:
+    """Rewrites the file, atomically, with only the records for which `wanted` is true."""
+    self.close()
+    self.records = [r for r in self.records if wanted(r)]
+    with atomic_write(self.path) as f:
+      f.writelines(json.dumps(r) + "\n" for r in self.records)
 
   def close(self) -> None:
     if self._file is not None:

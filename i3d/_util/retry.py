@@ -4,6 +4,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from i3d.errors import UserError
+
 T = TypeVar("T")
 
 
@@ -14,6 +16,8 @@ def retry(attempt: Callable[[int], T], *, retries: int, backoff: float,
   A failure for which `transient(error)` is false, or the failure of try `retries + 1`, is
   raised; between tries the wait doubles from `backoff` seconds.
   """
+  if retries < 0:
+    raise UserError(f"retries must be 0 or more, got {retries}")
   for n in range(1, retries + 2):
     try:
       return attempt(n)
@@ -21,4 +25,4 @@ def retry(attempt: Callable[[int], T], *, retries: int, backoff: float,
       if n > retries or not transient(e):
         raise
       time.sleep(backoff * 2 ** (n - 1))
-  raise ValueError(f"retries must be >= 0, got {retries}")
+  raise AssertionError("unreachable: the last try returns or raises")

@@ -5,7 +5,8 @@ through `load_classifier`, so this is the one place inference is made fast.
 """
 
 import os
-from typing import Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +18,10 @@ from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
-from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, checkpoint_names
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, checkpoint_names
+
+if TYPE_CHECKING:
+  from i3d.inputs.views import ViewArray
 
 
 def check_precision(precision: str, optimize: bool) -> None:
@@ -66,13 +70,20 @@ class Classifier(tf.Module):
     return logits
 
   def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
-    """Logits of each stream, (B, num_classes) each."""
+    """Logits of each stream, (B, num_classes) each.
+
+    Eager inputs are checked first (`check_clips`: float dtype, (B, T, 224, 224, C) with
+    T >= 9, finite values); a bad one is an `InputError`, a `ValueError`.
+    """
     inputs = {"rgb": rgb, "flow": flow}
     extra = [s for s, x in inputs.items() if x is not None and s not in self.streams]
     missing = [s for s in self.streams if inputs[s] is None]
     if missing or extra:
       raise UserError(f"this classifier takes {' and '.join(f'{s}=' for s in self.streams)}; "
                       f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
+    if tf.executing_eagerly():  # traced for export, the serving signature fixes the shapes
+      for s in self.streams:
+        check_clips(inputs[s], s)
     return {s: self._logits[s](tf.convert_to_tensor(inputs[s], tf.float32))
             for s in self.streams}
 
@@ -80,14 +91,15 @@ class Classifier(tf.Module):
     """Fused logits: the sum over streams, as the released joint model."""
     return tf.add_n(list(self.stream_logits(rgb=rgb, flow=flow).values()))
 
-  def view_logits(self, views: dict[str, np.ndarray], batch: int = 4) -> dict[str, np.ndarray]:
+  def view_logits(self, views: "Mapping[str, ViewArray]",
+                  batch: int = 4) -> dict[str, np.ndarray]:
     """Per-stream logits (num_classes,) averaged over views {stream: (views, T, H, W, C)}.
 
     The views run `batch` at a time, so memory stays bounded however many there are.
     """
     return {s: v.mean(axis=0) for s, v in self.logits_per_view(views, batch).items()}
 
-  def logits_per_view(self, views: dict[str, np.ndarray],
+  def logits_per_view(self, views: "Mapping[str, ViewArray]",
                       batch: int = 4) -> dict[str, np.ndarray]:
     """Per-stream logits (views, num_classes) of views {stream: (views, T, H, W, C)}, computed
     `batch` views at a time."""

@@ -1,10 +1,14 @@
 """Export a classifier as a self-contained TF SavedModel (loadable without this package)."""
 
 import os
+import shutil
+from pathlib import Path
 
 import tensorflow as tf
 
+from i3d._util.files import atomic_write
 from i3d.classify.classifier import Classifier
+from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
 
@@ -25,10 +29,42 @@ def serving_module(classifier: Classifier) -> tf.Module:
   return module
 
 
-def export_saved_model(classifier: Classifier, output_dir: os.PathLike) -> None:
-  """Write a SavedModel whose `serving_default` maps rgb/flow clips to logits, probabilities."""
+def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
+                       overwrite: bool = False) -> None:
+  """Write a SavedModel whose `serving_default` maps rgb/flow clips to logits, probabilities.
+
+  It is written beside `output_dir` and renamed into place, so a failed export leaves nothing
+  half written. A non-empty `output_dir` is replaced only with `overwrite`, and only when it
+  holds an earlier export.
+  """
+  output = Path(os.path.abspath(output_dir))
+  check_output(output, overwrite)
   module = serving_module(classifier)
   signature = module.serve.get_concrete_function()
-  tf.saved_model.save(module, str(output_dir), signatures={"serving_default": signature})
-  with open(os.path.join(output_dir, "labels.txt"), "w", encoding="utf-8") as f:
-    f.write("\n".join(classifier.labels) + "\n")
+  temporary = output.with_name(f".{output.name}.tmp{os.getpid()}")
+  try:
+    shutil.rmtree(temporary, ignore_errors=True)
+    tf.saved_model.save(module, str(temporary), signatures={"serving_default": signature})
+    with atomic_write(temporary / "labels.txt") as f:
+      f.write("\n".join(classifier.labels) + "\n")
+    if output.is_dir():
+      shutil.rmtree(output)
+    os.replace(temporary, output)
+  except (OSError, tf.errors.OpError) as e:
+    raise UserError(f"cannot write the SavedModel to {output} "
+                    f"({getattr(e, 'strerror', None) or getattr(e, 'message', e)}); choose a "
+                    f"writable folder") from None
+  finally:
+    shutil.rmtree(temporary, ignore_errors=True)
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+  """A `UserError` unless `output` is free, empty, or (with `overwrite`) an earlier export."""
+  if output.exists() and not output.is_dir():
+    raise UserError(f"{output} is a file; choose a folder for the SavedModel")
+  if output.is_dir() and any(output.iterdir()):
+    if not overwrite:
+      raise UserError(f"{output} is not empty; pass --overwrite to replace an earlier export, "
+                      f"or choose an empty folder")
+    if not (output / "saved_model.pb").is_file():
+      raise UserError(f"{output} holds files that are not a SavedModel; not replacing them")

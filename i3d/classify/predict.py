@@ -6,7 +6,7 @@ This is evaluation of a single video under the same `Protocol` that `i3d evaluat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol, cropped_inputs, views_of
+from i3d.inputs.views import Protocol, ViewArray, cropped_inputs, views_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,7 @@ def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
                        frames=next(iter(crops.values())).shape[1])
 
 
-def predict_views(classifier: Classifier, views: dict[str, np.ndarray], source: str,
+def predict_views(classifier: Classifier, views: Mapping[str, ViewArray], source: str,
                   top_k: int = 5, view_batch: int = 4, frames: int | None = None) -> Prediction:
   """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}; `frames`, when
   known, is how many frames the clip had before views looped it."""

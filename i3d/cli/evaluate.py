@@ -30,6 +30,9 @@ def register(subparsers) -> None:
   parser.add_argument("--workers", type=int, default=2,
                       help="videos decoded in parallel; with --runner DirectRunner, worker "
                            "processes (one per core)")
+  parser.add_argument("--retry_failed", action="store_true",
+                      help="try the videos in failures.jsonl again (a video whose file changed "
+                           "is tried again anyway)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser)
   parser.add_argument("--no_progress", dest="quiet", action="store_true",
@@ -60,7 +63,7 @@ def main(args) -> None:
   settings = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
-      workers=args.workers, view_batch=args.view_batch)
+      workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
   if args.records is not None:
     from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
     clips, inputs = preprocess.records_run(

@@ -129,11 +129,12 @@ def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True,
 def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
   """The annotated clips of --split, restricted to --classes and --max_samples."""
   parsed = kinetics.read_annotations(args.annotations)
+  clips = kinetics.usable(parsed, args.annotations)
   print_problems(args.annotations, parsed.problems)
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
   version = getattr(args, "version", None) or (600 if args.eval_type == "rgb600" else 400)
   classes = kinetics.check_classes(names, version) if names else None
-  return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
+  return kinetics.select(clips, splits=[args.split], classes=classes,
                          max_samples=args.max_samples)
 
 

@@ -90,8 +90,9 @@ def _clips(args, path: Path | None) -> list[kinetics.Clip]:
                        "annotations")
     path = _fetch_annotations(args, splits[0])
   parsed = kinetics.read_annotations(path, args.version)
+  clips = kinetics.usable(parsed, path)
   flags.print_problems(path, parsed.problems)
-  return [c for c in parsed.clips if splits is None or c.split in splits]
+  return [c for c in clips if splits is None or c.split in splits]
 
 
 def _fetch_annotations(args, split: str) -> Path:

@@ -79,6 +79,10 @@ def _main(args: argparse.Namespace) -> None:
       parser.print_usage(sys.stderr)
     print(f"{parser.prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
+  except OSError as e:  # a folder that cannot be written, a full disk: the system's words suffice
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"{parser.prog}: error: {where}{e.strerror or e}", file=sys.stderr)
+    sys.exit(2)
   except KeyboardInterrupt:
     print(f"{parser.prog}: interrupted", file=sys.stderr)
     sys.exit(130)
@@ -87,6 +91,8 @@ def _main(args: argparse.Namespace) -> None:
 
 def run() -> None:
   """Console-script entry point."""
+  if hasattr(sys.stdout, "reconfigure"):  # print file names that are not UTF-8 as their bytes
+    sys.stdout.reconfigure(errors="surrogateescape")
   _main(_parse(sys.argv))
 
 

@@ -34,8 +34,9 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
   from i3d.classify import predict  # pylint: disable=import-outside-toplevel
-  if args.top_k < 1:
-    raise UserError("--top_k must be at least 1")
+  if args.top_k < 1 or args.view_batch < 1:
+    raise UserError(f"--top_k and --view_batch must be at least 1, got {args.top_k} and "
+                    f"{args.view_batch}")
   protocol = flags.protocol(args)
   classifier = flags.classifier(args)
   settings = flags.input_settings(args)

@@ -9,6 +9,7 @@ computed once per video and setting.
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +20,7 @@ from i3d._util import files
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms
 from i3d.inputs.settings import InputSettings
-from i3d.model.streams import STREAMS
+from i3d.model.streams import STREAMS, check_clips
 
 
 def default_cache_path(source: str | Path) -> Path:
@@ -52,25 +53,42 @@ def save_inputs(path: str | Path, inputs: dict[str, np.ndarray], record: dict) -
 
 
 def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-  """(inputs, settings record) of a cache file; an unreadable file is a `UserError`."""
+  """(inputs, settings record) of a cache file; an unreadable file, or inputs of the wrong dtype,
+  shape or with non-finite values (`check_clips`), is a `UserError`."""
   path = Path(path)
   try:
+    with zipfile.ZipFile(path) as archive:
+      for info in archive.infolist():
+        with archive.open(info) as member:
+          files.check_npy_header(member, info.file_size, f"{path}: {info.filename}")
     with np.load(path, allow_pickle=False) as data:
       record = json.loads(str(data["settings"])) if "settings" in data else {}
-      return {k: data[k] for k in STREAMS if k in data}, record
+      inputs = {k: data[k] for k in STREAMS if k in data}
   except FileNotFoundError:
     raise UserError(f"{path}: no such file") from None
   except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
     raise UserError(f"{path}: not a readable inputs .npz file ({e})") from None
+  if not isinstance(record, dict):
+    raise UserError(f"{path}: its settings record is not a JSON object")
+  for stream, clips in inputs.items():
+    check_clips(clips, stream, str(path), min_frames=1)
+  return inputs, record
 
 
 def cached_inputs(source: str | Path, settings: InputSettings, streams: Iterable[str],
                   cache: str | Path | None) -> dict[str, np.ndarray]:
-  """Inputs of `source` from `cache` when it holds `streams` made with `settings`, else computed."""
+  """Inputs of `source` from `cache` when it holds `streams` made with `settings`, else computed.
+
+  A damaged or malformed cache is treated as absent (a warning says so) and recomputed.
+  """
   streams = tuple(streams)
   source = Path(source)
   if cache is not None and Path(cache).is_file() and source.is_file():
-    inputs, record = load_inputs(cache)
-    if record == settings.record(source) and all(s in inputs for s in streams):
-      return {s: inputs[s] for s in streams}
+    try:
+      inputs, record = load_inputs(cache)
+    except UserError as e:
+      print(f"warning: ignoring the cache ({e}); computing the inputs again", file=sys.stderr)
+    else:
+      if record == settings.record(source) and all(s in inputs for s in streams):
+        return {s: inputs[s] for s in streams}
   return compute_inputs(source, settings, streams)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +31,11 @@ class SampledVideo:
 
 
 def open_video(path: Path) -> cv2.VideoCapture:
-  """An opened capture for `path`; a missing file or one OpenCV cannot read is a `UserError`."""
+  """An opened capture for `path`; a missing file or one OpenCV cannot read is a `UserError`.
+
+  OpenCV takes file names as UTF-8 and crashes on others, so a name that is not UTF-8 is
+  opened through a temporary link with a plain name.
+  """
   if not path.exists():
     raise UserError(f"{path}: no such file")
   if not path.is_file():
@@ -37,12 +43,41 @@ def open_video(path: Path) -> cv2.VideoCapture:
   level = cv2.utils.logging.getLogLevel()
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message says it all
   try:
-    capture = cv2.VideoCapture(str(path))
+    if _is_utf8(path):
+      capture = cv2.VideoCapture(str(path))
+    else:
+      with tempfile.TemporaryDirectory(prefix="i3d-video-") as folder:
+        link = Path(folder) / f"video{path.suffix if _is_utf8(Path(path.suffix)) else ''}"
+        os.symlink(os.path.abspath(path), link)
+        capture = cv2.VideoCapture(str(link))  # the link may go once the file is open
   finally:
     cv2.utils.logging.setLogLevel(level)
   if not capture.isOpened():
     raise UserError(f"{path}: not a video OpenCV can open (unknown format or corrupt file)")
+  _check_frame_size(path, int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                    int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
   return capture
+
+
+def _is_utf8(path: Path) -> bool:
+  """Whether `path` is a name OpenCV can take (valid UTF-8, no NUL)."""
+  try:
+    str(path).encode("utf-8")
+  except UnicodeEncodeError:
+    return False
+  return "\0" not in str(path)
+
+
+def _check_frame_size(path: Path, height: int, width: int) -> None:
+  """A `UserError` for frames over `$I3D_MAX_PIXELS` or `$I3D_MAX_ASPECT_RATIO`, before any
+  frame of that size is decoded or resized (0 means the container does not say)."""
+  if min(height, width) <= 0:
+    return
+  pixels, aspect = env.limit("I3D_MAX_PIXELS"), env.limit("I3D_MAX_ASPECT_RATIO")
+  if height * width > pixels or max(height, width) > aspect * min(height, width):
+    raise UserError(f"{path}: frames of {width}x{height} pixels are over the limits of "
+                    f"{pixels} pixels ($I3D_MAX_PIXELS) and aspect ratio {aspect} "
+                    f"($I3D_MAX_ASPECT_RATIO); scale or crop the video first")
 
 
 def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
@@ -105,16 +140,22 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
   path = Path(path)
   start = float(time_start or 0.0)
   end = math.inf if time_end is None else float(time_end)
-  if start < 0 or end <= start:
-    raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s")
+  if not 0 <= start < end:  # also refuses NaN
+    raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s (times must be "
+                    f"numbers with 0 <= start < end)")
   capture = open_video(path)
+  most = env.limit("I3D_MAX_FRAMES")
   try:
     with progress.bar(_expected_frames(capture, start, end, fps), f"decoding {path.name}",
                       "frame") as bar:
-      for t, bgr in _resampled(_decoded(capture), fps, start, end):
+      for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
+        if count == most:
+          raise UserError(f"{path}: more than {most} frames at {fps:g} fps ($I3D_MAX_FRAMES); "
+                          f"trim it with --time_start/--time_end, or raise the limit")
         if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
           raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
                           f"small to resize and crop")
+        _check_frame_size(path, *bgr.shape[:2])
         bar.update()
         yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
   finally:

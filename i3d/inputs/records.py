@@ -226,12 +226,12 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
 
 
 def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
-               protocol: views.Protocol = views.Protocol()) -> dict[str, np.ndarray]:
+               protocol: views.Protocol = views.Protocol()) -> dict[str, views.ViewArray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: (views, T', 224,
   224, C)} under `protocol`, cropped and windowed exactly as views of a video are."""
   first = images[streams[0]]
   offsets = transforms.crop_offsets(first.shape[1], first.shape[2], protocol.crops)
-  out = {}
+  out: dict[str, views.ViewArray] = {}
   for stream in streams:
     if stream == "rgb":
       frames = tf.cast(images[stream], tf.float32)
@@ -291,7 +291,7 @@ class RecordClip:
   """One clip read from a shard: where from, what it is, and its model inputs."""
   shard: str
   info: ClipInfo
-  inputs: dict[str, np.ndarray]
+  inputs: dict[str, views.ViewArray]
 
 
 @dataclasses.dataclass(frozen=True)

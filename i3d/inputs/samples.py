@@ -1,13 +1,15 @@
 """Model inputs saved as files: the released `.npy` arrays and their `.gif` visualisations."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from i3d._util import env
+from i3d._util.files import check_npy_header
 from i3d.errors import UserError
-from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
+from i3d.model.streams import check_clips
 
 SAMPLE_NAME = "v_CricketShot_g04_c01"
 
@@ -26,10 +28,12 @@ def load_sample(path: str | Path, stream: str) -> np.ndarray:
     clip = _decode_gif(path, stream)
   else:
     try:
+      with open(path, "rb") as f:
+        check_npy_header(f, os.path.getsize(path), f"{stream} sample {path}")
       clip = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
       raise UserError(f"{stream} sample {path} is not a readable .npy array ({e})") from None
-  _check_clip(clip, path, stream)
+  check_clips(clip, stream, f"{stream} sample {path}", min_frames=1)
   return clip.astype(np.float32)
 
 
@@ -42,15 +46,3 @@ def _decode_gif(path: Path, stream: str) -> np.ndarray:
   if stream == "rgb":
     return (frames / 255.0 * 2.0 - 1.0)[None]
   return (frames[..., :2] / 255.0 - 0.5)[None]
-
-
-def _check_clip(clip: np.ndarray, path: Path, stream: str) -> None:
-  channels = STREAM_CHANNELS[stream]
-  expected = (INPUT_SIZE, INPUT_SIZE, channels)
-  if clip.ndim != 5 or clip.shape[0] < 1 or clip.shape[2:] != expected:
-    raise UserError(f"{stream} sample {path} has shape {clip.shape}; expected "
-                    f"(1, frames, {INPUT_SIZE}, {INPUT_SIZE}, {channels}) as the released "
-                    f"samples")
-  if not np.issubdtype(clip.dtype, np.floating):
-    raise UserError(f"{stream} sample {path} has dtype {clip.dtype}; expected float values "
-                    f"in [-1, 1]")

@@ -82,17 +82,56 @@ def take_windows(frames: np.ndarray, starts: Sequence[int] | np.ndarray,
   return np.stack([frames[s:s + length] for s in starts])
 
 
+class Windows(np.lib.mixins.NDArrayOperatorsMixin):
+  """`count` windows of `length` frames uniformly spaced over each crop (crops, T, ...), crop by
+  crop: an array-like (views, length, ...) whose windows are copied out only when indexed, so
+  many windows of a long clip cost the memory of the clip plus the batch being classified.
+  Arithmetic and NumPy functions see the stacked array."""
+
+  def __init__(self, crops: np.ndarray | Sequence[np.ndarray], count: int, length: int):
+    self.crops = [loop_to_length(c, length) for c in crops]
+    self.length = length
+    self.starts = [(i, int(s)) for i, c in enumerate(self.crops)
+                   for s in window_starts(len(c), length, count)]
+    self.shape = (len(self.starts), length, *self.crops[0].shape[1:])
+    self.dtype = self.crops[0].dtype
+
+  def __len__(self) -> int:
+    return len(self.starts)
+
+  def __getitem__(self, index) -> np.ndarray:
+    """A window (int), stacked windows (slice), or NumPy indexing of those (tuple)."""
+    if isinstance(index, tuple):
+      first, rest = index[0], index[1:]
+      return self[first][rest if isinstance(first, int) else (slice(None), *rest)]
+    if isinstance(index, slice):
+      return np.stack([self[i] for i in range(len(self))[index]])
+    crop, start = self.starts[index]
+    return self.crops[crop][start:start + self.length]
+
+  def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    return self[:] if dtype is None else self[:].astype(dtype)
+
+  def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+    arrays = [np.asarray(x) if isinstance(x, Windows) else x for x in inputs]
+    return getattr(ufunc, method)(*arrays, **kwargs)
+
+
+# Views of one stream: an array, or lazy `Windows` of one.
+ViewArray = np.ndarray | Windows
+
+
 def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
   """`count` windows of `length` frames, uniformly spaced over (T, ...): (count, length, ...)."""
   frames = loop_to_length(frames, length)
   return take_windows(frames, window_starts(len(frames), length, count), length)
 
 
-def temporal_views(crops: np.ndarray, protocol: Protocol) -> np.ndarray:
+def temporal_views(crops: np.ndarray, protocol: Protocol) -> ViewArray:
   """(crops, T, ...) -> (views, frames, ...): each crop's whole clip (looped up to the model's
-  minimum) or its `protocol.windows` windows, crop by crop."""
+  minimum) or its `protocol.windows` windows, crop by crop (a lazy `Windows`)."""
   if protocol.windows:
-    return np.concatenate([windows(c, protocol.windows, protocol.window_frames) for c in crops])
+    return Windows(crops, protocol.windows, protocol.window_frames)
   return np.stack([loop_to_length(c) for c in crops])
 
 
@@ -126,7 +165,8 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
-                protocol: Protocol = Protocol(), use_cache: bool = True) -> dict[str, np.ndarray]:
+                protocol: Protocol = Protocol(),
+                use_cache: bool = True) -> dict[str, ViewArray]:
   """The model inputs of one video under `protocol`.
 
   Args:
@@ -137,11 +177,12 @@ def video_views(source: str | Path, streams: Sequence[str], settings: InputSetti
     use_cache: reuse `VIDEO_inputs.npz` beside the video when its settings match.
 
   Returns:
-    {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop.
+    {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop (a lazy
+    `Windows` with `protocol.windows`).
   """
   return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
 
 
-def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, np.ndarray]:
+def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, ViewArray]:
   """{stream: (crops, T, ...)} from `cropped_inputs` -> {stream: (views, frames, ...)}."""
   return {s: temporal_views(c, protocol) for s, c in crops.items()}

@@ -20,9 +20,10 @@ from i3d.kinetics.annotations import (
                                       parse_filename,
                                       read_annotations,
                                       select,
+                                      usable,
                                       write_annotations,
 )
 
 __all__ = ["SPLITS", "VERSIONS", "Annotations", "Clip", "IndexRow", "Problem", "check_classes",
            "class_counts", "index_videos", "local_clips", "normalize_split", "normalize_version",
-           "parse_filename", "read_annotations", "select", "write_annotations"]
+           "parse_filename", "read_annotations", "select", "usable", "write_annotations"]

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from i3d._util.files import atomic_write
 from i3d.errors import UserError
 from i3d.inputs.decode import is_readable
 from i3d.model.labels import class_index, load_label_map
@@ -25,6 +26,11 @@ _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation",
                   "test": "test", "testing": "test"}
 _REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end", "split")
 _FILENAME = re.compile(r"^(?P<id>.+)_(?P<start>\d{6})_(?P<end>\d{6})\.mp4$")
+# YouTube ids are 11 characters of [A-Za-z0-9_-]; real files carry a few longer or odd ones, so
+# any name is taken that cannot leave its folder: no separator, NUL or leading dot ("..", hidden
+# files). Labels become folder names and follow the same rule.
+_UNSAFE_NAME = re.compile(r"[/\\\x00]|^\.")
+_MAX_NAME = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +104,7 @@ def read_annotations(path: str | Path, version: int | str | None = None) -> Anno
   With `version`, labels outside that version's label map are reported as problems too.
   """
   path = Path(path)
-  try:
-    text = path.read_text(encoding="utf-8")
-  except FileNotFoundError:
-    raise UserError(f"annotations file {path} not found; pass the official Kinetics CSV or JSON "
-                    f"(or leave --annotations out to download it)") from None
+  text = _read_text(path)
   labels = frozenset(load_label_map(normalize_version(version))) if version is not None else None
   rows = _json_rows(text, path) if path.suffix.lower() == ".json" else _csv_rows(text, path)
   return _collect(rows, labels)
@@ -145,32 +147,83 @@ def _csv_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
     start = reader.line_num + 1
 
 
-def _json_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
-  """Rows of an ActivityNet-style JSON file `{id: {annotations, duration, subset, url}}`."""
+def _read_text(path: Path) -> str:
+  """The UTF-8 text of an annotation file (a byte-order mark is dropped); one-line errors."""
   try:
-    data = json.loads(text)
+    data = path.read_bytes()
+  except FileNotFoundError:
+    raise UserError(f"annotations file {path} not found; pass the official Kinetics CSV or JSON "
+                    f"(or leave --annotations out to download it)") from None
+  except OSError as e:
+    raise UserError(f"annotations file {path}: cannot read it ({e.strerror}); pass the "
+                    f"official Kinetics CSV or JSON file") from None
+  try:
+    return data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    line = data.count(b"\n", 0, e.start) + 1
+    raise UserError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                    f"save the file as UTF-8") from None
+
+
+def _json_rows(text: str, path: Path) -> Iterable[tuple[int, dict, str]]:
+  """Rows of an ActivityNet-style JSON file `{id: {annotations, duration, subset, url}}`.
+
+  The top-level object is scanned entry by entry, so each row knows its line in linear time
+  and repeated ids are reported rather than silently merged.
+  """
+  decoder = json.JSONDecoder()
+  whitespace = re.compile(r"\s*")
+  line, counted = 1, 0
+
+  def skip(position: int) -> int:
+    return whitespace.match(text, position).end()  # type: ignore[union-attr]
+
+  def expect(position: int, char: str, what: str) -> int:
+    position = skip(position)
+    if text[position:position + 1] != char:
+      raise json.JSONDecodeError(f"expected {what}", text, position)
+    return position + 1
+
+  try:
+    position = skip(0)
+    if text[position:position + 1] != "{":
+      raise UserError(f"{path}: expected a JSON object mapping YouTube ids to annotations")
+    position = skip(position + 1)
+    if text[position:position + 1] == "}":
+      return
+    while True:
+      start = position = expect(position, '"', "a quoted YouTube id")
+      key, position = json.decoder.scanstring(text, position)  # type: ignore[attr-defined]
+      entry, position = decoder.raw_decode(text, skip(expect(position, ":", "':'")))
+      line += text.count("\n", counted, start)
+      counted = start
+      yield line, _json_fields(key, entry), json.dumps({key: entry})
+      position = skip(position)
+      if text[position:position + 1] == "}":
+        break
+      position = expect(position, ",", "',' or '}'")
+    if skip(position + 1) != len(text):
+      raise json.JSONDecodeError("extra data after the object", text, skip(position + 1))
   except json.JSONDecodeError as e:
     raise UserError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
-  if not isinstance(data, dict):
-    raise UserError(f"{path}: expected a JSON object mapping YouTube ids to annotations")
-  position = 0
-  for key, entry in data.items():
-    match = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text, position)
-    position = match.end() if match else position
-    line = text.count("\n", 0, position) + 1
-    yield line, _json_fields(key, entry), json.dumps({key: entry})
 
 
 def _json_fields(key: str, entry: object) -> dict:
-  """CSV-style fields of one JSON entry."""
+  """CSV-style fields of one JSON entry; a wrongly shaped entry gives an `_error` field."""
   if not isinstance(entry, dict):
     return {"_error": "entry is not an object"}
   annotation = entry.get("annotations") or {}
+  if not isinstance(annotation, dict):
+    return {"_error": f"annotations {annotation!r} is not an object"}
   segment = annotation.get("segment") or [None, None]
   if not isinstance(segment, list) or len(segment) != 2:
     return {"_error": f"segment {segment!r} is not [start, end]"}
-  return {"youtube_id": key, "time_start": segment[0], "time_end": segment[1],
-          "split": entry.get("subset"), "label": annotation.get("label")}
+  fields = {"youtube_id": key, "time_start": segment[0], "time_end": segment[1],
+            "split": entry.get("subset"), "label": annotation.get("label")}
+  wrong = [k for k, v in fields.items() if isinstance(v, (dict, list))]
+  if wrong:
+    return {"_error": f"{wrong[0]} {fields[wrong[0]]!r} is not a single value"}
+  return fields
 
 
 def _clip(fields: dict, labels: frozenset[str] | None) -> Clip:
@@ -187,12 +240,22 @@ def _clip(fields: dict, labels: frozenset[str] | None) -> Clip:
   label = values.get("label") or None
   if label is None and split != "test":
     raise _RowError("missing label")
+  _check_name("youtube_id", values["youtube_id"])
+  if label is not None:
+    _check_name("label", label)
   if label is not None and labels is not None and label not in labels:
     raise _RowError(f"label {label!r} is not a class of this Kinetics version")
   start, end = _seconds(values["time_start"]), _seconds(values["time_end"])
   if end <= start:
     raise _RowError(f"time_end {end} <= time_start {start}")
   return Clip(values["youtube_id"], start, end, split, label, _flag(values.get("is_cc", "")))
+
+
+def _check_name(column: str, name: str) -> None:
+  """A `_RowError` unless `name` is safe as a file or folder name (see `_UNSAFE_NAME`)."""
+  if _UNSAFE_NAME.search(name) or len(name) > _MAX_NAME:
+    raise _RowError(f"{column} {name!r} is not a safe file name (no /, \\, NUL or leading "
+                    f"dot; at most {_MAX_NAME} characters)")
 
 
 def _seconds(value: str) -> int:
@@ -217,11 +280,20 @@ def _flag(value: str) -> bool | None:
   raise _RowError(f"is_cc {value!r} is not 0 or 1")
 
 
+def usable(parsed: Annotations, path: str | Path) -> list[Clip]:
+  """The clips of a parsed file; a `UserError` when it had rows but none was usable."""
+  if parsed.problems and not parsed.clips:
+    first = parsed.problems[0]
+    raise UserError(f"{path}: none of its {len(parsed.problems)} rows is usable (line "
+                    f"{first.line}: {first.reason}); is it a Kinetics annotation file?")
+  return parsed.clips
+
+
 def write_annotations(clips: Iterable[Clip], path: str | Path) -> Path:
-  """Writes clips as an official-style CSV (readable by `read_annotations`)."""
+  """Writes clips as an official-style CSV (readable by `read_annotations`), atomically."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("w", newline="", encoding="utf-8") as f:
+  with atomic_write(path) as f:
     writer = csv.writer(f)
     writer.writerow(["label", "youtube_id", "time_start", "time_end", "split", "is_cc"])
     for c in clips:
@@ -247,6 +319,8 @@ def select(clips: Sequence[Clip], *, splits: Iterable[str] | None = None,
   `present` (already on disk) are taken before any others, so a subset fetches as little as
   possible.
   """
+  if max_samples is not None and max_samples < 0:
+    raise UserError(f"max_samples must be 0 or more, got {max_samples}")
   wanted = set(classes) if classes is not None else None
   split_order = ([normalize_split(s) for s in splits] if splits is not None
                  else list(dict.fromkeys(c.split for c in clips)))

@@ -10,6 +10,7 @@ import concurrent.futures
 import dataclasses
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import time
@@ -21,10 +22,12 @@ from typing import TypeVar
 
 from i3d._util import env, text
 from i3d._util import progress as progress_output
+from i3d._util.files import inside
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
 from i3d.errors import DownloadError, UserError
+from i3d.inputs.decode import is_readable
 from i3d.kinetics import annotations as kinetics
 from i3d.kinetics.annotations import Clip
 
@@ -41,6 +44,8 @@ _CVDF_ANNOTATIONS = {
 }
 _CVDF_SPLIT = {"train": "train", "validation": "val", "test": "test"}
 TRANSIENT = frozenset({"network", "rate_limited"})
+# A shard name from a shard list: a plain file name, never a path.
+_SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.gz$")
 # Failure reasons recognised in yt-dlp's messages, checked in order (first match wins).
 _REASONS = (
     ("private", ("private video", "video is private")),
@@ -143,6 +148,7 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
                    backoff: float = 2.0, progress: bool = True) -> list[Result]:
   """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones."""
   video_dir = Path(video_dir)
+  _check_pool(num_workers, retries)
   fetcher = fetcher or youtube_fetcher()
   clips = list(dict.fromkeys(clips))
   present = kinetics.local_clips(video_dir)
@@ -160,13 +166,16 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
 
 
 def _fetch_clip(clip: Clip, video_dir: Path, fetcher: Fetcher) -> int:
-  """Fetches one clip in a scratch folder, then renames it into place."""
-  scratch = video_dir / ".partial" / clip.filename.removesuffix(".mp4")
+  """Fetches one clip in a scratch folder, checks it decodes, then renames it into place."""
+  scratch = inside(video_dir, ".partial", clip.filename.removesuffix(".mp4"))
+  dest = inside(video_dir, clip.relpath)
   shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a killed run
   scratch.mkdir(parents=True)
   try:
     fetcher(clip, scratch / "clip.mp4")
-    _move_into_place(scratch / "clip.mp4", video_dir / clip.relpath)
+    if not is_readable(scratch / "clip.mp4"):
+      raise FetchError("corrupt", f"the fetched file of {clip.filename} does not decode")
+    _move_into_place(scratch / "clip.mp4", dest)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return 1
@@ -176,6 +185,13 @@ def _move_into_place(source: Path, dest: Path) -> None:
   """Atomically publishes a finished file (same filesystem rename)."""
   dest.parent.mkdir(parents=True, exist_ok=True)
   os.replace(source, dest)
+
+
+def _check_pool(num_workers: int, retries: int) -> None:
+  """A `UserError` for a worker count below 1 or a negative retry count."""
+  if num_workers < 1 or retries < 0:
+    raise UserError(f"need at least 1 worker and 0 or more retries; got {num_workers} workers "
+                    f"and {retries} retries")
 
 
 def _retrying(key: str, attempt: Callable[[], int], retries: int, backoff: float) -> Result:
@@ -266,6 +282,7 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
                    num_workers: int = 4, retries: int = 3, progress: bool = True) -> list[Result]:
   """Fetches a whole split's `.tar.gz` shards from CVDF and extracts them to `split/label/`."""
   video_dir = Path(video_dir)
+  _check_pool(num_workers, retries)
   split = kinetics.normalize_split(split)
   list_url, _ = cvdf_urls(version, split, base_url)
   annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url))
@@ -276,8 +293,7 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
                     f"check --base_url and the network") from None
   clips = {c.filename: c for c in kinetics.read_annotations(annotations, version).clips
            if c.split == split}
-  urls = [urllib.parse.urljoin(list_url, posixpath.basename(line.strip()))
-          for line in shard_list.read_text().splitlines() if line.strip()]
+  urls = [urllib.parse.urljoin(list_url, name) for name in _shard_names(shard_list)]
   done = read_report(video_dir)
   todo = [u for u in urls if done.get(_shard_key(u), {}).get("status") != "ok"]
   skipped = [Result(_shard_key(u), "skipped", "done") for u in urls if u not in todo]
@@ -291,6 +307,23 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
   return skipped + _run_pool(todo, work, video_dir, num_workers, progress, "shards")
 
 
+def _shard_names(shard_list: Path) -> list[str]:
+  """The shard file names of a downloaded shard list (one URL or name per line), validated."""
+  try:
+    lines = shard_list.read_text(encoding="utf-8").splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f"shard list {shard_list} is unreadable ({e}); delete it and run "
+                    f"again") from None
+  names = []
+  for number, line in enumerate(lines, 1):
+    name = posixpath.basename(line.strip())
+    if line.strip() and not _SHARD_NAME.match(name):
+      raise UserError(f"shard list {shard_list} line {number}: {line.strip()[:80]!r} does not "
+                      f"end in a plain NAME.tar.gz; check --base_url serves a Kinetics mirror")
+    names += [name] if line.strip() else []
+  return names
+
+
 def _shard_key(url: str) -> str:
   """Report key of a shard, e.g. "600/val/part_0.tar.gz" (shard names repeat across splits)."""
   return "/".join(urllib.parse.urlparse(url).path.split("/")[-3:])
@@ -299,35 +332,56 @@ def _shard_key(url: str) -> str:
 def _fetch_shard(url: str, video_dir: Path, split: str, clips: dict[str, Clip],
                  retries: int) -> int:
   """Downloads one shard, extracts its clips into place and deletes it; returns clips written."""
-  archive = _fetch_file(url, video_dir / ".shards" / _shard_key(url), retries)
+  archive = _fetch_file(url, inside(video_dir, ".shards", _shard_key(url)), retries)
   try:
-    count = extract_shard(archive, video_dir, split, clips)
+    count, undecodable = extract_shard(archive, video_dir, split, clips)
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
     archive.unlink(missing_ok=True)  # fetch it afresh next run
     raise FetchError("corrupt", f"corrupt shard {archive.name}: {e}") from None
   archive.unlink()
+  if undecodable:
+    raise FetchError("corrupt", f"shard {archive.name}: {len(undecodable)} clips do not decode "
+                                f"and were not kept ({', '.join(undecodable[:5])}); the other "
+                                f"{count} were published")
   return count
 
 
-def extract_shard(archive: Path, video_dir: Path, split: str, clips: dict[str, Clip]) -> int:
-  """Extracts the mp4 members of a flat shard to `split/label/filename`; returns clips written.
+def extract_shard(archive: Path, video_dir: Path, split: str,
+                  clips: dict[str, Clip]) -> tuple[int, list[str]]:
+  """Extracts the mp4 members of a flat shard to `split/label/filename`.
 
   Members are placed by file name using the annotations (unknown ones go to `split/`). They are
   unpacked into a scratch folder and published only once the whole archive has read cleanly, so
-  a corrupt or truncated shard leaves nothing behind; clips already present are left alone.
+  a corrupt or truncated shard leaves nothing behind; clips already present are left alone. A
+  member over `$I3D_MAX_CLIP_BYTES` or a repeated member name is a `tarfile.TarError`; a clip
+  that does not decode is not published.
+
+  Returns:
+    (clips published, names of the members that did not decode).
   """
   scratch = archive.with_name(archive.name + ".d")
   shutil.rmtree(scratch, ignore_errors=True)
   scratch.mkdir(parents=True)
+  limit = env.limit("I3D_MAX_CLIP_BYTES")
   try:
     with tarfile.open(archive, "r:gz") as tar:
       for member in tar:
         name = posixpath.basename(member.name)
-        source = tar.extractfile(member) if member.isfile() else None
-        if source is not None and kinetics.parse_filename(name) is not None:
-          with source, (scratch / name).open("wb") as target:
-            shutil.copyfileobj(source, target)
-    return sum(_publish(path, video_dir, split, clips) for path in sorted(scratch.iterdir()))
+        if not member.isfile() or kinetics.parse_filename(name) is None:
+          continue
+        if member.size > limit:
+          raise tarfile.TarError(f"member {member.name} is {member.size} bytes, over the "
+                                 f"{limit}-byte limit ($I3D_MAX_CLIP_BYTES)")
+        if (scratch / name).exists():
+          raise tarfile.TarError(f"member name {name} appears twice")
+        source = tar.extractfile(member)
+        with source, inside(scratch, name).open("wb") as target:  # type: ignore[union-attr]
+          shutil.copyfileobj(source, target)  # type: ignore[arg-type]
+    paths = sorted(scratch.iterdir())
+    undecodable = [p.name for p in paths if not is_readable(p)]
+    published = sum(_publish(p, video_dir, split, clips) for p in paths
+                    if p.name not in undecodable)
+    return published, undecodable
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -335,7 +389,7 @@ def extract_shard(archive: Path, video_dir: Path, split: str, clips: dict[str, C
 def _publish(path: Path, video_dir: Path, split: str, clips: dict[str, Clip]) -> bool:
   """Moves an extracted clip to its place unless one is already there."""
   clip = clips.get(path.name)
-  dest = video_dir / (clip.relpath if clip else Path(split, path.name))
+  dest = inside(video_dir, clip.relpath if clip else Path(split, path.name))
   if dest.exists():
     return False
   _move_into_place(path, dest)

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from i3d._util.files import atomic_write  # noqa: E402
 from i3d.errors import UserError  # noqa: E402
 
 METRICS_FILE = "metrics.json"
@@ -18,19 +19,34 @@ PER_CLASS_PLOT = "per_class_accuracy.png"
 CONFUSION_PLOT = "confusion.png"
 
 
+# What the report reads from metrics.json, with the types it needs (None: no video scored).
+_NUMBER = (float, int, type(None))
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "eval_type": (str, type(None)), "protocol": str, "top1": _NUMBER, "top5": _NUMBER,
+    "mean_class_accuracy": _NUMBER, "challenge_error": _NUMBER, "num_videos": int,
+    "num_missing": int, "num_failed": int, "per_class_accuracy": dict, "per_class_videos": dict,
+    "confused_pairs": list, "confusion": dict, "missing": list, "failed": list}
+
+
 def load_metrics(output_dir: Path) -> dict:
-  """metrics.json of a finished (or partly finished) run."""
+  """metrics.json of a finished (or partly finished) run, checked to be one."""
   path = Path(output_dir) / METRICS_FILE
   try:
-    return json.loads(path.read_text(encoding="utf-8"))
+    result = json.loads(path.read_text(encoding="utf-8"))
   except FileNotFoundError:
     raise UserError(f"{path} not found; run `i3d evaluate --output_dir {output_dir}` "
                     f"first") from None
-  except json.JSONDecodeError as e:
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise UserError(f"{path} is not valid JSON ({e})") from None
+  wrong = ([k for k, kind in _FIELDS.items() if not isinstance(result.get(k), kind)]
+           if isinstance(result, dict) else ["the whole file (not an object)"])
+  if wrong:
+    raise UserError(f"{path} is not the metrics of an `i3d evaluate` run (bad or missing "
+                    f"{', '.join(wrong[:3])}); run `i3d evaluate` again to rewrite it")
+  return result
 
 
-def _percent(value: float) -> str:
+def _percent(value: float | None) -> str:
   return "n/a" if value is None or math.isnan(value) else f"{value:.2%}"
 
 
@@ -43,7 +59,7 @@ def summary_markdown(result: dict, shown: int = 10) -> str:
       f"| top-1 accuracy | {_percent(result['top1'])} |",
       f"| top-5 accuracy | {_percent(result['top5'])} |",
       f"| mean class accuracy | {_percent(result['mean_class_accuracy'])} |",
-      f"| challenge error (mean of top-1 and top-5 error) | {result['challenge_error']:.4f} |",
+      f"| challenge error (mean of top-1 and top-5 error) | {_number(result['challenge_error'])} |",
       f"| videos scored | {result['num_videos']} |",
       f"| missing (not scored) | {result['num_missing']} |",
       f"| failed to decode (not scored) | {result['num_failed']} |", "",
@@ -63,6 +79,10 @@ def summary_markdown(result: dict, shown: int = 10) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _number(value: float | None) -> str:
+  return "n/a" if value is None else f"{value:.4f}"
+
+
 def _class_table(title: str, rows: list[tuple[str, float]], videos: dict[str, int]) -> list[str]:
   return ([f"## {title}", "", "| class | top-1 accuracy | videos |", "|---|---|---|"]
           + [f"| {name} | {_percent(acc)} | {videos[name]} |" for name, acc in rows] + [""])
@@ -75,12 +95,13 @@ def plot_per_class(result: dict, path: Path) -> None:
   figure, axes = plt.subplots(figsize=(8, max(2.5, 0.18 * len(items) + 1)))
   axes.barh(np.arange(len(items)), values, color="tab:blue")
   axes.set_yticks(np.arange(len(items)), names, fontsize=6 if len(items) > 60 else 8)
-  axes.axvline(result["mean_class_accuracy"], color="tab:red", linestyle="--",
-               label=f"mean class accuracy {_percent(result['mean_class_accuracy'])}")
+  if result["mean_class_accuracy"] is not None:
+    axes.axvline(result["mean_class_accuracy"], color="tab:red", linestyle="--",
+                 label=f"mean class accuracy {_percent(result['mean_class_accuracy'])}")
+    axes.legend(loc="lower right")
   axes.set_xlim(0, 1)
   axes.set_xlabel("top-1 accuracy")
   axes.set_title(f"Per-class accuracy ({len(items)} classes)")
-  axes.legend(loc="lower right")
   _save(figure, path)
 
 
@@ -117,7 +138,8 @@ def confusion_title(classes: list[str], result: dict) -> str:
 
 def _save(figure, path: Path) -> None:
   figure.tight_layout()
-  figure.savefig(path, dpi=100)
+  with atomic_write(path, "wb") as f:
+    figure.savefig(f, dpi=100, format="png")
   plt.close(figure)
 
 
@@ -125,8 +147,13 @@ def write_report(output_dir: Path) -> str:
   """Writes summary.md and the plots of a run from its metrics.json; returns the summary."""
   output_dir = Path(output_dir)
   result = load_metrics(output_dir)
-  text = summary_markdown(result)
-  (output_dir / SUMMARY_FILE).write_text(text, encoding="utf-8")
-  plot_per_class(result, output_dir / PER_CLASS_PLOT)
-  plot_confusion(result, output_dir / CONFUSION_PLOT)
+  try:
+    text = summary_markdown(result)
+    plot_per_class(result, output_dir / PER_CLASS_PLOT)
+    plot_confusion(result, output_dir / CONFUSION_PLOT)
+  except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+    raise UserError(f"{output_dir / METRICS_FILE} holds malformed values ({type(e).__name__}: "
+                    f"{e}); run `i3d evaluate` again to rewrite it") from None
+  with atomic_write(output_dir / SUMMARY_FILE) as f:
+    f.write(text)
   return text

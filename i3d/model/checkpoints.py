@@ -83,7 +83,12 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
 
 
 def _folder(info: CheckpointInfo, checkpoint_dir: Optional[os.PathLike]) -> Path:
-  return Path(checkpoint_dir or env.checkpoint_dir()) / info.name
+  """Where checkpoint `info` lives; a checkpoint folder that is a file is a `CheckpointError`."""
+  root = Path(checkpoint_dir or env.checkpoint_dir())
+  if root.exists() and not root.is_dir():
+    raise CheckpointError(f"checkpoint folder {root} is a file; pass a folder with "
+                          f"--checkpoint_dir or $I3D_CHECKPOINT_DIR")
+  return root / info.name
 
 
 def manual_instructions(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None,
@@ -166,10 +171,12 @@ def load_checkpoint(model: InceptionI3d, checkpoint: str | os.PathLike, *,
   Raises:
     CheckpointError: missing, damaged, or not fitting the model (every mismatch listed).
   """
-  prefix, _ = resolve_checkpoint(checkpoint, checkpoint_dir, download=download)
+  prefix, info = resolve_checkpoint(checkpoint, checkpoint_dir, download=download)
   reader = read_checkpoint(prefix)
   shapes = reader.get_variable_to_shape_map()
   wanted = model_variable_names(shapes, scope)
+  if info is not None:
+    _check_release(info, wanted, shapes, prefix)
   model.create_variables(_input_channels(wanted, shapes))
   pairs = _match(model, wanted, shapes, prefix)
   for variable, ckpt_name in pairs:
@@ -182,6 +189,18 @@ def _input_channels(wanted: dict[str, str], shapes) -> int:
   if stem is None:
     raise CheckpointError("the checkpoint has no I3D stem `Conv3d_1a_7x7/conv_3d/w`")
   return shapes[stem][3]
+
+
+def _check_release(info: CheckpointInfo, wanted: dict[str, str], shapes, prefix: Path) -> None:
+  """A `CheckpointError` when the files in a released name's folder are another model's."""
+  channels = _input_channels(wanted, shapes)
+  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
+  classes = shapes[logits][0] if logits else None
+  if channels != info.channels or classes not in (None, info.num_classes):
+    raise CheckpointError(f"{prefix} is not {info.name!r}: it takes {channels} input channels "
+                          f"and has {classes} classes, {info.name} takes {info.channels} and "
+                          f"has {info.num_classes}; put the right files there (or delete them "
+                          f"to download again)")
 
 
 def relative_name(model: InceptionI3d, variable: tf.Variable) -> str:

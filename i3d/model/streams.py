@@ -1,6 +1,9 @@
-"""Facts about the two I3D streams and the released evaluation types (no TensorFlow needed)."""
+"""Facts about the two I3D streams and the released evaluation types (no TensorFlow needed),
+and the one check every entry point applies to model inputs."""
 
-from i3d.errors import UserError
+import numpy as np
+
+from i3d.errors import InputError, UserError
 
 STREAMS = ("rgb", "flow")
 # Input channels: RGB, or the horizontal and vertical components of optical flow.
@@ -25,3 +28,33 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   suffix = "imagenet" if imagenet_pretrained else "scratch"
   streams = ("rgb", "flow") if eval_type == "joint" else (eval_type,)
   return {stream: f"{stream}_{suffix}" for stream in streams}
+
+
+def check_clips(clips, stream: str, name: str = "", min_frames: int = MIN_FRAMES) -> None:
+  """An `InputError` naming the problem unless `clips` are model inputs of `stream`.
+
+  Checks, in order: a real floating dtype, shape (batch, frames, 224, 224, channels), at least
+  one clip, at least `min_frames` frames, and only finite values. Every entry point (the
+  classifier, `.npz` caches, `.npy` samples, predict and evaluate) applies it.
+
+  Args:
+    clips: an array, or anything NumPy reads as one (an eager tensor).
+    stream: "rgb" or "flow".
+    name: what the clips came from, to start the message (default: the stream).
+    min_frames: the fewest frames accepted; shorter clips are looped by `i3d.inputs.views`.
+  """
+  channels = STREAM_CHANNELS[stream]
+  what = f"{name}: {stream} input" if name else f"{stream} input"
+  expected = f"(clips, frames, {INPUT_SIZE}, {INPUT_SIZE}, {channels})"
+  clips = np.asarray(clips)
+  if clips.dtype.kind != "f":
+    raise InputError(f"{what} has dtype {clips.dtype}; expected float values in [-1, 1]")
+  shape = clips.shape
+  if len(shape) != 5 or shape[2:] != (INPUT_SIZE, INPUT_SIZE, channels):
+    raise InputError(f"{what} has shape {shape}; expected {expected}")
+  if shape[0] < 1 or shape[1] < max(min_frames, 1):
+    raise InputError(f"{what} has {shape[0]} clips of {shape[1]} frames; the model needs at "
+                     f"least one clip of {max(min_frames, 1)} frames (shorter videos are looped "
+                     f"by i3d.inputs.views.loop_to_length)")
+  if not np.isfinite(clips).all():
+    raise InputError(f"{what} holds NaN or infinite values")

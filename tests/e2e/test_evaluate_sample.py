@@ -78,7 +78,7 @@ def test_flow_scratch_uses_scratch_checkpoint(checkpoint_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--eval_type", "rgb", "--rgb_sample", "{bad_npy}"], "expected (1, frames, 224, 224, 3)"),
+    (["--eval_type", "rgb", "--rgb_sample", "{bad_npy}"], "expected (clips, frames, 224, 224, 3)"),
     (["--eval_type", "rgb", "--rgb_sample", "{tmp}/none.npy"], "not found"),
     (["--eval_type", "flow", "--flow_sample", "{text}"], "not a readable .npy"),
 ])

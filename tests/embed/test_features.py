@@ -123,7 +123,7 @@ def test_duplicate_ids_are_refused(tmp_path):
 
 
 def test_inputs_npz_from_preprocess(checkpoint_dir, tmp_path):
-  rgb = random_clip(10, 3, seed=5, size=32)
+  rgb = random_clip(10, 3, seed=5)  # caches hold 224x224 crops (anything else is refused)
   path = cache.save_inputs(tmp_path / "clip_inputs.npz", {"rgb": rgb}, {})
   extractor = features.load_extractor({"rgb": "rgb_imagenet"},
                                       features.FeatureSettings("Conv3d_2c_3x3", 10, 10),

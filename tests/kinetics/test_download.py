@@ -189,7 +189,7 @@ class FakeYouTube:
       raise FetchError("network", "Connection reset by peer")
     if clip.youtube_id.startswith("boom"):
       raise RuntimeError("unexpected")
-    dest.write_bytes(self.content + clip.youtube_id.encode())
+    dest.write_bytes(self.content)
 
 
 def test_youtube_clips_with_injected_fetcher(tmp_path):
@@ -198,7 +198,8 @@ def test_youtube_clips_with_injected_fetcher(tmp_path):
   clips.append(Clip("there", 5, 15, "train", "zumba"))
   (tmp_path / "train" / "zumba").mkdir(parents=True)
   (tmp_path / "train" / "zumba" / clips[-1].filename).write_bytes(b"already here")
-  fetcher = FakeYouTube(b"mp4:")
+  video = video_bytes(tmp_path / "src", 5)
+  fetcher = FakeYouTube(video)
   results = {r.key: r for r in download_clips(clips, tmp_path, fetcher=fetcher, num_workers=3,
                                                retries=2, backoff=0.0, progress=False)}
   status = {k.split("_")[0]: (r.status, r.reason, r.attempts) for k, r in results.items()}
@@ -208,7 +209,7 @@ def test_youtube_clips_with_injected_fetcher(tmp_path):
   assert "there" not in fetcher.calls
   for name in ("good1", "good2", "flaky"):
     clip = next(c for c in clips if c.youtube_id == name)
-    assert (tmp_path / clip.relpath).read_bytes() == b"mp4:" + name.encode()
+    assert (tmp_path / clip.relpath).read_bytes() == video
   assert not (tmp_path / "train" / "zumba" / clips[2].filename).exists()
   assert {k: r["reason"] for k, r in read_report(tmp_path).items()} == {
       r.key: r.reason for r in results.values() if r.status != "skipped"}
@@ -270,27 +271,27 @@ def test_youtube_sigkill_mid_run_then_resume(tmp_path):
   clips = [Clip(f"clip{i:02d}", 0, 10, "train", "zumba") for i in range(10)]
   annotations = kinetics.write_annotations(clips, tmp_path / "subset.csv")
   video_dir = tmp_path / "videos"
+  source = write_video(tmp_path / "src.mp4", frames=5)
   run_until_killed(f"""
-      import time
+      import shutil, time
       from i3d import kinetics
       from i3d.kinetics.download import download_clips
       def slow(clip, dest):
         dest.write_bytes(b"part")
         time.sleep(0.2)
-        dest.write_bytes(clip.youtube_id.encode() * 100)
+        shutil.copy({str(source)!r}, dest)
       clips = kinetics.read_annotations({str(annotations)!r}).clips
       download_clips(clips, {str(video_dir)!r}, fetcher=slow, num_workers=2, progress=False)
       """, lambda: len(read_report(video_dir)) >= 3, tmp_path)
   done_before = {k for k, r in read_report(video_dir).items() if r["status"] == "ok"}
   present = set(kinetics.local_clips(video_dir))
   assert 3 <= len(done_before) <= len(present) < len(clips) and done_before <= present
-  fetcher = FakeYouTube(b"")
+  fetcher = FakeYouTube(source.read_bytes())
   download_clips(clips, video_dir, fetcher=fetcher, num_workers=2, progress=False)
   fetched = [f"{name}_000000_000010.mp4" for name in fetcher.calls]
   assert sorted(fetched) == sorted({c.filename for c in clips} - present)  # each once
   for clip in clips:
-    data = (video_dir / clip.relpath).read_bytes()
-    assert data in (clip.youtube_id.encode() * 100, clip.youtube_id.encode())
+    assert (video_dir / clip.relpath).read_bytes() == source.read_bytes()
   assert len(kinetics.local_clips(video_dir)) == len(clips)
   assert not list(video_dir.rglob("*.part")) and not list((video_dir / ".partial").iterdir())
 
