@@ -6,8 +6,10 @@ import os
 import sys
 from pathlib import Path
 
+from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UserError
+from i3d.inputs.settings import Encoding
 
 
 def register(subparsers) -> None:
@@ -34,6 +36,15 @@ def register(subparsers) -> None:
   records.add_argument("--num_shards", type=int, default=None,
                        help="Number of shards (default: one per 100 clips).")
   records.add_argument("--name", default="clips", help="Shard name prefix (default clips).")
+  records.add_argument("--compression", choices=("none", "gzip"), default="none",
+                       help="Shard files: plain TFRecord (default) or GZIP-compressed, named "
+                            "NAME-0000i-of-0000N.tfrecord.gz (every reader opens them by name).")
+  records.add_argument("--rgb_quality", type=int, default=Encoding.rgb_quality,
+                       help=f"JPEG quality of the frames, 1-100 (default {Encoding.rgb_quality}; "
+                            f"lower it for noisy sources: BENCHMARKS.md#records).")
+  records.add_argument("--flow_quality", type=int, default=Encoding.flow_quality,
+                       help=f"JPEG quality of the 8-bit flow images, 1-100 (default "
+                            f"{Encoding.flow_quality}).")
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="Clips encoded in parallel, one process each (default: every core).")
   records.add_argument("--no_progress", action="store_true", help="No progress bar.")
@@ -72,10 +83,11 @@ def _split(args: argparse.Namespace) -> int:
     raise UserError("--workers must be at least 1")
   config = preprocess.PreprocessConfig(
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
-      workers=args.workers, label_version=args.version)
+      compression=args.compression, workers=args.workers, label_version=args.version,
+      encoding=Encoding(args.rgb_quality, args.flow_quality))
   summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
                                   args.output_dir, config, progress=not args.no_progress)
-  print(f"wrote {summary['output_dir']}/: {summary['clips']} clips in {summary['shards']} of "
-        f"{summary['num_shards']} shards; {summary['failed']} clips failed "
-        f"(see {preprocess.FAILURES_FILE})")
+  print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
+        f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
+        f"{text.count(summary['failed'], 'clip')} failed (see {preprocess.FAILURES_FILE})")
   return 0 if summary["shards"] == summary["num_shards"] else 1

@@ -10,7 +10,8 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped.
+videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
+as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
+from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
@@ -128,10 +130,12 @@ class FeatureExtractor:
       raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
                       f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
 
-  def record(self, input_settings: InputSettings) -> dict:
-    """What made a video's features, stored in its JSON and compared when a run resumes."""
-    return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(self.settings),
-            "checkpoints": self.checkpoints, "input": dataclasses.asdict(input_settings)}
+  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+    """What made a video's features, stored in its JSON and compared when a run resumes; `made`
+    is the `records.settings_record` of the records the inputs were read from, if any."""
+    record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(self.settings),
+              "checkpoints": self.checkpoints, "input": dataclasses.asdict(input_settings)}
+    return record if made is None else {**record, "records": made}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
@@ -247,26 +251,79 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 
+# (id, where it came from, its inputs {stream: (1, T, 224, 224, C)} or why there are none) of the
+# pending jobs, in any order.
+Inputs = Iterator[tuple[str, str, dict[str, np.ndarray] | str]]
+
+
+def _reason(error: Exception) -> str:
+  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
 def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
                    output_dir: str | Path, input_settings: InputSettings = InputSettings(),
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
+  def inputs(pending: Sequence[tuple[str, Path]]) -> Inputs:
+    for vid, path in pending:
+      try:
+        yield vid, str(path), cropped_inputs(path, input_settings, extractor.streams, 1,
+                                             use_cache)
+      except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+        yield vid, str(path), _reason(e)
+
+  return _extract(extractor, jobs, output_dir, extractor.record(input_settings), inputs,
+                  progress)
+
+
+def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
+                    output_dir: str | Path, made: dict, input_settings: InputSettings,
+                    workers: int = 2, progress: bool = True) -> ExtractionResult:
+  """Features of the clips stored in MediaSequence records, like `extract_videos`.
+
+  Args:
+    extractor: the endpoint and checkpoints.
+    jobs: {`example/id`: the shard holding it}; the id names the output files.
+    output_dir: where features go (resumable as with videos).
+    made: the `records.settings_record` the records were made with (records made otherwise
+      are refused); it goes into each JSON's settings.
+    input_settings: the input settings the records were made with (`i3d.kinetics.preprocess.
+      records_run`), recorded as videos' are.
+    workers: shards read and clips decoded in parallel.
+    progress: show a progress bar.
+  """
+  def inputs(pending: Sequence[tuple[str, Path]]) -> Inputs:
+    shards = dict(pending)
+    for key, item in records.read_listed(shards, extractor.streams, None, made, workers):
+      yield key, str(shards[key]), (item if isinstance(item, str) else
+                                    records.clip_crops(item.inputs, extractor.streams))
+
+  return _extract(extractor, [(k, Path(v)) for k, v in jobs.items()], output_dir,
+                  extractor.record(input_settings, made), inputs, progress)
+
+
+def _extract(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
+             output_dir: str | Path, record: dict,
+             inputs: Callable[[Sequence[tuple[str, Path]]], Inputs],
+             progress: bool) -> ExtractionResult:
+  """The jobs not finished with `record` in `output_dir`, their `inputs` written as features,
+  under the folder's lock."""
   output_dir = Path(output_dir)
   _check_jobs(jobs)
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _extract_locked(extractor, jobs, output_dir, input_settings, use_cache, progress)
+      return _extract_locked(extractor, jobs, output_dir, record, inputs, progress)
   except filelock.Timeout:
     raise UserError(f"another feature extraction is writing to {output_dir}") from None
 
 
 def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
-                    output_dir: Path, input_settings: InputSettings, use_cache: bool,
+                    output_dir: Path, record: dict,
+                    inputs: Callable[[Sequence[tuple[str, Path]]], Inputs],
                     progress: bool) -> ExtractionResult:
-  """The locked body of `extract_videos`."""
-  record = extractor.record(input_settings)
+  """The locked body of `_extract`."""
   finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
   result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
   pending = [(vid, path) for vid, path in jobs if vid not in finished]
@@ -274,13 +331,15 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
              disable=not progress, dynamic_ncols=True, file=sys.stderr)
   with JsonLines(output_dir / FAILURES_FILE) as failures:
     try:
-      for vid, path in pending:
+      for vid, path, stream_inputs in inputs(pending):
         try:
-          _extract_one(extractor, vid, Path(path), output_dir, input_settings, use_cache, record)
+          if isinstance(stream_inputs, str):
+            raise UserError(stream_inputs)
+          _write_one(extractor, vid, path, stream_inputs, output_dir, record)
           result.written.append(vid)
         except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-          reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-          failure = {"id": vid, "path": str(path), "reason": reason}
+          reason = _reason(e)
+          failure = {"id": vid, "path": path, "reason": reason}
           failures.append(failure)
           result.failed.append(failure)
           bar.write(f"failed: {path}: {reason}", file=sys.stderr)
@@ -290,10 +349,9 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
   return result
 
 
-def _extract_one(extractor: FeatureExtractor, vid: str, path: Path, output_dir: Path,
-                 input_settings: InputSettings, use_cache: bool, record: dict) -> None:
+def _write_one(extractor: FeatureExtractor, vid: str, source: str,
+               inputs: dict[str, np.ndarray], output_dir: Path, record: dict) -> None:
   """One video's features and JSON, the JSON written last."""
-  inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
   files, bounds, frames = {}, None, 0
   for stream in extractor.streams:
     clip = inputs[stream][0]
@@ -305,7 +363,7 @@ def _extract_one(extractor: FeatureExtractor, vid: str, path: Path, output_dir: 
     frames = len(clip)
   assert bounds is not None
   write_json(output_dir / f"{vid}.json", {
-      "id": vid, "source": str(path), "frames": frames,
+      "id": vid, "source": source, "frames": frames,
       "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds.tolist()],
       "window_frames": [[a, b] for a, b in bounds.tolist()],
       "files": files, "settings": record})

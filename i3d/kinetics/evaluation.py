@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from i3d._util import text
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
 from i3d.classify import ranking
@@ -241,5 +242,5 @@ def score_line(result: dict) -> str:
   """The one-line summary printed when a run ends."""
   return (f"top-1 {result['top1']:.2%}  top-5 {result['top5']:.2%}  mean class accuracy "
           f"{result['mean_class_accuracy']:.2%}  challenge error {result['challenge_error']:.4f}  "
-          f"({result['num_videos']} videos; {result['num_missing']} missing and "
+          f"({text.count(result['num_videos'], 'video')}; {result['num_missing']} missing and "
           f"{result['num_failed']} failed, not scored)")
