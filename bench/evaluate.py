@@ -51,6 +51,18 @@ def stage_times(classifier, paths: list[Path], settings: InputSettings) -> dict[
   return totals
 
 
+def validation_set(root: Path, eval_type: str, videos: int,
+                   seconds: float) -> tuple[list[kinetics.Clip], Path]:
+  """(clips, video dir) of `videos` generated 320x240 clips under `root`, with format-exact
+  checkpoints of `eval_type` in `root/ckpt`."""
+  for name in checkpoint_names(eval_type).values():
+    write_format_exact_checkpoint(INDEX_DIR / name / "model.ckpt", root / "ckpt" / name)
+  labels = i3d.load_label_map(600 if eval_type == "rgb600" else 400)
+  specs = [(f"bench{i:06d}", labels[i], "generated") for i in range(videos)]
+  annotations, video_dir = write_validation_set(root, specs, seconds, (320, 240))
+  return kinetics.read_annotations(annotations).clips, video_dir
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--eval_type", default="joint", choices=i3d.EVAL_TYPES)
@@ -65,13 +77,8 @@ def main() -> None:
                                   flow_params=TVL1Params() if args.full_tvl1 else CHEAP_TVL1)
   with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
-    for name in checkpoint_names(args.eval_type).values():
-      write_format_exact_checkpoint(INDEX_DIR / name / "model.ckpt", root / "ckpt" / name)
-    labels = i3d.load_label_map(600 if args.eval_type == "rgb600" else 400)
-    specs = [(f"bench{i:06d}", labels[i], "generated") for i in range(args.videos)]
-    annotations, video_dir = write_validation_set(root, specs, args.seconds, (320, 240))
+    clips, video_dir = validation_set(root, args.eval_type, args.videos, args.seconds)
     classifier = i3d.load_classifier(args.eval_type, checkpoint_dir=root / "ckpt", download=False)
-    clips = kinetics.read_annotations(annotations).clips
     config = evaluation.EvalConfig(input_settings=settings,
                                    workers=args.workers, use_cache=False)
     classifier.view_logits({s: np.zeros((1, 9, 224, 224, 3 if s == "rgb" else 2),

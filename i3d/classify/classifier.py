@@ -83,12 +83,18 @@ class Classifier(tf.Module):
 
     The views run `batch` at a time, so memory stays bounded however many there are.
     """
+    return {s: v.mean(axis=0) for s, v in self.logits_per_view(views, batch).items()}
+
+  def logits_per_view(self, views: dict[str, np.ndarray],
+                      batch: int = 4) -> dict[str, np.ndarray]:
+    """Per-stream logits (views, num_classes) of views {stream: (views, T, H, W, C)}, computed
+    `batch` views at a time."""
     if batch < 1:
       raise UserError(f"the view batch must be at least 1, got {batch}")
     count = len(next(iter(views.values())))
     chunks = [self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()})
               for i in range(0, count, batch)]
-    return {s: np.concatenate([c[s].numpy() for c in chunks]).mean(axis=0) for s in views}
+    return {s: np.concatenate([c[s].numpy() for c in chunks]) for s in views}
 
 
 def load_classifier(eval_type: str = "joint",

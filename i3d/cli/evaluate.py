@@ -14,20 +14,37 @@ def register(subparsers) -> None:
                   "--records of `i3d preprocess`), append each result to "
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
-  flags.add_annotation_flags(parser, required=False)
+  flags.add_annotation_flags(parser, required=False, remote=True)
   parser.add_argument("--records", type=Path, default=None,
                       help="Read the clips' inputs from this records folder (`i3d preprocess "
                            "--output_dir`) instead of videos; --annotations is then optional.")
-  parser.add_argument("--output_dir", type=Path, required=True, help="Where results go.")
+  parser.add_argument("--output_dir", required=True,
+                      help="Where results go (with --runner also gs://...).")
   flags.add_classifier_flags(parser)
   flags.add_view_flags(parser)
   flags.add_input_flags(parser, trim=False)
   parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
   parser.add_argument("--save_logits", action="store_true",
                       help="Also store every stream's logits in predictions.jsonl.")
-  parser.add_argument("--workers", type=int, default=2, help="Videos decoded in parallel.")
+  parser.add_argument("--workers", type=int, default=2,
+                      help="Videos decoded in parallel; with --runner DirectRunner, worker "
+                           "processes (one per core).")
+  flags.add_runner_flags(parser)
   parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
   parser.set_defaults(run=main)
+
+
+def _run_pipeline(args, clips: list, settings) -> dict:
+  """The evaluation as a Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from i3d.pipelines import evaluate as pipeline
+  from i3d.pipelines import options
+  spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained)
+  return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, settings,
+                           options.pipeline_options(args.runner, args.workers, args.beam_args),
+                           options.threads_per_worker(args.runner, args.workers),
+                           progress=not args.no_progress,
+                           records_dir=args.records and str(args.records))
 
 
 def main(args) -> None:
@@ -47,9 +64,15 @@ def main(args) -> None:
     settings = dataclasses.replace(settings, input_settings=inputs)
   else:
     clips = flags.annotated_clips(args)
-  classifier = flags.classifier(args)
-  result = evaluation.evaluate(classifier, clips, args.video_dir, args.output_dir, settings,
-                               progress=not args.no_progress, records_dir=args.records)
+  if args.runner:
+    result = _run_pipeline(args, clips, settings)
+  else:
+    if "://" in str(args.video_dir) or "://" in args.output_dir:
+      raise UserError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
+                      "--runner DirectRunner)")
+    result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
+                                 Path(args.video_dir), Path(args.output_dir), settings,
+                                 progress=not args.no_progress, records_dir=args.records)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

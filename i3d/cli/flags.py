@@ -91,13 +91,16 @@ def protocol(args: argparse.Namespace) -> Protocol:
   return Protocol(args.windows, args.window_frames, args.crops)
 
 
-def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True,
+                         remote: bool = False) -> None:
   """Annotated Kinetics clips: --annotations, --video_dir and which of them (--split,
-  --classes, --max_samples)."""
+  --classes, --max_samples). With `remote`, --video_dir stays a string (gs://... for Beam)."""
   parser.add_argument("--annotations", type=Path, required=required,
                       help="Official Kinetics CSV or JSON annotations.")
-  parser.add_argument("--video_dir", type=Path, required=required,
-                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below.")
+  parser.add_argument("--video_dir", type=str if remote else Path, required=required,
+                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below"
+                           + (" (with --runner also gs://... or any filesystem tf.io.gfile "
+                              "reads)." if remote else "."))
   parser.add_argument("--split", default="validation", help="Split of the annotations to use.")
   parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
   parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
@@ -114,3 +117,15 @@ def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
   classes = kinetics.check_classes(names, version) if names else None
   return kinetics.select(parsed.clips, splits=[args.split], classes=classes,
                          max_samples=args.max_samples)
+
+
+def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+  """--runner: run the command as an Apache Beam pipeline; Beam's own flags pass through."""
+  parser.add_argument("--runner", default=None,
+                      help="run as an Apache Beam pipeline on this runner: DirectRunner (this "
+                           "machine, --workers processes), DataflowRunner, FlinkRunner, "
+                           "SparkRunner, ...; flags this command does not know are Beam's "
+                           "pipeline options (--project, --region, --temp_location, "
+                           "--flink_master, ...). Default: one process, no Beam")
+  parser.set_defaults(beam_args=[])
+  parser.allow_abbrev = False  # a Beam flag must never be taken for an abbreviated one of ours

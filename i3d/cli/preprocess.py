@@ -48,6 +48,7 @@ def register(subparsers) -> None:
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="Clips encoded in parallel, one process each (default: every core).")
   records.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  flags.add_runner_flags(parser)
   parser.set_defaults(run=main)
 
 
@@ -85,8 +86,17 @@ def _split(args: argparse.Namespace) -> int:
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
       compression=args.compression, workers=args.workers, label_version=args.version,
       encoding=Encoding(args.rgb_quality, args.flow_quality))
+  encoder = None
+  if args.runner:
+    # pylint: disable=import-outside-toplevel
+    from i3d.pipelines import options
+    from i3d.pipelines.preprocess import beam_encoder
+    encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
+                           options.threads_per_worker(args.runner, args.workers),
+                           progress=not args.no_progress)
   summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
-                                  args.output_dir, config, progress=not args.no_progress)
+                                  args.output_dir, config, progress=not args.no_progress,
+                                  encoder=encoder)
   print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
         f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
         f"{text.count(summary['failed'], 'clip')} failed (see {preprocess.FAILURES_FILE})")

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import sys
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from i3d._util import text
+from i3d._util import storage, text
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
 from i3d.classify import ranking
@@ -37,6 +38,19 @@ ACTIVITYNET_FILE = "results_activitynet.json"
 RUN_FORMAT = 2
 
 
+class ModelFacts(typing.Protocol):
+  """What a run records of its model: a `Classifier`, or the description of one that workers
+  load (`i3d.pipelines`)."""
+  @property
+  def eval_type(self) -> str | None: ...
+
+  @property
+  def checkpoints(self) -> dict[str, str]: ...
+
+  @property
+  def labels(self) -> tuple[str, ...]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """How a run scores its videos, plus how fast it goes (`workers`, `view_batch`); the model is
@@ -49,7 +63,7 @@ class EvalConfig:
   workers: int = 2
   view_batch: int = 4
 
-  def record(self, clips: Sequence[Clip], classifier: Classifier) -> dict:
+  def record(self, clips: Sequence[Clip], classifier: "ModelFacts") -> dict:
     """The settings checked when a run is resumed: model, protocol, inputs and the clip list."""
     listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
     return {"format": RUN_FORMAT, "eval_type": classifier.eval_type,
@@ -60,13 +74,13 @@ class EvalConfig:
             "clips_sha256": hashlib.sha256(listing).hexdigest()}
 
 
-def check_run(output_dir: Path, record: dict) -> None:
+def check_run(output_dir: str | Path, record: dict) -> None:
   """Writes `run.json` on a first run; on a restart refuses settings that differ from it."""
-  path = output_dir / RUN_FILE
-  if not path.exists():
-    write_json(path, record)
+  path = storage.join(output_dir, RUN_FILE)
+  if not storage.exists(path):
+    storage.write_bytes(path, json.dumps(record, indent=1).encode())
     return
-  earlier = json.loads(path.read_text())
+  earlier = json.loads(storage.read_bytes(path))
   changed = [f"{k}: {earlier.get(k)!r} -> {record.get(k)!r}"
              for k in sorted(set(earlier) | set(record)) if earlier.get(k) != record.get(k)]
   if changed:
@@ -89,7 +103,7 @@ def _pipeline(jobs: Sequence[tuple[str, str]], load: Callable[[Path], dict[str, 
     except Exception as e:  # noqa: BLE001 - one bad video must not stop a 20,000-video run
       empty = [np.zeros((0, 0, INPUT_SIZE, INPUT_SIZE, STREAM_CHANNELS[s]), np.float32)
                for s in streams]
-      return [str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"] + empty
+      return [failure_reason(e)] + empty
 
   def load_map(video_id: tf.Tensor, path: tf.Tensor):
     out = tf.py_function(load_one, [path], [tf.string] + [tf.float32] * len(streams))
@@ -98,6 +112,17 @@ def _pipeline(jobs: Sequence[tuple[str, str]], load: Callable[[Path], dict[str, 
   spec = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string))
   return (tf.data.Dataset.from_generator(generate, output_signature=spec)
           .map(load_map, num_parallel_calls=workers, deterministic=True).prefetch(1))
+
+
+def failure_reason(error: Exception) -> str:
+  """The reason recorded for a video that could not be scored: a UserError's own line, else the
+  exception's type and message."""
+  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+def failure_record(clip: Clip, path: object, reason: str) -> dict:
+  """One line of failures.jsonl."""
+  return {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason}
 
 
 def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequence[str],
@@ -114,8 +139,11 @@ def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequenc
   return record
 
 
-def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
-  """Refuses clip lists the results file cannot key (duplicate ids) or the model cannot score."""
+def check_clips(clips: Sequence[Clip], labels: Sequence[str], config: EvalConfig) -> None:
+  """Refuses clip lists the results file cannot key (duplicate ids) or the model cannot score,
+  and a top-k too short for the metrics."""
+  if config.top_k < 5:
+    raise UserError("top_k must be at least 5 (top-5 accuracy is computed from stored top-k)")
   seen, unknown = set(), sorted({c.label for c in clips if c.label not in labels}, key=str)
   for clip in clips:
     if clip.youtube_id in seen:
@@ -131,7 +159,8 @@ def _check_clips(clips: Sequence[Clip], labels: Sequence[str]) -> None:
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
              output_dir: Path, config: EvalConfig, progress: bool = True,
              records_dir: Path | None = None) -> dict:
-  """Scores `classifier` on `clips` found under `video_dir`, resuming the run in `output_dir`.
+  """Scores `classifier` on `clips` found under `video_dir` (or in the records `records_dir`
+  made by `i3d.kinetics.preprocess`), resuming the run in `output_dir`.
 
   Args:
     classifier: what to evaluate; its eval type and checkpoints are recorded in run.json.
@@ -142,15 +171,12 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
       report; an earlier run there is resumed, or refused if its settings differ.
     config: protocol, input settings, top-k and speed settings.
     progress: show a progress bar on stderr.
-    records_dir: read the clips' inputs from these records (`i3d.kinetics.preprocess`) instead
-      of videos.
+    records_dir: read the clips' inputs from these records instead of `video_dir`.
 
   Returns:
     The metrics written to metrics.json.
   """
-  if config.top_k < 5:
-    raise UserError("top_k must be at least 5 (top-5 accuracy is computed from stored top-k)")
-  _check_clips(clips, classifier.labels)
+  check_clips(clips, classifier.labels, config)
   output_dir = Path(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
@@ -189,8 +215,7 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
     for video_id, error, *arrays in items:
       clip = pending[video_id.decode()].clip
       if error:
-        failures.append({"id": clip.youtube_id, "label": clip.label, "path": str(
-            pending[clip.youtube_id].path), "reason": error.decode()})
+        failures.append(failure_record(clip, pending[clip.youtube_id].path, error.decode()))
         bar.write(f"failed: {clip.filename}: {error.decode()}")
       else:
         logits = classifier.view_logits(dict(zip(streams, arrays)), config.view_batch)
@@ -205,13 +230,18 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
                        missing, config, classifier.eval_type)
 
 
-def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
-  """Metrics of prediction records (from predictions.jsonl) against their labels."""
+def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:
+  """The metric counts of prediction records (from predictions.jsonl) against their labels."""
   index = {name: i for i, name in enumerate(labels)}
   ranked = np.array([[index[c] for c in r["classes"]] for r in records] or np.zeros((0, 5)),
                     np.int64)
   truth = np.array([index[r["label"]] for r in records], np.int64)
-  return metrics.summarize(ranked, truth, tuple(labels))
+  return metrics.Counts.of(ranked, truth, len(labels))
+
+
+def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
+  """Metrics of prediction records (from predictions.jsonl) against their labels."""
+  return metrics.summarize_counts(counts(records, labels), tuple(labels))
 
 
 def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
@@ -225,9 +255,13 @@ def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
 
 def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dict],
                   failures: Sequence[dict], missing: Sequence[Clip], config: EvalConfig,
-                  eval_type: str | None) -> dict:
-  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics."""
-  result = {**score(records, labels), "num_videos": len(records), "num_missing": len(missing),
+                  eval_type: str | None, scores: dict | None = None) -> dict:
+  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
+
+  `scores` are the records' metrics when already computed (`score` otherwise).
+  """
+  scores = score(records, labels) if scores is None else scores
+  result = {**scores, "num_videos": len(records), "num_missing": len(missing),
             "num_failed": len(failures), "eval_type": eval_type,
             "protocol": config.protocol.describe(),
             "missing": [c.filename for c in missing],

@@ -5,6 +5,8 @@ Ranks rather than scores are the input so metrics can be recomputed from `predic
 which keeps only each video's top-k.
 """
 
+import dataclasses
+
 import numpy as np
 
 
@@ -24,11 +26,14 @@ def top_k_accuracy(predictions: np.ndarray, labels: np.ndarray, k: int) -> float
 
 def per_class_accuracy(top1: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
   """Top-1 accuracy of each class (C,); nan for classes with no video."""
-  labels = np.asarray(labels)
-  totals = np.bincount(labels, minlength=num_classes).astype(float)
-  correct = np.bincount(labels[np.asarray(top1) == labels], minlength=num_classes)
+  return class_accuracy(confusion_matrix(top1, labels, num_classes))
+
+
+def class_accuracy(confusion: np.ndarray) -> np.ndarray:
+  """Per-class top-1 accuracy (C,) of a confusion matrix; nan for classes with no video."""
+  totals = confusion.sum(axis=1).astype(float)
   with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(totals > 0, correct / totals, np.nan)
+    return np.where(totals > 0, np.diag(confusion) / totals, np.nan)
 
 
 def mean_class_accuracy(per_class: np.ndarray) -> float:
@@ -68,14 +73,43 @@ def most_confused_classes(pairs: list[tuple[int, int, int]], count: int) -> list
   return list(classes)
 
 
+@dataclasses.dataclass
+class Counts:
+  """What every metric is computed from, and what adds up across workers: the top-1 confusion
+  matrix (C, C) (row = true class) and the number of top-5 hits."""
+  confusion: np.ndarray
+  top5_hits: int = 0
+
+  @classmethod
+  def empty(cls, num_classes: int) -> "Counts":
+    return cls(np.zeros((num_classes, num_classes), np.int64))
+
+  @classmethod
+  def of(cls, predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> "Counts":
+    """The counts of ranked predictions (N, k >= 5) against labels (N,)."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    return cls(confusion_matrix(predictions[:, 0], labels, num_classes),
+               int(top_k_hits(predictions, labels, 5).sum()))
+
+  def __add__(self, other: "Counts") -> "Counts":
+    return Counts(self.confusion + other.confusion, self.top5_hits + other.top5_hits)
+
+
 def summarize(predictions: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
               num_pairs: int = 20) -> dict:
   """Every reported metric as a JSON-able dict (accuracies are fractions in [0, 1])."""
-  predictions, labels = np.asarray(predictions), np.asarray(labels)
-  top1_class = predictions[:, 0]
-  top1, top5 = top_k_accuracy(predictions, labels, 1), top_k_accuracy(predictions, labels, 5)
-  per_class = per_class_accuracy(top1_class, labels, len(class_names))
-  confusion = confusion_matrix(top1_class, labels, len(class_names))
+  return summarize_counts(Counts.of(predictions, labels, len(class_names)), class_names,
+                          num_pairs)
+
+
+def summarize_counts(counts: Counts, class_names: tuple[str, ...], num_pairs: int = 20) -> dict:
+  """`summarize` of the videos behind `counts` (the same numbers, however they were added up)."""
+  confusion = counts.confusion
+  totals = confusion.sum(axis=1)
+  videos = int(totals.sum())
+  top1 = float(np.trace(confusion) / videos) if videos else float("nan")
+  top5 = float(counts.top5_hits / videos) if videos else float("nan")
+  per_class = class_accuracy(confusion)
   pairs = confused_pairs(confusion, num_pairs)
   shown = most_confused_classes(pairs, 10)
   return {
@@ -83,8 +117,7 @@ def summarize(predictions: np.ndarray, labels: np.ndarray, class_names: tuple[st
       "challenge_error": challenge_error(top1, top5),
       "per_class_accuracy": {class_names[c]: float(per_class[c])
                              for c in np.flatnonzero(~np.isnan(per_class))},
-      "per_class_videos": {class_names[c]: int(n) for c, n in
-                           enumerate(np.bincount(labels, minlength=len(class_names))) if n},
+      "per_class_videos": {class_names[c]: int(n) for c, n in enumerate(totals) if n},
       "confused_pairs": [{"true": class_names[t], "predicted": class_names[p], "videos": n}
                          for t, p, n in pairs],
       "confusion": {"classes": [class_names[c] for c in shown],

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import filelock
@@ -117,7 +117,7 @@ class _Job:
   streams: tuple[str, ...]
 
 
-def _encode(job: _Job) -> tuple[str, int, str]:
+def encode_job(job: _Job) -> tuple[str, int, str]:
   """(key, frames, error) after encoding one clip into its staged file (run in a worker)."""
   try:
     example = records.encode_clip(job.video, job.info, job.settings, job.encoding, job.streams)
@@ -141,16 +141,16 @@ def _init_worker(threads: int) -> None:
 
 
 def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str]]:
-  """`_encode` of each job as they finish: in this process with one worker, else in a pool of
+  """`encode_job` of each job as they finish: in this process with one worker, else in a pool of
   `workers` processes sharing the cores."""
   if workers <= 1:
-    yield from map(_encode, jobs)
+    yield from map(encode_job, jobs)
     return
   threads = max(1, (os.cpu_count() or 1) // workers)
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
       initargs=(threads,)) as pool:
-    futures = [pool.submit(_encode, job) for job in jobs]
+    futures = [pool.submit(encode_job, job) for job in jobs]
     try:
       for future in concurrent.futures.as_completed(futures):
         yield future.result()
@@ -214,10 +214,16 @@ class _Shards:
         self.staged(clip).unlink(missing_ok=True)
 
 
+Encoder = Callable[[Sequence["_Job"]], Iterable[tuple[str, int, str]]]
+
+
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
-               config: PreprocessConfig = PreprocessConfig(), progress: bool = True) -> dict:
+               config: PreprocessConfig = PreprocessConfig(), progress: bool = True,
+               encoder: Encoder | None = None) -> dict:
   """Writes the records of `clips` found under `video_dir` into `output_dir`, resuming what an
-  earlier run left; returns a summary (shards, clips written, failures)."""
+  earlier run left; returns a summary (shards, clips written, failures). `encoder` runs
+  `encode_job` over the jobs (default: a pool of `config.workers` processes; `i3d.pipelines`
+  passes a Beam pipeline)."""
   keys = [clip_key(c) for c in clips]
   if len(set(keys)) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
@@ -225,13 +231,14 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _preprocess_locked(clips, Path(video_dir), output_dir, config, progress)
+      return _preprocess_locked(clips, Path(video_dir), output_dir, config, progress,
+                                encoder or (lambda jobs: _results(jobs, config.workers)))
   except filelock.Timeout:
     raise UserError(f"another preprocessing run is writing to {output_dir}") from None
 
 
 def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
-                       config: PreprocessConfig, progress: bool) -> dict:
+                       config: PreprocessConfig, progress: bool, encoder: Encoder) -> dict:
   """The locked body of `preprocess`."""
   num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
   if not 1 <= num_shards <= max(1, len(clips)):
@@ -255,7 +262,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
       jobs.append(_Job(clip_key(row.clip), str(row.path), clip_info(
           row.clip, data_path, config.label_version), str(shards.staged(row.clip)),
           config.settings, config.encoding, tuple(config.streams)))
-    _run(jobs, config.workers, shards, progress)
+    _run(jobs, encoder, shards, progress)
     shards.close_ready()
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
@@ -263,7 +270,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
             "clips": written, "failed": len(failures.records)}
 
 
-def _run(jobs: Sequence[_Job], workers: int, shards: _Shards, progress: bool) -> None:
+def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
   """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
   """
   bar = tqdm(total=len(jobs), unit="clip", disable=not progress, dynamic_ncols=True,
@@ -272,7 +279,7 @@ def _run(jobs: Sequence[_Job], workers: int, shards: _Shards, progress: bool) ->
   pairs, started = 0, time.monotonic()
   flow = "flow" in (jobs[0].streams if jobs else ())
   try:
-    for key, frames, error in _results(jobs, workers):
+    for key, frames, error in encoder(jobs):
       if error:
         shards.failures.append({"id": key, "filename": Path(by_key[key].video).name,
                                 "reason": error})

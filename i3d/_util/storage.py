@@ -1,0 +1,123 @@
+"""Files on local disks or on any filesystem `tf.io.gfile` reads (gs://, s3://, hdfs://, ...).
+
+Distributed runs keep paths as strings (a `Path` folds the `//` of `gs://bucket`). Local paths go
+through `files.atomic_write`; elsewhere a file is written under a temporary name and renamed, so
+a reader never sees half of it either. TensorFlow is imported only for non-local paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from i3d._util.files import atomic_write
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+  """Whether `path` names a filesystem other than the local one (it has a scheme://)."""
+  return "://" in str(path)
+
+
+def join(root: str | os.PathLike, *parts: str) -> str:
+  """`root/part/...` for local and remote roots alike."""
+  if is_remote(root):
+    return posixpath.join(str(root), *parts)
+  return str(Path(root).joinpath(*parts))
+
+
+def _gfile():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.io.gfile
+
+
+def exists(path: str) -> bool:
+  """Whether `path` exists."""
+  return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def makedirs(path: str) -> None:
+  """Creates the folder `path` and its parents."""
+  if is_remote(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def read_bytes(path: str) -> bytes:
+  """The content of `path`."""
+  if not is_remote(path):
+    return Path(path).read_bytes()
+  with _gfile().GFile(path, "rb") as f:
+    return f.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` so that readers see the old content or all of the new."""
+  if not is_remote(path):
+    with atomic_write(path, "wb") as f:
+      f.write(data)
+    return
+  gfile = _gfile()
+  temporary = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.tmp{uuid.uuid4().hex}"
+  try:
+    with gfile.GFile(temporary, "wb") as f:
+      f.write(data)
+    gfile.rename(temporary, path, overwrite=True)
+  finally:
+    if gfile.exists(temporary):
+      gfile.remove(temporary)
+
+
+def list_names(folder: str, suffix: str = "") -> list[str]:
+  """Names of the files directly in `folder` ending with `suffix` (none if it does not exist),
+  without temporary files (names starting with a dot)."""
+  if not exists(folder):
+    return []
+  names = _gfile().listdir(folder) if is_remote(folder) else os.listdir(folder)
+  return sorted(n.rstrip("/") for n in names if n.endswith(suffix) and not n.startswith("."))
+
+
+def walk_files(root: str) -> Iterator[str]:
+  """Every file below `root`, as paths joined onto `root`."""
+  if not is_remote(root):
+    for folder, _, names in os.walk(root):
+      yield from (os.path.join(folder, n) for n in names)
+    return
+  for folder, _, names in _gfile().walk(root):
+    yield from (posixpath.join(folder, n) for n in names)
+
+
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[Path]:
+  """A local path holding the content of `path` (itself when it is local)."""
+  if not is_remote(path):
+    yield Path(path)
+    return
+  with tempfile.TemporaryDirectory(prefix="i3d-") as folder:
+    local = Path(folder) / posixpath.basename(path)
+    _gfile().copy(path, str(local))
+    yield local
+
+
+@contextlib.contextmanager
+def local_folder(folder: str) -> Iterator[Path]:
+  """A local folder whose files end up in `folder`: itself when it is local, else a temporary
+  one copied over file by file (each atomically) when the block ends without an error."""
+  if not is_remote(folder):
+    os.makedirs(folder, exist_ok=True)
+    yield Path(folder)
+    return
+  staging = Path(tempfile.mkdtemp(prefix="i3d-"))
+  try:
+    yield staging
+    for path in sorted(staging.rglob("*")):
+      if path.is_file():
+        write_bytes(join(folder, *path.relative_to(staging).parts), path.read_bytes())
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)

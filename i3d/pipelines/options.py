@@ -1,0 +1,53 @@
+"""Beam pipeline options from the `--runner` and `--workers` flags plus Beam's own flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from i3d.errors import UserError
+
+LOCAL_RUNNER = "DirectRunner"
+
+
+def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -> PipelineOptions:
+  """Options for `runner`. The local DirectRunner runs `workers` worker processes
+  (multi-processing mode; Prism, which downloads a binary at run time, is never chosen);
+  `beam_args` are Beam's own flags, passed through (e.g. --project, --flink_master)."""
+  if workers < 1:
+    raise UserError(f"--workers must be at least 1, got {workers}")
+  args = ["--runner", runner, *beam_args]
+  if runner == LOCAL_RUNNER:
+    args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+  options = PipelineOptions(args)
+  known = options.get_all_options(retain_unknown_options=False)
+  unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
+  if unknown:
+    raise UserError(f"unknown Beam pipeline options: {', '.join('--' + u for u in unknown)}; "
+                    f"see `python -m apache_beam.examples.wordcount --help` for Beam's flags")
+  return options
+
+
+def threads_per_worker(runner: str, workers: int) -> int | None:
+  """The local runner's share of this machine's cores for each worker (None elsewhere: each
+  remote worker has its machine)."""
+  if runner != LOCAL_RUNNER:
+    return None
+  return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def limit_threads(threads: int | None) -> None:
+  """Keeps this worker process's TensorFlow and OpenCV to `threads` threads (when given), so
+  local workers share the cores instead of oversubscribing them. Call it before TensorFlow runs."""
+  if threads is None:
+    return
+  import cv2  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  cv2.setNumThreads(threads)
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+  except RuntimeError:  # TensorFlow already ran in this process: it keeps its pools
+    pass
