@@ -273,8 +273,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]]
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
         yield vid, str(path), _reason(e)
 
-  return _extract(extractor, jobs, output_dir, extractor.record(input_settings), inputs,
-                  progress)
+  return _extract(extractor, jobs, output_dir, (input_settings, None), inputs, progress)
 
 
 def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
@@ -300,17 +299,19 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
                                     records.clip_crops(item.inputs, extractor.streams))
 
   return _extract(extractor, [(k, Path(v)) for k, v in jobs.items()], output_dir,
-                  extractor.record(input_settings, made), inputs, progress)
+                  (input_settings, made), inputs, progress)
 
 
 def _extract(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
-             output_dir: str | Path, record: dict,
+             output_dir: str | Path, made: tuple[InputSettings, Optional[dict]],
              inputs: Callable[[Sequence[tuple[str, Path]]], Inputs],
              progress: bool) -> ExtractionResult:
-  """The jobs not finished with `record` in `output_dir`, their `inputs` written as features,
-  under the folder's lock."""
+  """The jobs not finished in `output_dir` with the settings `made` (input settings, records
+  settings: see `FeatureExtractor.record`), their `inputs` written as features, under the
+  folder's lock."""
   output_dir = Path(output_dir)
   _check_jobs(jobs)
+  record = extractor.record(*made)
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
