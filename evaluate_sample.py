@@ -7,6 +7,7 @@ Prints the released script's format: the norm of the logits, then one
 `probability logit label` line per top class. Joint sums the RGB and flow logits.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -17,6 +18,8 @@ from i3d.classify import ranking
 from i3d.errors import UserError
 from i3d.inputs import settings, views
 from i3d.inputs.samples import default_sample, load_sample
+from i3d.model.checkpoints import fetch_checkpoints
+from i3d.model.hardware import PRECISIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("eval_type", "joint", list(i3d.EVAL_TYPES), "rgb, rgb600, flow, or joint.")
@@ -28,6 +31,9 @@ flags.DEFINE_string("rgb_sample", str(default_sample("rgb")),
                     "RGB input: .npy (1, T, 224, 224, 3) in [-1, 1], or a released-style .gif.")
 flags.DEFINE_string("flow_sample", str(default_sample("flow")),
                     "Flow input: .npy (1, T, 224, 224, 2) in [-1, 1], or a released-style .gif.")
+flags.DEFINE_enum("precision", "float32", list(PRECISIONS),
+                  "Compute precision of the convolutions: float32, or bfloat16 / float16 on CPUs "
+                  "and GPUs that have them (inputs and logits stay float32).")
 flags.DEFINE_integer("top_k", 20, "How many classes to print.")
 flags.DEFINE_string("video", None,
                     "Classify this video file instead of the samples: decoded at 25 fps, RGB and "
@@ -37,6 +43,10 @@ flags.DEFINE_float("time_start", None, "With --video: start of the trim window i
 flags.DEFINE_float("time_end", None, "With --video: end of the trim window in seconds.")
 flags.DEFINE_enum("flow_backend", "tf", list(settings.FLOW_BACKENDS),
                   "With --video: TV-L1 implementation, ours in TensorFlow or OpenCV's DualTVL1.")
+flags.DEFINE_boolean("quiet", False, "No progress bars or notes on stderr (also I3D_PROGRESS=0).")
+flags.DEFINE_boolean("offline", False,
+                     "Never use the network (also I3D_OFFLINE=1): missing checkpoints are an "
+                     "error saying where to put them.")
 
 
 def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
@@ -44,8 +54,8 @@ def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
   logits = logits.astype(np.float32)
   probabilities = ranking.softmax(logits)
   lines = [f"Norm of logits: {np.linalg.norm(logits):f}", "", "Top classes and probabilities"]
-  for index in ranking.top_k(logits, top_k):
-    lines.append(f"{probabilities[index]} {logits[index]} {labels[index]}")
+  for index in ranking.top_k(logits, top_k):  # str(): NumPy's shortest float32 repr, as released
+    lines.append(f"{probabilities[index]!s} {logits[index]!s} {labels[index]}")
   return "\n".join(lines)
 
 
@@ -58,13 +68,19 @@ def _video_clips(streams: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def main(argv):
   del argv
+  if FLAGS.offline:
+    os.environ["I3D_OFFLINE"] = "1"
+  if FLAGS.quiet:
+    os.environ["I3D_PROGRESS"] = "0"
   try:
     samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
     streams = i3d.checkpoint_names(FLAGS.eval_type, FLAGS.imagenet_pretrained)
+    fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir)  # all missing ones named at once
     clips = _video_clips(tuple(streams)) if FLAGS.video else {
         s: load_sample(samples[s], s) for s in streams}  # bad input fails fast
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
-                                     imagenet_pretrained=FLAGS.imagenet_pretrained)
+                                     imagenet_pretrained=FLAGS.imagenet_pretrained,
+                                     precision=FLAGS.precision)
     logits = classifier(**clips).numpy()[0]
   except (UserError, ValueError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)

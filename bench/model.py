@@ -2,12 +2,18 @@
 
     python -m bench.model            # default run (~10 min on 2 CPU cores)
     python -m bench.model --quick    # RGB, 64 frames, batch 1 only
+    python -m bench.model --quick --precisions float32,bfloat16   # + bf16 and OpenVINO columns
 
 Candidates run round-robin in one process, so a shared machine's noise hits them alike; each
-cell reports the best and the median of `--repeats` timed runs after one warm-up run.
+cell reports the best and the median of `--repeats` timed runs after one warm-up run, and each
+candidate's largest logit difference from `optimized` (float32) over its largest logit.
+`openvino` (optional: `pip install -e .[bench]`) is OpenVINO's CPU plugin on this project's
+exported float32 SavedModel (`ov.convert_model`), in its default precision for this CPU (bf16
+where the CPU has it) and, as `openvino f32`, with its inference precision forced to float32.
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -68,12 +74,38 @@ def make_checkpoints(root: Path) -> Path:
   return root
 
 
-def tf_candidates(eval_type: str, checkpoint_dir: Path, plain: bool) -> dict[str, Callable]:
-  """`optimized` (load_classifier's default) and optionally `plain` (optimize=False) classifiers."""
-  options = {"optimized": True, "plain": False} if plain else {"optimized": True}
+def tf_candidates(eval_type: str, checkpoint_dir: Path, plain: bool,
+                  precisions: tuple[str, ...] = ()) -> dict[str, Callable]:
+  """`optimized` (load_classifier's default), optionally `plain` (optimize=False), and one
+  optimized classifier per reduced precision in `precisions`."""
+  options = {"optimized": (True, "float32")}
+  if plain:
+    options["plain"] = (False, "float32")
+  options.update({p: (True, p) for p in precisions if p != "float32"})
   return {label: i3d.load_classifier(eval_type, checkpoint_dir=checkpoint_dir, download=False,
-                                     optimize=optimize)
-          for label, optimize in options.items()}
+                                     optimize=optimize, precision=precision)
+          for label, (optimize, precision) in options.items()}
+
+
+def openvino_candidates(classifier: i3d.Classifier, clips: dict[str, np.ndarray],
+                        saved_model: Path) -> dict[str, Callable]:
+  """OpenVINO's CPU plugin on `classifier` exported as a SavedModel, compiled for the shapes of
+  `clips`: its default precision on this CPU, and float32."""
+  import openvino as ov
+
+  from i3d.classify.export import export_saved_model
+  export_saved_model(classifier, saved_model)
+  model = ov.convert_model(str(saved_model))
+  model.reshape({s: list(x.shape) for s, x in clips.items()})
+  core = ov.Core()
+  default = core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
+  compiled = {f"openvino ({default})": core.compile_model(model, "CPU"),
+              "openvino f32": core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})}
+
+  def runner(compiled_model) -> Callable:
+    request = compiled_model.create_infer_request()
+    return lambda **inputs: request.infer({s: np.asarray(x) for s, x in inputs.items()})["logits"]
+  return {label: runner(c) for label, c in compiled.items()}
 
 
 def torch_candidate(eval_type: str) -> Callable:
@@ -92,18 +124,33 @@ def torch_candidate(eval_type: str) -> Callable:
 
 
 def bench_cell(candidates: dict[str, Callable], clips: dict[str, np.ndarray],
-               repeats: int) -> dict[str, list[float]]:
-  """Times per candidate, run round-robin after one warm-up each."""
+               repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+  """Times per candidate, run round-robin after one warm-up each, and each candidate's largest
+  logit difference from the first candidate's over its largest logit."""
   inputs = {s: tf.constant(x) for s, x in clips.items()}
-  runs = {k: (lambda f=f: np.asarray(f(**(clips if k == "torch" else inputs))))
+  runs = {k: (lambda f=f: np.asarray(f(**(clips if k == "torch" else inputs)), np.float32))
           for k, f in candidates.items()}
-  for run in runs.values():
-    run()
+  logits = {k: run() for k, run in runs.items()}
+  reference = next(iter(logits.values()))
+  errors = {k: float(np.abs(v - reference).max() / np.abs(reference).max())
+            for k, v in logits.items()}
   times = {k: [] for k in runs}
   for _ in range(repeats):
     for k, run in runs.items():
       times[k] += timed(run, 1)
-  return times
+  return times, errors
+
+
+def cpu_description() -> str:
+  """The CPU's model name and its reduced-precision flags, from /proc/cpuinfo."""
+  from i3d.model import hardware
+  flags = hardware.cpu_flags() or frozenset()
+  names = [line.partition(":")[2].strip() for line in
+           hardware.CPUINFO.read_text().splitlines() if line.startswith("model name")] \
+      if hardware.CPUINFO.exists() else []
+  precision_flags = sorted(f for fs in hardware.NATIVE_FLAGS.values() for f in fs if f in flags)
+  return (f"{names[0] if names else platform.processor()}; AVX-512: {'avx512f' in flags}; "
+          f"reduced-precision flags: {', '.join(precision_flags) or 'none'}")
 
 
 def peak_memory(eval_type: str, frames: int, checkpoint_dir: Path) -> dict:
@@ -123,45 +170,61 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--memory-frames", type=int, default=250,
                       help="clip length of the peak-memory run (0 to skip)")
   parser.add_argument("--quick", action="store_true", help="rgb:64:1 only, 2 repeats")
+  parser.add_argument("--precisions", default="float32",
+                      help="comma-separated load_classifier precisions to compare (float32 is "
+                           "`optimized`), e.g. float32,bfloat16")
+  parser.add_argument("--no-openvino", action="store_true",
+                      help="skip OpenVINO (run only when it is installed)")
   args = parser.parse_args(argv)
   if args.quick:
     args.cells, args.repeats, args.memory_frames = "rgb:64:1", 2, 0
   return args
 
 
+def optional_version(module: str):
+  """The version of an optional dependency, or None when it is not installed."""
+  try:
+    return importlib.import_module(module).__version__
+  except ImportError:
+    return None
+
+
 def main(argv=None) -> None:
   args = parse_args(argv)
-  try:
-    import torch
-    torch_version = None if args.no_torch else torch.__version__
-  except ImportError:
-    torch_version = None
-  print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"TensorFlow {tf.__version__} (oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS')}), "
-        f"PyTorch {torch_version or 'not run'}, python {platform.python_version()}")
+  torch_version = None if args.no_torch else optional_version("torch")
+  openvino_version = None if args.no_openvino else optional_version("openvino")
+  print(f"# {cpu_description()}\n# {os.cpu_count()} CPUs, TensorFlow {tf.__version__} "
+        f"(oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS')}), PyTorch {torch_version or 'not run'}"
+        f", OpenVINO {openvino_version or 'not run'}, python {platform.python_version()}")
   peak = matmul_peak_gflops()
   print(f"# float32 matmul peak (4096^3, best of 5): {peak:.1f} GFLOP/s\n")
   print("| model | T | batch | implementation | best s | median s | clips/s | GFLOP/s | "
-        "% of matmul peak | vs PyTorch |")
-  print("|---|---|---|---|---|---|---|---|---|---|")
+        "% of matmul peak | vs PyTorch | vs optimized | logit error |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   with tempfile.TemporaryDirectory() as tmp:
     checkpoint_dir = make_checkpoints(Path(tmp))
     for cell in args.cells.split(","):
       eval_type, frames, batch = cell.split(":")
       frames, batch = int(frames), int(batch)
-      candidates = tf_candidates(eval_type, checkpoint_dir, plain=(frames, batch) == (64, 1))
-      if torch_version:
-        candidates["torch"] = torch_candidate(eval_type)
+      candidates = tf_candidates(eval_type, checkpoint_dir, plain=(frames, batch) == (64, 1),
+                                 precisions=tuple(args.precisions.split(",")))
       clips = {s: np.random.default_rng(0).uniform(-1, 1, (batch, frames, 224, 224, c)).astype(
           np.float32) for s, c in STREAM_CHANNELS.items() if s in checkpoint_names(eval_type)}
+      if openvino_version:
+        candidates.update(openvino_candidates(candidates["optimized"], clips,
+                                              Path(tmp) / f"saved_model_{cell}"))
+      if torch_version:
+        candidates["torch"] = torch_candidate(eval_type)
       gflop = conv_gflop(eval_type, frames, batch)
-      times = bench_cell(candidates, clips, args.repeats)
+      times, errors = bench_cell(candidates, clips, args.repeats)
       for label, ts in times.items():
         best = min(ts)
         versus = f"{min(times['torch']) / best:.2f}x" if "torch" in times else "-"
         print(f"| {eval_type} | {frames} | {batch} | {label} | {best:.2f} | "
               f"{statistics.median(ts):.2f} | {batch / best:.2f} | {gflop / best:.1f} | "
-              f"{100 * gflop / best / peak:.0f}% | {versus} |", flush=True)
+              f"{100 * gflop / best / peak:.0f}% | {versus} | "
+              f"{min(times['optimized']) / best:.2f}x | "
+              f"{'-' if label == 'torch' else f'{errors[label]:.1e}'} |", flush=True)
     if args.memory_frames:
       memory = peak_memory("rgb", args.memory_frames, checkpoint_dir)
       print(f"\n# peak memory, rgb, one {args.memory_frames}-frame clip: {json.dumps(memory)}")

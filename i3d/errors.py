@@ -15,3 +15,7 @@ class DownloadError(UserError):
   def __init__(self, message: str, status: int | None = None):
     super().__init__(message)
     self.status = status
+
+
+class UsageError(UserError):
+  """The flags given do not fit together; the command's usage is shown with the message."""

@@ -1,30 +1,139 @@
 """Every environment variable the toolkit reads, and where it keeps its files.
 
 Library code asks this module instead of reading `os.environ` itself, so each variable has one
-meaning and one default, listed here and in the README.
+meaning and one default, listed here and in the README. Command-line flags that mean the same
+(`--offline`, `--quiet`) set these variables, so every layer sees one answer.
 """
 
+import contextlib
+import importlib.abc
+import importlib.util
+import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Read by TensorFlow and OpenCV when they load, so `set_library_defaults` runs on `import i3d`.
 LIBRARY_DEFAULTS = {
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) buries our one-line errors.
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # TensorFlow's C++ start-up chatter (CUDA probing such as `failed call to cuInit`, CPU
+    # features) buries our one-line errors; `I3D_TF_LOGS=1` shows it.
+    "TF_CPP_MIN_LOG_LEVEL": "3",
     # oneDNN runs I3D's 3D convolutions 2-3x faster on CPUs without AVX-512 too, where
     # TensorFlow leaves it off by default (BENCHMARKS.md); set it to 0 to opt out.
     "TF_ENABLE_ONEDNN_OPTS": "1",
     # FFmpeg's own lines ("moov atom not found") would repeat our one-line errors.
     "OPENCV_FFMPEG_LOGLEVEL": "-8",
 }
+# Set by `I3D_TF_LOGS=1` instead: TensorFlow's own logs, C++ and Python, all levels.
+TF_LOG_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+
+
+def _flag(name: str) -> bool | None:
+  """A boolean variable: True for 1/true/yes, False for 0/false/no, None when unset or empty."""
+  value = os.environ.get(name, "").strip().lower()
+  if not value:
+    return None
+  return value not in ("0", "false", "no", "off")
+
+
+def tf_logs() -> bool:
+  """`I3D_TF_LOGS=1`: show TensorFlow's start-up lines and Python log messages."""
+  return bool(_flag("I3D_TF_LOGS"))
+
+
+def offline() -> bool:
+  """`I3D_OFFLINE=1` (or `--offline`): never touch the network; missing files are errors."""
+  return bool(_flag("I3D_OFFLINE"))
+
+
+def progress() -> bool | None:
+  """`I3D_PROGRESS`: 1 forces progress output on, 0 (or `--quiet`) off; unset: on a terminal."""
+  return _flag("I3D_PROGRESS")
 
 
 def set_library_defaults() -> None:
-  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable."""
-  for name, value in LIBRARY_DEFAULTS.items():
+  """Sets `LIBRARY_DEFAULTS` where the user has not set the variable, points TensorFlow's
+  persistent XLA compilation cache at `xla_cache_dir()` (`$I3D_XLA_CACHE_DIR` replaces a cache
+  directory in `TF_XLA_FLAGS`, the default one does not) and quiets TensorFlow.
+
+  Unless `I3D_TF_LOGS` is set, TensorFlow's Python logger shows errors only, and the lines its
+  shared libraries write while they load (before any log level applies: the oneDNN and CUDA
+  banners) are held back and shown only if the import fails.
+  """
+  defaults = {**LIBRARY_DEFAULTS, **TF_LOG_DEFAULTS} if tf_logs() else LIBRARY_DEFAULTS
+  for name, value in defaults.items():
     os.environ.setdefault(name, value)
+  flag, cache = "--tf_xla_persistent_cache_directory=", xla_cache_dir()
+  flags = os.environ.get("TF_XLA_FLAGS", "").split()
+  if "I3D_XLA_CACHE_DIR" in os.environ or not any(f.startswith(flag) for f in flags):
+    flags = [f for f in flags if not f.startswith(flag)] + ([f"{flag}{cache}"] if cache else [])
+    os.environ["TF_XLA_FLAGS"] = " ".join(flags)
+  if tf_logs() or "tensorflow" in sys.modules:
+    return
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _QuietImport())
+
+
+def xla_cache_dir() -> Path | None:
+  """Compiled XLA programs (our TV-L1 per frame size), reused by later processes:
+  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla`; None (no cache) when it is set to ""."""
+  value = os.environ.get("I3D_XLA_CACHE_DIR", str(Path.home() / ".cache" / "i3d" / "xla"))
+  return Path(value) if value else None
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+  """Finds `tensorflow` the usual way, once, and loads it with file descriptor 2 held back."""
+
+  def find_spec(self, fullname, path=None, target=None):
+    if fullname != "tensorflow":
+      return None
+    sys.meta_path.remove(self)
+    spec = importlib.util.find_spec(fullname)
+    if spec is not None and spec.loader is not None:
+      spec.loader = _QuietLoader(spec.loader)
+    return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+  """Runs another loader's `exec_module` with its stderr output held back."""
+
+  def __init__(self, loader):
+    self._loader = loader
+
+  def create_module(self, spec):
+    return self._loader.create_module(spec)
+
+  def exec_module(self, module) -> None:
+    with _stderr_held():
+      self._loader.exec_module(module)
+
+  def __getattr__(self, name: str):
+    return getattr(self._loader, name)
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[None]:
+  """Sends what is written to file descriptor 2 to a temporary file; replays it on an error."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    failed = True
+    try:
+      yield
+      failed = False
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if failed:
+        held.seek(0)
+        os.write(2, held.read())
 
 
 def data_dir() -> Path:

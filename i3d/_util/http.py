@@ -2,7 +2,9 @@
 
 A download goes to `DEST.part` (resumed with an HTTP Range request after an interruption) and is
 renamed to `DEST` only once complete and verified, so a file at `DEST` is never a half file.
-A lock file beside it lets concurrent processes share the work instead of corrupting it.
+A lock file beside it lets concurrent processes share the work instead of corrupting it; it is
+removed when the download ends. With `I3D_OFFLINE=1` (`--offline`) nothing is fetched: a missing
+file is an error at once.
 """
 
 import hashlib
@@ -12,8 +14,9 @@ from typing import Optional
 
 import filelock
 import requests
-from tqdm import tqdm
 
+from i3d._util import env
+from i3d._util import progress as progress_output
 from i3d._util.retry import retry
 from i3d.errors import DownloadError
 
@@ -38,22 +41,37 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
              retries: int = 3, timeout: float = 60.0, backoff: float = 1.0) -> Path:
   """Fetch `url` to `dest` unless it is already there; verify it against `git_sha1` if given."""
   dest = Path(dest)
+  if dest.exists():
+    return dest
+  if env.offline():
+    raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
   dest.parent.mkdir(parents=True, exist_ok=True)
-  with filelock.FileLock(str(dest.with_name(f".{dest.name}.lock"))):
-    if dest.exists():
-      return dest
-    part = dest.with_name(dest.name + ".part")
+  lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
+  with lock:
     try:
-      retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
-            retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
-    except _Transient as e:
-      raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
-                          f"network or the URL, then run again (the partial file {part} is "
-                          f"kept and resumed)") from None
-    if git_sha1 is not None:
-      _verify(part, git_sha1, url)
-    os.replace(part, dest)
+      if not dest.exists():
+        _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
+    finally:
+      Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
   return dest
+
+
+def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,
+                     timeout: float, backoff: float) -> None:
+  """The body of `download`, run holding the lock."""
+  part = dest.with_name(dest.name + ".part")
+  try:
+    retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
+          retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
+  except _Transient as e:
+    if part.exists() and not part.stat().st_size:
+      part.unlink()
+    kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
+    raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
+                        f"network or the URL, then run again{kept}") from None
+  if git_sha1 is not None:
+    _verify(part, git_sha1, url)
+  os.replace(part, dest)
 
 
 def _verify(part: Path, git_sha1: str, url: str) -> None:
@@ -79,18 +97,25 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
       if response.status_code != 206:
         have = 0
       total = _expected_total(response, have)
-      with open(part, "ab" if have else "wb") as f, tqdm(
-          total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-          desc=label, disable=not progress, leave=False) as bar:
+      with open(part, "ab" if have else "wb") as f, progress_output.bar(
+          total, label, "B", show=progress, initial=have, unit_scale=True,
+          unit_divisor=1024) as bar:
         for chunk in response.iter_content(CHUNK_BYTES):
           f.write(chunk)
           bar.update(len(chunk))
   except (requests.ConnectionError, requests.Timeout,
           requests.exceptions.ChunkedEncodingError) as e:
-    raise _Transient(f"network error ({type(e).__name__}: {e})") from None
+    raise _Transient(f"network error ({_root_cause(e)})") from None
   got = part.stat().st_size
   if total is not None and got != total:
     raise _Transient(f"transfer cut short at {got} of {total} bytes")
+
+
+def _root_cause(error: BaseException) -> str:
+  """The innermost reason of a chained network error, e.g. `[Errno 111] Connection refused`."""
+  while error.__context__ is not None or error.__cause__ is not None:
+    error = error.__cause__ or error.__context__  # type: ignore[assignment]
+  return str(error) or type(error).__name__
 
 
 def _check_status(response: requests.Response, url: str) -> None:

@@ -10,9 +10,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import progress
 from i3d.errors import UserError
-from i3d.model.checkpoints import load_checkpoint
-from i3d.model.fast import PRECISIONS, FastI3d
+from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint
+from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
@@ -21,8 +22,7 @@ from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, checkpoint_names
 
 def check_precision(precision: str, optimize: bool) -> None:
   """A UserError for a precision FastI3d does not offer, before any weights are loaded."""
-  if precision not in PRECISIONS:
-    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  precision_dtype(precision)
   if precision != "float32" and not optimize:
     raise UserError(f"precision {precision} needs optimize=True")
 
@@ -32,8 +32,9 @@ class Classifier(tf.Module):
 
   `labels` are the class names in logit order; `streams` says which inputs it takes. With
   `optimize` (the default) each stream runs as a `FastI3d` (BatchNorm folded, 1x1 convolutions
-  fused; same logits to float32 round-off) in `precision` (float32, or bfloat16 / float16 on
-  GPUs); `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
+  fused; same logits to float32 round-off) in `precision`: float32, or bfloat16 / float16 where
+  the CPU or GPU has them (`precision_warning` says when it would be emulated, and is logged);
+  `towers` holds those modules. A `tf.Module`, so every weight is tracked and the
   classifier can be saved (see `i3d.export`).
   """
 
@@ -45,11 +46,12 @@ class Classifier(tf.Module):
     self.eval_type = eval_type
     self.checkpoints = dict(checkpoints or {})
     self.precision = precision
+    self.precision_warning = precision_warning(precision)  # FastI3d logs it
     self.models = models
     self.labels = labels
     self.streams = tuple(models)
     self.num_classes = len(labels)
-    self.towers = {stream: FastI3d(model, PRECISIONS[precision], jit_compile) if optimize
+    self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
 
@@ -92,8 +94,11 @@ class Classifier(tf.Module):
     if batch < 1:
       raise UserError(f"the view batch must be at least 1, got {batch}")
     count = len(next(iter(views.values())))
-    chunks = [self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()})
-              for i in range(0, count, batch)]
+    chunks = []
+    with progress.bar(count, "classifying", "view") as bar:
+      for i in range(0, count, batch):
+        chunks.append(self.stream_logits(**{s: v[i:i + batch] for s, v in views.items()}))
+        bar.update(min(batch, count - i))
     return {s: np.concatenate([c[s].numpy() for c in chunks]) for s in views}
 
 
@@ -121,6 +126,7 @@ def load_classifier(eval_type: str = "joint",
   """
   names = checkpoint_names(eval_type, imagenet_pretrained)
   check_precision(precision, optimize)
+  fetch_checkpoints(names.values(), checkpoint_dir, download=download)  # names all missing ones
   models = {}
   for stream, name in names.items():
     info = get_info(name)

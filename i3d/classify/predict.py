@@ -16,19 +16,24 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol, video_views
+from i3d.inputs.views import Protocol, cropped_inputs, views_of
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-  """Top classes of one video: (index, label, probability, logit) per class, best first."""
+  """Top classes of one video: (index, label, probability, logit) per class, best first.
+
+  `frames` were sampled from the video; `looped_to` is the length the model saw when the clip
+  was looped up to its shortest input (or a window), else None.
+  """
   source: str
   frames: int
   top: list[tuple[int, str, float, float]]
+  looped_to: int | None = None
 
   def as_dict(self) -> dict:
     """JSON-able form."""
-    return {"video": self.source, "frames": self.frames,
+    return {"video": self.source, "frames": self.frames, "looped_to": self.looped_to,
             "top_k": [{"index": i, "label": label, "probability": p, "logit": logit}
                       for i, label, p, logit in self.top]}
 
@@ -44,16 +49,20 @@ def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
             protocol: Protocol = Protocol(), top_k: int = 5, use_cache: bool = True,
             view_batch: int = 4) -> Prediction:
   """Top classes of one video (or inputs .npz) with `classifier` under `protocol`."""
-  views = video_views(source, classifier.streams, settings, protocol, use_cache)
-  return predict_views(classifier, views, str(source), top_k, view_batch)
+  crops = cropped_inputs(source, settings, classifier.streams, protocol.crops, use_cache)
+  return predict_views(classifier, views_of(crops, protocol), str(source), top_k, view_batch,
+                       frames=next(iter(crops.values())).shape[1])
 
 
 def predict_views(classifier: Classifier, views: dict[str, np.ndarray], source: str,
-                  top_k: int = 5, view_batch: int = 4) -> Prediction:
-  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}."""
+                  top_k: int = 5, view_batch: int = 4, frames: int | None = None) -> Prediction:
+  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}; `frames`, when
+  known, is how many frames the clip had before views looped it."""
   logits = ranking.fuse(classifier.view_logits(views, view_batch))
-  frames = next(iter(views.values())).shape[1]
-  return Prediction(source, frames, top_classes(logits, classifier.labels, top_k))
+  seen = next(iter(views.values())).shape[1]
+  frames = seen if frames is None else frames
+  return Prediction(source, frames, top_classes(logits, classifier.labels, top_k),
+                    seen if seen > frames else None)
 
 
 def is_records(source: str | Path) -> bool:

@@ -1,24 +1,44 @@
 """`i3d download`: fetch released checkpoints ahead of time (they are also fetched on first use)."""
 
+import sys
+
+from i3d.cli import flags
 from i3d.model.registry import CHECKPOINTS
 
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "download", help="Download and verify released checkpoints into the checkpoint folder.")
-  parser.add_argument("names", nargs="*", metavar="NAME",
-                      help=f"Checkpoints to fetch (default: all of "
-                      f"{', '.join(CHECKPOINTS)}).")
-  parser.add_argument("--checkpoint_dir", help="Default $I3D_CHECKPOINT_DIR or checkpoints/.")
-  parser.add_argument("--base_url", help="A mirror serving NAME/FILE like the release.")
+      "download", help="download and verify released checkpoints into the checkpoint folder",
+      description="Fetch each named checkpoint (all five by default), verify it against the "
+                  "release's SHA-1 and report each; the exit status is 1 when any failed.")
+  parser.add_argument("names", nargs="*", metavar="NAME", choices=[[], *CHECKPOINTS],
+                      help=f"checkpoints to fetch (default: all of {', '.join(CHECKPOINTS)})")
+  parser.add_argument("--checkpoint_dir",
+                      help="where checkpoints go (default: $I3D_CHECKPOINT_DIR or checkpoints/)")
+  parser.add_argument("--base_url", help="a mirror serving NAME/FILE like the release "
+                                         "(default: $I3D_CHECKPOINT_BASE_URL or GitHub)")
   parser.add_argument("--all_files", action="store_true",
-                      help="Also fetch model.ckpt.meta and the checkpoint state file.")
+                      help="also fetch model.ckpt.meta and the checkpoint state file")
+  flags.add_run_flags(parser)
   parser.set_defaults(run=main)
 
 
-def main(args) -> None:
-  from i3d.model.checkpoints import fetch_checkpoint  # pylint: disable=import-outside-toplevel
+def main(args) -> int:
+  from i3d.errors import DownloadError  # pylint: disable=import-outside-toplevel
+  from i3d.model import checkpoints  # pylint: disable=import-outside-toplevel
+  failed = []
   for name in args.names or CHECKPOINTS:
-    prefix = fetch_checkpoint(name, args.checkpoint_dir, all_files=args.all_files,
-                              base_url=args.base_url)
-    print(f"{name}: {prefix}")
+    try:
+      prefix = checkpoints.fetch_checkpoint(name, args.checkpoint_dir, all_files=args.all_files,
+                                            base_url=args.base_url)
+    except DownloadError as e:
+      failed.append(name)
+      print(f"{name}: failed: {str(e).splitlines()[0]}", flush=True)
+    else:
+      print(f"{name}: {prefix}", flush=True)
+  if failed:
+    print(f"i3d download: error: {len(failed)} of {len(args.names or CHECKPOINTS)} checkpoints "
+          f"failed ({', '.join(failed)})\n"
+          f"{checkpoints.manual_instructions(failed, args.checkpoint_dir, args.base_url)}",
+          file=sys.stderr)
+  return 1 if failed else 0

@@ -1,36 +1,39 @@
 """`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
 
+import argparse
 import dataclasses
 from pathlib import Path
 
 from i3d.cli import flags
-from i3d.errors import UserError
+from i3d.errors import UsageError
 
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "evaluate", help="Top-k accuracy of a classifier over a Kinetics split (resumable).",
+      "evaluate", help="top-k accuracy of a classifier over a Kinetics split (resumable)",
       description="Classify every annotated clip found under --video_dir (or stored in the "
                   "--records of `i3d preprocess`), append each result to "
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
   flags.add_annotation_flags(parser, required=False, remote=True)
   parser.add_argument("--records", type=Path, default=None,
-                      help="Read the clips' inputs from this records folder (`i3d preprocess "
-                           "--output_dir`) instead of videos; --annotations is then optional.")
+                      help="read the clips' inputs from this records folder (`i3d preprocess "
+                           "--output_dir`) instead of videos; --annotations is then optional")
   parser.add_argument("--output_dir", required=True,
-                      help="Where results go (with --runner also gs://...).")
+                      help="where results go (with --runner also gs://...)")
   flags.add_classifier_flags(parser)
   flags.add_view_flags(parser)
   flags.add_input_flags(parser, trim=False)
-  parser.add_argument("--top_k", type=int, default=5, help="Classes kept per video (>= 5).")
+  parser.add_argument("--top_k", type=int, default=5, help="classes kept per video (>= 5)")
   parser.add_argument("--save_logits", action="store_true",
-                      help="Also store every stream's logits in predictions.jsonl.")
+                      help="also store every stream's logits in predictions.jsonl")
   parser.add_argument("--workers", type=int, default=2,
-                      help="Videos decoded in parallel; with --runner DirectRunner, worker "
-                           "processes (one per core).")
+                      help="videos decoded in parallel; with --runner DirectRunner, worker "
+                           "processes (one per core)")
   flags.add_runner_flags(parser)
-  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  flags.add_run_flags(parser)
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 
@@ -39,20 +42,21 @@ def _run_pipeline(args, clips: list, settings) -> dict:
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import evaluate as pipeline
   from i3d.pipelines import options
-  spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained)
+  spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
+                                 args.precision)
   return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, settings,
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
-                           progress=not args.no_progress,
+                           progress=not args.quiet,
                            records_dir=args.records and str(args.records))
 
 
 def main(args) -> None:
   from i3d.kinetics import evaluation  # pylint: disable=import-outside-toplevel
   if (args.records is None) == (args.video_dir is None):
-    raise UserError("give --video_dir (with --annotations) or --records, not both")
+    raise UsageError("give --video_dir (with --annotations) or --records, not both")
   if args.records is None and args.annotations is None:
-    raise UserError("--annotations is required with --video_dir")
+    raise UsageError("--annotations is required with --video_dir")
   settings = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
@@ -68,11 +72,11 @@ def main(args) -> None:
     result = _run_pipeline(args, clips, settings)
   else:
     if "://" in str(args.video_dir) or "://" in args.output_dir:
-      raise UserError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
+      raise UsageError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
                       "--runner DirectRunner)")
     result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
                                  Path(args.video_dir), Path(args.output_dir), settings,
-                                 progress=not args.no_progress, records_dir=args.records)
+                                 progress=not args.quiet, records_dir=args.records)
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

@@ -27,25 +27,31 @@ def register(subparsers) -> None:
                       help="read the clips from this records folder (`i3d preprocess "
                            "--output_dir`) instead of videos: every clip in it or, with "
                            "--annotations, those clips; the input settings are the records'")
-  parser.add_argument("--output_dir", type=Path, required=True, help="Where features go.")
+  parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",
                       help="network endpoint (i3d.VALID_ENDPOINTS), e.g. Mixed_4f, Mixed_5c "
-                           "(default, 1024 values per window), Logits")
+                           "(1024 values per window), Logits")
   parser.add_argument("--window_frames", type=int, default=16,
-                      help="frames per window at 25 fps (default 16)")
+                      help="frames per window at 25 fps")
   parser.add_argument("--stride", type=int, default=16,
-                      help="frames between window starts (default 16); a last window ends at "
+                      help="frames between window starts; a last window ends at "
                            "the last frame when frames are left over")
   parser.add_argument("--whole_clip", action="store_true",
                       help="one window of the whole clip instead of strided windows")
   parser.add_argument("--no_pool", dest="pool", action="store_false",
                       help="keep each window's endpoint map instead of averaging it over time "
                            "and space")
-  parser.add_argument("--batch", type=int, default=8, help="windows per model call (default 8)")
+  parser.add_argument("--batch", type=int, default=8, help="windows per model call")
   flags.add_input_flags(parser)
   flags.add_cache_flag(parser)
-  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  parser.add_argument("--workers", type=int, default=2,
+                      help="with --runner DirectRunner: worker processes (one per "
+                           "core)")
+  flags.add_runner_flags(parser)
+  flags.add_run_flags(parser)
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 
@@ -91,24 +97,45 @@ def _skipped(missing: int, where: str) -> None:
     print(f"{text.count(missing, 'annotated clip')} not {where} (skipped)", file=sys.stderr)
 
 
+def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
+                  jobs: list[tuple[str, Path]]):
+  """The extraction as a Beam pipeline on --runner."""
+  # pylint: disable=import-outside-toplevel
+  from i3d.pipelines import features as pipeline
+  from i3d.pipelines import options
+  spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
+                                args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
+                                args.precision)
+  return pipeline.extract(spec, jobs, args.output_dir, flags.input_settings(args),
+                          options.pipeline_options(args.runner, args.workers, args.beam_args),
+                          args.use_cache, options.threads_per_worker(args.runner, args.workers),
+                          progress=not args.quiet)
+
+
 def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
+  checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
+  if args.records is not None and args.runner:
+    raise UserError("--records are read in this process; leave out --runner")
   record_jobs = _record_jobs(args) if args.records is not None else None
   jobs = _jobs(args) if record_jobs is None else []
-  extractor = features.load_extractor(
-      checkpoint_names(args.eval_type, args.imagenet_pretrained), settings, args.checkpoint_dir,
-      batch=args.batch)
-  if record_jobs is not None:
-    shards, made, inputs = record_jobs
-    result = features.extract_records(extractor, shards, args.output_dir, made, inputs,
-                                      progress=not args.no_progress)
+  if args.runner:
+    result = _run_pipeline(args, checkpoints, settings, jobs)
   else:
-    result = features.extract_videos(extractor, jobs, args.output_dir,
-                                     flags.input_settings(args), args.use_cache,
-                                     progress=not args.no_progress)
-  print(f"{args.output_dir}: {len(result.written)} videos written, {len(result.skipped)} "
+    extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
+                                        batch=args.batch, precision=args.precision)
+    if record_jobs is not None:
+      shards, made, inputs = record_jobs
+      result = features.extract_records(extractor, shards, args.output_dir, made, inputs,
+                                        progress=not args.quiet)
+    else:
+      result = features.extract_videos(extractor, jobs, args.output_dir,
+                                       flags.input_settings(args), args.use_cache,
+                                       progress=not args.quiet)
+  print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
+        f"{len(result.skipped)} "
         f"already done, {len(result.failed)} failed"
         + (f" (see {features.FAILURES_FILE})" if result.failed else ""))
   return 1 if result.failed else 0

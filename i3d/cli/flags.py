@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from i3d import kinetics
+from i3d._util import text
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
+from i3d.model.hardware import PRECISIONS
 from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
 
 if TYPE_CHECKING:
@@ -18,39 +20,56 @@ if TYPE_CHECKING:
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
-  """--eval_type, --checkpoint_dir and --imagenet_pretrained, as evaluate_sample.py has them."""
+  """--eval_type, --checkpoint_dir, --[no]imagenet_pretrained and --precision, as
+  evaluate_sample.py has them (absl's spelling of the negation; `--no-imagenet_pretrained` is
+  accepted too)."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
-                      help="streams and checkpoints: rgb, rgb600, flow or joint (default)")
+                      help="streams and checkpoints: rgb, rgb600, flow or joint")
   add_checkpoint_flag(parser)
-  parser.add_argument("--imagenet_pretrained", default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help="ImageNet+Kinetics checkpoints (default) or, with "
-                           "--no-imagenet_pretrained, the Kinetics-only ones")
-  parser.add_argument("--noimagenet_pretrained", dest="imagenet_pretrained",
-                      action="store_false", help=argparse.SUPPRESS)  # absl's spelling
+  parser.add_argument("--imagenet_pretrained", default=True, action="store_true",
+                      help="ImageNet+Kinetics checkpoints (default); --noimagenet_pretrained "
+                           "uses the Kinetics-only ones")
+  for spelling in ("--noimagenet_pretrained", "--no-imagenet_pretrained"):
+    parser.add_argument(spelling, dest="imagenet_pretrained", action="store_false",
+                        help=argparse.SUPPRESS if "-i" in spelling else "Kinetics-only checkpoints")
+  parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                      help="compute precision of the convolutions (inputs and logits stay "
+                           "float32): float32 (default), or bfloat16 / float16 on CPUs and GPUs "
+                           "that have them (a warning says when they would be emulated)")
+
+
+def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None:
+  """--quiet (no progress output) and, for commands that may download, --offline."""
+  parser.add_argument("--quiet", action="store_true",
+                      help="no progress bars or notes on stderr (also I3D_PROGRESS=0; they are "
+                           "shown only on a terminal anyway)")
+  if offline:
+    parser.add_argument("--offline", action="store_true",
+                        help="never use the network (also I3D_OFFLINE=1): a missing checkpoint "
+                             "or annotation file is an error saying where to put it")
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
   """--checkpoint_dir, for every command that loads released weights."""
   parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/ (missing checkpoints are downloaded there)")
+                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR or "
+                           "checkpoints/; missing checkpoints are downloaded there)")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
   """The classifier the classifier flags name."""
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
-                         imagenet_pretrained=args.imagenet_pretrained)
+                         imagenet_pretrained=args.imagenet_pretrained, precision=args.precision)
 
 
 def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
   """The flags of commands that read videos: the trim window and the flow backend."""
   if trim:
     parser.add_argument("--time_start", type=float, default=None,
-                        help="start of the trim window in seconds (default: start of the video)")
+                        help="start of the trim window in seconds (default: the video's start)")
     parser.add_argument("--time_end", type=float, default=None,
-                        help="end of the trim window in seconds (default: end of the video)")
+                        help="end of the trim window in seconds (default: the video's end)")
   parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default=None,
                       help="TV-L1 implementation: our TensorFlow one (default; GPU when present) "
                            "or OpenCV's DualTVL1 (the reference)")
@@ -67,15 +86,14 @@ def add_view_flags(parser: argparse.ArgumentParser) -> None:
   """Test-time views (windows x crops), their batching, and the inputs cache."""
   parser.add_argument("--windows", type=int, default=0,
                       help="multi-view testing: average the logits of N evenly spaced windows "
-                           "(default 0: the whole clip at once, as released)")
+                           "(0: the whole clip at once, as released)")
   parser.add_argument("--window_frames", type=int, default=64,
-                      help=f"frames per window with --windows (default 64, at least "
-                           f"{MIN_FRAMES})")
+                      help=f"frames per window with --windows (at least {MIN_FRAMES})")
   parser.add_argument("--crops", type=int, choices=(1, 3), default=1,
-                      help="spatial crops per view: 1 centre (default, as released) or 3 along "
-                           "the long side")
+                      help="spatial crops per view: 1 centre (as released) or 3 along the "
+                           "long side")
   parser.add_argument("--view_batch", type=int, default=4,
-                      help="views per model call (default 4); lower it if memory runs short")
+                      help="views per model call; lower it if memory runs short")
   add_cache_flag(parser)
 
 
@@ -96,22 +114,22 @@ def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True,
   """Annotated Kinetics clips: --annotations, --video_dir and which of them (--split,
   --classes, --max_samples). With `remote`, --video_dir stays a string (gs://... for Beam)."""
   parser.add_argument("--annotations", type=Path, required=required,
-                      help="Official Kinetics CSV or JSON annotations.")
+                      help="official Kinetics CSV or JSON annotations")
   parser.add_argument("--video_dir", type=str if remote else Path, required=required,
-                      help="Clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below"
+                      help="clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below"
                            + (" (with --runner also gs://... or any filesystem tf.io.gfile "
-                              "reads)." if remote else "."))
-  parser.add_argument("--split", default="validation", help="Split of the annotations to use.")
-  parser.add_argument("--classes", default=None, help="Comma-separated class names to keep.")
-  parser.add_argument("--max_samples", type=int, default=None, help="At most this many clips.")
+                              "reads)" if remote else ""))
+  parser.add_argument("--split", default="validation", help="split of the annotations to use")
+  parser.add_argument("--classes", default=None,
+                      help="comma-separated class names to keep (default: all)")
+  parser.add_argument("--max_samples", type=int, default=None,
+                      help="at most this many clips (default: all)")
 
 
 def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
   """The annotated clips of --split, restricted to --classes and --max_samples."""
   parsed = kinetics.read_annotations(args.annotations)
-  if parsed.problems:
-    print(f"{args.annotations}: {len(parsed.problems)} malformed rows skipped (first: line "
-          f"{parsed.problems[0].line}: {parsed.problems[0].reason})", file=sys.stderr)
+  print_problems(args.annotations, parsed.problems)
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
   version = getattr(args, "version", None) or (600 if args.eval_type == "rgb600" else 400)
   classes = kinetics.check_classes(names, version) if names else None
@@ -126,6 +144,16 @@ def add_runner_flags(parser: argparse.ArgumentParser) -> None:
                            "machine, --workers processes), DataflowRunner, FlinkRunner, "
                            "SparkRunner, ...; flags this command does not know are Beam's "
                            "pipeline options (--project, --region, --temp_location, "
-                           "--flink_master, ...). Default: one process, no Beam")
+                           "--flink_master, ...) (default: one process, no Beam)")
   parser.set_defaults(beam_args=[])
   parser.allow_abbrev = False  # a Beam flag must never be taken for an abbreviated one of ours
+
+
+def print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:
+  """Tells the user about malformed annotation rows, with line numbers."""
+  if problems:
+    print(f"{path}: {text.count(len(problems), 'malformed row')} skipped:", file=sys.stderr)
+  for p in problems[:shown]:
+    print(f"  line {p.line}: {p.reason}", file=sys.stderr)
+  if len(problems) > shown:
+    print(f"  ... and {len(problems) - shown} more", file=sys.stderr)

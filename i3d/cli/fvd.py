@@ -21,12 +21,14 @@ def register(subparsers) -> None:
   parser.add_argument("--real", type=Path, required=True, help="the real clips")
   parser.add_argument("--generated", type=Path, required=True, help="the generated clips")
   parser.add_argument("--num_frames", type=int, default=16,
-                      help="frames per clip, from its start (default 16, at least 9)")
+                      help="frames per clip, from its start (at least 9)")
   parser.add_argument("--kvd", action="store_true",
                       help="also the Kernel Video Distance (unbiased polynomial-kernel MMD)")
-  parser.add_argument("--batch", type=int, default=16, help="clips per model call (default 16)")
+  parser.add_argument("--batch", type=int, default=16, help="clips per model call")
   flags.add_checkpoint_flag(parser)
-  parser.add_argument("--no_progress", action="store_true", help="No progress bar.")
+  flags.add_run_flags(parser)
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 
@@ -35,7 +37,7 @@ def main(args: argparse.Namespace) -> None:
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", fvd.RankDeficiencyWarning)
     result = fvd.folder_distances(args.real, args.generated, args.num_frames, args.kvd,
-                                  args.batch, args.checkpoint_dir, progress=not args.no_progress)
+                                  args.batch, args.checkpoint_dir, progress=not args.quiet)
   for warning in caught:
     print(f"i3d fvd: warning: {warning.message}", file=sys.stderr)
   print(f"{result.num_real} real and {result.num_generated} generated clips of "

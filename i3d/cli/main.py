@@ -1,56 +1,93 @@
-"""The `i3d` console script: one absl app whose subcommands are the modules in `COMMANDS`.
+"""The `i3d` console script: one argparse program whose subcommands are the modules in `COMMANDS`.
 
-Each command module defines `register(subparsers)`, which adds its parser and sets
-`run=callable(args) -> int | None` as a default. Command modules import TensorFlow only when
-they run, so `i3d kinetics ... --help` starts at once.
+Each command module defines `register(subparsers)`, which adds its parser (with a one-line
+`help`) and sets `run=callable(args) -> int | None` as a default. Command modules import
+TensorFlow only when they run, so `i3d kinetics ... --help` starts at once. Every parser shows
+its defaults in `--help`, and errors name the subcommand that failed (`i3d kinetics subset:
+error: ...`).
 """
 
+import argparse
 import importlib
+import os
 import sys
 
-from absl import app
-from absl.flags import argparse_flags
-
-from i3d.errors import UserError
+from i3d.errors import UsageError, UserError
 
 COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics",
             "features", "fvd")
 
 
-def _parser() -> argparse_flags.ArgumentParser:
-  parser = argparse_flags.ArgumentParser(
-      prog="i3d", description="I3D action recognition toolkit (Kinetics, TensorFlow).")
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Shows `(default: X)` after each flag's help, except where there is nothing to show (no
+  default, an on/off switch) or the help already says it."""
+
+  def _get_help_string(self, action: argparse.Action) -> str:
+    text = action.help or ""
+    if action.default in (None, False, True, argparse.SUPPRESS) or "default" in text:
+      return text
+    return super()._get_help_string(action) or text
+
+
+class Parser(argparse.ArgumentParser):
+  """An `ArgumentParser` whose help shows defaults; subcommand parsers are of this class too."""
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault("formatter_class", HelpFormatter)
+    super().__init__(*args, **kwargs)
+
+
+def _parser() -> Parser:
+  parser = Parser(prog="i3d", description="I3D action recognition toolkit (Kinetics, TensorFlow).")
   subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in sorted(COMMANDS):
     importlib.import_module(f"i3d.cli.{name}").register(subparsers)
+  for leaf in _leaves(parser):
+    leaf.set_defaults(parser=leaf)
   return parser
 
 
-def _parse(argv: list[str]):
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+  """The parsers that run something: subcommands without subcommands of their own."""
+  nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+  if not nested:
+    return [parser]
+  return [leaf for action in nested for sub in dict.fromkeys(action.choices.values())
+          for leaf in _leaves(sub)]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
   parser = _parser()
   args, unknown = parser.parse_known_args(argv[1:])
   if unknown and getattr(args, "runner", None):
     args.beam_args = unknown  # Beam's own pipeline options (see flags.add_runner_flags)
   elif unknown:
-    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
   return args
 
 
-def _main(args) -> None:
+def _main(args: argparse.Namespace) -> None:
+  parser = args.parser
+  if getattr(args, "offline", False):
+    os.environ["I3D_OFFLINE"] = "1"
+  if getattr(args, "quiet", False):
+    os.environ["I3D_PROGRESS"] = "0"
   try:
     status = args.run(args)
   except UserError as e:
-    print(f"i3d {args.command}: error: {e}", file=sys.stderr)
+    if isinstance(e, UsageError):
+      parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:
-    print(f"i3d {args.command}: interrupted", file=sys.stderr)
+    print(f"{parser.prog}: interrupted", file=sys.stderr)
     sys.exit(130)
   sys.exit(status or 0)
 
 
 def run() -> None:
   """Console-script entry point."""
-  app.run(_main, flags_parser=_parse)
+  _main(_parse(sys.argv))
 
 
 if __name__ == "__main__":

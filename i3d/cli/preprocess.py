@@ -8,7 +8,7 @@ from pathlib import Path
 
 from i3d._util import text
 from i3d.cli import flags
-from i3d.errors import UserError
+from i3d.errors import UsageError, UserError
 from i3d.inputs.settings import Encoding
 
 
@@ -30,25 +30,26 @@ def register(subparsers) -> None:
   records = parser.add_argument_group("a Kinetics split as TFRecord shards")
   flags.add_annotation_flags(records, required=False)
   records.add_argument("--output_dir", type=Path, default=None,
-                       help="Where the shards, manifest.jsonl and failures.jsonl go.")
+                       help="where the shards, manifest.jsonl and failures.jsonl go")
   records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
-                       help="Kinetics version of the labels (for clip/label/index; default 400).")
+                       help="Kinetics version of the labels (for clip/label/index)")
   records.add_argument("--num_shards", type=int, default=None,
-                       help="Number of shards (default: one per 100 clips).")
-  records.add_argument("--name", default="clips", help="Shard name prefix (default clips).")
+                       help="number of shards (default: one per 100 clips)")
+  records.add_argument("--name", default="clips", help="shard name prefix")
   records.add_argument("--compression", choices=("none", "gzip"), default="none",
-                       help="Shard files: plain TFRecord (default) or GZIP-compressed, named "
-                            "NAME-0000i-of-0000N.tfrecord.gz (every reader opens them by name).")
+                       help="shard files: plain TFRecord, or GZIP-compressed and named "
+                            "NAME-0000i-of-0000N.tfrecord.gz (every reader opens them by name)")
   records.add_argument("--rgb_quality", type=int, default=Encoding.rgb_quality,
-                       help=f"JPEG quality of the frames, 1-100 (default {Encoding.rgb_quality}; "
-                            f"lower it for noisy sources: BENCHMARKS.md#records).")
+                       help="JPEG quality of the frames, 1-100 (lower it for noisy sources: "
+                            "BENCHMARKS.md#records)")
   records.add_argument("--flow_quality", type=int, default=Encoding.flow_quality,
-                       help=f"JPEG quality of the 8-bit flow images, 1-100 (default "
-                            f"{Encoding.flow_quality}).")
+                       help="JPEG quality of the 8-bit flow images, 1-100")
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                       help="Clips encoded in parallel, one process each (default: every core).")
-  records.add_argument("--no_progress", action="store_true", help="No progress bar.")
+                       help="clips encoded in parallel, one process each (default: every core)")
+  records.add_argument("--no_progress", dest="quiet", action="store_true",
+                       help=argparse.SUPPRESS)  # the spelling before --quiet
   flags.add_runner_flags(parser)
+  flags.add_run_flags(parser, offline=False)
   parser.set_defaults(run=main)
 
 
@@ -56,10 +57,10 @@ def main(args: argparse.Namespace) -> int:
   dataset = (args.annotations, args.video_dir, args.output_dir)
   if args.video is not None:
     if any(x is not None for x in dataset):
-      raise UserError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
+      raise UsageError("give VIDEO, or --annotations, --video_dir and --output_dir, not both")
     return _one_video(args)
   if any(x is None for x in dataset):
-    raise UserError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
+    raise UsageError("give VIDEO, or all of --annotations, --video_dir and --output_dir")
   return _split(args)
 
 
@@ -93,11 +94,12 @@ def _split(args: argparse.Namespace) -> int:
     from i3d.pipelines.preprocess import beam_encoder
     encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
-                           progress=not args.no_progress)
+                           progress=not args.quiet)
   summary = preprocess.preprocess(flags.annotated_clips(args), args.video_dir,
-                                  args.output_dir, config, progress=not args.no_progress,
+                                  args.output_dir, config, progress=not args.quiet,
                                   encoder=encoder)
   print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
         f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
-        f"{text.count(summary['failed'], 'clip')} failed (see {preprocess.FAILURES_FILE})")
+        f"{text.count(summary['failed'], 'clip')} failed "
+        f"(see {preprocess.FAILURES_FILE})")
   return 0 if summary["shards"] == summary["num_shards"] else 1

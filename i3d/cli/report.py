@@ -4,9 +4,11 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser("report", help="Print the summary of an `i3d evaluate` run and "
-                                                "write its plots.")
-  parser.add_argument("output_dir", type=Path, help="The --output_dir of `i3d evaluate`.")
+  parser = subparsers.add_parser(
+      "report", help="print the summary of an `i3d evaluate` run and redraw its plots",
+      description="Rewrite summary.md and the plots of an evaluation run from its metrics.json "
+                  "and print the summary.")
+  parser.add_argument("output_dir", type=Path, help="the --output_dir of `i3d evaluate`")
   parser.set_defaults(run=main)
 
 

@@ -11,7 +11,9 @@ averaged over time, as the released model does).
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
 videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
-as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel.
+as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel. Its pieces
+(`run_jobs`: the locked, resumable loop; `video_features`; `write_video`) also make the Beam
+pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
 import filelock
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from i3d._util import progress as progress_output
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -37,6 +39,7 @@ from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
+from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import get_info
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
@@ -81,14 +84,17 @@ class FeatureExtractor:
   """Endpoint features of the released towers of one or two streams.
 
   `models` are `InceptionI3d`s cut at `settings.endpoint` with restored weights, by stream;
-  `checkpoints` names the checkpoint of each. Windows run `batch` at a time.
+  `checkpoints` names the checkpoint of each. Windows run `batch` at a time. A reduced
+  `precision` (bfloat16, float16) runs them as `FastI3d`s in that precision.
   """
 
   def __init__(self, models: dict[str, InceptionI3d], settings: FeatureSettings,
-               checkpoints: dict[str, str], batch: int = 8):
+               checkpoints: dict[str, str], batch: int = 8, precision: str = "float32"):
     if batch < 1:
       raise UserError(f"the window batch must be at least 1, got {batch}")
+    precision_dtype(precision)  # an unknown name fails before any window runs
     self.settings = settings
+    self.precision = precision
     self.checkpoints = dict(checkpoints)
     self.streams = tuple(models)
     self.batch = batch
@@ -98,10 +104,11 @@ class FeatureExtractor:
     """The model as a tf.function over any batch, length and frame size, pooled if asked."""
     pool = self.settings.pool
     spec = tf.TensorSpec([None, None, None, None, channels], tf.float32)
+    fast = None if self.precision == "float32" else FastI3d(model, precision_dtype(self.precision))
 
     @tf.function(input_signature=[spec], autograph=False)
     def run(clips):
-      out, _ = model(clips, is_training=False)
+      out = model(clips, is_training=False)[0] if fast is None else fast(clips)
       return tf.reduce_mean(out, axis=(1, 2, 3)) if pool and out.shape.rank == 5 else out
     return run
 
@@ -130,17 +137,23 @@ class FeatureExtractor:
       raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
                       f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
 
-  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
-    """What made a video's features, stored in its JSON and compared when a run resumes; `made`
-    is the `records.settings_record` of the records the inputs were read from, if any."""
-    record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(self.settings),
-              "checkpoints": self.checkpoints, "input": dataclasses.asdict(input_settings)}
-    return record if made is None else {**record, "records": made}
+  def record(self, input_settings: InputSettings) -> dict:
+    """What made a video's features, stored in its JSON and compared when a run resumes."""
+    return settings_record(self.settings, self.checkpoints, input_settings, self.precision)
+
+
+def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
+                    input_settings: InputSettings, precision: str = "float32") -> dict:
+  """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
+  without one."""
+  return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
+          "checkpoints": dict(checkpoints), "precision": precision,
+          "input": dataclasses.asdict(input_settings)}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
                    checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
-                   batch: int = 8) -> FeatureExtractor:
+                   batch: int = 8, precision: str = "float32") -> FeatureExtractor:
   """A `FeatureExtractor` of released checkpoints {stream: name}, e.g. from
   `i3d.checkpoint_names("joint")`; missing checkpoints are downloaded unless `download` is False."""
   models = {}
@@ -152,7 +165,7 @@ def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = Feat
                          final_endpoint=settings.endpoint)
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
-  return FeatureExtractor(models, settings, checkpoints, batch)
+  return FeatureExtractor(models, settings, checkpoints, batch, precision)
 
 
 @functools.lru_cache(maxsize=4)
@@ -224,7 +237,7 @@ def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
   return output_dir / f"{vid}_{stream}.npy"
 
 
-def _check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
+def check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
   """Ids must be plain, unique file names, so outputs stay in the output folder."""
   seen: dict[str, Path] = {}
   for vid, path in jobs:
@@ -251,13 +264,10 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 
-# (id, where it came from, its inputs {stream: (1, T, 224, 224, C)} or why there are none) of the
-# pending jobs, in any order.
-Inputs = Iterator[tuple[str, str, dict[str, np.ndarray] | str]]
-
-
-def _reason(error: Exception) -> str:
-  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+# (id, source, None when its files were written or the reason they were not) of each job run.
+Outcomes = Iterable[tuple[str, str, Optional[str]]]
+# Runs the pending jobs (id, path) of `run_jobs`, writing each one's files with `write_video`.
+Runner = Callable[[Sequence[tuple[str, Path]]], Outcomes]
 
 
 def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
@@ -265,15 +275,20 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]]
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
-  def inputs(pending: Sequence[tuple[str, Path]]) -> Inputs:
+  output_dir = Path(output_dir)
+  check_jobs(jobs)
+  record = extractor.record(input_settings)
+
+  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
     for vid, path in pending:
       try:
-        yield vid, str(path), cropped_inputs(path, input_settings, extractor.streams, 1,
-                                             use_cache)
+        inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
+        write_video(output_dir, vid, str(path), video_features(extractor, inputs), record)
+        yield vid, str(path), None
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-        yield vid, str(path), _reason(e)
+        yield vid, str(path), failure_reason(e)
 
-  return _extract(extractor, jobs, output_dir, (input_settings, None), inputs, progress)
+  return run_jobs(jobs, output_dir, record, run, progress)
 
 
 def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
@@ -286,60 +301,62 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
     jobs: {`example/id`: the shard holding it}; the id names the output files.
     output_dir: where features go (resumable as with videos).
     made: the `records.settings_record` the records were made with (records made otherwise
-      are refused); it goes into each JSON's settings.
+      are refused); each JSON's settings hold it under "records".
     input_settings: the input settings the records were made with (`i3d.kinetics.preprocess.
       records_run`), recorded as videos' are.
     workers: shards read and clips decoded in parallel.
     progress: show a progress bar.
   """
-  def inputs(pending: Sequence[tuple[str, Path]]) -> Inputs:
+  output_dir = Path(output_dir)
+  listed = [(key, Path(shard)) for key, shard in jobs.items()]
+  check_jobs(listed)
+  record = {**extractor.record(input_settings), "records": made}
+
+  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
     shards = dict(pending)
     for key, item in records.read_listed(shards, extractor.streams, None, made, workers):
-      yield key, str(shards[key]), (item if isinstance(item, str) else
-                                    records.clip_crops(item.inputs, extractor.streams))
+      source = str(shards[key])
+      if isinstance(item, str):
+        yield key, source, item
+        continue
+      try:
+        inputs = records.clip_crops(item.inputs, extractor.streams)
+        write_video(output_dir, key, source, video_features(extractor, inputs), record)
+        yield key, source, None
+      except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
+        yield key, source, failure_reason(e)
 
-  return _extract(extractor, [(k, Path(v)) for k, v in jobs.items()], output_dir,
-                  (input_settings, made), inputs, progress)
+  return run_jobs(listed, output_dir, record, run, progress)
 
 
-def _extract(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
-             output_dir: str | Path, made: tuple[InputSettings, Optional[dict]],
-             inputs: Callable[[Sequence[tuple[str, Path]]], Inputs],
-             progress: bool) -> ExtractionResult:
-  """The jobs not finished in `output_dir` with the settings `made` (input settings, records
-  settings: see `FeatureExtractor.record`), their `inputs` written as features, under the
-  folder's lock."""
+def run_jobs(jobs: Sequence[tuple[str, Path]], output_dir: str | Path, record: dict,
+             run: Runner, progress: bool = True) -> ExtractionResult:
+  """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
+  under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
+  reports them."""
   output_dir = Path(output_dir)
-  _check_jobs(jobs)
-  record = extractor.record(*made)
   output_dir.mkdir(parents=True, exist_ok=True)
   try:
     with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _extract_locked(extractor, jobs, output_dir, record, inputs, progress)
+      return _run_locked(jobs, output_dir, record, run, progress)
   except filelock.Timeout:
     raise UserError(f"another feature extraction is writing to {output_dir}") from None
 
 
-def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
-                    output_dir: Path, record: dict,
-                    inputs: Callable[[Sequence[tuple[str, Path]]], Inputs],
-                    progress: bool) -> ExtractionResult:
-  """The locked body of `_extract`."""
+def _run_locked(jobs: Sequence[tuple[str, Path]], output_dir: Path, record: dict, run: Runner,
+                progress: bool) -> ExtractionResult:
+  """The locked body of `run_jobs`."""
   finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
   result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
   pending = [(vid, path) for vid, path in jobs if vid not in finished]
-  bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), unit="video",
-             disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  bar = progress_output.outer(len(jobs), "features", "video", show=progress,
+                             initial=len(jobs) - len(pending))
   with JsonLines(output_dir / FAILURES_FILE) as failures:
     try:
-      for vid, path, stream_inputs in inputs(pending):
-        try:
-          if isinstance(stream_inputs, str):
-            raise UserError(stream_inputs)
-          _write_one(extractor, vid, path, stream_inputs, output_dir, record)
+      for vid, path, reason in run(pending):
+        if reason is None:
           result.written.append(vid)
-        except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-          reason = _reason(e)
+        else:
           failure = {"id": vid, "path": path, "reason": reason}
           failures.append(failure)
           result.failed.append(failure)
@@ -350,21 +367,44 @@ def _extract_locked(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]
   return result
 
 
-def _write_one(extractor: FeatureExtractor, vid: str, source: str,
-               inputs: dict[str, np.ndarray], output_dir: Path, record: dict) -> None:
-  """One video's features and JSON, the JSON written last."""
-  files, bounds, frames = {}, None, 0
+def failure_reason(error: Exception) -> str:
+  """How failures.jsonl words why a video has no features."""
+  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+@dataclasses.dataclass
+class VideoFeatures:
+  """One video's features {stream: (windows, ...)}, its windows' (first, one-past-last) frames
+  (windows, 2), and its number of frames."""
+  features: dict[str, np.ndarray]
+  bounds: np.ndarray
+  frames: int
+
+
+def video_features(extractor: FeatureExtractor, inputs: dict[str, np.ndarray]) -> VideoFeatures:
+  """The features of one video's inputs {stream: (1, T, H, W, C)} (`cropped_inputs`)."""
+  features, bounds, frames = {}, None, 0
   for stream in extractor.streams:
     clip = inputs[stream][0]
-    features, bounds = extractor.clip_features(stream, clip)
-    target = feature_file(output_dir, vid, stream)
-    with atomic_write(target, "wb") as f:
-      np.save(f, features)
-    files[stream] = target.name
+    features[stream], bounds = extractor.clip_features(stream, clip)
     frames = len(clip)
   assert bounds is not None
+  return VideoFeatures(features, bounds, frames)
+
+
+def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures,
+                record: dict) -> None:
+  """One video's `.npy` files and JSON, each written atomically under a name fixed by `vid`,
+  the JSON last (it marks the video finished)."""
+  files = {}
+  for stream, array in computed.features.items():
+    target = feature_file(output_dir, vid, stream)
+    with atomic_write(target, "wb") as f:
+      np.save(f, array)
+    files[stream] = target.name
+  bounds = computed.bounds.tolist()
   write_json(output_dir / f"{vid}.json", {
-      "id": vid, "source": source, "frames": frames,
-      "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds.tolist()],
-      "window_frames": [[a, b] for a, b in bounds.tolist()],
+      "id": vid, "source": source, "frames": computed.frames,
+      "windows": [[round(a / FPS, 6), round(b / FPS, 6)] for a, b in bounds],
+      "window_frames": [[a, b] for a, b in bounds],
       "files": files, "settings": record})

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Optional
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 from tqdm import tqdm
 
+from i3d._util import progress as progress_output
 from i3d.embed import sources
 from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES
@@ -301,7 +301,6 @@ def folder_distances(real: str | os.PathLike, generated: str | os.PathLike,
   embedder = load_embedder(checkpoint_dir, download)
   listed = real_clips + generated_clips
   total = None if any(c.kind == "records" for c in listed) else len(listed)  # shards, not clips
-  with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True,
-            file=sys.stderr) as bar:
+  with progress_output.outer(total, "embedding", "clip", show=progress) as bar:
     return distances(sources.iter_clips(real_clips, num_frames),
                      sources.iter_clips(generated_clips, num_frames), embedder, kvd, batch, bar)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d._util import env
+from i3d._util import env, progress
 from i3d.errors import UserError
 from i3d.inputs.settings import FPS
 
@@ -109,13 +109,26 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
     raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s")
   capture = open_video(path)
   try:
-    for t, bgr in _resampled(_decoded(capture), fps, start, end):
-      if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
-        raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too small "
-                        f"to resize and crop")
-      yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    with progress.bar(_expected_frames(capture, start, end, fps), f"decoding {path.name}",
+                      "frame") as bar:
+      for t, bgr in _resampled(_decoded(capture), fps, start, end):
+        if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+          raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
+                          f"small to resize and crop")
+        bar.update()
+        yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
   finally:
     capture.release()
+
+
+def _expected_frames(capture: cv2.VideoCapture, start: float, end: float,
+                     fps: float) -> int | None:
+  """About how many frames sampling yields, from the container's header (None if unknown)."""
+  count, rate = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
+  if not (count > 0 and rate > 0):
+    return None
+  seconds = min(end, count / rate) - start
+  return max(0, round(seconds * fps)) or None
 
 
 def read_video(path: str | Path, time_start: float | None = None,

@@ -7,17 +7,29 @@ compiled with XLA, so it runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import progress
 from i3d.errors import UserError
 from i3d.inputs import transforms, tvl1
 from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, InputSettings, TVL1Params
 
+# Seconds per frame pair with the released settings on a busy 2-core CPU at 256x340 (a 10 s
+# clip's 249 pairs took 15.4 min with opencv; tf runs 6.4x as many pairs per second since one
+# pair per core: BENCHMARKS.md); the estimate printed before long CPU runs scales it by pixels.
+CPU_SECONDS_PER_PAIR = {"opencv": 3.3, "tf": 0.5}
+CPU_REFERENCE_PIXELS = 256 * 340
+ESTIMATE_ABOVE_SECONDS = 30.0
+# (parameters, frame shape) our TV-L1 has prepared in this process.
+_prepared: set[tuple[TVL1Params, tuple[int, ...]]] = set()
+
 
 def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
-                 params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
+                 params: TVL1Params = TVL1Params(), batch: int | None = None) -> np.ndarray:
   """Flow between consecutive grayscale frames (T, H, W) in [0, 255] -> (T-1, H, W, 2) pixels.
 
   Channel 0 is horizontal, 1 vertical: frame t at (x, y) matches frame t+1 at (x + u, y + v).
@@ -29,18 +41,48 @@ def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
 
 
 def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
-               params: TVL1Params = TVL1Params(), batch: int = 8) -> np.ndarray:
+               params: TVL1Params = TVL1Params(), batch: int | None = None) -> np.ndarray:
   """Flow from each image of `first` (N, H, W) to the same-index one of `second`: (N, H, W, 2).
 
-  Images are rounded to uint8 first, so both backends see exactly the same input.
+  Images are rounded to uint8 first, so both backends see exactly the same input. `batch`: pairs
+  per call of the `tf` backend (default `tvl1.default_batch()`).
   """
   first, second = (np.clip(np.rint(np.asarray(x, np.float32)), 0, 255).astype(np.uint8)
                    for x in (first, second))
-  if backend == "opencv":
-    return _opencv_flow(first, second, params)
-  if backend == "tf":
-    return tvl1.tvl1_flow(first, second, params, min(batch, len(first)))
-  raise UserError(f"unknown flow backend {backend!r}; expected one of {', '.join(FLOW_BACKENDS)}")
+  if backend not in FLOW_BACKENDS:
+    raise UserError(f"unknown flow backend {backend!r}; expected one of "
+                    f"{', '.join(FLOW_BACKENDS)}")
+  if not len(first):
+    return np.zeros((*first.shape, 2), np.float32)
+  estimate_note(len(first), first.shape[1:], backend)
+  with progress.bar(len(first), f"flow ({backend} TV-L1)", "pair") as bar:
+    if backend == "opencv":
+      return _opencv_flow(first, second, params, bar.update)
+    if (params, first.shape[1:]) not in _prepared:
+      progress.note(f"preparing TV-L1 for {first.shape[1]}x{first.shape[2]} (compiled on first "
+                    "use, then loaded from the XLA cache)...")
+      _prepared.add((params, first.shape[1:]))
+    return tvl1.tvl1_flow(first, second, params, batch, bar.update)
+
+
+def estimate_note(pairs: int, shape: tuple[int, ...], backend: str) -> None:
+  """Before a long flow run on a CPU: roughly how long it takes and how to go faster."""
+  if backend == "tf" and tf.config.list_physical_devices("GPU"):
+    return
+  seconds = pairs * CPU_SECONDS_PER_PAIR[backend] * shape[0] * shape[1] / CPU_REFERENCE_PIXELS
+  if seconds >= ESTIMATE_ABOVE_SECONDS:
+    progress.note(f"optical flow: {pairs} frame pairs at {shape[0]}x{shape[1]} on the CPU take "
+                  f"about {_duration(seconds)} (~{CPU_SECONDS_PER_PAIR[backend]:g} s per 256x340 "
+                  "pair); "
+                  f"faster: --eval_type rgb (no flow), flow once with `i3d preprocess` (reused "
+                  f"from its .npz), or a GPU (--flow_backend tf)")
+
+
+def _duration(seconds: float) -> str:
+  """`45 s`, `12 min`, `1.5 h`."""
+  if seconds < 90:
+    return f"{seconds:.0f} s"
+  return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
@@ -48,14 +90,25 @@ def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
   return tf.clip_by_value(tf.cast(flow, tf.float32), -FLOW_BOUND, FLOW_BOUND) / FLOW_BOUND
 
 
-def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params) -> np.ndarray:
-  """OpenCV's DualTVL1 on each pair."""
-  solver = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
+def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
+                 done: Callable[[int], object]) -> np.ndarray:
+  """OpenCV's DualTVL1 on each pair (OpenCV's own threads inside each pair); `done(1)` after
+  each."""
+  solver = opencv_solver(params)
+  fields = []
+  for a, b in zip(first, second):
+    fields.append(solver.calc(a, b, None))
+    done(1)
+  return np.stack(fields)
+
+
+def opencv_solver(params: TVL1Params):
+  """OpenCV's DualTVL1 solver with `params`."""
+  return cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]
       tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.scales,
       warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
       outerIterations=params.outer_iterations, scaleStep=params.scale_step,
       medianFiltering=params.median_filtering)
-  return np.stack([solver.calc(a, b, None) for a, b in zip(first, second)])
 
 
 def flow_fields(frames: tf.Tensor, settings: InputSettings) -> np.ndarray:

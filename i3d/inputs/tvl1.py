@@ -1,4 +1,5 @@
-"""Our TV-L1 optical flow in TensorFlow, batched over frame pairs and compiled with XLA.
+"""Our TV-L1 optical flow in TensorFlow, compiled with XLA: one pair per core on a CPU, batched
+over frame pairs on a GPU.
 
 The dual TV-L1 scheme of Zach, Pock & Bischof (2007) as OpenCV's DualTVL1 implements it: image
 pyramid, coarse-to-fine warping, primal-dual iterations with a per-pair stopping rule and a 5x5
@@ -8,27 +9,57 @@ median filter on the flow. It runs on the GPU when TensorFlow sees one.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import function_pb2
+from tensorflow.python.eager import context
 
 from i3d.inputs.settings import TVL1Params
 
 
 def tvl1_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
-              batch: int) -> np.ndarray:
-  """Flow (N, H, W, 2) from uint8 images `first` (N, H, W) to `second`, `batch` pairs per call.
+              batch: int | None = None,
+              done: Callable[[int], object] = lambda pairs: None) -> np.ndarray:
+  """Flow (N, H, W, 2) from uint8 images `first` (N, H, W) to `second`.
 
-  The last batch is padded with repeated pairs so every call has one shape: one compilation.
+  Runs `batch` pairs per call (default: `default_batch()`), on one thread per CPU core when
+  each call holds one pair, and calls `done(pairs)` as calls finish. The last batch is padded
+  with repeated pairs so every call has one shape: one compilation per frame size.
   """
+  batch = batch or default_batch()
   count = len(first)
   pad = -count % batch
   first, second = (np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) for x in (first, second))
-  tvl1 = _tvl1_graph(params, first.shape[1:])
-  fields = [tvl1(tf.constant(first[i:i + batch], tf.float32),
-                 tf.constant(second[i:i + batch], tf.float32)).numpy()
-            for i in range(0, count, batch)]
+  tvl1 = _compiled(params, (batch, *first.shape[1:]))
+
+  def call(i: int) -> np.ndarray:
+    return tvl1(tf.constant(first[i:i + batch], tf.float32),
+                tf.constant(second[i:i + batch], tf.float32)).numpy()
+
+  fields = []
+  with ThreadPoolExecutor(cpu_cores() if batch == 1 else 1) as pool:
+    for field in pool.map(call, range(0, count, batch)):
+      fields.append(field)
+      done(min(batch, count - batch * (len(fields) - 1)))
   return np.concatenate(fields)[:count]
+
+
+def default_batch() -> int:
+  """Pairs per call: 8 on a GPU (one batched call fills it); 1 on a CPU, where one pair per core
+  at a time runs faster than batches (the per-pair state stays in cache, no pair waits for the
+  slowest of its batch: BENCHMARKS.md)."""
+  return 8 if tf.config.list_physical_devices("GPU") else 1
+
+
+def cpu_cores() -> int:
+  """CPU cores this process may run on."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
@@ -43,8 +74,47 @@ def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int
 
 
 @functools.lru_cache(maxsize=8)
+def _compiled(params: TVL1Params, shape: tuple[int, int, int]) -> Callable[..., tf.Tensor]:
+  """The TV-L1 for image batches of `shape` (B, H, W), under a name that is the same in every
+  process, so TensorFlow's persistent XLA cache (`env.xla_cache_dir`) finds it after the first."""
+  spec = tf.TensorSpec(shape, tf.float32)
+  concrete = _tvl1_graph(params, shape[1:]).get_concrete_function(spec, spec)
+  digest = hashlib.sha256(repr((params, shape)).encode()).hexdigest()[:16]
+  tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}")
+  try:  # the first call compiles, or loads the program from the cache
+    tvl1(tf.zeros(shape), tf.zeros(shape))
+  except tf.errors.OpError:
+    # An unreadable cache entry (one torn by a process killed while writing it) fails the load;
+    # under another name the program is compiled, and cached, afresh.
+    tvl1 = _stable_function(concrete, f"i3d_tvl1_{digest}_recompiled")
+  return tvl1
+
+
+def _stable_function(concrete, prefix: str) -> Callable[..., tf.Tensor]:
+  """`concrete` (one output) registered under names `prefix`_0, _1, ... instead of TensorFlow's.
+
+  TensorFlow names a traced function and its loop bodies with a process-wide counter, and the
+  persistent XLA cache keys on those names; renaming them in trace order makes the key stable.
+  """
+  library = {f.signature.name: f for f in concrete.graph.as_graph_def().library.function}
+  library[concrete.function_def.signature.name] = concrete.function_def
+  counter = lambda name: int(re.sub(r"^.*?(\d*)$", r"0\1", name))
+  names = {name: f"{prefix}_{i}" for i, name in enumerate(sorted(library, key=counter))}
+  ctx = context.context()
+  for name, fdef in library.items():
+    fdef = function_pb2.FunctionDef.FromString(fdef.SerializeToString())
+    fdef.signature.name = names[name]
+    for attr in [*fdef.attr.values(), *(a for node in fdef.node_def for a in node.attr.values())]:
+      for func in [*attr.list.func, *([attr.func] if attr.HasField("func") else [])]:
+        func.name = names.get(func.name, func.name)
+    if not ctx.has_function(fdef.signature.name):
+      ctx.add_function_def(fdef)
+  top = names[concrete.function_def.signature.name].encode()
+  return lambda *args: ctx.call_function(top, list(args), 1)[0]
+
+
 def _tvl1_graph(params: TVL1Params, shape: tuple[int, int]):
-  """A compiled TV-L1 for image pairs of `shape`, batched over pairs (cached per shape)."""
+  """A TV-L1 for image pairs of `shape`, batched over pairs, compiled with XLA."""
 
   @tf.function(jit_compile=True)
   def tvl1(i0: tf.Tensor, i1: tf.Tensor) -> tf.Tensor:
@@ -230,9 +300,8 @@ def _one_scale(i0: tf.Tensor, i1: tf.Tensor, u: tf.Tensor, params: TVL1Params) -
 
     def outer(m, u1, u2, p, active):
       if params.median_filtering > 1:
-        mask = active[:, None, None]
-        u1 = tf.where(mask, _median(u1[..., None], params.median_filtering)[..., 0], u1)
-        u2 = tf.where(mask, _median(u2[..., None], params.median_filtering)[..., 0], u2)
+        u1 = _keep(active, _median(u1[..., None], params.median_filtering)[..., 0], u1)
+        u2 = _keep(active, _median(u2[..., None], params.median_filtering)[..., 0], u2)
       return (m + 1, *_inner_loop(u1, u2, p, active, data, params, stop))
 
     _, u1, u2, p, _ = tf.while_loop(
@@ -265,6 +334,16 @@ class _DataTerm:
     return u1 + scale * self.ix, u2 + scale * self.iy
 
 
+def _keep(active: tf.Tensor, new: tf.Tensor, old: tf.Tensor) -> tf.Tensor:
+  """`new` planes (B, H, W) of the pairs still `active` (B,), `old` ones of the converged.
+
+  A single pair's loop stops when it converges, so it needs no mask (one read less per plane).
+  """
+  if active.shape[0] == 1:
+    return new
+  return tf.where(active[:, None, None], new, old)
+
+
 def _inner_loop(u1, u2, p, active, data: _DataTerm, params: TVL1Params, stop: float):
   """Primal-dual iterations until each pair's squared update sum drops to `stop` (OpenCV's rule)."""
   l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
@@ -281,8 +360,7 @@ def _inner_loop(u1, u2, p, active, data: _DataTerm, params: TVL1Params, stop: fl
     n2 = 1 + taut * tf.sqrt(u2x * u2x + u2y * u2y)
     new_p = ((p11 + taut * u1x) / n1, (p12 + taut * u1y) / n1,
              (p21 + taut * u2x) / n2, (p22 + taut * u2y) / n2)
-    mask = active[:, None, None]
-    keep = lambda new, old: tf.where(mask, new, old)
+    keep = functools.partial(_keep, active)
     return (n + 1, keep(new1, u1), keep(new2, u2), tuple(map(keep, new_p, p)),
             tf.logical_and(active, error > stop))
 

@@ -101,7 +101,7 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
   """Inputs {stream: (crops, T, 224, 224, C)} of a video, or of an inputs `.npz` given directly.
 
   One centre crop comes through the `.npz` cache beside the video when that was made with the
-  same settings. With 3 crops TV-L1 runs once per crop, as `flow.flow_inputs` crops the flow.
+  same settings. With 3 crops TV-L1 runs once, on the whole frames, and each crop is cut from it.
   """
   source = Path(source)
   if source.suffix == ".npz":
@@ -117,9 +117,12 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
     return cache.cached_inputs(source, settings, streams, path)
   frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
   offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2], crops)
-  make = {"rgb": lambda o: transforms.rgb_inputs(frames, o).numpy(),
-          "flow": lambda o: flow.flow_inputs(frames, o, settings)}
-  return {s: np.stack([make[s](o) for o in offsets]) for s in streams}
+  inputs = {}
+  for stream in streams:
+    whole = flow.normalise_flow(flow.flow_fields(frames, settings)) if stream == "flow" else frames
+    cut = transforms.crop if stream == "flow" else transforms.rgb_inputs
+    inputs[stream] = np.stack([cut(whole, o).numpy() for o in offsets])
+  return inputs
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
@@ -136,5 +139,9 @@ def video_views(source: str | Path, streams: Sequence[str], settings: InputSetti
   Returns:
     {stream: float32 (views, T, 224, 224, C) in [-1, 1]}, views ordered crop by crop.
   """
-  crops = cropped_inputs(source, settings, streams, protocol.crops, use_cache)
-  return {s: temporal_views(crops[s], protocol) for s in streams}
+  return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
+
+
+def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, np.ndarray]:
+  """{stream: (crops, T, ...)} from `cropped_inputs` -> {stream: (views, frames, ...)}."""
+  return {s: temporal_views(c, protocol) for s, c in crops.items()}

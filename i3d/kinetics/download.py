@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import tqdm
-
-from i3d._util import env
+from i3d._util import env, text
+from i3d._util import progress as progress_output
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
@@ -149,6 +148,9 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
   present = kinetics.local_clips(video_dir)
   todo = [c for c in clips if c.filename not in present]
   skipped = [Result(c.filename, "skipped", "present") for c in clips if c.filename in present]
+  if todo and env.offline():
+    raise UserError(f"downloads are off (--offline or I3D_OFFLINE) and "
+                    f"{text.count(len(todo), 'clip')} of the list are not in {video_dir}")
 
   def work(clip: Clip) -> Result:
     return _retrying(clip.filename, lambda: _fetch_clip(clip, video_dir, fetcher),
@@ -204,7 +206,7 @@ def _run_pool(items: Sequence[T], work: Callable[[T], Result], video_dir: Path,
   results = []
   video_dir.mkdir(parents=True, exist_ok=True)
   with (concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool,
-        tqdm.tqdm(total=len(items), unit=unit, disable=not progress) as bar,
+        progress_output.outer(len(items), "downloading", unit, show=progress) as bar,
         JsonLines(video_dir / REPORT_NAME) as report):
     for future in concurrent.futures.as_completed([pool.submit(work, i) for i in items]):
       result = future.result()
@@ -240,11 +242,13 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
   """The official annotation file of a split, downloaded once (into the cache by default)."""
   url = cvdf_urls(version, split, base_url)[1]
   dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
+  dest = dest_dir / posixpath.basename(url)
   try:
-    return _fetch_file(url, dest_dir / posixpath.basename(url))
+    return _fetch_file(url, dest)
   except FetchError as e:
-    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations from {url} ({e}); "
-                    f"pass the file with --annotations or check --base_url") from None
+    online = "" if env.offline() else "check the network and the mirror, or "
+    raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}; {online}"
+                    f"download {url} by hand to {dest}") from None
 
 
 def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 import filelock
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from i3d._util import progress as progress_output
 from i3d._util import storage, text
 from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines
@@ -29,6 +29,7 @@ from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, video_views
 from i3d.kinetics import metrics, preprocess, report
 from i3d.kinetics.annotations import Clip, index_videos
+from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 
 RUN_FILE = "run.json"
@@ -50,11 +51,14 @@ class ModelFacts(typing.Protocol):
   @property
   def labels(self) -> tuple[str, ...]: ...
 
+  @property
+  def precision(self) -> str: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """How a run scores its videos, plus how fast it goes (`workers`, `view_batch`); the model is
-  the classifier's (its eval type and checkpoints are recorded from it)."""
+  the classifier's (its eval type, checkpoints and precision are recorded from it)."""
   protocol: Protocol = Protocol()
   input_settings: InputSettings = InputSettings()
   top_k: int = 5
@@ -67,7 +71,7 @@ class EvalConfig:
     """The settings checked when a run is resumed: model, protocol, inputs and the clip list."""
     listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
     return {"format": RUN_FORMAT, "eval_type": classifier.eval_type,
-            "checkpoints": dict(classifier.checkpoints),
+            "checkpoints": dict(classifier.checkpoints), "precision": classifier.precision,
             "num_classes": len(classifier.labels), "protocol": dataclasses.asdict(self.protocol),
             "input_settings": dataclasses.asdict(self.input_settings), "top_k": self.top_k,
             "save_logits": self.save_logits, "num_clips": len(clips),
@@ -151,9 +155,14 @@ def check_clips(clips: Sequence[Clip], labels: Sequence[str], config: EvalConfig
                       f"results are keyed by id, so evaluate one clip per video")
     seen.add(clip.youtube_id)
   if unknown:
-    raise UserError(f"{len(unknown)} labels are not classes of this {len(labels)}-class model "
-                    f"(e.g. {unknown[0]!r}); use the eval type matching the annotations "
-                    f"(rgb600 for Kinetics-600)")
+    if len(labels) != 600 and set(unknown) <= set(load_label_map(600)):
+      hint = "; they are Kinetics-600 classes: use eval type rgb600"
+    else:
+      hint = did_you_mean(str(unknown[0]), labels) or (
+          "; use the eval type matching the annotations (rgb600 for Kinetics-600)")
+    raise UserError(f"{text.count(len(unknown), 'label')} of the annotations "
+                    f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this "
+                    f"{len(labels)}-class model (e.g. {unknown[0]!r}){hint}")
 
 
 def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
@@ -209,14 +218,14 @@ def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: P
                       lambda path: video_views(path, streams, config.input_settings,
                                                config.protocol, config.use_cache),
                       streams, config.workers).as_numpy_iterator()
-  bar = tqdm(total=len(rows) - len(missing), initial=len(rows) - len(missing) - len(pending),
-             unit="video", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  bar = progress_output.outer(len(rows) - len(missing), "evaluating", "video", show=progress,
+                             initial=len(rows) - len(missing) - len(pending))
   try:
     for video_id, error, *arrays in items:
       clip = pending[video_id.decode()].clip
       if error:
         failures.append(failure_record(clip, pending[clip.youtube_id].path, error.decode()))
-        bar.write(f"failed: {clip.filename}: {error.decode()}")
+        bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
       else:
         logits = classifier.view_logits(dict(zip(streams, arrays)), config.view_batch)
         predictions.append(prediction_record(clip, logits, classifier.labels, config.top_k,

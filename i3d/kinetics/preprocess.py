@@ -19,15 +19,14 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import filelock
-from tqdm import tqdm
 
 from i3d._util import files
+from i3d._util import progress as progress_output
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
 from i3d.inputs import records
@@ -273,8 +272,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
 def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
   """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
   """
-  bar = tqdm(total=len(jobs), unit="clip", disable=not progress, dynamic_ncols=True,
-             file=sys.stderr, desc="preprocess")
+  bar = progress_output.outer(len(jobs), "preprocess", "clip", show=progress)
   by_key = {j.key: j for j in jobs}
   pairs, started = 0, time.monotonic()
   flow = "flow" in (jobs[0].streams if jobs else ())

@@ -48,8 +48,12 @@ def summary_markdown(result: dict, shown: int = 10) -> str:
       f"| missing (not scored) | {result['num_missing']} |",
       f"| failed to decode (not scored) | {result['num_failed']} |", "",
       f"Classes scored: {len(per_class)}. Plots: `{PER_CLASS_PLOT}`, `{CONFUSION_PLOT}`.", ""]
-  lines += _class_table("Best classes", per_class[:shown], result["per_class_videos"])
-  lines += _class_table("Worst classes", per_class[::-1][:shown], result["per_class_videos"])
+  if len(per_class) > 2 * shown:
+    lines += _class_table(f"Best {shown} classes", per_class[:shown], result["per_class_videos"])
+    lines += _class_table(f"Worst {shown} classes", per_class[::-1][:shown],
+                          result["per_class_videos"])
+  else:  # best and worst would overlap: one table, best first
+    lines += _class_table("Classes, best first", per_class, result["per_class_videos"])
   lines += ["## Most confused pairs", "", "| true | predicted as | videos |", "|---|---|---|"]
   lines += [f"| {p['true']} | {p['predicted']} | {p['videos']} |"
             for p in result["confused_pairs"][:shown]]
@@ -96,9 +100,19 @@ def plot_confusion(result: dict, path: Path) -> None:
                 color="white" if shares[i, j] > 0.5 else "black")
   axes.set_xlabel("predicted")
   axes.set_ylabel("true")
-  axes.set_title("Most confused classes")
+  axes.set_title(confusion_title(classes, result))
   figure.colorbar(image, ax=axes, label="share of the true class")
   _save(figure, path)
+
+
+def confusion_title(classes: list[str], result: dict) -> str:
+  """What the confusion plot shows: every class involved in a prediction, or the most confused."""
+  involved = set(result["per_class_accuracy"]) | {p["predicted"] for p in result["confused_pairs"]}
+  if not classes:
+    return "Confusion: no misclassified videos"
+  if involved <= set(classes):
+    return f"Confusion among all {len(classes)} classes"
+  return f"Confusion among the {len(classes)} most confused classes"
 
 
 def _save(figure, path: Path) -> None:

@@ -6,13 +6,14 @@ never through their `checkpoint` state files, which hold paths on the machine th
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import env
+from i3d._util import env, text
 from i3d._util.http import download
 from i3d.errors import CheckpointError, DownloadError
 from i3d.model.network import InceptionI3d
@@ -37,27 +38,64 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   """Make released checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
   Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR` or
-  `checkpoints/`) and verified; files already there are used as they are.
+  `checkpoints/`) and verified; files already there are used as they are. With `I3D_OFFLINE`
+  nothing is downloaded and a missing file is an error.
   """
   info = get_info(name)
-  folder = Path(checkpoint_dir or env.checkpoint_dir()) / name
+  folder = _folder(info, checkpoint_dir)
   wanted = tuple(info.sha1) if all_files else REQUIRED_FILES
   for file in wanted:
     try:
       download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
                progress=progress, retries=retries)
     except DownloadError as e:
-      raise DownloadError(f"{e}\n{_manual_instructions(info, folder, base_url)}",
+      raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
                           status=e.status) from None
   return folder / PREFIX
 
 
-def _manual_instructions(info: CheckpointInfo, folder: Path, base_url: Optional[str]) -> str:
-  """How to place a checkpoint by hand when this machine cannot download it."""
-  lines = [f"To install checkpoint {info.name!r} by hand, download these files into {folder}/:"]
-  lines += [f"  {info.url(file, base_url)}" for file in REQUIRED_FILES]
-  lines.append("(or point --checkpoint_dir / $I3D_CHECKPOINT_DIR at a folder holding "
-               f"{info.name}/{INDEX_FILE} and {info.name}/{DATA_FILE})")
+def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None, *,
+                      download: bool = True, **options) -> dict[str, Path]:
+  """Prefixes of released checkpoints `names`, fetching the missing ones (all of them tried).
+
+  Raises one `CheckpointError` naming every checkpoint that is missing and could not be
+  fetched (or, with `download=False`, is missing), with how to place each by hand.
+  """
+  prefixes, failed = {}, {}
+  for name in dict.fromkeys(names):
+    folder = _folder(get_info(name), checkpoint_dir)
+    if all((folder / f).exists() for f in REQUIRED_FILES):
+      prefixes[name] = folder / PREFIX
+    elif not download or env.offline():
+      failed[name] = f"not in {folder}" + (" (downloads are off: --offline or I3D_OFFLINE)"
+                                           if download else "")
+    else:
+      try:
+        prefixes[name] = fetch_checkpoint(name, checkpoint_dir, **options)
+      except DownloadError as e:
+        failed[name] = str(e).splitlines()[0]
+  if failed:
+    reasons = "\n".join(f"  {name}: {reason}" for name, reason in failed.items())
+    raise CheckpointError(f"{text.count(len(failed), 'checkpoint')} missing "
+                          f"({', '.join(failed)}):\n{reasons}\n"
+                          f"{manual_instructions(failed, checkpoint_dir, options.get('base_url'))}")
+  return prefixes
+
+
+def _folder(info: CheckpointInfo, checkpoint_dir: Optional[os.PathLike]) -> Path:
+  return Path(checkpoint_dir or env.checkpoint_dir()) / info.name
+
+
+def manual_instructions(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None,
+                        base_url: Optional[str] = None) -> str:
+  """How to place checkpoints by hand when this machine cannot download them."""
+  lines = ["To install them by hand, download these files from a machine online:"]
+  for name in names:
+    info = get_info(name)
+    lines.append(f"  into {_folder(info, checkpoint_dir)}/:")
+    lines += [f"    {info.url(file, base_url)}" for file in REQUIRED_FILES]
+  lines.append(f"(or point --checkpoint_dir / $I3D_CHECKPOINT_DIR at a folder holding "
+               f"NAME/{INDEX_FILE} and NAME/{DATA_FILE})")
   return "\n".join(lines)
 
 
@@ -65,14 +103,8 @@ def resolve_checkpoint(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
                        download: bool = True) -> tuple[Path, Optional[CheckpointInfo]]:
   """A released name or a path (prefix or folder) -> (prefix, registry entry if released)."""
   if str(checkpoint) in CHECKPOINTS:
-    info = CHECKPOINTS[str(checkpoint)]
-    folder = Path(checkpoint_dir or env.checkpoint_dir()) / info.name
-    if all((folder / f).exists() for f in REQUIRED_FILES):
-      return folder / PREFIX, info
-    if not download:
-      raise CheckpointError(f"checkpoint {info.name!r} is not in {folder}.\n"
-                            f"{_manual_instructions(info, folder, None)}")
-    return fetch_checkpoint(info.name, checkpoint_dir), info
+    name = str(checkpoint)
+    return fetch_checkpoints([name], checkpoint_dir, download=download)[name], CHECKPOINTS[name]
   path = Path(checkpoint)
   prefix = path / PREFIX if path.is_dir() else path
   if not Path(f"{prefix}.index").exists():

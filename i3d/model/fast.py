@@ -7,14 +7,25 @@ with XLA) over any batch and clip length, and traces inside another `tf.function
 exported with `tf.saved_model`. `InceptionI3d` stays the training and research model.
 """
 
+import functools
+import logging
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from i3d.errors import UserError
+from i3d.model import hardware
 from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D
 
-PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
+PRECISIONS = {name: tf.as_dtype(name) for name in hardware.PRECISIONS}
+
+
+def precision_dtype(precision: str) -> tf.DType:
+  """The dtype of a precision name, or a UserError naming the ones offered."""
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+  return PRECISIONS[precision]
 
 
 def fold_batch_norm(unit: Unit3D) -> tuple[np.ndarray, np.ndarray]:
@@ -55,6 +66,25 @@ def _conv(unit: Unit3D, dtype: tf.DType) -> FusedConv:
   return FusedConv(w, b, unit.stride, relu=unit.activation_fn is not None, dtype=dtype)
 
 
+class Float32MaxPool(tf.Module):
+  """`pool` computed in float32 and cast back: CPUs have no float16 max-pool kernel (the maximum
+  is exact in either type, so the result is the same)."""
+
+  def __init__(self, pool: MaxPool3D):
+    super().__init__(name=pool.name)
+    self.pool = pool
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(self.pool(tf.cast(x, tf.float32)), x.dtype)
+
+
+def _pool(pool: MaxPool3D, dtype: tf.DType) -> tf.Module:
+  """`pool` as it runs in `dtype` on this machine's devices."""
+  if dtype == tf.float16 and not tf.config.list_physical_devices("GPU"):
+    return Float32MaxPool(pool)
+  return pool
+
+
 class FastInceptionBlock(tf.Module):
   """An Inception block with its three input-reading 1x1x1 convolutions fused into one."""
 
@@ -66,7 +96,7 @@ class FastInceptionBlock(tf.Module):
                                np.concatenate([b for _, b in parts]), dtype=dtype)
     self.conv_1 = _conv(block.branch_1[1], dtype)
     self.conv_2 = _conv(block.branch_2[1], dtype)
-    self.pool = block.pool
+    self.pool = _pool(block.pool, dtype)
     self.conv_3 = _conv(block.branch_3, dtype)
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
@@ -75,31 +105,53 @@ class FastInceptionBlock(tf.Module):
                       self.conv_3(self.pool(x))], axis=4)
 
 
-class FastI3d(tf.Module):
-  """Logits (B, num_classes) in float32 of a loaded `InceptionI3d`, computed faster.
+def precision_warning(precision: str) -> Optional[str]:
+  """One line when `precision` would run emulated, slowly, on this machine (no GPU and a CPU
+  without native support, see `i3d.model.hardware`); None otherwise."""
+  if tf.config.list_physical_devices("GPU"):
+    return None
+  return hardware.emulation_warning(precision, hardware.cpu_flags())
 
-  `compute_dtype` bfloat16 or float16 runs the convolutions in that precision (for GPUs); the
-  logits head always runs in float32. `jit_compile` compiles the forward pass with XLA.
+
+@functools.cache
+def _log_once(message: str) -> None:
+  logging.getLogger(__name__).warning("i3d: warning: %s", message)
+
+
+class FastI3d(tf.Module):
+  """The output of a loaded `InceptionI3d` in float32, computed faster: logits (B, num_classes)
+  (softmax for Predictions), or the features of the endpoint the model ends at.
+
+  `compute_dtype` bfloat16 or float16 runs the convolutions and pooling in that precision (fast
+  on GPUs and on CPUs that have it, see `i3d.model.hardware`; `precision_warning` says when it
+  would be emulated, and is logged once); inputs, the logits head and the outputs stay float32.
+  `jit_compile` compiles the forward pass with XLA.
   """
 
   def __init__(self, model: InceptionI3d, compute_dtype: tf.DType = tf.float32,
                jit_compile: bool = False, name: Optional[str] = None):
     super().__init__(name=name)
-    if model.final_endpoint != "Logits" or not model.spatial_squeeze:
-      raise ValueError("FastI3d needs an InceptionI3d ending at Logits with spatial_squeeze")
+    self.head = "Logits" in model.layers
+    if self.head and not model.spatial_squeeze:
+      raise ValueError("FastI3d needs an InceptionI3d with spatial_squeeze to compute logits")
     if model.input_channels is None:
       raise ValueError("FastI3d needs a built InceptionI3d (load a checkpoint first)")
     self.compute_dtype = tf.as_dtype(compute_dtype)
+    self.precision_warning = precision_warning(self.compute_dtype.name)
+    if self.precision_warning:
+      _log_once(self.precision_warning)
+    self.softmax = model.final_endpoint == "Predictions"
     self.check_input = model._check_input  # a bound method: not tracked, no duplicate weights
     self.layers = [self._layer(layer) for e, layer in model.layers.items() if e != "Logits"]
-    self.logits_w, self.logits_b = (tf.Variable(tf.constant(v, tf.float32), trainable=False)
-                                    for v in fold_batch_norm(model.units["Logits"]))
+    if self.head:
+      self.logits_w, self.logits_b = (tf.Variable(tf.constant(v, tf.float32), trainable=False)
+                                      for v in fold_batch_norm(model.units["Logits"]))
     self.forward = tf.function(self._forward, jit_compile=jit_compile, reduce_retracing=True)
 
   def _layer(self, layer):
     """The fast equivalent of one of the model's layers."""
     if isinstance(layer, MaxPool3D):
-      return layer
+      return _pool(layer, self.compute_dtype)
     if isinstance(layer, InceptionBlock):
       return FastInceptionBlock(layer, self.compute_dtype)
     return _conv(layer, self.compute_dtype)
@@ -108,10 +160,13 @@ class FastI3d(tf.Module):
     net = tf.cast(clips, self.compute_dtype)
     for layer in self.layers:
       net = layer(net)
-    net = tf.nn.avg_pool3d(tf.cast(net, tf.float32), ksize=(2, 7, 7), strides=1,
-                           padding="VALID")
+    net = tf.cast(net, tf.float32)
+    if not self.head:
+      return net
+    net = tf.nn.avg_pool3d(net, ksize=(2, 7, 7), strides=1, padding="VALID")
     logits = tf.nn.bias_add(tf.nn.conv3d(net, self.logits_w, (1,) * 5, "SAME"), self.logits_b)
-    return tf.reduce_mean(tf.squeeze(logits, axis=(2, 3)), axis=1)
+    logits = tf.reduce_mean(tf.squeeze(logits, axis=(2, 3)), axis=1)
+    return tf.nn.softmax(logits) if self.softmax else logits
 
   def __call__(self, clips) -> tf.Tensor:
     clips = tf.convert_to_tensor(clips, tf.float32)

@@ -2,6 +2,7 @@
 
 import difflib
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 from i3d._util import env
@@ -39,9 +40,14 @@ def class_index(name: str, version: int | str = 400) -> int:
   try:
     return names.index(name)
   except ValueError:
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UserError(f"unknown class {name!r} for Kinetics-{version}{hint}") from None
+    raise UserError(f"unknown class {name!r} for Kinetics-{version}"
+                    f"{did_you_mean(name, names)}") from None
+
+
+def did_you_mean(name: str, names: Sequence[str]) -> str:
+  """`; did you mean 'a', 'b'?` listing the class names closest to `name`, or `` if none is."""
+  close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+  return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def class_name(index: int, version: int | str = 400) -> str:

@@ -1,7 +1,8 @@
 """Apache Beam pipelines for runs one machine cannot do in time: `evaluate` (videos -> views ->
-RunInference -> predictions -> metrics) and `preprocess` (annotations -> clips -> MediaSequence
-shards). They run on Beam's local DirectRunner (one worker process per core) or on Dataflow,
-Flink and Spark with Beam's own pipeline options (`options`).
+RunInference -> predictions -> metrics), `preprocess` (annotations -> clips -> MediaSequence
+shards) and `features` (videos -> inputs -> RunInference -> per-video feature files). They run
+on Beam's local DirectRunner (one worker process per core) or on Dataflow, Flink and Spark with
+Beam's own pipeline options (`options`); `inference` holds their RunInference model handlers.
 
 Importing a submodule imports Apache Beam; only the commands that run a pipeline do.
 """

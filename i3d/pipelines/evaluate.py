@@ -27,12 +27,7 @@ from typing import Any
 import apache_beam as beam
 import filelock
 import numpy as np
-from apache_beam.ml.inference.base import (
-  KeyedModelHandler,
-  ModelHandler,
-  PredictionResult,
-  RunInference,
-)
+from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
@@ -44,6 +39,7 @@ from i3d.kinetics.annotations import Clip, IndexRow, local_clips, parse_filename
 from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
+from i3d.pipelines.inference import SpecModelHandler
 from i3d.pipelines.options import limit_threads
 
 RESULTS_DIR = "clips"
@@ -56,11 +52,13 @@ Job = tuple[Clip, str]  # a clip and its video's path
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierSpec:
-  """The classifier each worker loads (the `--eval_type`, `--checkpoint_dir` and
-  `--imagenet_pretrained` flags); small enough to ship to workers instead of the weights."""
+  """The classifier each worker loads (the `--eval_type`, `--checkpoint_dir`,
+  `--imagenet_pretrained` and `--precision` flags); small enough to ship to workers instead of
+  the weights."""
   eval_type: str = "joint"
   checkpoint_dir: str | None = None
   imagenet_pretrained: bool = True
+  precision: str = "float32"
 
   @property
   def checkpoints(self) -> dict[str, str]:
@@ -77,7 +75,7 @@ class ClassifierSpec:
   def load(self) -> Classifier:
     folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
     return load_classifier(self.eval_type, checkpoint_dir=folder,
-                           imagenet_pretrained=self.imagenet_pretrained)
+                           imagenet_pretrained=self.imagenet_pretrained, precision=self.precision)
 
 
 def result_path(output_dir: str, clip_id: str) -> str:
@@ -156,7 +154,7 @@ def failure_result(clip: Clip, path: str, error: Exception) -> dict:
           "record": evaluation.failure_record(clip, path, evaluation.failure_reason(error))}
 
 
-class ClassifierHandler(ModelHandler[dict, PredictionResult, Classifier]):
+class ClassifierHandler(SpecModelHandler[dict, Classifier]):
   """RunInference's model: the classifier, loaded once per worker; an example is one clip's
   views {stream: (views, T, 224, 224, C)}, its inference the per-stream logits averaged over
   them. Clips whose views share a shape run through the model together, `view_batch` views per
@@ -164,16 +162,8 @@ class ClassifierHandler(ModelHandler[dict, PredictionResult, Classifier]):
 
   def __init__(self, spec: ClassifierSpec, view_batch: int, max_clips: int,
                threads: int | None):
-    super().__init__()
-    self._spec, self._view_batch, self._max_clips = spec, view_batch, max_clips
-    self._threads = threads
-
-  def load_model(self) -> Classifier:
-    limit_threads(self._threads)
-    return self._spec.load()
-
-  def batch_elements_kwargs(self) -> dict:
-    return {"min_batch_size": 1, "max_batch_size": self._max_clips}
+    super().__init__(spec, max_clips, threads)
+    self._view_batch = view_batch
 
   def run_inference(self, batch: Sequence[dict], model: Classifier,
                     inference_args: dict | None = None) -> Iterable[PredictionResult]:

@@ -31,7 +31,7 @@ def test_download_verifies_and_leaves_no_partial_file(tmp_path):
     again = download(server.url + "/f", tmp_path / "f", git_sha1=PAYLOAD_SHA1, progress=False)
     assert server.gets("/f") == [0]  # the second call found the file and fetched nothing
   assert dest == again and dest.read_bytes() == PAYLOAD
-  assert sorted(p.name for p in tmp_path.iterdir()) == [".f.lock", "f"]
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # no lock file left either
 
 
 def test_interrupted_transfer_resumes_with_range(tmp_path):
@@ -65,7 +65,35 @@ def test_hash_mismatch_deletes_and_says_so(tmp_path):
   with MirrorServer({"/f": PAYLOAD[:-1] + b"x"}) as server:
     with pytest.raises(i3d.DownloadError, match="failed verification.*deleted"):
       download(server.url + "/f", tmp_path / "f", git_sha1=PAYLOAD_SHA1, progress=False)
-  assert list(p.name for p in tmp_path.iterdir()) == [".f.lock"]
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_connection_says_what_is_true_and_leaves_nothing(tmp_path):
+  with MirrorServer({}) as server:
+    dead = server.url  # closed below, so connections are refused
+  with pytest.raises(i3d.DownloadError) as error:
+    download(dead + "/f", tmp_path / "f", progress=False, retries=1, backoff=0.01)
+  message = str(error.value)
+  assert message.startswith(f"could not download {dead}/f after 2 tries: network error (")
+  assert "Connection refused" in message and ".part" not in message  # no partial file exists
+  assert list(tmp_path.iterdir()) == []  # neither an empty .part nor a .lock
+
+
+def test_cut_transfer_says_the_partial_file_is_kept(tmp_path):
+  with MirrorServer({"/f": PAYLOAD}, cut=["/f"]) as server:
+    with pytest.raises(i3d.DownloadError, match=r"partial file .*f\.part is kept and resumed"):
+      download(server.url + "/f", tmp_path / "f", progress=False, retries=0)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["f.part"]
+
+
+def test_offline_fetches_nothing(tmp_path, monkeypatch):
+  monkeypatch.setenv("I3D_OFFLINE", "1")
+  with MirrorServer({"/f": PAYLOAD}) as server:
+    with pytest.raises(i3d.DownloadError, match=f"downloads are off .* and {tmp_path / 'f'} is "
+                                                f"missing"):
+      download(server.url + "/f", tmp_path / "f", progress=False)
+    assert server.gets("/f") == []
+  assert list(tmp_path.iterdir()) == []
 
 
 def test_two_processes_download_once(tmp_path):

@@ -1,5 +1,7 @@
 """`i3d predict` and `evaluate_sample.py --video` on format-exact checkpoints."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -38,7 +40,7 @@ def test_predict_json_matches_independent_reference(checkpoint_dir, tmp_path, ca
   looped = clip[:, np.arange(9) % 5]  # 5 frames looped to the network's minimum of 9
   logits = reference_logits(str(checkpoint_dir / "rgb_imagenet" / "model.ckpt"), looped)[0]
   labels = load_label_map(400)
-  assert good["frames"] == 9
+  assert good["frames"] == 5 and good["looped_to"] == 9
   assert [c["label"] for c in good["top_k"]] == [labels[i] for i in np.argsort(-logits)[:3]]
   np.testing.assert_allclose([c["logit"] for c in good["top_k"]], np.sort(logits)[::-1][:3],
                              rtol=0.02, atol=0.02)
@@ -63,6 +65,24 @@ def test_predict_text_windows_and_cache(checkpoint_dir, tmp_path, capsys, monkey
                                "--checkpoint_dir", str(checkpoint_dir))
   assert status == 0 and out.splitlines()[1] == "  0.6321  zumba"  # an .npz given directly
   np.testing.assert_array_equal(seen[1]["rgb"], cached["rgb"])
+
+
+def test_short_clip_says_it_was_looped_and_csv_has_one_row_per_video(checkpoint_dir, tmp_path,
+                                                                      capsys, monkeypatch):
+  short = write_indexed_video(tmp_path / "short.avi", 5, 25)
+  bad = tmp_path / "broken.mp4"
+  bad.write_text("not a video")
+  monkeypatch.setattr(Classifier, "view_logits", lambda self, views, *a: {"rgb": np.arange(400.0)})
+  flags = ("--eval_type", "rgb", "--top_k", "2", "--checkpoint_dir", str(checkpoint_dir))
+  status, out, _ = run_predict(capsys, str(short), *flags)
+  assert status == 0 and out.splitlines()[0] == f"{short} (5 frames, looped to 9)"
+  status, out, err = run_predict(capsys, str(short), str(bad), "--csv", *flags)
+  assert status == 1 and "i3d predict: error: " in err
+  rows = list(csv.reader(io.StringIO(out)))
+  assert rows == [["video", "frames", "class_1", "score_1", "class_2", "score_2", "error"],
+                  [str(short), "5", "zumba", "0.632121", "yoga", "0.232544", ""],
+                  [str(bad), "", "", "", "", "", f"{bad}: not a video OpenCV can open (unknown "
+                                                  f"format or corrupt file)"]]
 
 
 def test_window_logits_are_averaged(joint_classifier):

@@ -24,7 +24,7 @@ def test_features_of_both_streams_with_a_bad_video(checkpoint_dir, tmp_path):
           "--checkpoint_dir", checkpoint_dir, "--output_dir", tmp_path / "out", "--no_progress"]
   first = _run(*args)
   assert first.returncode == 1, first.stderr
-  assert "1 videos written, 0 already done, 1 failed" in first.stdout
+  assert "1 video written, 0 already done, 1 failed" in first.stdout
   assert "bad.mp4" in first.stderr
   record = json.loads((tmp_path / "out" / "good.json").read_text())
   assert record["windows"] == [[0.0, 0.4], [0.08, 0.48]]  # the last window ends at frame 12

@@ -15,12 +15,17 @@ from tests.support.clips import random_clip
 from tests.support.reference_i3d import reference_logits
 
 LINE = re.compile(r"^(\S+) (\S+) (.+)$")
+NOISE = ("cuInit", "oneDNN custom operations", "absl::InitializeLog", "cuda drivers")
 
 
 def _run(*flags, env=None):
-  return subprocess.run([sys.executable, str(ROOT / "evaluate_sample.py"), *flags],
-                        capture_output=True, text=True, timeout=600,
-                        env={**os.environ, **(env or {})})
+  """evaluate_sample.py FLAGS in a subprocess; its stderr never holds TensorFlow's start-up
+  lines."""
+  quiet = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+  result = subprocess.run([sys.executable, str(ROOT / "evaluate_sample.py"), *flags],
+                          capture_output=True, text=True, timeout=600, env={**quiet, **(env or {})})
+  assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)]
+  return result
 
 
 def _parse(stdout: str):
@@ -28,6 +33,8 @@ def _parse(stdout: str):
   assert lines[1:3] == ["", "Top classes and probabilities"]
   norm = float(re.fullmatch(r"Norm of logits: (\d+\.\d{6})", lines[0]).group(1))
   rows = [LINE.match(line).groups() for line in lines[3:]]
+  for probability, logit, _ in rows:  # float32 values printed as the released script did
+    assert str(np.float32(probability)) == probability and str(np.float32(logit)) == logit
   return norm, [(float(p), float(l), name) for p, l, name in rows]
 
 
@@ -92,6 +99,16 @@ def test_missing_checkpoint_offline_is_a_clear_error(tmp_path):
                 env={"I3D_CHECKPOINT_BASE_URL": "http://127.0.0.1:9"})
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert "by hand" in result.stderr and "rgb_imagenet/model.ckpt.index" in result.stderr
+  assert ".part" not in result.stderr and list(tmp_path.rglob("*.lock")) == []
+
+
+def test_offline_joint_names_both_missing_checkpoints_at_once(tmp_path):
+  result = _run("--eval_type", "joint", "--checkpoint_dir", str(tmp_path), "--offline")
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert result.stderr.startswith("evaluate_sample.py: error: 2 checkpoints missing "
+                                  "(rgb_imagenet, flow_imagenet):")
+  assert f"into {tmp_path / 'flow_imagenet'}/:" in result.stderr
+  assert list(tmp_path.iterdir()) == []  # nothing fetched, nothing left behind
 
 
 def test_missing_label_map_is_a_clear_error(checkpoint_dir, tmp_path):

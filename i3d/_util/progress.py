@@ -1,0 +1,67 @@
+"""Progress of long work, on stderr: the one place bars and status notes are made.
+
+Shown when stderr is a terminal; `I3D_PROGRESS=1` forces it on (tests, logs), `I3D_PROGRESS=0`
+or a command's `--quiet` turns it off. While an `outer` bar runs (a batch job's bar over
+videos), the per-step bars and notes of the work inside it stay hidden, so parallel workers do
+not draw over each other.
+"""
+
+import sys
+import threading
+
+from tqdm import tqdm
+
+from i3d._util import env
+
+_outer_bars = 0
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+  """Whether progress output is wanted: `I3D_PROGRESS`, else whether stderr is a terminal."""
+  forced = env.progress()
+  return sys.stderr.isatty() if forced is None else forced
+
+
+def _shown() -> bool:
+  return enabled() and not _outer_bars
+
+
+def bar(total: int | None = None, desc: str = "", unit: str = "it", leave: bool = False,
+        show: bool = True, **options) -> tqdm:
+  """A tqdm bar on stderr (a silent one when progress is off or not `show`); use it as a context
+  manager."""
+  return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not (show and _shown()),
+              dynamic_ncols=True, leave=leave, **options)
+
+
+def outer(total: int | None = None, desc: str = "", unit: str = "it", show: bool = True,
+          **options) -> tqdm:
+  """A bar kept on screen when done that hides other bars and notes until it is closed."""
+  return _OuterBar(total=total, desc=desc, unit=unit, file=sys.stderr, leave=True,
+                   disable=not (show and _shown()), dynamic_ncols=True, **options)
+
+
+class _OuterBar(tqdm):
+  """A tqdm bar counted in `_outer_bars` while open."""
+
+  def __init__(self, *args, **kwargs):
+    global _outer_bars
+    super().__init__(*args, **kwargs)
+    with _lock:
+      _outer_bars += 1
+    self._counted = True
+
+  def close(self) -> None:
+    global _outer_bars
+    if getattr(self, "_counted", False):
+      self._counted = False
+      with _lock:
+        _outer_bars -= 1
+    super().close()
+
+
+def note(message: str) -> None:
+  """One status line on stderr (what a long step is doing), when progress output is wanted."""
+  if _shown():
+    tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,173 @@
+"""`i3d features --runner`: the features of `i3d.embed.features.extract_videos` as an Apache Beam
+pipeline, the same files whatever the number of workers.
+
+    jobs -> Reshuffle -> LoadInputs (decode, RGB, flow; failures tagged)
+         -> RunInference(FeatureHandler: one extractor per worker) -> WriteFeatures
+            (`write_video`: OUTPUT_DIR/{id}_{stream}.npy, then {id}.json, each atomically)
+         -> one outcome per id -> the launcher's failures.jsonl
+
+The launcher (`extract`) is `run_jobs`, as for one process: it skips the videos finished
+earlier, holds the folder's lock, and appends the failures in job order. Nothing is lost or done
+twice: a video's files have names fixed by its id and are renamed into place, so a retried
+bundle rewrites the same files and a killed run resumes from the videos whose JSON is there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional, cast
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from i3d._util.files import atomic_write
+from i3d.embed import features
+from i3d.inputs.settings import InputSettings
+from i3d.inputs.views import cropped_inputs
+from i3d.pipelines.inference import SpecModelHandler
+from i3d.pipelines.options import limit_threads
+
+FAILED = "failed"
+OUTCOMES_FILE = ".beam_outcomes.json"
+
+Job = tuple[str, str]  # a video's id and path
+Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractorSpec:
+  """The feature extractor each worker loads (`features.load_extractor`'s arguments)."""
+  checkpoints: tuple[tuple[str, str], ...]  # (stream, checkpoint name)
+  settings: features.FeatureSettings = features.FeatureSettings()
+  checkpoint_dir: Optional[str] = None
+  batch: int = 8
+  precision: str = "float32"
+
+  @property
+  def streams(self) -> tuple[str, ...]:
+    return tuple(stream for stream, _ in self.checkpoints)
+
+  def record(self, input_settings: InputSettings) -> dict:
+    """`FeatureExtractor.record` of the extractor this loads."""
+    return features.settings_record(self.settings, dict(self.checkpoints), input_settings,
+                                    self.precision)
+
+  def load(self) -> features.FeatureExtractor:
+    folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
+    return features.load_extractor(dict(self.checkpoints), self.settings, folder,
+                                   batch=self.batch, precision=self.precision)
+
+
+class LoadInputs(beam.DoFn):
+  """(id, path) -> ((id, path), inputs {stream: (1, T, 224, 224, C)}); a video that cannot be
+  read becomes a failed outcome on the FAILED output instead of an error Beam would retry."""
+
+  def __init__(self, streams: Sequence[str], input_settings: InputSettings, use_cache: bool,
+               threads: Optional[int]):
+    self._streams, self._input_settings = tuple(streams), input_settings
+    self._use_cache, self._threads = use_cache, threads
+
+  def setup(self) -> None:
+    limit_threads(self._threads)
+
+  def process(self, job: Job) -> Iterator[Any]:
+    vid, path = job
+    try:
+      inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
+    except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
+      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, features.failure_reason(e))))
+      return
+    yield job, inputs
+
+
+class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
+  """RunInference's model: the feature extractor, loaded once per worker; an example is one
+  video's inputs, its inference the video's `features.VideoFeatures` (windows run `batch` at a
+  time, as in one process)."""
+
+  def run_inference(self, batch: Sequence[dict], model: features.FeatureExtractor,
+                    inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+    # The example (the inputs, hundreds of MB) is not carried along.
+    return [PredictionResult(None, features.video_features(model, inputs)) for inputs in batch]
+
+
+class WriteFeatures(beam.DoFn):
+  """((id, path), prediction) -> the video's outcome after writing its files (`write_video`)."""
+
+  def __init__(self, output_dir: str, record: dict, progress: bool):
+    self._output_dir, self._record, self._progress = output_dir, record, progress
+
+  def process(self, element: tuple[Job, PredictionResult]) -> Iterator[Outcome]:
+    (vid, path), result = element
+    reason = None
+    try:
+      features.write_video(Path(self._output_dir), vid, path,
+                           cast(features.VideoFeatures, result.inference), self._record)
+    except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
+      reason = features.failure_reason(e)
+    if self._progress:
+      print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
+            flush=True)
+    yield vid, (path, reason)
+
+
+def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Optional[str]]:
+  """One outcome per id whatever was computed twice: written before failed, then the first
+  reason in a fixed order."""
+  return min(outcomes, key=lambda o: (o[1] is not None, o[1] or ""))
+
+
+def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], output_dir: str,
+          input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
+          progress: bool = False) -> beam.PCollection:
+  """Adds the extraction of `jobs` into `output_dir` to `pipeline`. Returns the outcomes
+  (id, (path, None or the reason it failed)), one per id."""
+  handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
+  loaded = (pipeline | "Jobs" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
+            | "LoadInputs" >> beam.ParDo(LoadInputs(spec.streams, input_settings, use_cache,
+                                                    threads)).with_outputs(FAILED, main="inputs"))
+  inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
+  written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir,
+                                                           spec.record(input_settings),
+                                                           progress))
+  unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
+      lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
+  return ((written, unextracted, loaded[FAILED]) | "Outcomes" >> beam.Flatten()
+          | "OnePerVideo" >> beam.CombinePerKey(one_outcome))
+
+
+def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: str | Path,
+            input_settings: InputSettings, options: PipelineOptions, use_cache: bool = True,
+            threads: Optional[int] = None, progress: bool = True) -> features.ExtractionResult:
+  """`features.extract_videos` on the runner `options` name (the extractor is `spec`'s, loaded
+  by each worker): the same files, and the same result."""
+  output_dir = Path(output_dir)
+  features.check_jobs(jobs)
+  record = spec.record(input_settings)
+
+  def run(pending: Sequence[tuple[str, Path]]) -> features.Outcomes:
+    if progress:
+      print(f"{len(pending)} videos to extract, {len(jobs) - len(pending)} done earlier",
+            file=sys.stderr)
+    if not pending:
+      return []
+    saved = output_dir / OUTCOMES_FILE
+
+    def save(outcomes: list[Outcome]) -> None:
+      with atomic_write(saved) as f:
+        json.dump(dict(outcomes), f)
+
+    with beam.Pipeline(options=options) as pipeline:
+      _ = (build(pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
+                 input_settings, use_cache, threads, progress)
+           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
+    outcomes = json.loads(saved.read_text())
+    saved.unlink()
+    return [(vid, *outcomes[vid]) for vid, _ in pending]
+
+  return features.run_jobs(jobs, output_dir, record, run, progress=False)

@@ -1,0 +1,116 @@
+"""The shared classifier flags reach the model: every command that runs the network takes
+--precision and loads its classifier in that precision."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from i3d import kinetics
+from i3d.classify import classifier as classifier_module
+from i3d.cli import main as cli_main
+from i3d.embed import features as features_module
+from tests.support.clips import REPO
+
+
+class Reached(Exception):
+  """Raised by the spy once the command asked for its classifier."""
+
+
+def spy(calls: list):
+  """A load_classifier / load_extractor that records its keyword arguments, then stops the
+  command."""
+  def load(*args, **kwargs):
+    calls.append(kwargs)
+    raise Reached
+  return load
+
+
+def commands_with_precision() -> dict:
+  """{command: its argparse parser} of every subcommand that has --precision."""
+  subparsers = next(a for a in cli_main._parser()._actions if a.dest == "command")
+  return {name: parser for name, parser in subparsers.choices.items()
+          if any("--precision" in a.option_strings for a in parser._actions)}
+
+
+def cheap_args(command: str, tmp_path) -> list[str]:
+  """The required arguments of `command`, pointing at nothing that takes long to read."""
+  annotations = kinetics.write_annotations(
+      [kinetics.Clip("abcdefghijk", 0, 10, "validation", "abseiling")], tmp_path / "val.csv")
+  required = {"predict": ["video.mp4"], "export": ["--output", str(tmp_path / "model")],
+              "evaluate": ["--annotations", str(annotations), "--video_dir", str(tmp_path),
+                           "--output_dir", str(tmp_path / "run")],
+              "features": ["video.mp4", "--output_dir", str(tmp_path / "features")]}
+  assert command in required, f"add the arguments of a cheap `i3d {command}` run here"
+  return required[command]
+
+
+def test_every_command_running_the_network_has_the_flag():
+  assert {"predict", "evaluate", "export", "features"} <= set(commands_with_precision())
+
+
+@pytest.mark.parametrize("command", sorted(commands_with_precision()))
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_precision_flag_reaches_the_classifier(command, precision, tmp_path, monkeypatch,
+                                               checkpoint_dir):
+  calls: list = []
+  monkeypatch.setattr(classifier_module, "load_classifier", spy(calls))
+  monkeypatch.setattr(features_module, "load_extractor", spy(calls))
+  args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--eval_type", "rgb",
+                          "--checkpoint_dir", str(checkpoint_dir), "--precision", precision])
+  with pytest.raises(Reached):
+    args.run(args)
+  assert [c["precision"] for c in calls] == [precision]
+
+
+def test_unknown_precision_is_refused_by_the_parser(capsys):
+  with pytest.raises(SystemExit):
+    cli_main._parse(["i3d", "export", "--output", "x", "--precision", "int8"])
+  assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+# In its own process: evaluate_sample's absl flags would clash with the `i3d` parser's here.
+SPY_EVALUATE_SAMPLE = """
+import sys
+import i3d, evaluate_sample
+def load_classifier(*args, **kwargs):
+  print("precision", kwargs["precision"])
+  sys.exit(0)
+i3d.load_classifier = load_classifier
+evaluate_sample.app.run(evaluate_sample.main, argv=["evaluate_sample.py", *sys.argv[1:]])
+"""
+
+
+def test_evaluate_sample_passes_the_flag(checkpoint_dir):
+  result = subprocess.run([sys.executable, "-c", SPY_EVALUATE_SAMPLE, "--eval_type", "rgb",
+                           "--precision", "bfloat16", "--checkpoint_dir", str(checkpoint_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == ["precision bfloat16"]
+
+
+@pytest.mark.parametrize("command, module, run, loader", [
+    ("evaluate", "i3d.pipelines.evaluate", "evaluate",
+     ("i3d.pipelines.evaluate", "load_classifier")),
+    ("features", "i3d.pipelines.features", "extract", ("i3d.embed.features", "load_extractor"))])
+def test_precision_flag_reaches_the_beam_workers(command, module, run, loader, tmp_path,
+                                                 monkeypatch, checkpoint_dir):
+  pipeline = importlib.import_module(module)
+  specs: list = []
+
+  def pipeline_run(spec, *args, **kwargs):
+    specs.append(spec)
+    raise Reached
+  monkeypatch.setattr(pipeline, run, pipeline_run)
+  args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--runner",
+                          "DirectRunner", "--eval_type", "rgb", "--precision", "bfloat16",
+                          "--checkpoint_dir", str(checkpoint_dir)])
+  with pytest.raises(Reached):
+    args.run(args)
+  assert [s.precision for s in specs] == ["bfloat16"]
+  loaded: list = []  # what each worker runs
+  monkeypatch.setattr(importlib.import_module(loader[0]), loader[1], spy(loaded))
+  with pytest.raises(Reached):
+    specs[0].load()
+  assert [c["precision"] for c in loaded] == ["bfloat16"]
