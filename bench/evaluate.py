@@ -51,14 +51,15 @@ def stage_times(classifier, paths: list[Path], settings: InputSettings) -> dict[
   return totals
 
 
-def validation_set(root: Path, eval_type: str, videos: int,
-                   seconds: float) -> tuple[list[kinetics.Clip], Path]:
-  """(clips, video dir) of `videos` generated 320x240 clips under `root`, with format-exact
-  checkpoints of `eval_type` in `root/ckpt`."""
+def validation_set(root: Path, eval_type: str, videos: int, seconds: float,
+                   sources: tuple[Path, ...] = ()) -> tuple[list[kinetics.Clip], Path]:
+  """(clips, video dir) of `videos` 320x240 clips under `root` (the first from `sources`, the
+  rest generated), with format-exact checkpoints of `eval_type` in `root/ckpt`."""
   for name in checkpoint_names(eval_type).values():
     write_format_exact_checkpoint(INDEX_DIR / name / "model.ckpt", root / "ckpt" / name)
   labels = i3d.load_label_map(600 if eval_type == "rgb600" else 400)
-  specs = [(f"bench{i:06d}", labels[i], "generated") for i in range(videos)]
+  kinds = [*sources, *["generated"] * videos][:videos]
+  specs = [(f"bench{i:06d}", labels[i], kind) for i, kind in enumerate(kinds)]
   annotations, video_dir = write_validation_set(root, specs, seconds, (320, 240))
   return kinetics.read_annotations(annotations).clips, video_dir
 

@@ -8,6 +8,7 @@ from i3d import kinetics
 from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UserError
+from i3d.inputs.settings import InputSettings
 from i3d.model.streams import checkpoint_names
 
 
@@ -16,11 +17,16 @@ def register(subparsers) -> None:
       "features", help="I3D features for every window of videos (resumable)",
       description="Write OUTPUT_DIR/{id}_rgb.npy, {id}_flow.npy (float32, one row per window) "
                   "and {id}.json (window times, settings, checkpoints) for each video, inputs "
-                  ".npz from `i3d preprocess`, or annotated Kinetics clip. Finished videos are "
+                  ".npz from `i3d preprocess`, annotated Kinetics clip, or clip stored in the "
+                  "--records of `i3d preprocess`. Finished videos are "
                   "skipped when run again; a bad video is logged to failures.jsonl and the "
                   "others still run (exit status 1).")
   parser.add_argument("videos", nargs="*", help="video files or inputs .npz files")
   flags.add_annotation_flags(parser, required=False)
+  parser.add_argument("--records", type=Path, default=None,
+                      help="read the clips from this records folder (`i3d preprocess "
+                           "--output_dir`) instead of videos: every clip in it or, with "
+                           "--annotations, those clips; the input settings are the records'")
   parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",
@@ -58,14 +64,37 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
   if args.annotations is not None:
     rows = kinetics.index_videos(flags.annotated_clips(args), args.video_dir,
                                  check_readable=False)
-    missing = sum(r.path is None for r in rows)
-    if missing:
-      print(f"{missing} annotated clips are not under {args.video_dir} (skipped)",
-            file=sys.stderr)
+    _skipped(sum(r.path is None for r in rows), f"under {args.video_dir}")
     jobs += [(Path(r.clip.filename).stem, r.path) for r in rows if r.path is not None]
   if not jobs:
-    raise UserError("no videos: name video files, or --annotations with --video_dir")
+    raise UserError("no videos: name video files, or --annotations with --video_dir, or "
+                    "--records")
   return jobs
+
+
+def _record_jobs(args: argparse.Namespace) -> tuple[dict[str, Path], dict, InputSettings]:
+  """({clip id: its shard}, the records' settings record, their input settings) of --records."""
+  from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+  if args.videos or args.video_dir is not None:
+    raise UserError("give videos (or --annotations with --video_dir), or --records, not both")
+  if args.time_start is not None or args.time_end is not None:
+    raise UserError("--time_start/--time_end do not apply to --records: the records hold the "
+                    "clips as they were preprocessed")
+  made, lines = preprocess.read_manifest(args.records)
+  clips = (flags.annotated_clips(args) if args.annotations is not None
+           else [clip for _, clip in preprocess.manifest_clips(lines).values()])
+  clips, inputs = preprocess.records_run(args.records, clips, args.flow_backend)
+  rows = preprocess.record_rows(clips, args.records)
+  _skipped(sum(r.path is None for r in rows), f"in {args.records}")
+  jobs = {preprocess.clip_key(r.clip): r.path for r in rows if r.path is not None}
+  if not jobs:
+    raise UserError(f"{args.records}: no clips to extract")
+  return jobs, made["records"], inputs
+
+
+def _skipped(missing: int, where: str) -> None:
+  if missing:
+    print(f"{text.count(missing, 'annotated clip')} not {where} (skipped)", file=sys.stderr)
 
 
 def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
@@ -87,16 +116,24 @@ def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
-  jobs = _jobs(args)
   checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
+  if args.records is not None and args.runner:
+    raise UserError("--records are read in this process; leave out --runner")
+  record_jobs = _record_jobs(args) if args.records is not None else None
+  jobs = _jobs(args) if record_jobs is None else []
   if args.runner:
     result = _run_pipeline(args, checkpoints, settings, jobs)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
                                         batch=args.batch, precision=args.precision)
-    result = features.extract_videos(extractor, jobs, args.output_dir,
-                                     flags.input_settings(args), args.use_cache,
-                                     progress=not args.quiet)
+    if record_jobs is not None:
+      shards, made, inputs = record_jobs
+      result = features.extract_records(extractor, shards, args.output_dir, made, inputs,
+                                        progress=not args.quiet)
+    else:
+      result = features.extract_videos(extractor, jobs, args.output_dir,
+                                       flags.input_settings(args), args.use_cache,
+                                       progress=not args.quiet)
   print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
         f"{len(result.skipped)} "
         f"already done, {len(result.failed)} failed"

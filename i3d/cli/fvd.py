@@ -14,8 +14,10 @@ def register(subparsers) -> None:
       description="FVD with the reference protocol: the first --num_frames frames of each clip "
                   "resized to 224x224, scaled to [-1, 1], embedded as the 400 Kinetics logits "
                   "of the RGB I3D (rgb_imagenet). A set is a folder of videos, frame folders "
-                  "(one per clip) and .npy arrays (N, T, H, W, 3) or (T, H, W, 3), or one "
-                  ".npy file. Prints `FVD: <value>` (and `KVD: <value>` with --kvd).")
+                  "(one per clip) and .npy arrays (N, T, H, W, 3) or (T, H, W, 3), one "
+                  ".npy file, or records of `i3d preprocess` (its --output_dir or one shard: "
+                  "the stored 25 fps RGB frames). Prints `FVD: <value>` (and `KVD: <value>` "
+                  "with --kvd).")
   parser.add_argument("--real", type=Path, required=True, help="the real clips")
   parser.add_argument("--generated", type=Path, required=True, help="the generated clips")
   parser.add_argument("--num_frames", type=int, default=16,

@@ -9,6 +9,7 @@ from pathlib import Path
 from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
+from i3d.inputs.settings import Encoding
 
 
 def register(subparsers) -> None:
@@ -35,6 +36,14 @@ def register(subparsers) -> None:
   records.add_argument("--num_shards", type=int, default=None,
                        help="number of shards (default: one per 100 clips)")
   records.add_argument("--name", default="clips", help="shard name prefix")
+  records.add_argument("--compression", choices=("none", "gzip"), default="none",
+                       help="shard files: plain TFRecord, or GZIP-compressed and named "
+                            "NAME-0000i-of-0000N.tfrecord.gz (every reader opens them by name)")
+  records.add_argument("--rgb_quality", type=int, default=Encoding.rgb_quality,
+                       help="JPEG quality of the frames, 1-100 (lower it for noisy sources: "
+                            "BENCHMARKS.md#records)")
+  records.add_argument("--flow_quality", type=int, default=Encoding.flow_quality,
+                       help="JPEG quality of the 8-bit flow images, 1-100")
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="clips encoded in parallel, one process each (default: every core)")
   records.add_argument("--no_progress", dest="quiet", action="store_true",
@@ -76,7 +85,8 @@ def _split(args: argparse.Namespace) -> int:
     raise UserError("--workers must be at least 1")
   config = preprocess.PreprocessConfig(
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
-      workers=args.workers, label_version=args.version)
+      compression=args.compression, workers=args.workers, label_version=args.version,
+      encoding=Encoding(args.rgb_quality, args.flow_quality))
   encoder = None
   if args.runner:
     # pylint: disable=import-outside-toplevel

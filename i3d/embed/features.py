@@ -10,8 +10,10 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped. Its pieces (`run_jobs`: the locked, resumable
-loop; `video_features`; `write_video`) also make the Beam pipeline `i3d.pipelines.features`.
+videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
+as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel. Its pieces
+(`run_jobs`: the locked, resumable loop; `video_features`; `write_video`) also make the Beam
+pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +35,7 @@ from i3d._util import progress as progress_output
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
+from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
@@ -286,6 +289,45 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]]
         yield vid, str(path), failure_reason(e)
 
   return run_jobs(jobs, output_dir, record, run, progress)
+
+
+def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
+                    output_dir: str | Path, made: dict, input_settings: InputSettings,
+                    workers: int = 2, progress: bool = True) -> ExtractionResult:
+  """Features of the clips stored in MediaSequence records, like `extract_videos`.
+
+  Args:
+    extractor: the endpoint and checkpoints.
+    jobs: {`example/id`: the shard holding it}; the id names the output files.
+    output_dir: where features go (resumable as with videos).
+    made: the `records.settings_record` the records were made with (records made otherwise
+      are refused); each JSON's settings hold it under "records".
+    input_settings: the input settings the records were made with (`i3d.kinetics.preprocess.
+      records_run`), recorded as videos' are.
+    workers: shards read and clips decoded in parallel.
+    progress: show a progress bar.
+  """
+  output_dir = Path(output_dir)
+  listed = [(key, Path(shard)) for key, shard in jobs.items()]
+  check_jobs(listed)
+  record = {**extractor.record(input_settings), "records": made}
+
+  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
+    shards = dict(pending)
+    for key, item in records.read_listed(shards, extractor.streams, None, made, workers):
+      source = str(shards[key])
+      if isinstance(item, str):
+        yield key, source, item
+        continue
+      try:
+        stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
+        inputs = records.clip_crops(stored, extractor.streams)
+        write_video(output_dir, key, source, video_features(extractor, inputs), record)
+        yield key, source, None
+      except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
+        yield key, source, failure_reason(e)
+
+  return run_jobs(listed, output_dir, record, run, progress)
 
 
 def run_jobs(jobs: Sequence[tuple[str, Path]], output_dir: str | Path, record: dict,

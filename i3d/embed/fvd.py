@@ -291,14 +291,16 @@ def folder_distances(real: str | os.PathLike, generated: str | os.PathLike,
                      num_frames: int = DEFAULT_FRAMES, kvd: bool = False, batch: int = 16,
                      checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
                      progress: bool = True) -> Distances:
-  """FVD (and KVD) between two sets of clips on disk (see `i3d.embed.sources`), each clip its
-  first `num_frames` frames."""
+  """FVD (and KVD) between two sets of clips on disk (see `i3d.embed.sources`: folders of videos,
+  frame folders, `.npy` arrays, or MediaSequence records), each clip its first `num_frames`
+  frames."""
   if num_frames < MIN_FRAMES:
     raise UserError(f"num_frames must be at least {MIN_FRAMES} (the shortest clip I3D's "
                     f"logits take); got {num_frames}")
   real_clips, generated_clips = sources.list_clips(real), sources.list_clips(generated)
   embedder = load_embedder(checkpoint_dir, download)
-  with progress_output.outer(len(real_clips) + len(generated_clips), "embedding", "clip",
-                             show=progress) as bar:
+  listed = real_clips + generated_clips
+  total = None if any(c.kind == "records" for c in listed) else len(listed)  # shards, not clips
+  with progress_output.outer(total, "embedding", "clip", show=progress) as bar:
     return distances(sources.iter_clips(real_clips, num_frames),
                      sources.iter_clips(generated_clips, num_frames), embedder, kvd, batch, bar)

@@ -4,7 +4,9 @@
 A set is a folder or one `.npy` file. In a folder (sorted by name, hidden entries skipped):
 every subfolder is one clip of image frames (sorted by the numbers in their names), every `.npy`
 holds one clip (T, H, W, 3) or many (N, T, H, W, 3), and every other file is a video OpenCV
-reads. Frames are RGB, uint8 or floats in [0, 255]. No TensorFlow.
+reads. Frames are RGB, uint8 or floats in [0, 255]. A set can also be MediaSequence records
+(`i3d preprocess --output_dir`, or one shard): each stored clip's RGB frames as stored (25 fps,
+shorter side 256, before the crop). TensorFlow loads only for records.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from i3d._util import text
 from i3d.errors import UserError
 from i3d.inputs import decode
 
@@ -30,7 +33,7 @@ MAX_SIDE = 4096
 class ClipSource:
   """One clip: a video file, a frame folder, or clip `index` of a `.npy` array."""
   path: Path
-  kind: str  # "video", "frames" or "npy"
+  kind: str  # "video", "frames", "npy" or "records" (every clip of a shard)
   index: int | None = None
 
   @property
@@ -44,6 +47,9 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
   root = Path(root)
   if not root.exists():
     raise UserError(f"{root}: no such file or folder")
+  shards = _shards(root)
+  if shards:
+    return [ClipSource(shard, "records") for shard in shards]
   if root.is_file():
     return _npy_clips(root) if root.suffix == ".npy" else [ClipSource(root, "video")]
   clips: list[ClipSource] = []
@@ -62,6 +68,17 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
   if not clips:
     raise UserError(f"{root}: no clips (videos, frame folders or .npy files)")
   return clips
+
+
+def _shards(root: Path) -> list[Path]:
+  """The record shards of `root` when it is one or a folder holding them, else []."""
+  names = [root.name] if root.is_file() else [p.name for p in root.iterdir()]
+  if not any(".tfrecord" in name for name in names):
+    return []  # not records: TensorFlow stays unloaded
+  from i3d.inputs import records  # pylint: disable=import-outside-toplevel
+  if root.is_file():
+    return [root] if records.is_shard_name(root.name) else []
+  return records.list_shards(root)
 
 
 def _open_npy(path: Path) -> np.ndarray:
@@ -134,8 +151,9 @@ def check_clip(frames: np.ndarray, num_frames: int, name: str) -> np.ndarray:
   if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape[1:3], default=0) < 1:
     raise UserError(f"{name}: expected RGB frames (T, H, W, 3); got shape {frames.shape}")
   if len(frames) < num_frames:
-    raise UserError(f"{name}: has {len(frames)} frames, fewer than the {num_frames} each clip "
-                    f"needs (--num_frames); every clip must be at least that long")
+    raise UserError(f"{name}: has {text.count(len(frames), 'frame')}, fewer than the "
+                    f"{num_frames} each clip needs (--num_frames); every clip must be at least "
+                    f"that long")
   if max(frames.shape[1:3]) > MAX_SIDE:
     raise UserError(f"{name}: frames larger than {MAX_SIDE} pixels a side")
   frames = frames[:num_frames]
@@ -149,6 +167,22 @@ def check_clip(frames: np.ndarray, num_frames: int, name: str) -> np.ndarray:
 
 
 def iter_clips(sources: list[ClipSource], num_frames: int) -> Iterator[np.ndarray]:
-  """The clips of `sources`, read one at a time."""
+  """The clips of `sources`, read one at a time (the shards of a records set together)."""
+  shards = [s.path for s in sources if s.kind == "records"]
+  if shards:
+    yield from _record_clips(shards, num_frames)
   for source in sources:
-    yield read_clip(source, num_frames)
+    if source.kind != "records":
+      yield read_clip(source, num_frames)
+
+
+def _record_clips(shards: list[Path], num_frames: int) -> Iterator[np.ndarray]:
+  """The stored RGB frames of every clip of `shards`, as `records.read_clips` decodes them; a
+  damaged shard is a `UserError` naming it."""
+  from i3d.inputs import records  # pylint: disable=import-outside-toplevel
+  for item in records.read_clips(shards, ("rgb",), protocol=None):
+    if isinstance(item, records.ReadError):
+      for shard in shards:
+        records.check_shard(shard, ("rgb",))
+      raise UserError(f"records unreadable: {item.message}")
+    yield check_clip(np.asarray(item.inputs["rgb"]), num_frames, f"{item.shard}:{item.info.key}")

@@ -27,6 +27,10 @@ feature lists
 
 Flow decodes as DMVR's `normalize_image(zero_centering_image=True)` does: q * 2 / 255 - 1 is the
 flow divided by 20, the released flow input.
+
+Shards are plain TFRecord files, or GZIP-compressed ones named `NAME-00000-of-000NN.tfrecord.gz`
+(the suffix by which Beam and `tf.data` users recognise them): readers here open a shard by its
+name, so a compressed shard reads wherever it is copied.
 """
 
 from __future__ import annotations
@@ -35,15 +39,16 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import text
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms, views
-from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, InputSettings
+from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, Encoding, InputSettings
 from i3d.model.streams import STREAMS
 
 RECORD_FORMAT = 1
@@ -63,23 +68,10 @@ FORMAT, FRAME_RATE = "image/format", "image/frame_rate"
 # The feature-list prefix of each stream's images.
 STREAM_PREFIX = {"rgb": "", "flow": FLOW_PREFIX}
 SHARD_SUFFIX = ".tfrecord"
-_SHARD_NAME = re.compile(r"^(?P<name>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
+# Shard compression -> (file name suffix after SHARD_SUFFIX, TFRecord compression_type).
+COMPRESSIONS = {"none": ("", ""), "gzip": (".gz", "GZIP")}
+_SHARD_NAME = re.compile(r"^(?P<name>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord(\.gz)?$")
 _MICROSECONDS = 1_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Encoding:
-  """JPEG qualities of the stored images (chosen by the fidelity measured in BENCHMARKS.md).
-
-  Chroma is never subsampled: flow's two channels would be blurred into each other.
-  """
-  rgb_quality: int = 90
-  flow_quality: int = 95
-
-  def __post_init__(self):
-    for quality in (self.rgb_quality, self.flow_quality):
-      if not 1 <= quality <= 100:
-        raise UserError(f"JPEG quality must be in 1..100, got {quality}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,21 +217,28 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   return out
 
 
+def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
+               crops: int = 1) -> dict[str, np.ndarray]:
+  """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: float32 (crops, T, 224,
+  224, C)} in [-1, 1], cropped as `views.cropped_inputs` crops a video (no looping)."""
+  first = images[streams[0]]
+  offsets = transforms.crop_offsets(first.shape[1], first.shape[2], crops)
+  out = {}
+  for stream in streams:
+    if stream == "rgb":
+      frames = tf.cast(images[stream], tf.float32)
+      cropped = [transforms.rgb_inputs(frames, o) for o in offsets]
+    else:
+      cropped = [transforms.crop(flow_from_levels(images[stream]), o) for o in offsets]
+    out[stream] = np.stack([c.numpy() for c in cropped])
+  return out
+
+
 def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
                protocol: views.Protocol = views.Protocol()) -> dict[str, views.ViewArray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: (views, T', 224,
   224, C)} under `protocol`, cropped and windowed exactly as views of a video are."""
-  first = images[streams[0]]
-  offsets = transforms.crop_offsets(first.shape[1], first.shape[2], protocol.crops)
-  out: dict[str, views.ViewArray] = {}
-  for stream in streams:
-    if stream == "rgb":
-      frames = tf.cast(images[stream], tf.float32)
-      crops = [transforms.rgb_inputs(frames, o) for o in offsets]
-    else:
-      crops = [transforms.crop(flow_from_levels(images[stream]), o) for o in offsets]
-    out[stream] = views.temporal_views(np.stack([c.numpy() for c in crops]), protocol)
-  return out
+  return views.views_of(clip_crops(images, streams, protocol.crops), protocol)
 
 
 def info_of(parsed: dict) -> ClipInfo:
@@ -251,9 +250,23 @@ def info_of(parsed: dict) -> ClipInfo:
                   index if index >= 0 else None)
 
 
-def shard_name(name: str, index: int, count: int) -> str:
-  """`NAME-00003-of-00016.tfrecord`: shard `index` (from 0) of `count`."""
-  return f"{name}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
+def shard_name(name: str, index: int, count: int, compression: str = "none") -> str:
+  """`NAME-00003-of-00016.tfrecord`: shard `index` (from 0) of `count`; `.tfrecord.gz` when
+  `compression` is "gzip" (see `COMPRESSIONS`)."""
+  if compression not in COMPRESSIONS:
+    raise UserError(f"unknown shard compression {compression!r}; expected "
+                    f"{' or '.join(COMPRESSIONS)}")
+  return f"{name}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}{COMPRESSIONS[compression][0]}"
+
+
+def shard_compression(path: str | Path) -> str:
+  """The compression of a shard, from its name: "gzip" for `.tfrecord.gz`, else "none"."""
+  return "gzip" if str(path).endswith(SHARD_SUFFIX + COMPRESSIONS["gzip"][0]) else "none"
+
+
+def _compression_type(path: str | Path) -> str:
+  """The TFRecord `compression_type` that opens the shard `path`."""
+  return COMPRESSIONS[shard_compression(path)][1]
 
 
 def is_shard_name(filename: str) -> bool:
@@ -271,11 +284,12 @@ def list_shards(directory: str | Path) -> list[Path]:
 
 def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
   """Write records to `path` atomically: a temporary name beside it, fsynced, then renamed, so a
-  file with the shard's name is always complete."""
+  file with the shard's name is always complete. A `.tfrecord.gz` name is written GZIP-compressed.
+  """
   path = Path(path)
   temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
   try:
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
+    with tf.io.TFRecordWriter(str(temporary), options=_compression_type(path)) as writer:
       for record in serialized:
         writer.write(record)
     with open(temporary, "rb") as f:
@@ -288,7 +302,8 @@ def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class RecordClip:
-  """One clip read from a shard: where from, what it is, and its model inputs."""
+  """One clip read from a shard: where from, what it is, and its model inputs (or, read without a
+  protocol, its decoded images {stream: uint8 (T, H, W, 3)}: see `parse_clip`)."""
   shard: str
   info: ClipInfo
   inputs: dict[str, views.ViewArray]
@@ -302,10 +317,11 @@ class ReadError:
 
 def _dataset(paths: Sequence[str], streams: Sequence[str], workers: int) -> tf.data.Dataset:
   """(shard path, parsed clip) for every record, shards interleaved, decoding in parallel."""
-  def records(path: tf.Tensor) -> tf.data.Dataset:
-    return tf.data.TFRecordDataset(path).map(lambda r: (path, r))
+  def records(path: tf.Tensor, compression: tf.Tensor) -> tf.data.Dataset:
+    return tf.data.TFRecordDataset(path, compression_type=compression).map(lambda r: (path, r))
 
-  return (tf.data.Dataset.from_tensor_slices(list(paths))
+  compressions = [_compression_type(p) for p in paths]
+  return (tf.data.Dataset.from_tensor_slices((list(paths), compressions))
           .interleave(records, cycle_length=max(1, workers), num_parallel_calls=max(1, workers),
                       deterministic=True)
           .map(lambda path, r: (path, parse_clip(r, streams)), num_parallel_calls=max(1, workers),
@@ -314,14 +330,20 @@ def _dataset(paths: Sequence[str], streams: Sequence[str], workers: int) -> tf.d
 
 
 def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
-               protocol: views.Protocol = views.Protocol(), record: dict | None = None,
+               protocol: views.Protocol | None = views.Protocol(), record: dict | None = None,
                workers: int = 2) -> Iterator[RecordClip | ReadError]:
   """Every clip of the shards `paths` as model inputs under `protocol`.
 
+  With `protocol` None, each clip's decoded images as stored (uint8, before any crop) instead.
   A corrupt or truncated shard, or an undecodable record, yields a `ReadError` and reading goes
   on (TensorFlow moves to the next shard after a damaged one). A record made with other settings
-  than `record` (a `settings_record`) is a `UserError` naming the shard.
+  than `record` (a `settings_record`) is a `UserError` naming the shard, as are records that
+  `record` says lack one of `streams`.
   """
+  missing = [s for s in streams if record is not None and s not in record.get("streams", ())]
+  if missing:
+    raise UserError(f"{paths[0] if paths else 'records'}: the records hold no "
+                    f"{' or '.join(missing)} stream; preprocess with every stream needed")
   iterator = iter(_dataset([str(p) for p in paths], streams, workers))
   while True:
     try:
@@ -334,8 +356,34 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
     shard = path.numpy().decode()
     parsed = {k: v.numpy() for k, v in parsed.items()}
     check_settings(json.loads(parsed[SETTINGS]), record, shard)
-    yield RecordClip(shard, info_of(parsed), clip_views({s: parsed[s] for s in streams}, streams,
-                                                         protocol))
+    images = {s: parsed[s] for s in streams}
+    yield RecordClip(shard, info_of(parsed),
+                     images if protocol is None else clip_views(images, streams, protocol))
+
+
+def read_listed(listed: Mapping[str, str | Path], streams: Sequence[str],
+                protocol: views.Protocol | None = views.Protocol(), record: dict | None = None,
+                workers: int = 2) -> Iterator[tuple[str, RecordClip | str]]:
+  """(key, clip) of every clip of `listed` {`example/id`: its shard}, read as `read_clips` reads.
+
+  Clips that a damaged shard or record keeps from being read come last, each with the reason
+  instead of a clip (the shard's own `check_shard` names the file). Other records are skipped.
+  """
+  wanted = dict(listed)
+  problems = []
+  for item in read_clips(sorted({str(p) for p in wanted.values()}), streams, protocol, record,
+                         workers):
+    if isinstance(item, ReadError):
+      problems.append(item.message)
+    elif wanted.pop(item.info.key, None) is not None:
+      yield item.info.key, item
+  for key, shard in wanted.items():
+    try:
+      check_shard(shard, streams)
+      reason = f"{shard}: record of {key} unreadable ({'; '.join(problems) or 'not found'})"
+    except UserError as e:
+      reason = str(e)
+    yield key, reason
 
 
 def tf_message(error: tf.errors.OpError) -> str:
@@ -363,11 +411,12 @@ def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
     raise UserError(f"{path}: no such shard")
   count = 0
   try:
-    for _ in tf.data.TFRecordDataset(str(path)).map(lambda r: parse_clip(r, streams)):
+    for _ in tf.data.TFRecordDataset(str(path), compression_type=_compression_type(path)).map(
+        lambda r: parse_clip(r, streams)):
       count += 1
   except tf.errors.DataLossError as e:
-    raise UserError(f"{path}: damaged shard after {count} records ({tf_message(e)}); "
-                    f"preprocess it again") from None
+    raise UserError(f"{path}: damaged shard after {text.count(count, 'record')} "
+                    f"({tf_message(e)}); preprocess it again") from None
   except tf.errors.InvalidArgumentError as e:
     raise UserError(f"{path}: record {count} is not an I3D MediaSequence clip "
                     f"({tf_message(e)[:200]})") from None

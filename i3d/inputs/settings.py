@@ -1,5 +1,6 @@
 """What turns a video into model inputs: the released preprocessing constants and the settings
-a user can change (trim window, flow backend, TV-L1 parameters). No TensorFlow needed."""
+a user can change (trim window, flow backend, TV-L1 parameters, the JPEG qualities of records).
+No TensorFlow needed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE
 
 FPS = 25.0
@@ -56,3 +58,19 @@ def file_sha256(path: Path) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+  """JPEG qualities of the stored images of MediaSequence records (`i3d.inputs.records`;
+  chosen by the fidelity measured in BENCHMARKS.md).
+
+  Chroma is never subsampled: flow's two channels would be blurred into each other.
+  """
+  rgb_quality: int = 90
+  flow_quality: int = 95
+
+  def __post_init__(self):
+    for quality in (self.rgb_quality, self.flow_quality):
+      if not 1 <= quality <= 100:
+        raise UserError(f"JPEG quality must be in 1..100, got {quality}")

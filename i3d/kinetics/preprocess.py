@@ -3,7 +3,8 @@
 Clips are assigned to `num_shards` shards in annotation order (contiguous, balanced). Each clip
 is encoded by a worker process (`i3d.inputs.records.encode_clip`: RGB JPEGs and quantised TV-L1
 flow) into `.staging/KEY.pb`, written atomically. When every clip of a shard is staged or has
-failed, the shard is written under a temporary name, renamed to `NAME-0000i-of-0000N.tfrecord`,
+failed, the shard is written under a temporary name, renamed to `NAME-0000i-of-0000N.tfrecord`
+(`.tfrecord.gz` when GZIP-compressed),
 listed in `manifest.jsonl` (which clip is in which shard) and its staged files removed. A run
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
@@ -45,12 +46,14 @@ CLIPS_PER_SHARD = 100
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
   """What goes into the records (`settings`, `encoding`, `streams`) and how they are laid out and
-  made (`name`, `num_shards`, `workers`)."""
+  made (`name`, `num_shards`, `compression` of the shard files: see `records.COMPRESSIONS`,
+  `workers`)."""
   settings: InputSettings = InputSettings()
   encoding: records.Encoding = records.Encoding()
   streams: tuple[str, ...] = STREAMS
   name: str = "clips"
   num_shards: int | None = None
+  compression: str = "none"
   workers: int = 1
   label_version: int = 400
 
@@ -78,7 +81,8 @@ def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) 
   """`records.json`: the record settings, the shard layout and a digest of the clip list."""
   listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
   return {"records": records.settings_record(config.settings, config.encoding, config.streams),
-          "name": config.name, "num_shards": num_shards, "num_clips": len(clips),
+          "name": config.name, "num_shards": num_shards, "compression": config.compression,
+          "num_clips": len(clips),
           "clips_sha256": hashlib.sha256(listing).hexdigest(),
           "label_version": config.label_version}
 
@@ -157,14 +161,17 @@ def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str
 class _Shards:
   """The shard plan and what is done: closes a shard once all its clips are staged or failed."""
 
-  def __init__(self, output_dir: Path, name: str, layout: list[list[Clip]], failures: JsonLines):
-    self.output_dir, self.name, self.layout, self.failures = output_dir, name, layout, failures
+  def __init__(self, output_dir: Path, config: PreprocessConfig, layout: list[list[Clip]],
+               failures: JsonLines):
+    self.output_dir, self.layout, self.failures = output_dir, layout, failures
+    self.name, self.compression = config.name, config.compression
     self.staging = output_dir / STAGING_DIR
     self.manifest = JsonLines(output_dir / MANIFEST_FILE)
     self.closed = {r["shard"] for r in self.manifest.records}
 
   def path(self, index: int) -> Path:
-    return self.output_dir / records.shard_name(self.name, index, len(self.layout))
+    return self.output_dir / records.shard_name(self.name, index, len(self.layout),
+                                                self.compression)
 
   def staged(self, clip: Clip) -> Path:
     return self.staging / f"{clip_key(clip)}.pb"
@@ -237,7 +244,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
     raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
   _check_settings(output_dir, _settings(clips, config, num_shards))
   with JsonLines(output_dir / FAILURES_FILE) as failures:
-    shards = _Shards(output_dir, config.name, plan(clips, num_shards), failures)
+    shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
     shards.staging.mkdir(exist_ok=True)
     shards.close_ready()
     shards.clean()
@@ -353,19 +360,10 @@ def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Seq
   """
   made = read_manifest(records_dir)[0]["records"]
   wanted = {clip_key(r.clip): r for r in rows}
-  shards = sorted({str(r.path) for r in rows})
-  problems = []
-  for item in records.read_clips(shards, streams, protocol, made, workers):
-    if isinstance(item, records.ReadError):
-      problems.append(item.message)
-      continue
-    row = wanted.pop(item.info.key, None)
-    if row is not None:
-      yield (row.clip.youtube_id.encode(), b"", *(item.inputs[s] for s in streams))
-  for row in wanted.values():
-    try:
-      records.check_shard(str(row.path), streams)
-      reason = f"{row.path}: record of {clip_key(row.clip)} unreadable ({'; '.join(problems)})"
-    except UserError as e:
-      reason = str(e)
-    yield (row.clip.youtube_id.encode(), reason.encode())
+  listed = {key: row.path for key, row in wanted.items() if row.path is not None}
+  for key, item in records.read_listed(listed, streams, protocol, made, workers):
+    youtube_id = wanted[key].clip.youtube_id.encode()
+    if isinstance(item, str):
+      yield youtube_id, item.encode()
+    else:
+      yield (youtube_id, b"", *(item.inputs[s] for s in streams))

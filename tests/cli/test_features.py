@@ -23,7 +23,7 @@ def test_jobs_from_files_and_annotations(tmp_path, capsys):
   assert features._jobs(args) == [("clip", Path("a/clip.mp4")),
                                   ("other", Path("b/other_inputs.npz")),
                                   ("abcdefghijk_000010_000020", found)]
-  assert "1 annotated clips are not under" in capsys.readouterr().err
+  assert "1 annotated clip not under" in capsys.readouterr().err
 
 
 def test_annotations_need_a_video_dir_and_something_to_do(tmp_path):
@@ -32,3 +32,13 @@ def test_annotations_need_a_video_dir_and_something_to_do(tmp_path):
     features._jobs(args)
   with pytest.raises(UserError, match="no videos"):
     features._jobs(_parse(["i3d", "features", "--output_dir", "out"]))
+
+
+def test_records_go_alone_and_without_a_trim(tmp_path):
+  base = ["i3d", "features", "--records", str(tmp_path), "--output_dir", "out"]
+  with pytest.raises(UserError, match="or --records, not both"):
+    features._record_jobs(_parse([*base[:2], "clip.mp4", *base[2:]]))
+  with pytest.raises(UserError, match="do not apply to --records"):
+    features._record_jobs(_parse([*base, "--time_start", "1"]))
+  with pytest.raises(UserError, match="not a records folder"):
+    features._record_jobs(_parse(base))

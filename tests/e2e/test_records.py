@@ -1,5 +1,6 @@
-"""`i3d preprocess` of a split into records with a process pool, then `i3d predict` and
-`i3d evaluate --records` from them, and the one-line errors of bad requests."""
+"""`i3d preprocess` of a split into (GZIP) records with a process pool, then `i3d predict`,
+`i3d evaluate --records` and `i3d features --records` from them, and the one-line errors of bad
+requests."""
 
 import json
 import subprocess
@@ -24,19 +25,30 @@ def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_p
   out = tmp_path / "records"
   made = i3d("preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
              "--output_dir", str(out), "--flow_backend", "opencv", "--num_shards", "2",
-             "--workers", "2", "--no_progress")
+             "--workers", "2", "--compression", "gzip", "--rgb_quality", "85",
+             "--flow_quality", "90", "--no_progress")
   assert made.returncode == 0, made.stderr
   assert "2 clips in 2 of 2 shards; 1 clip failed" in made.stdout
+  settings = json.loads((out / "records.json").read_text())
+  assert settings["compression"] == "gzip"
+  assert settings["records"]["encoding"] == {"rgb_quality": 85, "flow_quality": 90}
   predicted = i3d("predict", str(out), "--eval_type", "rgb", "--checkpoint_dir",
                   str(checkpoint_dir), "--json")
   assert predicted.returncode == 0, predicted.stderr
   names = sorted(r["video"] for r in json.loads(predicted.stdout))
-  assert names == ["clips-00000-of-00002.tfrecord:bikes_clip1_000000_000010",
-                   "clips-00000-of-00002.tfrecord:gen_clip_02_000000_000010"]
+  assert names == ["clips-00000-of-00002.tfrecord.gz:bikes_clip1_000000_000010",
+                   "clips-00000-of-00002.tfrecord.gz:gen_clip_02_000000_000010"]
   scored = i3d("evaluate", "--records", str(out), "--output_dir", str(tmp_path / "run"),
                "--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir), "--no_progress")
   assert scored.returncode == 0, scored.stderr
   assert "(2 videos; 0 missing and 0 failed, not scored)" in scored.stdout
+  feats = i3d("features", "--records", str(out), "--output_dir", str(tmp_path / "feats"),
+              "--eval_type", "joint", "--checkpoint_dir", str(checkpoint_dir), "--endpoint",
+              "Mixed_3b", "--window_frames", "4", "--stride", "4", "--no_progress")
+  assert feats.returncode == 0, feats.stderr
+  assert sorted(p.name for p in (tmp_path / "feats").glob("*.npy")) == [
+      f"{clip}_000000_000010_{stream}.npy" for clip in ("bikes_clip1", "gen_clip_02")
+      for stream in ("flow", "rgb")]
   refused = i3d("evaluate", "--records", str(out), "--output_dir", str(tmp_path / "run2"),
                 "--flow_backend", "tf", "--checkpoint_dir", str(checkpoint_dir))
   assert refused.returncode == 2
@@ -46,3 +58,4 @@ def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_p
   again = i3d("preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
               "--output_dir", str(out), "--num_shards", "2", "--no_progress")
   assert again.returncode == 2 and "records made with other settings" in again.stderr
+  assert "changed: compression, records" in again.stderr

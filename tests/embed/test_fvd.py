@@ -12,6 +12,7 @@ import scipy.linalg
 import i3d
 from i3d.embed import fvd, sources
 from i3d.errors import UserError
+from tests.support.records import stored_rgb
 from tests.support.reference_i3d import reference_logits
 
 
@@ -139,3 +140,16 @@ def test_the_distances_load_without_tensorflow():
           "assert 'tensorflow' not in sys.modules, 'tensorflow loaded'")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
+
+
+def test_fvd_of_records_is_that_of_their_stored_frames(record_set, checkpoint_dir, tmp_path):
+  folder, shard = record_set
+  np.save(tmp_path / "stored.npy", np.stack([c[:10] for c in stored_rgb(shard)]))
+  other = np.random.default_rng(4).integers(0, 256, (2, 10, 48, 64, 3), dtype=np.uint8)
+  np.save(tmp_path / "other.npy", other)
+  run = lambda real: fvd.folder_distances(real, tmp_path / "other.npy", 10, kvd=True,
+                                          checkpoint_dir=checkpoint_dir, download=False,
+                                          progress=False)
+  with pytest.warns(fvd.RankDeficiencyWarning):
+    from_records, from_frames = run(folder), run(tmp_path / "stored.npy")
+  assert from_records == from_frames and from_records.num_real == 2 and from_records.fvd > 0

@@ -6,6 +6,7 @@ import pytest
 
 from i3d.embed import sources
 from i3d.errors import UserError
+from tests.support.records import stored_rgb
 from tests.support.videos import write_indexed_video
 
 
@@ -57,3 +58,19 @@ def test_bad_sets_are_user_errors(tmp_path):
   clip.path.write_text("text")
   with pytest.raises(UserError, match="not_video.mp4"):
     sources.read_clip(clip, 9)
+
+
+def test_records_are_a_set_of_their_stored_frames(record_set):
+  folder, shard = record_set
+  (folder / "records.json").write_text("{}")  # other files of a records folder are not clips
+  for root in (folder, shard):
+    listed = sources.list_clips(root)
+    assert [(c.path, c.kind) for c in listed] == [(shard, "records")]
+    clips = list(sources.iter_clips(listed, 10))
+    expected = stored_rgb(shard)
+    assert len(clips) == len(expected) == 2
+    for clip, frames in zip(clips, expected):
+      assert clip.shape == (10, 256, 341, 3)
+      np.testing.assert_array_equal(clip, frames[:10])
+  with pytest.raises(UserError, match=f"{shard}:gen_0: has 12 frames, fewer than the 16"):
+    list(sources.iter_clips(sources.list_clips(folder), 16))

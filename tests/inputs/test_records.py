@@ -138,3 +138,72 @@ def test_reader_goes_on_after_a_damaged_shard_and_refuses_other_settings(seriali
   with pytest.raises(UserError, match=f"{shards[0]}: records made with other settings: "
                                       f"flow_backend 'opencv' \\(requested 'tf'\\)"):
     list(records.read_clips(shards[:1], ("rgb",), record=other))
+
+
+def plain_read(shard: Path, compression: str) -> list[tuple[bytes, list[np.ndarray]]]:
+  """(example/id, decoded RGB frames) of every record, with plain TensorFlow only."""
+  out = []
+  for record in tf.data.TFRecordDataset(str(shard), compression_type=compression):
+    context, lists = tf.io.parse_single_sequence_example(
+        record, {"example/id": tf.io.FixedLenFeature([], tf.string)},
+        {"image/encoded": tf.io.FixedLenSequenceFeature([], tf.string)})
+    out.append((context["example/id"].numpy(), [
+        tf.io.decode_jpeg(j, dct_method="INTEGER_ACCURATE").numpy()
+        for j in lists["image/encoded"]]))
+  return out
+
+
+def test_gzip_shards_by_name_for_every_reader(serialized, tmp_path):
+  name = records.shard_name("k400", 0, 1, "gzip")
+  assert name == "k400-00000-of-00001.tfrecord.gz" and records.is_shard_name(name)
+  gzipped = records.write_shard(tmp_path / name, [serialized] * 2)
+  plain = records.write_shard(tmp_path / records.shard_name("k400", 0, 1), [serialized] * 2)
+  assert gzipped.read_bytes()[:2] == b"\x1f\x8b"  # a GZIP stream, not a bare TFRecord
+  assert records.list_shards(tmp_path) == [plain, gzipped]
+  assert records.shard_compression(gzipped) == "gzip" and records.shard_compression(plain) == "none"
+  # An independent reader told the compression reads what the plain shard holds.
+  independent = plain_read(gzipped, "GZIP")
+  assert [k for k, _ in independent] == [INFO.key.encode()] * 2
+  for (_, frames), (_, expected) in zip(independent, plain_read(plain, "")):
+    np.testing.assert_array_equal(frames, expected)
+  print("gzip / plain bytes:", gzipped.stat().st_size / plain.stat().st_size)
+  # The project's readers open it by its name.
+  assert records.check_shard(gzipped) == 2
+  from_gzip = list(records.read_clips([gzipped], ("rgb", "flow")))
+  from_plain = list(records.read_clips([plain], ("rgb", "flow")))
+  assert len(from_gzip) == 2
+  for a, b in zip(from_gzip, from_plain):
+    assert isinstance(a, records.RecordClip) and isinstance(b, records.RecordClip)
+    assert a.info == b.info
+    for stream in ("rgb", "flow"):
+      np.testing.assert_array_equal(a.inputs[stream], b.inputs[stream])
+  data = gzipped.read_bytes()
+  cut = tmp_path / "cut-00000-of-00001.tfrecord.gz"
+  cut.write_bytes(data[:len(data) // 2])
+  with pytest.raises(UserError, match=f"{cut}: damaged shard after"):
+    records.check_shard(cut)
+  with pytest.raises(UserError, match="unknown shard compression"):
+    records.shard_name("k", 0, 1, "zip")
+
+
+def test_read_without_protocol_gives_the_stored_images(serialized, tmp_path):
+  shard = records.write_shard(tmp_path / records.shard_name("k", 0, 1), [serialized])
+  (item,) = records.read_clips([shard], ("rgb",), protocol=None)
+  assert isinstance(item, records.RecordClip)
+  ((key, frames),) = plain_read(shard, "")
+  assert item.info.key.encode() == key and item.inputs["rgb"].dtype == np.uint8
+  np.testing.assert_array_equal(item.inputs["rgb"], frames)
+  with pytest.raises(UserError, match="the records hold no flow stream"):
+    next(records.read_clips([shard], ("flow",), record=records.settings_record(
+        FAST_FLOW, streams=("rgb",))))
+
+
+def test_read_listed_puts_unreadable_clips_last_with_the_reason(serialized, tmp_path):
+  good = records.write_shard(tmp_path / records.shard_name("k", 0, 2), [serialized])
+  bad = records.write_shard(tmp_path / records.shard_name("k", 1, 2), [serialized])
+  bad.write_bytes(bad.read_bytes()[:-100])
+  listed = {INFO.key: good, "other": bad}
+  items = list(records.read_listed(listed, ("rgb",), views.Protocol(), workers=1))
+  assert [key for key, _ in items] == [INFO.key, "other"]
+  assert isinstance(items[0][1], records.RecordClip)
+  assert isinstance(items[1][1], str) and f"{bad}: damaged shard" in items[1][1]

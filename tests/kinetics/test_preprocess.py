@@ -1,6 +1,7 @@
 """Preprocessing a Kinetics-style split into records: shards, manifest, failures, resume after
 SIGKILL, and evaluation from records against evaluation from the videos."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import tensorflow as tf
 from i3d import kinetics
 from i3d.errors import UserError
 from i3d.inputs import records
+from i3d.inputs.views import Protocol
 from i3d.kinetics import evaluation, preprocess
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
@@ -38,9 +40,10 @@ def stored_ids(*shards: Path) -> list[str]:
   TensorFlow."""
   ids = []
   if len(shards) == 1 and shards[0].is_dir():
-    shards = tuple(sorted(shards[0].glob("*.tfrecord")))
+    shards = tuple(sorted(shards[0].glob("*.tfrecord*")))
   for shard in shards:
-    for record in tf.data.TFRecordDataset(str(shard)):
+    compression = "GZIP" if shard.name.endswith(".gz") else ""
+    for record in tf.data.TFRecordDataset(str(shard), compression_type=compression):
       context, _ = tf.io.parse_single_sequence_example(
           record, {"example/id": tf.io.FixedLenFeature([], tf.string)})
       ids.append(context["example/id"].numpy().decode())
@@ -167,3 +170,29 @@ def test_corrupt_shard_mid_evaluation_is_reported_and_the_rest_scored(split, run
   for failure in result["failed"]:
     assert str(middle) in failure["reason"] and "damaged shard" in failure["reason"]
   assert records.check_shard(out / middle.name) > 0
+
+
+def test_gzip_shards_and_jpeg_qualities_are_recorded_and_read(tmp_path):
+  annotations, video_dir = write_validation_set(
+      tmp_path, [(f"gen_clip_{i:02d}", LABELS[i], "generated") for i in range(3)], seconds=0.2,
+      size=(64, 48))
+  clips = kinetics.read_annotations(annotations).clips
+  out = tmp_path / "records"
+  config = preprocess.PreprocessConfig(settings=FAST_FLOW, num_shards=2, compression="gzip",
+                                       encoding=records.Encoding(80, 90))
+  summary = preprocess.preprocess(clips, video_dir, out, config, progress=False)
+  assert (summary["clips"], summary["shards"]) == (3, 2)
+  shards = sorted(p.name for p in out.iterdir() if ".tfrecord" in p.name)
+  assert shards == ["clips-00000-of-00002.tfrecord.gz", "clips-00001-of-00002.tfrecord.gz"]
+  made = json.loads((out / "records.json").read_text())
+  assert made["compression"] == "gzip"
+  assert made["records"]["encoding"] == {"rgb_quality": 80, "flow_quality": 90}
+  assert sorted(stored_ids(out)) == sorted(preprocess.clip_key(c) for c in clips)
+  rows = preprocess.record_rows(clips, out)
+  items = list(preprocess.record_items(out, rows, ("rgb", "flow"), Protocol(), 1))
+  assert sorted(i[0].decode() for i in items) == sorted(c.youtube_id for c in clips)
+  assert all(not error and rgb.shape[-1] == 3 and flow.shape[-1] == 2
+             for _, error, rgb, flow in items)
+  with pytest.raises(UserError, match="changed: compression"):
+    preprocess.preprocess(clips, video_dir, out, dataclasses.replace(config, compression="none"),
+                          progress=False)

@@ -129,7 +129,7 @@ def test_cli_resumes_what_a_killed_run_left(reference, checkpoint_dir):
   finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   assert finished.returncode == 1, finished.stderr[-3000:]  # two videos failed
   assert "3 videos to extract, 1 done earlier" in finished.stderr
-  assert "1 videos written, 1 already done, 2 failed" in finished.stdout
+  assert "1 video written, 1 already done, 2 failed" in finished.stdout
   assert_same_outputs(output, single)
 
 
