@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from i3d._util import cpu
 from i3d.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -83,8 +84,11 @@ def set_library_defaults() -> None:
 
 def xla_cache_dir() -> Path | None:
   """Compiled XLA programs (our TV-L1 per frame size), reused by later processes:
-  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla`; None (no cache) when it is set to ""."""
-  value = os.environ.get("I3D_XLA_CACHE_DIR", str(Path.home() / ".cache" / "i3d" / "xla"))
+  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla/CPU` where CPU names this machine's instruction
+  set (programs compiled for one CPU can crash on another sharing the home folder); None (no
+  cache) when it is set to ""."""
+  default = Path.home() / ".cache" / "i3d" / "xla" / cpu.machine_key()
+  value = os.environ.get("I3D_XLA_CACHE_DIR", str(default))
   return Path(value) if value else None
 
 

@@ -1,6 +1,5 @@
 """`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -35,8 +34,6 @@ def register(subparsers) -> None:
                            "is tried again anyway)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser)
-  parser.add_argument("--no_progress", dest="quiet", action="store_true",
-                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 

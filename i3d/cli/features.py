@@ -50,8 +50,6 @@ def register(subparsers) -> None:
                            "core)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser)
-  parser.add_argument("--no_progress", dest="quiet", action="store_true",
-                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 

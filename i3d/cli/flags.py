@@ -43,6 +43,8 @@ def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None
   parser.add_argument("--quiet", action="store_true",
                       help="no progress bars or notes on stderr (also I3D_PROGRESS=0; they are "
                            "shown only on a terminal anyway)")
+  parser.add_argument("--no_progress", dest="quiet", action="store_true",
+                      help=argparse.SUPPRESS)  # the spelling before --quiet
   if offline:
     parser.add_argument("--offline", action="store_true",
                         help="never use the network (also I3D_OFFLINE=1): a missing checkpoint "

@@ -27,8 +27,6 @@ def register(subparsers) -> None:
   parser.add_argument("--batch", type=int, default=16, help="clips per model call")
   flags.add_checkpoint_flag(parser)
   flags.add_run_flags(parser)
-  parser.add_argument("--no_progress", dest="quiet", action="store_true",
-                      help=argparse.SUPPRESS)  # the spelling before --quiet
   parser.set_defaults(run=main)
 
 

@@ -46,8 +46,6 @@ def register(subparsers) -> None:
                        help="JPEG quality of the 8-bit flow images, 1-100")
   records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="clips encoded in parallel, one process each (default: every core)")
-  records.add_argument("--no_progress", dest="quiet", action="store_true",
-                       help=argparse.SUPPRESS)  # the spelling before --quiet
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser, offline=False)
   parser.set_defaults(run=main)

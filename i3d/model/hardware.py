@@ -10,6 +10,8 @@ costs below were measured on this project's machine with oneDNN's bf16 instructi
 from pathlib import Path
 from typing import Optional
 
+from i3d._util import cpu
+
 PRECISIONS = ("float32", "bfloat16", "float16")  # the compute precisions FastI3d offers
 CPUINFO = Path("/proc/cpuinfo")
 NATIVE_FLAGS = {  # precision -> CPU flags (x86 /proc/cpuinfo names; arm64 "Features") giving it
@@ -26,15 +28,7 @@ EMULATED_COST = {  # (precision, CPU has AVX-512) -> about time / float32 time, 
 def cpu_flags(cpuinfo: Optional[Path] = None) -> Optional[frozenset[str]]:
   """The feature flags of the first CPU in `cpuinfo` (default /proc/cpuinfo), or None where they
   cannot be read (not Linux)."""
-  try:
-    text = (cpuinfo or CPUINFO).read_text(encoding="utf-8", errors="replace")
-  except OSError:
-    return None
-  for line in text.splitlines():
-    key, _, value = line.partition(":")
-    if key.strip().lower() in ("flags", "features"):
-      return frozenset(value.split())
-  return None
+  return cpu.cpu_flags(cpuinfo or CPUINFO)
 
 
 def is_native(precision: str, flags: frozenset[str]) -> bool:
