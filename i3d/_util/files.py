@@ -14,22 +14,29 @@ from i3d.errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-  """Opens a temporary file beside `path`; on success it is fsynced and renamed onto `path`.
+def atomic_path(path: str | Path) -> Iterator[Path]:
+  """A temporary file name beside `path` for a writer that needs a name (e.g. TFRecordWriter);
+  on success the file is fsynced and renamed onto `path`.
 
   On an exception the temporary file is removed and `path` is left as it was.
   """
   path = Path(path)
   temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  encoding = None if "b" in mode else "utf-8"
   try:
-    with open(temporary, mode, encoding=encoding) as f:
-      yield f
-      f.flush()
+    yield temporary
+    with open(temporary, "rb") as f:
       os.fsync(f.fileno())
     os.replace(temporary, path)
   finally:
     temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+  """Opens a temporary file beside `path`; on success it is fsynced and renamed onto `path`."""
+  encoding = None if "b" in mode else "utf-8"
+  with atomic_path(path) as temporary, open(temporary, mode, encoding=encoding) as f:
+    yield f
 
 
 def write_json(path: str | Path, data: object) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -45,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import text
+from i3d._util import files, text
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms, views
 from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, Encoding, InputSettings
@@ -287,16 +286,10 @@ def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
   file with the shard's name is always complete. A `.tfrecord.gz` name is written GZIP-compressed.
   """
   path = Path(path)
-  temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  try:
-    with tf.io.TFRecordWriter(str(temporary), options=_compression_type(path)) as writer:
-      for record in serialized:
-        writer.write(record)
-    with open(temporary, "rb") as f:
-      os.fsync(f.fileno())
-    os.replace(temporary, path)
-  finally:
-    temporary.unlink(missing_ok=True)
+  with (files.atomic_path(path) as temporary,
+        tf.io.TFRecordWriter(str(temporary), options=_compression_type(path)) as writer):
+    for record in serialized:
+      writer.write(record)
   return path
 
 
