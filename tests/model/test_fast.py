@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import i3d
 from i3d.model import hardware
-from i3d.model.fast import FastI3d, fold_batch_norm
+from i3d.model.fast import FastI3d, FusedConv, PairedColumnsConv, fold_batch_norm
 from i3d.model.network import INCEPTION_CHANNELS
 from tests.support.clips import random_clip
 from tests.support.reference_i3d import reference_logits
@@ -101,6 +101,32 @@ def test_bfloat16_logits_are_float32_and_close_to_float32(towers, name):
   logits = reduced(clip)
   assert logits.dtype == tf.float32
   assert 0 < relative_error(logits, fast(clip).numpy()) < REDUCED_TOLERANCE
+
+
+@pytest.mark.parametrize("width, relu", [(20, True), (19, False), (1, True)])
+def test_paired_columns_conv_equals_the_stride_2_convolution(width, relu):
+  rng = np.random.default_rng(width)
+  w = rng.normal(size=(7, 7, 7, 3, 8))
+  b = rng.normal(size=8)
+  x = tf.constant(rng.normal(size=(2, 9, 11, width, 3)), tf.float32)
+  expected = tf.nn.conv3d(x, w.astype(np.float32), (1, 2, 2, 2, 1), "SAME") + b
+  if relu:
+    expected = tf.nn.relu(expected)
+  paired = PairedColumnsConv(w, b, (2, 2, 2), relu=relu)
+  assert paired.w.shape == (7, 7, 4, 6, 8)
+  assert relative_error(paired(x), expected.numpy()) < 1e-5
+  traced = tf.function(paired, input_signature=[tf.TensorSpec([None] * 4 + [3], tf.float32)])
+  assert relative_error(traced(x), expected.numpy()) < 1e-5
+
+
+def test_bfloat16_rgb_stem_pairs_columns_on_a_cpu(towers):
+  if tf.config.list_physical_devices("GPU"):
+    pytest.skip("columns are paired on CPUs only (where it was measured)")
+  rgb = FastI3d(towers["rgb_imagenet"][1], tf.bfloat16)
+  flow = FastI3d(towers["flow_imagenet"][1], tf.bfloat16)
+  assert type(rgb.layers[0]) is PairedColumnsConv  # 3 channels: a quarter of pairs was padding
+  assert type(flow.layers[0]) is FusedConv  # 2 channels pair already
+  assert type(towers["rgb_imagenet"][2].layers[0]) is FusedConv  # float32 has no pairs
 
 
 def test_float16_runs_on_any_device_and_is_close_to_float32(towers):
