@@ -23,10 +23,11 @@ def register(subparsers) -> None:
                   "others still run (exit status 1).")
   parser.add_argument("videos", nargs="*", help="video files or inputs .npz files")
   flags.add_annotation_flags(parser, required=False)
-  parser.add_argument("--records", type=Path, default=None,
+  parser.add_argument("--records", default=None,
                       help="read the clips from this records folder (`i3d preprocess "
-                           "--output_dir`) instead of videos: every clip in it or, with "
-                           "--annotations, those clips; the input settings are the records'")
+                           "--output_dir`, local or gs://...) instead of videos: every clip in "
+                           "it or, with --annotations, those clips; the input settings are the "
+                           "records'")
   parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",
@@ -63,14 +64,15 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     rows = kinetics.index_videos(flags.annotated_clips(args), args.video_dir,
                                  check_readable=False)
     _skipped(sum(r.path is None for r in rows), f"under {args.video_dir}")
-    jobs += [(Path(r.clip.filename).stem, r.path) for r in rows if r.path is not None]
+    jobs += [(Path(r.clip.filename).stem, Path(r.path)) for r in rows if r.path is not None]
   if not jobs:
     raise UserError("no videos: name video files, or --annotations with --video_dir, or "
                     "--records")
   return jobs
 
 
-def _record_jobs(args: argparse.Namespace) -> tuple[dict[str, Path], dict, InputSettings]:
+def _record_jobs(
+    args: argparse.Namespace) -> tuple[dict[str, Path | str], dict, InputSettings]:
   """({clip id: its shard}, the records' settings record, their input settings) of --records."""
   from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
   if args.videos or args.video_dir is not None:

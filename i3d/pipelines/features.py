@@ -150,7 +150,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: s
   features.check_jobs(jobs)
   record = spec.record(input_settings)
 
-  def run(pending: Sequence[tuple[str, Path]]) -> features.Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
     if progress:
       print(f"{len(pending)} videos to extract, {len(jobs) - len(pending)} done earlier",
             file=sys.stderr)
