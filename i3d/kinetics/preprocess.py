@@ -122,17 +122,24 @@ class _Job:
 
 
 def encode_job(job: _Job) -> tuple[str, int, str]:
-  """(key, frames, error) after encoding one clip into its staged file (run in a worker)."""
+  """(key, frames, error) after encoding one clip into its staged file (run in a worker).
+
+  The example is serialized deterministically (map fields in key order), so a clip's record is
+  the same bytes whichever process or machine encodes it. A remote video is read from a local
+  copy; errors name the video, not the copy.
+  """
+  video = job.video
   try:
-    with storage.local_copy(job.video) as video:
-      example = records.encode_clip(video, job.info, job.settings, job.encoding, job.streams)
-    storage.write_bytes(job.staged, example.SerializeToString())
+    with storage.local_copy(job.video) as local:
+      video = str(local)
+      example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
+    storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
     return job.key, frames, ""
   except UserError as e:
-    return job.key, 0, str(e)
+    return job.key, 0, str(e).replace(video, job.video)
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return job.key, 0, f"{type(e).__name__}: {e}"
+    return job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video)
 
 
 def _init_worker(threads: int) -> None:
