@@ -2,7 +2,9 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 from i3d import kinetics
 from i3d._util import text
@@ -98,18 +100,19 @@ def _skipped(missing: int, where: str) -> None:
 
 
 def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
-                  jobs: list[tuple[str, Path]]):
-  """The extraction as a Beam pipeline on --runner."""
+                  jobs: Sequence[tuple[str, str | Path]], inputs: InputSettings,
+                  made: Optional[dict]):
+  """The extraction as a Beam pipeline on --runner (of records made with `made`, if given)."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import features as pipeline
   from i3d.pipelines import options
   spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
                                 args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
                                 args.precision)
-  return pipeline.extract(spec, jobs, args.output_dir, flags.input_settings(args),
+  return pipeline.extract(spec, jobs, args.output_dir, inputs,
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
-                          progress=not args.quiet)
+                          progress=not args.quiet, made=made)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,22 +120,23 @@ def main(args: argparse.Namespace) -> int:
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
   checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
-  if args.records is not None and args.runner:
-    raise UserError("--records are read in this process; leave out --runner")
-  record_jobs = _record_jobs(args) if args.records is not None else None
-  jobs = _jobs(args) if record_jobs is None else []
+  made: Optional[dict] = None
+  jobs: Sequence[tuple[str, str | Path]]
+  if args.records is not None:
+    shards, made, inputs = _record_jobs(args)
+    jobs = list(shards.items())
+  else:
+    jobs, inputs = _jobs(args), flags.input_settings(args)
   if args.runner:
-    result = _run_pipeline(args, checkpoints, settings, jobs)
+    result = _run_pipeline(args, checkpoints, settings, jobs, inputs, made)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
                                         batch=args.batch, precision=args.precision)
-    if record_jobs is not None:
-      shards, made, inputs = record_jobs
-      result = features.extract_records(extractor, shards, args.output_dir, made, inputs,
+    if made is not None:
+      result = features.extract_records(extractor, dict(jobs), args.output_dir, made, inputs,
                                         progress=not args.quiet)
     else:
-      result = features.extract_videos(extractor, jobs, args.output_dir,
-                                       flags.input_settings(args), args.use_cache,
+      result = features.extract_videos(extractor, jobs, args.output_dir, inputs, args.use_cache,
                                        progress=not args.quiet)
   print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
         f"{len(result.skipped)} "

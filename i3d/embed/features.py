@@ -12,8 +12,8 @@ averaged over time, as the released model does).
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
 videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
 as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel. Its pieces
-(`run_jobs`: the locked, resumable loop; `video_features`; `write_video`) also make the Beam
-pipeline `i3d.pipelines.features`.
+(`run_jobs`: the locked, resumable loop; `record_inputs`; `video_features`; `write_video`)
+also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -137,18 +137,21 @@ class FeatureExtractor:
       raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
                       f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
 
-  def record(self, input_settings: InputSettings) -> dict:
-    """What made a video's features, stored in its JSON and compared when a run resumes."""
-    return settings_record(self.settings, self.checkpoints, input_settings, self.precision)
+  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+    """What made a video's features, stored in its JSON and compared when a run resumes; for
+    clips read from records, `made` is the records' `records.settings_record`."""
+    return settings_record(self.settings, self.checkpoints, input_settings, self.precision, made)
 
 
 def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
-                    input_settings: InputSettings, precision: str = "float32") -> dict:
+                    input_settings: InputSettings, precision: str = "float32",
+                    made: Optional[dict] = None) -> dict:
   """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
   without one."""
-  return {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
-          "checkpoints": dict(checkpoints), "precision": precision,
-          "input": dataclasses.asdict(input_settings)}
+  record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
+            "checkpoints": dict(checkpoints), "precision": precision,
+            "input": dataclasses.asdict(input_settings)}
+  return record if made is None else {**record, "records": made}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
@@ -270,7 +273,7 @@ Outcomes = Iterable[tuple[str, str, Optional[str]]]
 Runner = Callable[[Sequence[tuple[str, str | Path]]], Outcomes]
 
 
-def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
+def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | Path]],
                    output_dir: str | Path, input_settings: InputSettings = InputSettings(),
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
@@ -310,24 +313,39 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   output_dir = Path(output_dir)
   listed = list(jobs.items())
   check_jobs(listed)
-  record = {**extractor.record(input_settings), "records": made}
+  record = extractor.record(input_settings, made)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
-    shards = dict(pending)
-    for key, item in records.read_listed(shards, extractor.streams, None, made, workers):
-      source = str(shards[key])
-      if isinstance(item, str):
-        yield key, source, item
+    for key, source, inputs in record_inputs(dict(pending), extractor.streams, made, workers):
+      if isinstance(inputs, str):
+        yield key, source, inputs
         continue
       try:
-        stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
-        inputs = records.clip_crops(stored, extractor.streams)
         write_video(output_dir, key, source, video_features(extractor, inputs), record)
         yield key, source, None
       except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
         yield key, source, failure_reason(e)
 
   return run_jobs(listed, output_dir, record, run, progress)
+
+
+def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: dict,
+                  workers: int) -> Iterator[tuple[str, str, dict[str, np.ndarray] | str]]:
+  """(id, shard, inputs {stream: (1, T, 224, 224, C)} as `cropped_inputs` makes them, or the
+  reason there are none) of each clip of `jobs` {`example/id`: its shard}, read as
+  `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
+  last)."""
+  for key, item in records.read_listed(jobs, streams, None, made, workers):
+    source = str(jobs[key])
+    if isinstance(item, str):
+      yield key, source, item
+      continue
+    try:
+      stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
+      inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
+    except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
+      inputs = failure_reason(e)
+    yield key, source, inputs
 
 
 def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,

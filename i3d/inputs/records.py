@@ -331,15 +331,23 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
 
   With `protocol` None, each clip's decoded images as stored (uint8, before any crop) instead.
   A corrupt or truncated shard, or an undecodable record, yields a `ReadError` and reading goes
-  on (TensorFlow moves to the next shard after a damaged one). A record made with other settings
-  than `record` (a `settings_record`) is a `UserError` naming the shard, as are records that
-  `record` says lack one of `streams`.
+  on (TensorFlow moves to the next shard after a damaged one); so does a shard that does not
+  exist. A record made with other settings than `record` (a `settings_record`) is a `UserError`
+  naming the shard, as are records that `record` says lack one of `streams`.
   """
   missing = [s for s in streams if record is not None and s not in record.get("streams", ())]
   if missing:
     raise UserError(f"{paths[0] if paths else 'records'}: the records hold no "
                     f"{' or '.join(missing)} stream; preprocess with every stream needed")
-  iterator = iter(_dataset([str(p) for p in paths], streams, workers))
+  found = []
+  for path in map(str, paths):
+    if tf.io.gfile.exists(path):
+      found.append(path)
+    else:
+      yield ReadError(f"{path}: no such shard")
+  if not found:
+    return
+  iterator = iter(_dataset(found, streams, workers))
   while True:
     try:
       path, parsed = next(iterator)

@@ -37,7 +37,7 @@ from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import limit_threads
+from i3d.pipelines.options import by_shard, limit_threads
 
 RESULTS_DIR = "clips"
 FAILED = "failed"
@@ -107,9 +107,9 @@ class LoadViews(beam.DoFn):
 
 
 class LoadRecordViews(beam.DoFn):
-  """(shard, index rows of its clips) -> ((clip, shard), views) for each clip read from the
-  records `i3d preprocess` made (`i3d.kinetics.preprocess.record_items`); clips that cannot be
-  read become failure results on the FAILED output."""
+  """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
+  `i3d preprocess` made (`i3d.kinetics.preprocess.record_items`); clips that cannot be read
+  become failure results on the FAILED output."""
 
   def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
                threads: int | None):
@@ -119,9 +119,10 @@ class LoadRecordViews(beam.DoFn):
   def setup(self) -> None:
     limit_threads(self._threads)
 
-  def process(self, job: tuple[str, list[IndexRow]]) -> Iterator[Any]:
-    shard, rows = job
-    clips = {r.clip.youtube_id: r.clip for r in rows}
+  def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
+    shard, shard_clips = job
+    rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
+    clips = {clip.youtube_id: clip for clip in shard_clips}
     for video_id, error, *arrays in preprocess.record_items(
         self._records_dir, rows, self._streams, self._config.protocol, 1):
       clip = clips[video_id.decode()]
@@ -252,11 +253,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
   if records_dir is None:
     work, load = list(jobs), LoadViews(spec.streams, config, threads)
   else:
-    shards: dict[str, list[IndexRow]] = {}
-    for clip, shard in jobs:
-      shards.setdefault(shard, []).append(IndexRow(clip, "found", shard))
-    work, load = sorted(shards.items()), LoadRecordViews(records_dir, spec.streams, config,
-                                                         threads)
+    work, load = by_shard(jobs), LoadRecordViews(records_dir, spec.streams, config, threads)
   loaded = (pipeline | "Clips" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadViews" >> beam.ParDo(load).with_outputs(FAILED, main="views"))
   inferred, dead = (loaded.views | "Classify" >> RunInference(handler)

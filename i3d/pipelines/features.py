@@ -1,7 +1,10 @@
-"""`i3d features --runner`: the features of `i3d.embed.features.extract_videos` as an Apache Beam
-pipeline, the same files whatever the number of workers.
+"""`i3d features --runner`: the features of `i3d.embed.features.extract_videos` (and, from
+records, of `extract_records`) as an Apache Beam pipeline, the same files whatever the number of
+workers.
 
     jobs -> Reshuffle -> LoadInputs (decode, RGB, flow; failures tagged)
+                         or, from records, shards -> Reshuffle -> LoadRecordInputs (each shard
+                         read whole by one worker: `record_inputs`; failures tagged)
          -> RunInference(FeatureHandler: one extractor per worker) -> WriteFeatures
             (`write_video`: OUTPUT_DIR/{id}_{stream}.npy, then {id}.json, each atomically)
          -> one outcome per id -> the launcher's failures.jsonl
@@ -30,12 +33,12 @@ from i3d.embed import features
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import cropped_inputs
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import limit_threads
+from i3d.pipelines.options import by_shard, limit_threads
 
 FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
 
-Job = tuple[str, str]  # a video's id and path
+Job = tuple[str, str]  # a video's id and path, or a record's id and shard
 Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
 
 
@@ -52,10 +55,10 @@ class ExtractorSpec:
   def streams(self) -> tuple[str, ...]:
     return tuple(stream for stream, _ in self.checkpoints)
 
-  def record(self, input_settings: InputSettings) -> dict:
+  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
     """`FeatureExtractor.record` of the extractor this loads."""
     return features.settings_record(self.settings, dict(self.checkpoints), input_settings,
-                                    self.precision)
+                                    self.precision, made)
 
   def load(self) -> features.FeatureExtractor:
     folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
@@ -83,6 +86,34 @@ class LoadInputs(beam.DoFn):
       yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, features.failure_reason(e))))
       return
     yield job, inputs
+
+
+class LoadRecordInputs(beam.DoFn):
+  """(shard, ids of its clips) -> ((id, shard), inputs) for each clip read from the shard of
+  records made with `made` (`features.record_inputs`); a clip that cannot be read becomes a
+  failed outcome on the FAILED output, as does every clip left when reading the shard raises
+  (an error Beam would retry forever)."""
+
+  def __init__(self, streams: Sequence[str], made: dict, threads: Optional[int]):
+    self._streams, self._made, self._threads = tuple(streams), made, threads
+
+  def setup(self) -> None:
+    limit_threads(self._threads)
+
+  def process(self, job: tuple[str, list[str]]) -> Iterator[Any]:
+    shard, ids = job
+    left = dict.fromkeys(ids, shard)
+    try:
+      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._made,
+                                                        1):
+        del left[vid]
+        if isinstance(inputs, str):
+          yield beam.pvalue.TaggedOutput(FAILED, (vid, (source, inputs)))
+        else:
+          yield (vid, source), inputs
+    except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
+      for vid in left:
+        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, features.failure_reason(e))))
 
 
 class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
@@ -124,16 +155,22 @@ def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Opt
 
 def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], output_dir: str,
           input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
-          progress: bool = False) -> beam.PCollection:
-  """Adds the extraction of `jobs` into `output_dir` to `pipeline`. Returns the outcomes
-  (id, (path, None or the reason it failed)), one per id."""
+          progress: bool = False, made: Optional[dict] = None) -> beam.PCollection:
+  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `made`, the jobs are
+  clips (`example/id`, shard) of records made with it. Returns the outcomes (id, (path, None or
+  the reason it failed)), one per id."""
   handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
-  loaded = (pipeline | "Jobs" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
-            | "LoadInputs" >> beam.ParDo(LoadInputs(spec.streams, input_settings, use_cache,
-                                                    threads)).with_outputs(FAILED, main="inputs"))
+  work: list[Any]
+  load: beam.DoFn
+  if made is None:
+    work, load = list(jobs), LoadInputs(spec.streams, input_settings, use_cache, threads)
+  else:
+    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, made, threads)
+  loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
+            | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
   inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
   written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir,
-                                                           spec.record(input_settings),
+                                                           spec.record(input_settings, made),
                                                            progress))
   unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
@@ -141,14 +178,17 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], out
           | "OnePerVideo" >> beam.CombinePerKey(one_outcome))
 
 
-def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: str | Path,
+def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path,
             input_settings: InputSettings, options: PipelineOptions, use_cache: bool = True,
-            threads: Optional[int] = None, progress: bool = True) -> features.ExtractionResult:
+            threads: Optional[int] = None, progress: bool = True,
+            made: Optional[dict] = None) -> features.ExtractionResult:
   """`features.extract_videos` on the runner `options` name (the extractor is `spec`'s, loaded
-  by each worker): the same files, and the same result."""
+  by each worker): the same files, and the same result. With `made`, `features.extract_records`
+  of the clips `jobs` (`example/id`, shard) of records made with it (`input_settings` are then
+  the records')."""
   output_dir = Path(output_dir)
   features.check_jobs(jobs)
-  record = spec.record(input_settings)
+  record = spec.record(input_settings, made)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
     if progress:
@@ -164,7 +204,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: s
 
     with beam.Pipeline(options=options) as pipeline:
       _ = (build(pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
-                 input_settings, use_cache, threads, progress)
+                 input_settings, use_cache, threads, progress, made)
            | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
     outcomes = json.loads(saved.read_text())
     saved.unlink()

@@ -1,15 +1,19 @@
-"""Beam pipeline options from the `--runner` and `--workers` flags plus Beam's own flags."""
+"""Beam pipeline options from the `--runner` and `--workers` flags plus Beam's own flags, and
+what the pipelines share in how they lay out and run their work."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d.errors import UserError
 
 LOCAL_RUNNER = "DirectRunner"
+
+ItemT = TypeVar("ItemT")
 
 
 def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -> PipelineOptions:
@@ -51,3 +55,12 @@ def limit_threads(threads: int | None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
   except RuntimeError:  # TensorFlow already ran in this process: it keeps its pools
     pass
+
+
+def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]:
+  """(shard, its items in job order) of jobs (item, shard), in shard order: the work units of a
+  pipeline reading records, each shard read whole by one worker."""
+  shards: dict[str, list[ItemT]] = {}
+  for item, shard in jobs:
+    shards.setdefault(str(shard), []).append(item)
+  return sorted(shards.items())

