@@ -6,8 +6,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from i3d._util import storage
 from i3d._util.files import atomic_write
 from i3d.errors import UserError
+
+
+def parse(data: bytes, name: str | os.PathLike) -> list[dict]:
+  """The records of the complete lines `data` of the JSON-lines file `name` (a damaged line is a
+  `UserError`)."""
+  try:
+    records = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise UserError(f"{name} is damaged ({e}); remove it to start again") from None
+  if not all(isinstance(r, dict) for r in records):
+    raise UserError(f"{name} is damaged (a line is not a JSON object); remove it to start again")
+  return records
 
 
 class JsonLines:
@@ -31,14 +44,7 @@ class JsonLines:
       with open(self.path, "r+b") as f:
         f.truncate(len(complete))
         os.fsync(f.fileno())
-    try:
-      records = [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise UserError(f"{self.path} is damaged ({e}); remove it to start again") from None
-    if not all(isinstance(r, dict) for r in records):
-      raise UserError(f"{self.path} is damaged (a line is not a JSON object); remove it to "
-                      f"start again")
-    return records
+    return parse(complete, self.path)
 
   def append(self, record: dict) -> None:
     """Writes one record durably before returning."""
@@ -57,6 +63,9 @@ class JsonLines:
     with atomic_write(self.path) as f:
       f.writelines(json.dumps(r) + "\n" for r in self.records)
 
+  def sync(self) -> None:
+    """Nothing to do: each record is durable once `append` returns."""
+
   def close(self) -> None:
     if self._file is not None:
       self._file.close()
@@ -67,3 +76,44 @@ class JsonLines:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+class RemoteLines:
+  """A JSON-lines file on a filesystem `storage` reaches remotely (gs://...), which cannot be
+  appended to: the records are kept here and `sync` rewrites the whole file atomically, so a
+  reader sees the records of the last `sync` (call it before anything depends on them)."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.records: list[dict] = (parse(storage.read_bytes(path), path) if storage.exists(path)
+                                else [])
+    self._synced = len(self.records)
+
+  def append(self, record: dict) -> None:
+    """Adds one record (durable after the next `sync`)."""
+    self.records.append(record)
+
+  def sync(self) -> None:
+    """Writes the file if records were added since the last `sync`."""
+    if self._synced != len(self.records):
+      storage.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+      self._synced = len(self.records)
+
+  def close(self) -> None:
+    self.sync()
+
+  def __enter__(self) -> "RemoteLines":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+
+def open_lines(path: str) -> JsonLines | RemoteLines:
+  """The JSON-lines file `path`: appended line by line when local, else a `RemoteLines`."""
+  return RemoteLines(path) if storage.is_remote(path) else JsonLines(path)
+
+
+def read(path: str | Path) -> list[dict]:
+  """The records of the JSON-lines file `path`, local or remote (none if it does not exist)."""
+  return open_lines(str(path)).records

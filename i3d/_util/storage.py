@@ -8,6 +8,7 @@ a reader never sees half of it either. TensorFlow is imported only for non-local
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import posixpath
 import shutil
@@ -16,7 +17,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
+
+from i3d._util.files import atomic_path as local_atomic_path
 from i3d._util.files import atomic_write
+from i3d._util.files import inside as local_inside
+from i3d.errors import UserError
+
+TEMPORARY = ".*.tmp*"  # what `atomic_path` and `files.atomic_path` name their temporary files
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -57,21 +65,79 @@ def read_bytes(path: str) -> bytes:
     return f.read()
 
 
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """A temporary name beside `path` for a writer that needs a name (e.g. TFRecordWriter); on
+  success it is renamed onto `path` (local files are fsynced first: `files.atomic_path`). On an
+  exception the temporary file is removed and `path` is left as it was."""
+  if not is_remote(path):
+    with local_atomic_path(path) as local:
+      yield str(local)
+    return
+  gfile = _gfile()
+  temporary = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.tmp{uuid.uuid4().hex}"
+  try:
+    yield temporary
+    gfile.rename(temporary, path, overwrite=True)
+  finally:
+    if gfile.exists(temporary):
+      gfile.remove(temporary)
+
+
 def write_bytes(path: str, data: bytes) -> None:
   """Writes `data` to `path` so that readers see the old content or all of the new."""
   if not is_remote(path):
     with atomic_write(path, "wb") as f:
       f.write(data)
     return
-  gfile = _gfile()
-  temporary = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.tmp{uuid.uuid4().hex}"
+  with atomic_path(path) as temporary, _gfile().GFile(temporary, "wb") as f:
+    f.write(data)
+
+
+def remove(path: str) -> None:
+  """Removes the file `path` if it exists."""
+  if not is_remote(path):
+    Path(path).unlink(missing_ok=True)
+  elif _gfile().exists(path):
+    _gfile().remove(path)
+
+
+def remove_temporaries(folder: str) -> None:
+  """Removes the temporary files (`TEMPORARY`) that writers killed mid-write left in `folder`."""
+  if not exists(folder):
+    return
+  names = _gfile().listdir(folder) if is_remote(folder) else os.listdir(folder)
+  for name in names:
+    if fnmatch.fnmatchcase(name, TEMPORARY):
+      remove(join(folder, name))
+
+
+def inside(root: str, *parts: str) -> str:
+  """`root` joined with `parts`, refused (`UserError`) unless it stays strictly inside `root`
+  (see `files.inside`; remote paths are checked the same way on their normalised form)."""
+  if not is_remote(root):
+    return str(local_inside(root, *parts))
+  base = posixpath.normpath(str(root).split("://", 1)[1])
+  path = posixpath.normpath(posixpath.join(base, *parts))
+  if posixpath.commonpath([base, path]) != base or path == base:
+    raise UserError(f"{posixpath.join(str(root), *parts)} lies outside {root}; refusing to "
+                    f"write or delete there (a name in an annotation file or from a server is "
+                    f"unsafe)")
+  return f"{str(root).split('://', 1)[0]}://{path}"
+
+
+@contextlib.contextmanager
+def locked(folder: str, busy: str) -> Iterator[None]:
+  """Refuses a second writer on the same local `folder` with the `UserError` `busy` (remote
+  folders are not locked: the user runs one launcher per output folder)."""
+  if is_remote(folder):
+    yield
+    return
   try:
-    with gfile.GFile(temporary, "wb") as f:
-      f.write(data)
-    gfile.rename(temporary, path, overwrite=True)
-  finally:
-    if gfile.exists(temporary):
-      gfile.remove(temporary)
+    with filelock.FileLock(join(folder, ".lock"), timeout=0):
+      yield
+  except filelock.Timeout:
+    raise UserError(busy) from None
 
 
 def list_names(folder: str, suffix: str = "") -> list[str]:

@@ -15,9 +15,10 @@ def register(subparsers) -> None:
                   "OUTPUT_DIR/predictions.jsonl, and write metrics.json, an ActivityNet-format "
                   "results file, summary.md and plots. Run it again to resume.")
   flags.add_annotation_flags(parser, required=False, remote=True)
-  parser.add_argument("--records", type=Path, default=None,
+  parser.add_argument("--records", default=None,
                       help="read the clips' inputs from this records folder (`i3d preprocess "
-                           "--output_dir`) instead of videos; --annotations is then optional")
+                           "--output_dir`; with --runner also gs://...) instead of videos; "
+                           "--annotations is then optional")
   parser.add_argument("--output_dir", required=True,
                       help="where results go (with --runner also gs://...)")
   flags.add_classifier_flags(parser)
@@ -48,7 +49,7 @@ def _run_pipeline(args, clips: list, settings) -> dict:
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
                            progress=not args.quiet,
-                           records_dir=args.records and str(args.records))
+                           records_dir=args.records)
 
 
 def main(args) -> None:
@@ -71,12 +72,13 @@ def main(args) -> None:
   if args.runner:
     result = _run_pipeline(args, clips, settings)
   else:
-    if "://" in str(args.video_dir) or "://" in args.output_dir:
-      raise UsageError("remote --video_dir or --output_dir need a Beam --runner (e.g. "
+    if any("://" in str(path) for path in (args.video_dir, args.output_dir, args.records)):
+      raise UsageError("remote --video_dir, --records or --output_dir need a Beam --runner (e.g. "
                       "--runner DirectRunner)")
     result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
                                  Path(args.video_dir), Path(args.output_dir), settings,
-                                 progress=not args.quiet, records_dir=args.records)
+                                 progress=not args.quiet,
+                                 records_dir=args.records and Path(args.records))
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
         f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
   print(evaluation.score_line(result))

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -24,10 +25,11 @@ def register(subparsers) -> None:
                   "others still run (exit status 1).")
   parser.add_argument("videos", nargs="*", help="video files or inputs .npz files")
   flags.add_annotation_flags(parser, required=False)
-  parser.add_argument("--records", type=Path, default=None,
+  parser.add_argument("--records", default=None,
                       help="read the clips from this records folder (`i3d preprocess "
-                           "--output_dir`) instead of videos: every clip in it or, with "
-                           "--annotations, those clips; the input settings are the records'")
+                           "--output_dir`, local or gs://...) instead of videos: every clip in "
+                           "it or, with --annotations, those clips; the input settings are the "
+                           "records'")
   parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",
@@ -64,14 +66,15 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     rows = kinetics.index_videos(flags.annotated_clips(args), args.video_dir,
                                  check_readable=False)
     _skipped(sum(r.path is None for r in rows), f"under {args.video_dir}")
-    jobs += [(Path(r.clip.filename).stem, r.path) for r in rows if r.path is not None]
+    jobs += [(Path(r.clip.filename).stem, Path(r.path)) for r in rows if r.path is not None]
   if not jobs:
     raise UserError("no videos: name video files, or --annotations with --video_dir, or "
                     "--records")
   return jobs
 
 
-def _record_jobs(args: argparse.Namespace) -> tuple[dict[str, Path], dict, InputSettings]:
+def _record_jobs(
+    args: argparse.Namespace) -> tuple[dict[str, Path | str], dict, InputSettings]:
   """({clip id: its shard}, the records' settings record, their input settings) of --records."""
   from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
   if args.videos or args.video_dir is not None:
@@ -97,7 +100,8 @@ def _skipped(missing: int, where: str) -> None:
 
 
 def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
-                  jobs: list[tuple[str, Path]], inputs: InputSettings, made: Optional[dict]):
+                  jobs: Sequence[tuple[str, str | Path]], inputs: InputSettings,
+                  made: Optional[dict]):
   """The extraction as a Beam pipeline on --runner (of records made with `made`, if given)."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import features as pipeline
@@ -117,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
                                       args.whole_clip, args.pool)
   checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
   made: Optional[dict] = None
+  jobs: Sequence[tuple[str, str | Path]]
   if args.records is not None:
     shards, made, inputs = _record_jobs(args)
     jobs = list(shards.items())

@@ -28,9 +28,11 @@ def register(subparsers) -> None:
                       help="with VIDEO: output .npz (default: VIDEO's name with _inputs.npz)")
   flags.add_input_flags(parser)
   records = parser.add_argument_group("a Kinetics split as TFRecord shards")
-  flags.add_annotation_flags(records, required=False)
-  records.add_argument("--output_dir", type=Path, default=None,
-                       help="where the shards, manifest.jsonl and failures.jsonl go")
+  flags.add_annotation_flags(records, required=False, remote=True)
+  records.add_argument("--output_dir", default=None,
+                       help="where the shards, manifest.jsonl and failures.jsonl go (also "
+                            "gs://... or any filesystem tf.io.gfile writes: what a cluster "
+                            "--runner needs)")
   records.add_argument("--version", type=int, choices=(400, 600, 700), default=400,
                        help="Kinetics version of the labels (for clip/label/index)")
   records.add_argument("--num_shards", type=int, default=None,

@@ -240,16 +240,16 @@ def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
   return output_dir / f"{vid}_{stream}.npy"
 
 
-def check_jobs(jobs: Sequence[tuple[str, Path]]) -> None:
+def check_jobs(jobs: Sequence[tuple[str, str | Path]]) -> None:
   """Ids must be plain, unique file names, so outputs stay in the output folder."""
-  seen: dict[str, Path] = {}
+  seen: dict[str, str | Path] = {}
   for vid, path in jobs:
     if not vid or vid.startswith(".") or "/" in vid or "\\" in vid or vid != vid.strip():
       raise UserError(f"{path}: cannot name output files after {vid!r}; rename the video")
     if vid in seen:
       raise UserError(f"{seen[vid]} and {path} would both be written as {vid}_*.npy; rename "
                       f"one or run them into different --output_dir")
-    seen[vid] = Path(path)
+    seen[vid] = path
 
 
 def _finished(output_dir: Path, vid: str, record: dict) -> bool:
@@ -270,10 +270,10 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
 # (id, source, None when its files were written or the reason they were not) of each job run.
 Outcomes = Iterable[tuple[str, str, Optional[str]]]
 # Runs the pending jobs (id, path) of `run_jobs`, writing each one's files with `write_video`.
-Runner = Callable[[Sequence[tuple[str, Path]]], Outcomes]
+Runner = Callable[[Sequence[tuple[str, str | Path]]], Outcomes]
 
 
-def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]],
+def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | Path]],
                    output_dir: str | Path, input_settings: InputSettings = InputSettings(),
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
@@ -282,7 +282,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, Path]]
   check_jobs(jobs)
   record = extractor.record(input_settings)
 
-  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
     for vid, path in pending:
       try:
         inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
@@ -311,11 +311,11 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
     progress: show a progress bar.
   """
   output_dir = Path(output_dir)
-  listed = [(key, Path(shard)) for key, shard in jobs.items()]
+  listed = list(jobs.items())
   check_jobs(listed)
   record = extractor.record(input_settings, made)
 
-  def run(pending: Sequence[tuple[str, Path]]) -> Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
     for key, source, inputs in record_inputs(dict(pending), extractor.streams, made, workers):
       if isinstance(inputs, str):
         yield key, source, inputs
@@ -348,7 +348,7 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: 
     yield key, source, inputs
 
 
-def run_jobs(jobs: Sequence[tuple[str, Path]], output_dir: str | Path, record: dict,
+def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,
              run: Runner, progress: bool = True) -> ExtractionResult:
   """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
   under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
@@ -362,7 +362,7 @@ def run_jobs(jobs: Sequence[tuple[str, Path]], output_dir: str | Path, record: d
     raise UserError(f"another feature extraction is writing to {output_dir}") from None
 
 
-def _run_locked(jobs: Sequence[tuple[str, Path]], output_dir: Path, record: dict, run: Runner,
+def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record: dict, run: Runner,
                 progress: bool) -> ExtractionResult:
   """The locked body of `run_jobs`."""
   finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}

@@ -40,11 +40,12 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import files, text
+from i3d._util import storage, text
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms, views
 from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, Encoding, InputSettings
@@ -71,6 +72,7 @@ SHARD_SUFFIX = ".tfrecord"
 COMPRESSIONS = {"none": ("", ""), "gzip": (".gz", "GZIP")}
 _SHARD_NAME = re.compile(r"^(?P<name>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord(\.gz)?$")
 _MICROSECONDS = 1_000_000
+_P = TypeVar("_P", str, Path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,13 +283,13 @@ def list_shards(directory: str | Path) -> list[Path]:
   return sorted(p for p in directory.iterdir() if is_shard_name(p.name))
 
 
-def write_shard(path: str | Path, serialized: Iterable[bytes]) -> Path:
-  """Write records to `path` atomically: a temporary name beside it, fsynced, then renamed, so a
-  file with the shard's name is always complete. A `.tfrecord.gz` name is written GZIP-compressed.
+def write_shard(path: _P, serialized: Iterable[bytes]) -> _P:
+  """Write records to `path` (local, or anywhere `tf.io.gfile` writes: gs://...) atomically: a
+  temporary name beside it (fsynced when local), then renamed, so a file with the shard's name is
+  always complete. A `.tfrecord.gz` name is written GZIP-compressed. Returns `path`.
   """
-  path = Path(path)
-  with (files.atomic_path(path) as temporary,
-        tf.io.TFRecordWriter(str(temporary), options=_compression_type(path)) as writer):
+  with (storage.atomic_path(str(path)) as temporary,
+        tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
     for record in serialized:
       writer.write(record)
   return path
@@ -407,8 +409,7 @@ def check_settings(found: dict, expected: dict | None, where: str) -> None:
 def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
   """The number of records in a shard, each parsed and decoded; a truncated or corrupt shard or a
   record of another format is a one-line `UserError` naming the file."""
-  path = Path(path)
-  if not path.is_file():
+  if not storage.exists(str(path)):
     raise UserError(f"{path}: no such shard")
   count = 0
   try:

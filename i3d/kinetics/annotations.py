@@ -8,11 +8,13 @@ import collections
 import csv
 import dataclasses
 import json
+import posixpath
 import random
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from i3d._util import storage
 from i3d._util.files import atomic_write
 from i3d.errors import UserError
 from i3d.inputs.decode import is_readable
@@ -71,10 +73,11 @@ class Annotations:
 
 @dataclasses.dataclass(frozen=True)
 class IndexRow:
-  """Whether an annotated clip is in a video directory: "found", "missing" or "unreadable"."""
+  """Whether an annotated clip is in a video directory: "found", "missing" or "unreadable" (or
+  in records: the path of its shard, a string when remote)."""
   clip: Clip
   status: str
-  path: Path | None
+  path: Path | str | None
 
 
 class _RowError(ValueError):
@@ -342,6 +345,19 @@ def local_clips(video_dir: str | Path) -> dict[str, Path]:
     return {}
   return {p.name: p for p in sorted(video_dir.rglob("*.mp4")) if _FILENAME.match(p.name)
           and not any(part.startswith(".") for part in p.relative_to(video_dir).parts)}
+
+
+def video_files(video_dir: str | Path) -> dict[str, str]:
+  """Clip files anywhere under `video_dir`, local (`local_clips`) or on any filesystem `storage`
+  reaches (gs://...), by file name."""
+  if not storage.is_remote(video_dir):
+    return {name: str(path) for name, path in local_clips(video_dir).items()}
+  found: dict[str, str] = {}
+  for path in sorted(storage.walk_files(str(video_dir))):
+    relative = posixpath.relpath(path, video_dir).split("/")
+    if parse_filename(path) and not any(part.startswith(".") for part in relative):
+      found.setdefault(posixpath.basename(path), path)
+  return found
 
 
 def parse_filename(name: str) -> tuple[str, int, int] | None:

@@ -9,6 +9,11 @@ listed in `manifest.jsonl` (which clip is in which shard) and its staged files r
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
 reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
+
+`video_dir` and `output_dir` may also be on any filesystem `tf.io.gfile` reaches (gs://, s3://,
+...), as a Beam run on a cluster needs (`i3d.pipelines.preprocess`): files go through
+`i3d._util.storage`, and the manifest and failure lists, which such filesystems cannot append
+to, are rewritten whole (atomically) before anything depends on them (`jsonl.RemoteLines`).
 """
 
 from __future__ import annotations
@@ -19,20 +24,20 @@ import hashlib
 import json
 import multiprocessing
 import os
+import posixpath
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-import filelock
-
-from i3d._util import files
 from i3d._util import progress as progress_output
-from i3d._util.jsonl import JsonLines
+from i3d._util import storage
+from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
+from i3d._util.jsonl import read as read_lines
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings, TVL1Params
 from i3d.inputs.views import Protocol
-from i3d.kinetics.annotations import Clip, IndexRow, index_videos
+from i3d.kinetics.annotations import Clip, IndexRow, video_files
 from i3d.model.labels import load_label_map
 from i3d.model.streams import STREAMS
 
@@ -87,15 +92,15 @@ def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) 
           "label_version": config.label_version}
 
 
-def _check_settings(output_dir: Path, record: dict) -> None:
+def _check_settings(output_dir: str, record: dict) -> None:
   """Writes `records.json` on a first run; a rerun with other settings is refused."""
-  path = output_dir / SETTINGS_FILE
-  if not path.exists():
-    files.write_json(path, record)
+  path = storage.join(output_dir, SETTINGS_FILE)
+  if not storage.exists(path):
+    storage.write_bytes(path, json.dumps(record, indent=1, allow_nan=False).encode())
     return
   try:
-    earlier = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError) as e:
+    earlier = json.loads(storage.read_bytes(path))
+  except (OSError, ValueError) as e:
     raise UserError(f"{path}: unreadable ({e}); remove {output_dir} to start again") from None
   changed = [k for k in sorted(set(earlier) | set(record)) if earlier.get(k) != record.get(k)]
   if changed:
@@ -117,17 +122,24 @@ class _Job:
 
 
 def encode_job(job: _Job) -> tuple[str, int, str]:
-  """(key, frames, error) after encoding one clip into its staged file (run in a worker)."""
+  """(key, frames, error) after encoding one clip into its staged file (run in a worker).
+
+  The example is serialized deterministically (map fields in key order), so a clip's record is
+  the same bytes whichever process or machine encodes it. A remote video is read from a local
+  copy; errors name the video, not the copy.
+  """
+  video = job.video
   try:
-    example = records.encode_clip(job.video, job.info, job.settings, job.encoding, job.streams)
-    with files.atomic_write(job.staged, "wb") as f:
-      f.write(example.SerializeToString())
+    with storage.local_copy(job.video) as local:
+      video = str(local)
+      example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
+    storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
     return job.key, frames, ""
   except UserError as e:
-    return job.key, 0, str(e)
+    return job.key, 0, str(e).replace(video, job.video)
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return job.key, 0, f"{type(e).__name__}: {e}"
+    return job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video)
 
 
 def _init_worker(threads: int) -> None:
@@ -161,56 +173,68 @@ def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str
 class _Shards:
   """The shard plan and what is done: closes a shard once all its clips are staged or failed."""
 
-  def __init__(self, output_dir: Path, config: PreprocessConfig, layout: list[list[Clip]],
-               failures: JsonLines):
+  def __init__(self, output_dir: str, config: PreprocessConfig, layout: list[list[Clip]],
+               failures: JsonLines | RemoteLines):
     self.output_dir, self.layout, self.failures = output_dir, layout, failures
     self.name, self.compression = config.name, config.compression
-    self.staging = output_dir / STAGING_DIR
-    self.manifest = JsonLines(output_dir / MANIFEST_FILE)
+    self.staging = storage.join(output_dir, STAGING_DIR)
+    self.manifest = open_lines(storage.join(output_dir, MANIFEST_FILE))
     self.closed = {r["shard"] for r in self.manifest.records}
+    self.ready = {n.removesuffix(".pb") for n in storage.list_names(self.staging, ".pb")}
 
-  def path(self, index: int) -> Path:
-    return self.output_dir / records.shard_name(self.name, index, len(self.layout),
-                                                self.compression)
+  def shard(self, index: int) -> str:
+    return records.shard_name(self.name, index, len(self.layout), self.compression)
 
-  def staged(self, clip: Clip) -> Path:
-    return self.staging / f"{clip_key(clip)}.pb"
+  def staged(self, clip: Clip) -> str:
+    return storage.inside(self.staging, f"{clip_key(clip)}.pb")
 
   def failed(self) -> set[str]:
     return {r["id"] for r in self.failures.records}
 
   def open_clips(self) -> list[Clip]:
     """Clips of shards not yet closed."""
-    return [c for i, s in enumerate(self.layout) if self.path(i).name not in self.closed
-            for c in s]
+    return [c for i, s in enumerate(self.layout) if self.shard(i) not in self.closed for c in s]
 
   def clean(self) -> None:
     """Removes what a killed run left: temporary files, and staged clips of closed shards."""
-    for leftover in [*self.output_dir.glob(".*.tmp*"), *self.staging.glob(".*.tmp*")]:
-      leftover.unlink(missing_ok=True)
+    for folder in (self.output_dir, self.staging):
+      storage.remove_temporaries(folder)
     for index, clips in enumerate(self.layout):
-      if self.path(index).name in self.closed:
-        for clip in clips:
-          self.staged(clip).unlink(missing_ok=True)
+      if self.shard(index) in self.closed:
+        self._unstage(clips)
+
+  def _unstage(self, clips: Iterable[Clip]) -> None:
+    for clip in clips:
+      if clip_key(clip) in self.ready:
+        storage.remove(self.staged(clip))
+        self.ready.discard(clip_key(clip))
 
   def close_ready(self) -> None:
-    """Writes (or, after a kill between rename and manifest, lists) every shard that is ready."""
+    """Writes (or, after a kill between rename and manifest, lists) every shard that is ready.
+
+    The failures are synced before a shard that leaves them out is written, and the manifest
+    before the staged clips of the shards it lists are removed.
+    """
     failed = self.failed()
+    closing = []
     for index, clips in enumerate(self.layout):
-      path = self.path(index)
-      if path.name in self.closed:
+      name = self.shard(index)
+      if name in self.closed:
         continue
       kept = [c for c in clips if clip_key(c) not in failed]
-      if not path.exists():
-        if not all(self.staged(c).exists() for c in kept):
-          continue
-        records.write_shard(path, (self.staged(c).read_bytes() for c in kept))
-      self.manifest.append({"shard": path.name, "clips": [
+      if not all(clip_key(c) in self.ready for c in kept):
+        continue
+      self.failures.sync()
+      path = storage.join(self.output_dir, name)
+      if not storage.exists(path):
+        records.write_shard(path, (storage.read_bytes(self.staged(c)) for c in kept))
+      self.manifest.append({"shard": name, "clips": [
           {"id": clip_key(c), "youtube_id": c.youtube_id, "time_start": c.time_start,
            "time_end": c.time_end, "split": c.split, "label": c.label} for c in kept]})
-      self.closed.add(path.name)
-      for clip in kept:
-        self.staged(clip).unlink(missing_ok=True)
+      self.closed.add(name)
+      closing += kept
+    self.manifest.sync()
+    self._unstage(closing)
 
 
 Encoder = Callable[[Sequence["_Job"]], Iterable[tuple[str, int, str]]]
@@ -226,46 +250,56 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   keys = [clip_key(c) for c in clips]
   if len(set(keys)) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
-  output_dir = Path(output_dir)
-  output_dir.mkdir(parents=True, exist_ok=True)
-  try:
-    with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _preprocess_locked(clips, Path(video_dir), output_dir, config, progress,
-                                encoder or (lambda jobs: _results(jobs, config.workers)))
-  except filelock.Timeout:
-    raise UserError(f"another preprocessing run is writing to {output_dir}") from None
+  output_dir, video_dir = _folder(output_dir), _folder(video_dir)
+  storage.makedirs(output_dir)
+  with storage.locked(output_dir, f"another preprocessing run is writing to {output_dir}"):
+    return _preprocess_locked(clips, video_dir, output_dir, config, progress,
+                              encoder or (lambda jobs: _results(jobs, config.workers)))
 
 
-def _preprocess_locked(clips: Sequence[Clip], video_dir: Path, output_dir: Path,
+def _folder(path: str | Path) -> str:
+  """A folder as `storage` takes it: a remote URL as given, a local path as `Path` spells it."""
+  return str(path) if storage.is_remote(path) else str(Path(path))
+
+
+def _relative(path: str, root: str) -> str:
+  """`path` below the folder `root`, with forward slashes."""
+  if storage.is_remote(root):
+    return posixpath.relpath(path, root)
+  return Path(path).relative_to(root).as_posix()
+
+
+def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
                        config: PreprocessConfig, progress: bool, encoder: Encoder) -> dict:
   """The locked body of `preprocess`."""
   num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
   if not 1 <= num_shards <= max(1, len(clips)):
     raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
   _check_settings(output_dir, _settings(clips, config, num_shards))
-  with JsonLines(output_dir / FAILURES_FILE) as failures:
+  with open_lines(storage.join(output_dir, FAILURES_FILE)) as failures:
     shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
-    shards.staging.mkdir(exist_ok=True)
+    storage.makedirs(shards.staging)
     shards.close_ready()
     shards.clean()
     done = shards.failed()
     todo = [c for c in shards.open_clips()
-            if clip_key(c) not in done and not shards.staged(c).exists()]
+            if clip_key(c) not in done and clip_key(c) not in shards.ready]
+    videos = video_files(video_dir) if todo else {}
     jobs = []
-    for row in index_videos(todo, video_dir, check_readable=False):
-      if row.path is None:
-        failures.append({"id": clip_key(row.clip), "filename": row.clip.filename,
-                         "reason": f"missing: no {row.clip.filename} under {video_dir}"})
+    for clip in todo:
+      video = videos.get(clip.filename)
+      if video is None:
+        failures.append({"id": clip_key(clip), "filename": clip.filename,
+                         "reason": f"missing: no {clip.filename} under {video_dir}"})
         continue
-      data_path = row.path.relative_to(video_dir).as_posix()
-      jobs.append(_Job(clip_key(row.clip), str(row.path), clip_info(
-          row.clip, data_path, config.label_version), str(shards.staged(row.clip)),
+      jobs.append(_Job(clip_key(clip), video, clip_info(
+          clip, _relative(video, video_dir), config.label_version), shards.staged(clip),
           config.settings, config.encoding, tuple(config.streams)))
     _run(jobs, encoder, shards, progress)
     shards.close_ready()
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
-    return {"output_dir": str(output_dir), "shards": len(shards.closed), "num_shards": num_shards,
+    return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
             "clips": written, "failed": len(failures.records)}
 
 
@@ -278,10 +312,12 @@ def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool
   flow = "flow" in (jobs[0].streams if jobs else ())
   try:
     for key, frames, error in encoder(jobs):
+      filename = posixpath.basename(by_key[key].video)
       if error:
-        shards.failures.append({"id": key, "filename": Path(by_key[key].video).name,
-                                "reason": error})
-        bar.write(f"failed: {Path(by_key[key].video).name}: {error}")
+        shards.failures.append({"id": key, "filename": filename, "reason": error})
+        bar.write(f"failed: {filename}: {error}")
+      else:
+        shards.ready.add(key)
       pairs += max(0, frames - 1) if flow else 0
       bar.set_postfix_str(f"{pairs / max(time.monotonic() - started, 1e-9):.1f} pairs/s"
                           if flow else f"{frames / FPS:.1f} s clip")
@@ -292,26 +328,30 @@ def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool
 
 
 def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
-  """(`records.json`, manifest lines) of a records folder; a folder that is not one is a
-  `UserError`."""
-  records_dir = Path(records_dir)
-  settings_path = records_dir / SETTINGS_FILE
-  try:
-    settings = json.loads(settings_path.read_text())
-  except FileNotFoundError:
+  """(`records.json`, manifest lines) of a records folder (local or remote); a folder that is not
+  one is a `UserError`."""
+  records_dir = _folder(records_dir)
+  settings_path = storage.join(records_dir, SETTINGS_FILE)
+  if not storage.exists(settings_path):
     raise UserError(f"{records_dir}: not a records folder (no {SETTINGS_FILE}); make one with "
-                    f"`i3d preprocess --annotations ... --output_dir {records_dir}`") from None
-  except (OSError, json.JSONDecodeError) as e:
+                    f"`i3d preprocess --annotations ... --output_dir {records_dir}`")
+  try:
+    settings = json.loads(storage.read_bytes(settings_path))
+  except (OSError, ValueError) as e:
     raise UserError(f"{settings_path}: unreadable ({e})") from None
-  return settings, JsonLines(records_dir / MANIFEST_FILE).records
+  return settings, read_lines(storage.join(records_dir, MANIFEST_FILE))
 
 
 def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
-  """{clip key: (shard name, Clip)} of manifest lines."""
+  """{clip key: (shard name, Clip)} of manifest lines; a shard that is not named as
+  `records.shard_name` names shards (a path) is a `UserError`."""
+  for line in lines:
+    if not records.is_shard_name(line["shard"]) or "/" in line["shard"] or "\\" in line["shard"]:
+      raise UserError(f"{MANIFEST_FILE}: {line['shard']!r} is not a shard of the folder; the "
+                      f"manifest is damaged")
   return {c["id"]: (line["shard"], Clip(c["youtube_id"], c["time_start"], c["time_end"],
                                         c["split"], c["label"]))
           for line in lines for c in line["clips"]}
-
 
 
 def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
@@ -330,7 +370,7 @@ def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
   settings, lines = read_manifest(records_dir)
   made = settings["records"]
   if flow_backend is not None and made.get("flow_backend") not in (None, flow_backend):
-    raise UserError(f"{Path(records_dir) / SETTINGS_FILE}: records made with flow backend "
+    raise UserError(f"{storage.join(records_dir, SETTINGS_FILE)}: records made with flow backend "
                     f"{made['flow_backend']!r}, not the requested {flow_backend!r}")
   if clips is None:
     clips = [clip for _, clip in manifest_clips(lines).values() if clip.label is not None]
@@ -346,9 +386,16 @@ def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow
   rows = []
   for clip in clips:
     shard = located.get(clip_key(clip), (None, None))[0]
-    rows.append(IndexRow(clip, "found", Path(records_dir) / shard) if shard
+    rows.append(IndexRow(clip, "found", _shard_path(records_dir, shard)) if shard
                 else IndexRow(clip, "missing", None))
   return rows
+
+
+def _shard_path(records_dir: str | Path, shard: str) -> str | Path:
+  """The path of the shard `shard` in `records_dir` (a `Path` when local)."""
+  if storage.is_remote(records_dir):
+    return storage.join(str(records_dir), shard)
+  return Path(records_dir) / shard
 
 
 def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],

@@ -14,7 +14,6 @@ clip id and deduplicated before the metrics.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import posixpath
@@ -25,17 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-import filelock
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, load_classifier
-from i3d.errors import UserError
 from i3d.inputs.views import video_views
 from i3d.kinetics import evaluation, metrics, preprocess, report
-from i3d.kinetics.annotations import Clip, IndexRow, local_clips, parse_filename
+from i3d.kinetics.annotations import Clip, IndexRow, video_files
 from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
@@ -85,18 +82,6 @@ def result_path(output_dir: str, clip_id: str) -> str:
   return storage.join(output_dir, RESULTS_DIR, f"{name}.json")
 
 
-def video_files(video_dir: str) -> dict[str, str]:
-  """Clip files anywhere under `video_dir` (local or remote), by file name."""
-  if not storage.is_remote(video_dir):
-    return {name: str(path) for name, path in local_clips(video_dir).items()}
-  found: dict[str, str] = {}
-  for path in sorted(storage.walk_files(video_dir)):
-    relative = posixpath.relpath(path, video_dir).split("/")
-    if parse_filename(path) and not any(part.startswith(".") for part in relative):
-      found.setdefault(posixpath.basename(path), path)
-  return found
-
-
 class LoadViews(beam.DoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
   failure result on the FAILED output instead of an error (Beam would retry it forever)."""
@@ -136,7 +121,7 @@ class LoadRecordViews(beam.DoFn):
 
   def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
     shard, shard_clips = job
-    rows = [IndexRow(clip, "found", Path(shard)) for clip in shard_clips]
+    rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
     clips = {clip.youtube_id: clip for clip in shard_clips}
     for video_id, error, *arrays in preprocess.record_items(
         self._records_dir, rows, self._streams, self._config.protocol, 1):
@@ -294,19 +279,6 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
   return results
 
 
-@contextlib.contextmanager
-def _locked(output_dir: str) -> Iterator[None]:
-  """Refuses a second launcher on the same local output folder (remote ones are not locked)."""
-  if storage.is_remote(output_dir):
-    yield
-    return
-  try:
-    with filelock.FileLock(storage.join(output_dir, ".lock"), timeout=0):
-      yield
-  except filelock.Timeout:
-    raise UserError(f"another evaluation is writing to {output_dir}") from None
-
-
 def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
              output_dir: str, config: evaluation.EvalConfig, options: PipelineOptions,
              threads: int | None = None, progress: bool = True,
@@ -318,7 +290,7 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
   evaluation.check_clips(clips, labels, config)
   output_dir = str(output_dir)
   storage.makedirs(storage.join(output_dir, RESULTS_DIR))
-  with _locked(output_dir):
+  with storage.locked(output_dir, f"another evaluation is writing to {output_dir}"):
     evaluation.check_run(output_dir, config.record(clips, spec))
     if records_dir is None:
       files = video_files(str(video_dir))

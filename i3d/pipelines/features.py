@@ -178,7 +178,7 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], out
           | "OnePerVideo" >> beam.CombinePerKey(one_outcome))
 
 
-def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: str | Path,
+def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path,
             input_settings: InputSettings, options: PipelineOptions, use_cache: bool = True,
             threads: Optional[int] = None, progress: bool = True,
             made: Optional[dict] = None) -> features.ExtractionResult:
@@ -190,7 +190,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, Path]], output_dir: s
   features.check_jobs(jobs)
   record = spec.record(input_settings, made)
 
-  def run(pending: Sequence[tuple[str, Path]]) -> features.Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
     if progress:
       print(f"{len(pending)} videos to extract, {len(jobs) - len(pending)} done earlier",
             file=sys.stderr)

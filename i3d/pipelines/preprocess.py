@@ -5,20 +5,21 @@ The records are those of `i3d.kinetics.preprocess`, byte for byte: the pipeline 
 `encode_job` over the same jobs, and each clip's example is staged atomically under a name fixed
 by its key, so a retried bundle rewrites the same file and a killed run resumes from what is
 staged. The launcher then assembles the shards, manifest and failure list from the staged
-clips exactly as the single-process run does.
+clips exactly as the single-process run does. On a cluster, OUTPUT_DIR (and VIDEO_DIR) are on a
+filesystem every worker reaches (gs://...): the workers stage there and the launcher reads back.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from i3d._util import files
+from i3d._util import storage
 from i3d.kinetics import preprocess as records_split
 from i3d.pipelines.options import limit_threads
 
@@ -50,19 +51,17 @@ def beam_encoder(options: PipelineOptions, threads: int | None,
   def encode(jobs: Sequence) -> list[tuple[str, int, str]]:
     if not jobs:
       return []
-    staging = Path(jobs[0].staged).parent
-    results = staging / RESULTS_FILE
+    results = storage.join(posixpath.dirname(jobs[0].staged), RESULTS_FILE)
 
     def save(found: list) -> None:
-      with files.atomic_write(results) as f:
-        json.dump(sorted(found), f)
+      storage.write_bytes(results, json.dumps(sorted(found)).encode())
 
     with beam.Pipeline(options=options) as pipeline:
       _ = (pipeline | "Jobs" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
            | "Encode" >> beam.ParDo(EncodeClips(threads, progress))
            | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
-    found = [tuple(r) for r in json.loads(results.read_text())]
-    results.unlink()
+    found = [tuple(r) for r in json.loads(storage.read_bytes(results))]
+    storage.remove(results)
     order = {job.key: i for i, job in enumerate(jobs)}
     return sorted(found, key=lambda r: order[r[0]])  # type: ignore[return-value]
 

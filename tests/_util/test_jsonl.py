@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from i3d._util.jsonl import JsonLines
+from i3d._util.jsonl import JsonLines, RemoteLines, open_lines, read
 from i3d.errors import UserError
 
 
@@ -23,3 +23,22 @@ def test_torn_tail_is_dropped_and_damage_refused(tmp_path):
   path.write_text('{"id": "a"}\nnot json\n')
   with pytest.raises(UserError, match="damaged"):
     JsonLines(path)
+
+
+def test_remote_lines_are_written_whole_when_synced(tmp_path):
+  path = tmp_path / "m.jsonl"
+  url = f"file://{path}"
+  log = open_lines(url)
+  assert isinstance(log, RemoteLines) and log.records == []
+  log.append({"id": "a"})
+  assert not path.exists()  # nothing depends on it until it is synced
+  log.sync()
+  log.append({"id": "b"})
+  assert read_lines(path) == [{"id": "a"}]
+  with log:
+    pass
+  assert read_lines(path) == [{"id": "a"}, {"id": "b"}] == read(url) == read(path)
+  assert [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]
+  path.write_text('{"id": "a"}\n[1]\n')
+  with pytest.raises(UserError, match="damaged"):
+    open_lines(url)

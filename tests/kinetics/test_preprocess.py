@@ -92,6 +92,17 @@ def test_rerun_does_nothing_and_other_settings_are_refused(split):
         settings=FAST_FLOW, num_shards=2, name="k400"), progress=False)
 
 
+def test_a_manifest_naming_a_path_instead_of_a_shard_is_refused(split, tmp_path):
+  _, clips, _, out = split
+  shutil.copytree(out, tmp_path / "records")
+  manifest = tmp_path / "records" / preprocess.MANIFEST_FILE
+  line = json.loads(manifest.read_text().splitlines()[0])
+  for shard in ("../k400-00000-of-00003.tfrecord", "sub/k400-00000-of-00003.tfrecord"):
+    manifest.write_text(json.dumps({**line, "shard": shard}) + "\n")
+    with pytest.raises(UserError, match="not a shard of the folder"):
+      preprocess.record_rows(clips, tmp_path / "records")
+
+
 def test_sigkill_then_resume_gives_each_clip_exactly_once(tmp_path):
   annotations, video_dir = write_validation_set(
       tmp_path, [(f"gen_clip_{i:02d}", LABELS[i], "generated") for i in range(6)])

@@ -4,17 +4,20 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 import i3d
 from i3d import kinetics
 from i3d.inputs import records
+from i3d.inputs.views import Protocol
 from i3d.kinetics import evaluation, preprocess
 from i3d.pipelines import evaluate as beam_evaluate
 from i3d.pipelines import options
 from i3d.pipelines.preprocess import beam_encoder
 from i3d.testing import write_validation_set
-from tests.pipelines.test_evaluate import CONFIG, FAST_FLOW, SPECS, assert_same_outputs
+from tests.pipelines.test_evaluate import CONFIG, FAST_FLOW, LABELS, SPECS, assert_same_outputs
 
 SETTINGS = preprocess.PreprocessConfig(settings=FAST_FLOW, num_shards=2)
 
@@ -69,6 +72,71 @@ def test_beam_records_equal_single_process_records_and_score_alike(tmp_path, che
   beam_evaluate.evaluate(beam_evaluate.ClassifierSpec("rgb", str(checkpoint_dir)), clips, None,
                          str(tmp_path / "scored_beam"), config,
                          options.pipeline_options("DirectRunner", 2), threads=1,
-                         progress=False, records_dir=str(beam))
-  # The records hold the same clips, so the runs differ only in where they read them.
+                         progress=False, records_dir=f"file://{beam}")
+  # The records hold the same clips, so the runs differ only in where they read them (the
+  # pipeline reads them as a remote folder: file:// URLs take the path gs:// ones take).
   assert_same_outputs(tmp_path / "scored_beam", tmp_path / "scored_single")
+
+
+REMOTE_SPECS = [("gen_clip_01", LABELS[3], "generated"), ("bad_clip_05", LABELS[1], "corrupt"),
+                ("gen_clip_02", LABELS[7], "generated"), ("gone_clip06", LABELS[2], "missing")]
+
+
+def interrupted(jobs):
+  """An encoder killed after its first clip: what a SIGKILLed launcher leaves."""
+  yield preprocess.encode_job(jobs[0])
+  raise KeyboardInterrupt
+
+
+def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_path):
+  # file:// URLs go through tf.io.gfile exactly as gs:// ones do.
+  annotations, video_dir = write_validation_set(tmp_path, REMOTE_SPECS)
+  clips = kinetics.read_annotations(annotations).clips
+  local, remote = tmp_path / "local", tmp_path / "remote"
+  url, videos = f"file://{remote}", f"file://{video_dir}"
+  preprocess.preprocess(clips, video_dir, local, SETTINGS, progress=False)
+
+  with pytest.raises(KeyboardInterrupt):
+    preprocess.preprocess(clips, videos, url, SETTINGS, progress=False, encoder=interrupted)
+  assert sorted(p.name for p in (remote / preprocess.STAGING_DIR).iterdir()) == [
+      "gen_clip_01_000000_000010.pb"]
+  assert not records.list_shards(remote)
+  encoded = []
+  beam = beam_encoder(options.pipeline_options("DirectRunner", 2), threads=1, progress=False)
+
+  def encoder(jobs):
+    encoded.extend(job.key for job in jobs)
+    return beam(jobs)
+
+  summary = preprocess.preprocess(clips, videos, url, SETTINGS, progress=False, encoder=encoder)
+  # The staged clip and the recorded failure are not done again.
+  assert sorted(encoded) == ["bad_clip_05_000000_000010", "gen_clip_02_000000_000010"]
+  assert summary == {"output_dir": url, "shards": 2, "num_shards": 2, "clips": 2, "failed": 2}
+  names = [p.name for p in records.list_shards(local)]
+  assert names == [p.name for p in records.list_shards(remote)] == [
+      "clips-00000-of-00002.tfrecord", "clips-00001-of-00002.tfrecord"]
+  for name in names:
+    assert (remote / name).read_bytes() == (local / name).read_bytes()
+  assert [len(examples(local / name)) for name in names] == [1, 1]
+  for name in (preprocess.SETTINGS_FILE, preprocess.MANIFEST_FILE):
+    assert (remote / name).read_text() == (local / name).read_text()
+  # The same failures, naming the videos as given.
+  assert failures(remote) == json.loads(json.dumps(failures(local)).replace(
+      str(video_dir), videos))
+  assert sorted(p.name for p in remote.iterdir()) == sorted([
+      *names, preprocess.SETTINGS_FILE, preprocess.MANIFEST_FILE, preprocess.FAILURES_FILE,
+      preprocess.STAGING_DIR])
+  assert not list((remote / preprocess.STAGING_DIR).iterdir())
+
+  encoded.clear()
+  assert preprocess.preprocess(clips, videos, url, SETTINGS, progress=False,
+                               encoder=encoder) == summary
+  assert encoded == []
+
+  # The records reader takes the remote folder as it takes the local one.
+  protocol = Protocol(windows=1, crops=1)
+  read = [list(preprocess.record_items(folder, preprocess.record_rows(clips, folder), ("rgb",),
+                                       protocol, 1)) for folder in (url, local)]
+  assert [item[:2] for item in read[0]] == [(b"gen_clip_01", b""), (b"gen_clip_02", b"")]
+  for ours, theirs in zip(*read):
+    np.testing.assert_array_equal(ours[2], theirs[2])
