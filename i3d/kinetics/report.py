@@ -112,6 +112,11 @@ def plot_confusion(result: dict, path: Path) -> None:
   rows = counts.sum(axis=1, keepdims=True)
   shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
   figure, axes = plt.subplots(figsize=(3 + 0.5 * len(classes), 2.5 + 0.5 * len(classes)))
+  axes.set_title(confusion_title(classes, result))
+  if not classes:  # nothing misclassified: a titled empty figure, not a 0x0 image
+    axes.set_axis_off()
+    _save(figure, path)
+    return
   image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
   axes.set_xticks(np.arange(len(classes)), classes, rotation=60, ha="right", fontsize=8)
   axes.set_yticks(np.arange(len(classes)), classes, fontsize=8)
@@ -121,7 +126,6 @@ def plot_confusion(result: dict, path: Path) -> None:
                 color="white" if shares[i, j] > 0.5 else "black")
   axes.set_xlabel("predicted")
   axes.set_ylabel("true")
-  axes.set_title(confusion_title(classes, result))
   figure.colorbar(image, ax=axes, label="share of the true class")
   _save(figure, path)
 

@@ -1,5 +1,10 @@
 """summary.md and plot titles say what they show, for few classes and for many."""
 
+import warnings
+
+import matplotlib.image
+import pytest
+
 from i3d.kinetics import report
 
 
@@ -42,3 +47,13 @@ def test_confusion_title_matches_what_is_shown():
                                                         "classes")
   assert report.confusion_title([], metrics({"a": 1.0}, [], [])) == ("Confusion: no "
                                                                      "misclassified videos")
+
+
+@pytest.mark.parametrize("shown", [[], ["a", "b"]])
+def test_confusion_plot_draws_without_warnings_even_with_nothing_confused(tmp_path, shown):
+  path = tmp_path / "confusion.png"
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # an empty image used to warn about singular axis limits
+    report.plot_confusion(metrics({"a": 0.5, "b": 1.0}, [("a", "b")] if shown else [], shown),
+                          path)
+  assert matplotlib.image.imread(path).shape[-1] in (3, 4)
