@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from i3d.errors import UserError
 from i3d.model import hardware
-from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D
+from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D, logits_head
 
 PRECISIONS = {name: tf.as_dtype(name) for name in hardware.PRECISIONS}
 
@@ -205,9 +205,8 @@ class FastI3d(tf.Module):
     net = tf.cast(net, tf.float32)
     if not self.head:
       return net
-    net = tf.nn.avg_pool3d(net, ksize=(2, 7, 7), strides=1, padding="VALID")
-    logits = tf.nn.bias_add(tf.nn.conv3d(net, self.logits_w, (1,) * 5, "SAME"), self.logits_b)
-    logits = tf.reduce_mean(tf.squeeze(logits, axis=(2, 3)), axis=1)
+    logits = logits_head(net, lambda x: tf.nn.bias_add(
+        tf.nn.conv3d(x, self.logits_w, (1,) * 5, "SAME"), self.logits_b))
     return tf.nn.softmax(logits) if self.softmax else logits
 
   def __call__(self, clips) -> tf.Tensor:

@@ -148,6 +148,20 @@ class InceptionBlock(snt.Module):
     return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=4)
 
 
+def logits_head(net: tf.Tensor, classify: Callable[[tf.Tensor], tf.Tensor],
+                spatial_squeeze: bool = True, dropout_keep_prob: float = 1.0) -> tf.Tensor:
+  """I3D's head over Mixed_5c: average-pool 2x7x7 (VALID), dropout (as released: whenever
+  keep_prob < 1; evaluation passes 1.0), `classify` (the 1x1x1 convolution to classes), the
+  spatial squeeze, then the average over time."""
+  net = tf.nn.avg_pool3d(net, ksize=(2, 7, 7), strides=1, padding="VALID")
+  if not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
+    net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob)
+  logits = classify(net)
+  if spatial_squeeze:
+    logits = tf.squeeze(logits, axis=(2, 3), name="SpatialSqueeze")
+  return tf.reduce_mean(logits, axis=1)
+
+
 class InceptionI3d(snt.Module):
   """Inception-v1 I3D, as in "Quo Vadis, Action Recognition?" (Carreira & Zisserman, 2017).
 
@@ -225,15 +239,9 @@ class InceptionI3d(snt.Module):
     return stem.w.shape[3] if hasattr(stem, "w") else None
 
   def _logits(self, net: tf.Tensor, is_training: bool, dropout_keep_prob: float) -> tf.Tensor:
-    """Average-pool 2x7x7, dropout, 1x1x1 conv to classes, then average over time."""
-    net = tf.nn.avg_pool3d(net, ksize=(2, 7, 7), strides=1, padding="VALID")
-    if not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
-      # As released: dropout whenever keep_prob < 1; evaluation passes 1.0.
-      net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob)
-    logits = self.units["Logits"](net, is_training)
-    if self.spatial_squeeze:
-      logits = tf.squeeze(logits, axis=(2, 3), name="SpatialSqueeze")
-    return tf.reduce_mean(logits, axis=1)
+    """The released head over Mixed_5c (`logits_head`), its convolution the `Logits` unit."""
+    return logits_head(net, lambda x: self.units["Logits"](x, is_training),
+                       self.spatial_squeeze, dropout_keep_prob)
 
   def _check_input(self, inputs: tf.Tensor) -> None:
     """A ValueError saying what was expected, instead of a shape error deep in the graph."""
