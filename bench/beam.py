@@ -3,12 +3,14 @@ overhead against the single-process command on the same clips.
 
     python -m bench.beam                                             # i3d evaluate
     python -m bench.beam --command features --eval_type rgb          # i3d features
+    python -m bench.beam --command preprocess                        # i3d preprocess
 
 Builds generated 320x240 Kinetics-named clips (10 s, as Kinetics' are) and format-exact
 checkpoints in a temporary folder, then runs, interleaved, the single-process path
-(`i3d.kinetics.evaluation.evaluate` with its tf.data decode workers, or
-`i3d.embed.features.extract_videos`) on all the cores, and its Beam pipeline
-(`i3d.pipelines.evaluate` or `i3d.pipelines.features`) on the DirectRunner:
+(`i3d.kinetics.evaluation.evaluate` with its tf.data decode workers,
+`i3d.embed.features.extract_videos`, or `i3d.kinetics.preprocess.preprocess` with a pool of one
+process per core) on all the cores, and its Beam pipeline (`i3d.pipelines.evaluate`,
+`i3d.pipelines.features` or `i3d.pipelines.preprocess`) on the DirectRunner:
 
 - 1 worker and 2 workers of one core each (TensorFlow and OpenCV kept to one thread): scaling
   as on a cluster, where each added worker brings its own cores;
@@ -33,9 +35,11 @@ from bench.evaluate import CHEAP_TVL1, validation_set  # noqa: E402
 from i3d.embed import features  # noqa: E402
 from i3d.inputs.settings import InputSettings  # noqa: E402
 from i3d.kinetics import evaluation  # noqa: E402
+from i3d.kinetics import preprocess as records_split  # noqa: E402
 from i3d.pipelines import evaluate as evaluate_pipeline  # noqa: E402
 from i3d.pipelines import features as features_pipeline  # noqa: E402
 from i3d.pipelines import options  # noqa: E402
+from i3d.pipelines import preprocess as preprocess_pipeline  # noqa: E402
 
 Run = Callable[[Path], object]  # one run into a new output folder
 SINGLE = "single process"
@@ -78,16 +82,33 @@ def features_runs(root: Path, eval_type: str, videos: int, seconds: float,
   return runs
 
 
+def preprocess_runs(root: Path, eval_type: str, videos: int, seconds: float,
+                    settings: InputSettings) -> dict[str, Run]:
+  """`i3d preprocess` (RGB and flow records) in a pool of one process per core and on Beam."""
+  clips, video_dir = validation_set(root, eval_type, videos, seconds)
+  config = records_split.PreprocessConfig(settings=settings, workers=CORES)
+  runs: dict[str, Run] = {SINGLE: lambda out: records_split.preprocess(
+      clips, video_dir, out, config, progress=False)}
+  for (workers, threads), name in LOCAL.items():
+    runs[name] = lambda out, w=workers, t=threads: records_split.preprocess(
+        clips, video_dir, out, config, progress=False,
+        encoder=preprocess_pipeline.beam_encoder(_local(w), t, progress=False))
+  return runs
+
+
+COMMANDS = {"evaluate": evaluate_runs, "features": features_runs, "preprocess": preprocess_runs}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--command", default="evaluate", choices=("evaluate", "features"))
+  parser.add_argument("--command", default="evaluate", choices=tuple(COMMANDS))
   parser.add_argument("--eval_type", default="joint", choices=i3d.EVAL_TYPES)
   parser.add_argument("--videos", type=int, default=8)
   parser.add_argument("--seconds", type=float, default=10.0, help="Length of each clip.")
   parser.add_argument("--repeats", type=int, default=1)
   args = parser.parse_args()
   settings = InputSettings(flow_backend="opencv", flow_params=CHEAP_TVL1)
-  make = evaluate_runs if args.command == "evaluate" else features_runs
+  make = COMMANDS[args.command]
   with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
     runs = make(root, args.eval_type, args.videos, args.seconds, settings)
