@@ -27,9 +27,8 @@ def register(subparsers) -> None:
   flags.add_annotation_flags(parser, required=False)
   parser.add_argument("--records", default=None,
                       help="read the clips from this records folder (`i3d preprocess "
-                           "--output_dir`, local or gs://...) instead of videos: every clip in "
-                           "it or, with --annotations, those clips; the input settings are the "
-                           "records'")
+                           "--output_dir`) instead of videos: every clip in it or, with "
+                           "--annotations, those clips; the input settings are the records'")
   parser.add_argument("--output_dir", type=Path, required=True, help="where features go")
   flags.add_classifier_flags(parser)
   parser.add_argument("--endpoint", default="Mixed_5c",

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
-import filelock
 import numpy as np
 import tensorflow as tf
 
 from i3d._util import progress as progress_output
+from i3d._util import storage
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -355,11 +355,8 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
   reports them."""
   output_dir = Path(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
-  try:
-    with filelock.FileLock(output_dir / ".lock", timeout=0):
-      return _run_locked(jobs, output_dir, record, run, progress)
-  except filelock.Timeout:
-    raise UserError(f"another feature extraction is writing to {output_dir}") from None
+  with storage.locked(str(output_dir), f"another feature extraction is writing to {output_dir}"):
+    return _run_locked(jobs, output_dir, record, run, progress)
 
 
 def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record: dict, run: Runner,

@@ -47,3 +47,14 @@ def test_locked_refuses_a_second_writer_on_a_local_folder(tmp_path):
       pass
     with storage.locked(f"file://{tmp_path}", "busy"):  # remote folders are not locked
       pass
+
+
+def test_locked_refuses_a_second_writer_on_a_local_folder_only(tmp_path):
+  with storage.locked(str(tmp_path), "busy here"):
+    with pytest.raises(UserError, match="busy here"):
+      with storage.locked(str(tmp_path), "busy here"):
+        pass
+    with storage.locked(f"file://{tmp_path}", "busy"):  # remote folders are not locked
+      pass
+  with storage.locked(str(tmp_path), "busy here"):  # released
+    pass

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import i3d
+from i3d._util import storage
 from i3d.embed import features
 from i3d.errors import UserError
 from i3d.inputs import cache, records, views
@@ -206,3 +207,10 @@ def test_features_from_records_equal_features_from_the_videos(checkpoint_dir, tm
     features.extract_records(extractor, {KEY: shard}, tmp_path / "x",
                              records.settings_record(InputSettings()), InputSettings(),
                              progress=False)
+
+
+def test_a_second_extraction_into_the_same_folder_is_refused(tmp_path):
+  with storage.locked(str(tmp_path), "held"):
+    with pytest.raises(UserError, match="another feature extraction is writing to"):
+      features.run_jobs([("a", tmp_path / "a.mp4")], tmp_path, {}, lambda pending: [],
+                        progress=False)
