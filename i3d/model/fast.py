@@ -3,7 +3,8 @@
 At build time BatchNorm is folded into the convolution weights and the three 1x1x1 convolutions
 that read each Inception block's input (Branch_0, Branch_1 and Branch_2 `Conv3d_0a_1x1`) become
 one convolution whose output is split; in bfloat16 on a CPU, an RGB stem reads neighbouring
-columns as pairs of channels (`PairedColumnsConv`). The forward pass is a `tf.function`
+columns as pairs of channels (`PairedColumnsConv`) and the wide 3x3x3 convolutions use Winograd's
+transform along time (`TemporalWinogradConv`). The forward pass is a `tf.function`
 (optionally compiled with XLA) over any batch and clip length, and traces inside another
 `tf.function`, so it can be exported with `tf.saved_model`. `InceptionI3d` stays the training
 and research model.
@@ -94,18 +95,73 @@ class PairedColumnsConv(FusedConv):
         tf.reshape(x, [shape[0], shape[1], shape[2], shape[3] // 2, 2 * self.channels]))
 
 
-def _pairs_columns(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> bool:
-  """Whether a convolution is faster as a `PairedColumnsConv` (measured on CPUs: bfloat16, an
-  odd number of input channels, 7 taps with stride 2 along W: the RGB stem)."""
-  return (dtype == tf.bfloat16 and w.shape[3] % 2 == 1 and w.shape[2] == 7 and stride[2] == 2
-          and not tf.config.list_physical_devices("GPU"))
+class TemporalWinogradConv(tf.Module):
+  """A 3x3x3, stride-1 SAME convolution computed with Winograd's F(2, 3) along time.
+
+  Two neighbouring output frames need 6 products of a frame with a 1x3x3 slice of the kernel
+  (g0, g1, g2) directly, and 4 with Winograd's transform: the input tile (d0, d1, d2, d3) of four
+  frames becomes (d0 - d2, d1 + d2, d2 - d1, d1 - d3), each convolved over H and W with g0,
+  (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2 and g2 into m0..m3, and the outputs are m0 + m1 + m2
+  and m1 - m2 - m3. So a third of the multiply-adds go, for frame-wide additions that are
+  contiguous in NDHWC. Weights are transformed in float64 and rounded once; the additions round
+  in the compute type, which adds rounding of the order of the activations' own.
+  """
+
+  def __init__(self, w: np.ndarray, b: np.ndarray, relu: bool = True,
+               dtype: tf.DType = tf.float32, name: Optional[str] = None):
+    super().__init__(name=name)
+    if w.shape[:3] != (3, 3, 3):
+      raise ValueError(f"TemporalWinogradConv needs a 3x3x3 kernel, got {w.shape[:3]}")
+    g0, g1, g2 = (np.asarray(w[t:t + 1], np.float64) for t in range(3))
+    self.kernels = [tf.Variable(tf.constant(k, dtype), trainable=False, name=f"w{i}")
+                    for i, k in enumerate((g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2))]
+    self.b = tf.Variable(tf.constant(b, dtype), trainable=False, name="b")
+    self.relu = relu
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    shape = tf.shape(x)
+    frames, extra = shape[1], shape[1] % 2
+    tiles = (frames + extra) // 2
+    padded = tf.pad(x, [[0, 0], [1, 1 + extra], [0, 0], [0, 0], [0, 0]])  # SAME, even length
+    pairs = tf.reshape(padded, [shape[0], tiles + 1, 2, shape[2], shape[3], shape[4]])
+    even, odd = pairs[:, :, 0], pairs[:, :, 1]  # tile j: even[j], odd[j], even[j + 1], odd[j + 1]
+    d0, d1, d2, d3 = even[:, :-1], odd[:, :-1], even[:, 1:], odd[:, 1:]
+    m0, m1, m2, m3 = (tf.nn.conv3d(u, k, (1,) * 5, "SAME") for u, k in
+                      zip((d0 - d2, d1 + d2, d2 - d1, d1 - d3), self.kernels))
+    m1 = tf.nn.bias_add(m1, self.b)
+    y = tf.stack([m0 + m1 + m2, m1 - m2 - m3], axis=2)  # (B, tiles, 2, H, W, C): frames 2j, 2j+1
+    y_shape = tf.shape(y)
+    y = tf.reshape(y, [y_shape[0], 2 * tiles, y_shape[3], y_shape[4], y_shape[5]])[:, :frames]
+    return tf.nn.relu(y) if self.relu else y
 
 
-def _conv(unit: Unit3D, dtype: tf.DType) -> FusedConv:
-  """The FusedConv of one `Unit3D`."""
+WINOGRAD_MIN_CHANNELS = 64  # below (the Branch_2 3x3x3 convolutions, 16-48 channels) no gain
+
+
+def _conv_kind(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> str:
+  """How a convolution with folded weights `w` runs fastest here, measured on CPUs with native
+  bfloat16 (BENCHMARKS.md): "paired" (`PairedColumnsConv`: an odd number of input channels, 7
+  taps with stride 2 along W: the RGB stem), "winograd" (`TemporalWinogradConv`: 3x3x3, stride
+  1, at least `WINOGRAD_MIN_CHANNELS` input channels), else "plain" (`FusedConv`)."""
+  if dtype != tf.bfloat16 or tf.config.list_physical_devices("GPU"):
+    return "plain"
+  if w.shape[3] % 2 == 1 and w.shape[2] == 7 and stride[2] == 2:
+    return "paired"
+  if (w.shape[:3] == (3, 3, 3) and tuple(stride) == (1, 1, 1)
+      and w.shape[3] >= WINOGRAD_MIN_CHANNELS):
+    return "winograd"
+  return "plain"
+
+
+def _conv(unit: Unit3D, dtype: tf.DType) -> tf.Module:
+  """The fastest equivalent of one `Unit3D` here (see `_conv_kind`)."""
   w, b = fold_batch_norm(unit)
-  kind = PairedColumnsConv if _pairs_columns(w, unit.stride, dtype) else FusedConv
-  return kind(w, b, unit.stride, relu=unit.activation_fn is not None, dtype=dtype)
+  relu = unit.activation_fn is not None
+  kind = _conv_kind(w, unit.stride, dtype)
+  if kind == "winograd":
+    return TemporalWinogradConv(w, b, relu=relu, dtype=dtype)
+  conv = PairedColumnsConv if kind == "paired" else FusedConv
+  return conv(w, b, unit.stride, relu=relu, dtype=dtype)
 
 
 class Float32MaxPool(tf.Module):

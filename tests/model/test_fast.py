@@ -7,7 +7,15 @@ import tensorflow as tf
 
 import i3d
 from i3d.model import hardware
-from i3d.model.fast import FastI3d, FusedConv, PairedColumnsConv, fold_batch_norm
+from i3d.model.fast import (
+  WINOGRAD_MIN_CHANNELS,
+  FastI3d,
+  FastInceptionBlock,
+  FusedConv,
+  PairedColumnsConv,
+  TemporalWinogradConv,
+  fold_batch_norm,
+)
 from i3d.model.network import INCEPTION_CHANNELS
 from tests.support.clips import random_clip
 from tests.support.reference_i3d import reference_logits
@@ -119,14 +127,38 @@ def test_paired_columns_conv_equals_the_stride_2_convolution(width, relu):
   assert relative_error(traced(x), expected.numpy()) < 1e-5
 
 
-def test_bfloat16_rgb_stem_pairs_columns_on_a_cpu(towers):
+@pytest.mark.parametrize("frames, relu", [(1, True), (2, False), (9, True), (10, True)])
+def test_temporal_winograd_conv_equals_the_3x3x3_convolution(frames, relu):
+  rng = np.random.default_rng(frames)
+  w, b = rng.normal(size=(3, 3, 3, 6, 5)), rng.normal(size=5)
+  x = rng.normal(size=(2, frames, 7, 4, 6))
+  expected = tf.nn.conv3d(x, w, (1,) * 5, "SAME").numpy() + b  # float64, no transform
+  if relu:
+    expected = np.maximum(expected, 0)
+  exact = TemporalWinogradConv(w, b, relu=relu, dtype=tf.float64)
+  assert exact(tf.constant(x)).shape == expected.shape
+  assert relative_error(exact(tf.constant(x)), expected) < 1e-12  # the same sum, reordered
+  traced = tf.function(TemporalWinogradConv(w, b, relu=relu),
+                       input_signature=[tf.TensorSpec([None] * 4 + [6], tf.float32)])
+  assert relative_error(traced(tf.constant(x, tf.float32)), expected) < 1e-5
+
+
+def test_bfloat16_cpu_towers_pair_the_rgb_stem_and_use_winograd_on_wide_3x3x3(towers):
   if tf.config.list_physical_devices("GPU"):
-    pytest.skip("columns are paired on CPUs only (where it was measured)")
+    pytest.skip("these are chosen on CPUs only (where they were measured)")
   rgb = FastI3d(towers["rgb_imagenet"][1], tf.bfloat16)
   flow = FastI3d(towers["flow_imagenet"][1], tf.bfloat16)
   assert type(rgb.layers[0]) is PairedColumnsConv  # 3 channels: a quarter of pairs was padding
   assert type(flow.layers[0]) is FusedConv  # 2 channels pair already
-  assert type(towers["rgb_imagenet"][2].layers[0]) is FusedConv  # float32 has no pairs
+  for tower in (rgb, flow):
+    assert type(tower.layers[3]) is TemporalWinogradConv  # Conv3d_2c_3x3, 64 channels
+    blocks = [layer for layer in tower.layers if isinstance(layer, FastInceptionBlock)]
+    assert len(blocks) == 9
+    assert all(type(b.conv_1) is TemporalWinogradConv for b in blocks)  # 96-192 channels
+    assert all(type(b.conv_2) is FusedConv for b in blocks)  # 16-48 < WINOGRAD_MIN_CHANNELS
+    assert all(b.conv_2.w.shape[3] < WINOGRAD_MIN_CHANNELS for b in blocks)
+  float32 = towers["rgb_imagenet"][2]
+  assert type(float32.layers[0]) is type(float32.layers[3]) is FusedConv  # float32 stays exact
 
 
 def test_float16_runs_on_any_device_and_is_close_to_float32(towers):
