@@ -138,17 +138,23 @@ class TemporalWinogradConv(tf.Module):
 WINOGRAD_MIN_CHANNELS = 64  # below (the Branch_2 3x3x3 convolutions, 16-48 channels) no gain
 
 
+@functools.cache
+def _winograd_here() -> bool:
+  """Whether this machine's CPU is one where `TemporalWinogradConv` was measured faster."""
+  return hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+
+
 def _conv_kind(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> str:
   """How a convolution with folded weights `w` runs fastest here, measured on CPUs with native
   bfloat16 (BENCHMARKS.md): "paired" (`PairedColumnsConv`: an odd number of input channels, 7
   taps with stride 2 along W: the RGB stem), "winograd" (`TemporalWinogradConv`: 3x3x3, stride
-  1, at least `WINOGRAD_MIN_CHANNELS` input channels), else "plain" (`FusedConv`)."""
+  1, at least `WINOGRAD_MIN_CHANNELS` input channels, on CPUs where it pays), else "plain"."""
   if dtype != tf.bfloat16 or tf.config.list_physical_devices("GPU"):
     return "plain"
   if w.shape[3] % 2 == 1 and w.shape[2] == 7 and stride[2] == 2:
     return "paired"
   if (w.shape[:3] == (3, 3, 3) and tuple(stride) == (1, 1, 1)
-      and w.shape[3] >= WINOGRAD_MIN_CHANNELS):
+      and w.shape[3] >= WINOGRAD_MIN_CHANNELS and _winograd_here()):
     return "winograd"
   return "plain"
 

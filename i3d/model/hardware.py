@@ -45,3 +45,12 @@ def emulation_warning(precision: str, flags: Optional[frozenset[str]]) -> Option
   return (f"{precision} is emulated on this CPU (no {' or '.join(NATIVE_FLAGS[precision][:2])}): "
           f"expect it to run about {slower}x slower than float32; use --precision float32 here, "
           f"{precision} on a CPU or GPU that has it")
+
+
+def bfloat16_winograd_pays(flags: Optional[frozenset[str]]) -> bool:
+  """Whether Winograd's transform along time (`i3d.model.fast.TemporalWinogradConv`) speeds up
+  bfloat16 convolutions on a CPU with `flags`: measured on AVX512_BF16 (a third fewer products
+  for frame-wide additions; BENCHMARKS.md). Not chosen with AMX, whose products are several times
+  cheaper so the additions may cost more than they save (not measured), nor where bf16 is
+  emulated (the warning says to use float32) or the flags are unknown."""
+  return flags is not None and "avx512_bf16" in flags and "amx_bf16" not in flags

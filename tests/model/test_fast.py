@@ -143,18 +143,20 @@ def test_temporal_winograd_conv_equals_the_3x3x3_convolution(frames, relu):
   assert relative_error(traced(tf.constant(x, tf.float32)), expected) < 1e-5
 
 
-def test_bfloat16_cpu_towers_pair_the_rgb_stem_and_use_winograd_on_wide_3x3x3(towers):
+def test_bfloat16_cpu_towers_pair_the_rgb_stem_and_use_winograd_where_it_pays(towers):
   if tf.config.list_physical_devices("GPU"):
     pytest.skip("these are chosen on CPUs only (where they were measured)")
   rgb = FastI3d(towers["rgb_imagenet"][1], tf.bfloat16)
   flow = FastI3d(towers["flow_imagenet"][1], tf.bfloat16)
   assert type(rgb.layers[0]) is PairedColumnsConv  # 3 channels: a quarter of pairs was padding
   assert type(flow.layers[0]) is FusedConv  # 2 channels pair already
+  pays = hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+  wide = TemporalWinogradConv if pays else FusedConv
   for tower in (rgb, flow):
-    assert type(tower.layers[3]) is TemporalWinogradConv  # Conv3d_2c_3x3, 64 channels
+    assert type(tower.layers[3]) is wide  # Conv3d_2c_3x3, 64 channels
     blocks = [layer for layer in tower.layers if isinstance(layer, FastInceptionBlock)]
     assert len(blocks) == 9
-    assert all(type(b.conv_1) is TemporalWinogradConv for b in blocks)  # 96-192 channels
+    assert all(type(b.conv_1) is wide for b in blocks)  # 96-192 channels
     assert all(type(b.conv_2) is FusedConv for b in blocks)  # 16-48 < WINOGRAD_MIN_CHANNELS
     assert all(b.conv_2.w.shape[3] < WINOGRAD_MIN_CHANNELS for b in blocks)
   float32 = towers["rgb_imagenet"][2]

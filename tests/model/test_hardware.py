@@ -47,6 +47,13 @@ def test_emulated_precision_warning_names_the_missing_flags_and_the_cost():
   assert hardware.emulation_warning("bfloat16", None) is None  # unknown CPU: nothing to say
 
 
+@pytest.mark.parametrize("flags, pays", [
+    (ZEN4, True), (SKYLAKE_X, False), (HASWELL, False), (ZEN4 + " amx_bf16 amx_tile", False)])
+def test_winograd_is_chosen_where_it_was_measured_faster(flags, pays):
+  assert hardware.bfloat16_winograd_pays(frozenset(flags.split())) is pays
+  assert not hardware.bfloat16_winograd_pays(None)
+
+
 @pytest.mark.parametrize("flags, warned", [(SKYLAKE_X, True), (ZEN4, False)])
 def test_classifier_logs_the_warning_on_cpus_without_bfloat16(checkpoint_dir, tmp_path, caplog,
                                                               monkeypatch, flags, warned):
