@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from i3d.model import hardware
 from tests.support.clips import random_clip
 
 # Runs where `import i3d` fails, to prove the SavedModel stands alone.
@@ -80,8 +81,12 @@ def test_bfloat16_export_runs_its_convolutions_in_bfloat16(joint_classifier, che
   assert export.returncode == 0, export.stderr
   assert "bfloat16 convolutions" in export.stdout
   signature = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
-  # One forward per tower: every convolution in bfloat16 but the float32 logits head.
-  assert conv3d_dtypes(signature) == [collections.Counter(bfloat16=39, float32=1)] * 2
+  # One forward per tower: every convolution in bfloat16 but the float32 logits head; where
+  # Winograd pays, each of the 10 wide 3x3x3 convolutions is four 1x3x3 ones.
+  winograd = (hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+              and not tf.config.list_physical_devices("GPU"))
+  bfloat16 = 39 + 3 * 10 * winograd
+  assert conv3d_dtypes(signature) == [collections.Counter(bfloat16=bfloat16, float32=1)] * 2
   assert {s.dtype for s in signature.structured_input_signature[1].values()} == {tf.float32}
   assert {s.dtype for s in signature.structured_outputs.values()} == {tf.float32}
   rgb, flow = random_clip(9, 3, seed=6), random_clip(9, 2, seed=7)
