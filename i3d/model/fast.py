@@ -107,11 +107,12 @@ class TemporalWinogradConv(tf.Module):
   in the compute type, which adds rounding of the order of the activations' own.
   """
 
-  def __init__(self, w: np.ndarray, b: np.ndarray, relu: bool = True,
-               dtype: tf.DType = tf.float32, name: Optional[str] = None):
+  def __init__(self, w: np.ndarray, b: np.ndarray, stride: tuple[int, ...] = (1, 1, 1),
+               relu: bool = True, dtype: tf.DType = tf.float32, name: Optional[str] = None):
     super().__init__(name=name)
-    if w.shape[:3] != (3, 3, 3):
-      raise ValueError(f"TemporalWinogradConv needs a 3x3x3 kernel, got {w.shape[:3]}")
+    if w.shape[:3] != (3, 3, 3) or tuple(stride) != (1, 1, 1):
+      raise ValueError(f"TemporalWinogradConv needs a 3x3x3 kernel with stride 1, got "
+                       f"{w.shape[:3]} with stride {stride}")
     g0, g1, g2 = (np.asarray(w[t:t + 1], np.float64) for t in range(3))
     self.kernels = [tf.Variable(tf.constant(k, dtype), trainable=False, name=f"w{i}")
                     for i, k in enumerate((g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2))]
@@ -144,30 +145,26 @@ def _winograd_here() -> bool:
   return hardware.bfloat16_winograd_pays(hardware.cpu_flags())
 
 
-def _conv_kind(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> str:
-  """How a convolution with folded weights `w` runs fastest here, measured on CPUs with native
-  bfloat16 (BENCHMARKS.md): "paired" (`PairedColumnsConv`: an odd number of input channels, 7
-  taps with stride 2 along W: the RGB stem), "winograd" (`TemporalWinogradConv`: 3x3x3, stride
-  1, at least `WINOGRAD_MIN_CHANNELS` input channels, on CPUs where it pays), else "plain"."""
+def _conv_kind(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> type[tf.Module]:
+  """The fastest way here to run a convolution with folded weights `w`, measured on CPUs with
+  native bfloat16 (BENCHMARKS.md): `PairedColumnsConv` for an odd number of input channels and
+  7 taps with stride 2 along W (the RGB stem), `TemporalWinogradConv` for 3x3x3, stride 1 and at
+  least `WINOGRAD_MIN_CHANNELS` input channels on CPUs where it pays, else `FusedConv`."""
   if dtype != tf.bfloat16 or tf.config.list_physical_devices("GPU"):
-    return "plain"
+    return FusedConv
   if w.shape[3] % 2 == 1 and w.shape[2] == 7 and stride[2] == 2:
-    return "paired"
+    return PairedColumnsConv
   if (w.shape[:3] == (3, 3, 3) and tuple(stride) == (1, 1, 1)
       and w.shape[3] >= WINOGRAD_MIN_CHANNELS and _winograd_here()):
-    return "winograd"
-  return "plain"
+    return TemporalWinogradConv
+  return FusedConv
 
 
 def _conv(unit: Unit3D, dtype: tf.DType) -> tf.Module:
   """The fastest equivalent of one `Unit3D` here (see `_conv_kind`)."""
   w, b = fold_batch_norm(unit)
-  relu = unit.activation_fn is not None
   kind = _conv_kind(w, unit.stride, dtype)
-  if kind == "winograd":
-    return TemporalWinogradConv(w, b, relu=relu, dtype=dtype)
-  conv = PairedColumnsConv if kind == "paired" else FusedConv
-  return conv(w, b, unit.stride, relu=relu, dtype=dtype)
+  return kind(w, b, unit.stride, relu=unit.activation_fn is not None, dtype=dtype)
 
 
 class Float32MaxPool(tf.Module):

@@ -141,6 +141,8 @@ def test_temporal_winograd_conv_equals_the_3x3x3_convolution(frames, relu):
   traced = tf.function(TemporalWinogradConv(w, b, relu=relu),
                        input_signature=[tf.TensorSpec([None] * 4 + [6], tf.float32)])
   assert relative_error(traced(tf.constant(x, tf.float32)), expected) < 1e-5
+  with pytest.raises(ValueError, match="stride 1"):
+    TemporalWinogradConv(w, b, (1, 2, 2))
 
 
 def test_bfloat16_cpu_towers_pair_the_rgb_stem_and_use_winograd_where_it_pays(towers):
