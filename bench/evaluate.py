@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 import i3d  # noqa: E402
 from i3d import kinetics  # noqa: E402
-from i3d.inputs import flow, transforms  # noqa: E402
+from i3d.inputs import stream  # noqa: E402
 from i3d.inputs.settings import FPS, InputSettings, TVL1Params  # noqa: E402
 from i3d.kinetics import evaluation  # noqa: E402
 from i3d.model.streams import checkpoint_names  # noqa: E402
@@ -37,13 +37,12 @@ def stage_times(classifier, paths: list[Path], settings: InputSettings) -> dict[
   totals = {"decode": 0.0, "flow": 0.0, "model": 0.0}
   for path in paths:
     start = time.perf_counter()
-    frames = transforms.resized_frames(path)
-    offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2])[0]
-    views = {"rgb": transforms.rgb_inputs(frames, offsets).numpy()[None]}
+    frames = list(stream.resized(path, settings))
+    views = stream.stacked(stream.cropped(frames, ["rgb"]))
     totals["decode"] += time.perf_counter() - start
     if "flow" in classifier.streams:
       start = time.perf_counter()
-      views["flow"] = flow.flow_inputs(frames, offsets, settings)[None]
+      views.update(stream.stacked(stream.cropped(stream.with_flow(frames, settings), ["flow"])))
       totals["flow"] += time.perf_counter() - start
     start = time.perf_counter()
     classifier.view_logits({s: views[s] for s in classifier.streams}, batch=1)

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import i3d  # noqa: E402
-from i3d.inputs import flow, records, transforms  # noqa: E402
+from i3d.inputs import flow, records, stream, transforms  # noqa: E402
 from i3d.inputs.settings import FPS, InputSettings  # noqa: E402
 from i3d.model.streams import checkpoint_names  # noqa: E402
 from i3d.testing import write_clip, write_format_exact_checkpoint  # noqa: E402
@@ -48,8 +48,8 @@ def classifier(root: Path):
 def measure(model, path: Path, settings: InputSettings) -> list[str]:
   """Table rows of one clip: per quality, differences, size, logit deviations; then timings."""
   start = time.perf_counter()
-  frames = transforms.resized_frames(path)
-  fields = flow.flow_fields(frames, settings)
+  whole = stream.gathered(stream.with_flow(stream.resized(path, settings), settings))
+  frames, fields = whole.images, whole.fields
   video_seconds = time.perf_counter() - start
   offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2])[0]
   computed = {"rgb": transforms.rgb_inputs(frames, offsets).numpy()[None],

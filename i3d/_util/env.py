@@ -168,8 +168,9 @@ LIMITS = {
     "I3D_MAX_DOWNLOAD_BYTES": 16 << 30,
     # Bytes of one clip inside a downloaded shard (Kinetics clips are a few MB).
     "I3D_MAX_CLIP_BYTES": 1 << 30,
-    # 25 fps frames of one video or trim window (9000 = 6 minutes); trim longer videos.
-    "I3D_MAX_FRAMES": 9000,
+    # 25 fps frames of one video or trim window: a guard against timestamp bombs (a header or
+    # timestamps claiming days of video), not a memory limit; inputs stream (4 hours at 25 fps).
+    "I3D_MAX_FRAMES": 4 * 3600 * 25,
     # Pixels of one decoded frame (8K UHD is 33 million).
     "I3D_MAX_PIXELS": 40_000_000,
     # Longer side over shorter side of a frame (the resize to 256 scales the long side too).
@@ -177,16 +178,26 @@ LIMITS = {
 }
 
 
+# Settings that trade memory for speed, each overridable by its environment variable.
+SETTINGS = {
+    # Frames per pass of the network over a whole clip: longer clips run in overlapping chunks
+    # (`i3d.model.chunks`), with the same logits; memory grows with this, not with the clip.
+    "I3D_CHUNK_FRAMES": 512,
+}
+
+
 def limit(name: str) -> int:
-  """The bound `name` of `LIMITS`: `$name` when set (a positive whole number), else its default."""
+  """The bound `name` of `LIMITS` (or setting of `SETTINGS`): `$name` when set (a positive
+  whole number), else its default."""
+  defaults = {**LIMITS, **SETTINGS}
   value = os.environ.get(name)
   if value is None or not value.strip():
-    return LIMITS[name]
+    return defaults[name]
   try:
     number = int(value)
   except ValueError:
     number = 0
   if number < 1:
     raise UserError(f"${name}={value!r} is not a positive whole number; unset it for the "
-                    f"default {LIMITS[name]}")
+                    f"default {defaults[name]}")
   return number

@@ -18,7 +18,7 @@ import numpy as np
 
 from i3d._util import files
 from i3d.errors import UserError
-from i3d.inputs import flow, transforms
+from i3d.inputs import stream
 from i3d.inputs.settings import InputSettings
 from i3d.model.streams import STREAMS, check_clips
 
@@ -31,15 +31,10 @@ def default_cache_path(source: str | Path) -> Path:
 
 def compute_inputs(source: str | Path, settings: InputSettings = InputSettings(),
                    streams: Iterable[str] = STREAMS) -> dict[str, np.ndarray]:
-  """The centre-cropped model inputs of `source` for `streams`: {name: (1, T, 224, 224, C)}."""
-  frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
-  offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2])[0]
-  out = {}
-  if "rgb" in streams:
-    out["rgb"] = transforms.rgb_inputs(frames, offsets).numpy()[None]
-  if "flow" in streams:
-    out["flow"] = flow.flow_inputs(frames, offsets, settings)[None]
-  return out
+  """The centre-cropped model inputs of `source` for `streams`: {name: (1, T, 224, 224, C)},
+  from the chain of `i3d.inputs.stream`."""
+  streams = [s for s in STREAMS if s in tuple(streams)]
+  return stream.stacked(stream.video_inputs(source, settings, streams))
 
 
 def save_inputs(path: str | Path, inputs: dict[str, np.ndarray], record: dict) -> Path:
@@ -70,8 +65,8 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     raise UserError(f"{path}: not a readable inputs .npz file ({e})") from None
   if not isinstance(record, dict):
     raise UserError(f"{path}: its settings record is not a JSON object")
-  for stream, clips in inputs.items():
-    check_clips(clips, stream, str(path), min_frames=1)
+  for name, clips in inputs.items():
+    check_clips(clips, name, str(path), min_frames=1)
   return inputs, record
 
 

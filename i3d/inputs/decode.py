@@ -80,8 +80,10 @@ def _check_frame_size(path: Path, height: int, width: int) -> None:
                     f"($I3D_MAX_ASPECT_RATIO); scale or crop the video first")
 
 
-def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
-  """(timestamp in seconds, BGR frame) for every decodable frame, in order.
+def _decoded(capture: cv2.VideoCapture,
+             retrieve: bool = True) -> Iterator[tuple[float, np.ndarray | None]]:
+  """(timestamp in seconds, BGR frame) for every decodable frame, in order; without `retrieve`
+  the frame is None (only grabbed: no colour conversion or copy, for counting).
 
   Timestamps are the container's presentation times (CAP_PROP_POS_MSEC), which stay right for
   variable frame rates; where a backend gives none that increase, index / fps is used instead.
@@ -89,8 +91,11 @@ def _decoded(capture: cv2.VideoCapture) -> Iterator[tuple[float, np.ndarray]]:
   fps = capture.get(cv2.CAP_PROP_FPS)
   index, last = 0, -math.inf
   while True:
-    ok, frame = capture.read()
-    if not ok or frame is None:
+    if retrieve:
+      ok, frame = capture.read()
+    else:
+      ok, frame = capture.grab(), None
+    if not ok or (retrieve and frame is None):
       return
     t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
     if not t > last or not math.isfinite(t):
@@ -105,8 +110,8 @@ def output_tick(t: float, start: float, fps: float) -> int:
   return math.floor((t - start) * fps + 0.5 + 1e-6)
 
 
-def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: float,
-               end: float) -> Iterator[tuple[float, np.ndarray]]:
+def _resampled(frames: Iterator[tuple[float, np.ndarray | None]], fps: float, start: float,
+               end: float) -> Iterator[tuple[float, np.ndarray | None]]:
   """The frame on screen at each output time start + k / fps < end, as ffmpeg's `-r` picks it.
 
   Each source frame moves to its nearest output slot; slot k shows the latest frame placed at
@@ -134,24 +139,37 @@ def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: fl
     k += 1
 
 
-def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
-                fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
-  """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
-  path = Path(path)
+def _trim(path: Path, time_start: float | None, time_end: float | None) -> tuple[float, float]:
+  """(start, end) seconds of a trim window; an empty or non-numeric one is a `UserError`."""
   start = float(time_start or 0.0)
   end = math.inf if time_end is None else float(time_end)
   if not 0 <= start < end:  # also refuses NaN
     raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s (times must be "
                     f"numbers with 0 <= start < end)")
+  return start, end
+
+
+def _check_count(path: Path, count: int, most: int, fps: float) -> None:
+  """The `$I3D_MAX_FRAMES` guard against timestamp bombs (a header or timestamps claiming days
+  of video), checked as frames are sampled."""
+  if count == most:
+    raise UserError(f"{path}: more than {most} frames at {fps:g} fps ($I3D_MAX_FRAMES); "
+                    f"trim it with --time_start/--time_end, or raise the limit")
+
+
+def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
+                fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
+  """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
+  path = Path(path)
+  start, end = _trim(path, time_start, time_end)
   capture = open_video(path)
   most = env.limit("I3D_MAX_FRAMES")
   try:
     with progress.bar(_expected_frames(capture, start, end, fps), f"decoding {path.name}",
                       "frame") as bar:
       for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
-        if count == most:
-          raise UserError(f"{path}: more than {most} frames at {fps:g} fps ($I3D_MAX_FRAMES); "
-                          f"trim it with --time_start/--time_end, or raise the limit")
+        _check_count(path, count, most, fps)
+        assert bgr is not None
         if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
           raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
                           f"small to resize and crop")
@@ -160,6 +178,29 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
         yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
   finally:
     capture.release()
+
+
+def count_frames(path: str | Path, time_start: float | None = None,
+                 time_end: float | None = None, fps: float = FPS) -> int:
+  """How many frames `iter_frames` yields, counted by grabbing frames without converting them
+  (a first pass where the count must be known before frames are used: uniformly spaced windows,
+  chunked whole clips). Guarded by `$I3D_MAX_FRAMES` as `iter_frames` is."""
+  path = Path(path)
+  start, end = _trim(path, time_start, time_end)
+  capture = open_video(path)
+  most, count = env.limit("I3D_MAX_FRAMES"), 0
+  try:
+    with progress.bar(_expected_frames(capture, start, end, fps), f"counting {path.name}",
+                      "frame") as bar:
+      for _ in _resampled(_decoded(capture, retrieve=False), fps, start, end):
+        _check_count(path, count, most, fps)
+        count += 1
+        bar.update()
+  except cv2.error as e:
+    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
+  finally:
+    capture.release()
+  return count
 
 
 def _expected_frames(capture: cv2.VideoCapture, start: float, end: float,
@@ -197,7 +238,7 @@ def first_frames(path: str | Path, count: int) -> np.ndarray:
     for _, bgr in _decoded(capture):
       if len(frames) == count:
         break
-      frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+      frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))  # type: ignore[arg-type]
   except cv2.error as e:
     raise UserError(f"{path}: cannot decode ({e.err or e})") from None
   finally:

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from i3d._util import progress
 from i3d.errors import UserError
-from i3d.inputs import transforms, tvl1
-from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, InputSettings, TVL1Params
+from i3d.inputs import tvl1
+from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, TVL1Params
 
 # Seconds per frame pair with the released settings on a busy 2-core CPU at 256x340 (a 10 s
 # clip's 249 pairs took 15.4 min with opencv; tf runs 6.4x as many pairs per second since one
@@ -41,11 +41,13 @@ def compute_flow(frames: np.ndarray | tf.Tensor, backend: str = "tf",
 
 
 def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
-               params: TVL1Params = TVL1Params(), batch: int | None = None) -> np.ndarray:
+               params: TVL1Params = TVL1Params(), batch: int | None = None,
+               show: bool = True) -> np.ndarray:
   """Flow from each image of `first` (N, H, W) to the same-index one of `second`: (N, H, W, 2).
 
   Images are rounded to uint8 first, so both backends see exactly the same input. `batch`: pairs
-  per call of the `tf` backend (default `tvl1.default_batch()`).
+  per call of the `tf` backend (default `tvl1.default_batch()`). `show`: the time estimate and
+  a progress bar (off where a caller streaming blocks of pairs shows its own).
   """
   first, second = (np.clip(np.rint(np.asarray(x, np.float32)), 0, 255).astype(np.uint8)
                    for x in (first, second))
@@ -54,8 +56,9 @@ def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
                     f"{', '.join(FLOW_BACKENDS)}")
   if not len(first):
     return np.zeros((*first.shape, 2), np.float32)
-  estimate_note(len(first), first.shape[1:], backend)
-  with progress.bar(len(first), f"flow ({backend} TV-L1)", "pair") as bar:
+  if show:
+    estimate_note(len(first), first.shape[1:], backend)
+  with progress.bar(len(first), f"flow ({backend} TV-L1)", "pair", show=show) as bar:
     if backend == "opencv":
       return _opencv_flow(first, second, params, bar.update)
     if (params, first.shape[1:]) not in _prepared:
@@ -109,22 +112,3 @@ def opencv_solver(params: TVL1Params):
       warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
       outerIterations=params.outer_iterations, scaleStep=params.scale_step,
       medianFiltering=params.median_filtering)
-
-
-def flow_fields(frames: tf.Tensor, settings: InputSettings) -> np.ndarray:
-  """Resized RGB frames (T, H, W, 3) -> flow (T, H, W, 2) in pixels, over the whole frame.
-
-  Field t is from frame t to t+1; the last frame reuses the last field so both streams have T
-  frames. A single frame has no motion: zero flow.
-  """
-  gray = transforms.to_gray(frames).numpy()
-  if len(gray) < 2:
-    return np.zeros(gray.shape + (2,), np.float32)
-  fields = compute_flow(gray, settings.flow_backend, settings.flow_params)
-  return np.concatenate([fields, fields[-1:]])
-
-
-def flow_inputs(frames: tf.Tensor, offsets: tuple[int, int], settings: InputSettings) -> np.ndarray:
-  """Resized RGB frames (T, H, W, 3) -> flow input (T, 224, 224, 2) in [-1, 1] (`flow_fields`
-  normalised and cropped at `offsets`)."""
-  return transforms.crop(normalise_flow(flow_fields(frames, settings)), offsets).numpy()

@@ -47,7 +47,7 @@ import tensorflow as tf
 
 from i3d._util import storage, text
 from i3d.errors import UserError
-from i3d.inputs import flow, transforms, views
+from i3d.inputs import stream, transforms, views
 from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, Encoding, InputSettings
 from i3d.model.streams import STREAMS
 
@@ -134,8 +134,8 @@ def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info
   """One clip as a MediaSequence example.
 
   Args:
-    frames: resized frames (T, H, W, 3) in [0, 255] (`transforms.resized_frames`).
-    fields: their flow (T, H, W, 2) in pixels (`flow.flow_fields`), or None for RGB only.
+    frames: resized frames (T, H, W, 3) in [0, 255] (`stream.resized`).
+    fields: their flow (T, H, W, 2) in pixels (`stream.with_flow`), or None for RGB only.
     info: the clip's identity, timing and label.
     record: `settings_record(...)` of the settings the frames and flow were made with.
     encoding: JPEG qualities.
@@ -143,8 +143,27 @@ def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info
   Returns:
     The `tf.train.SequenceExample` (serialize it with `.SerializeToString()`).
   """
-  rgb = np.clip(np.rint(np.asarray(frames, np.float32)), 0, 255).astype(np.uint8)
-  count, height, width = rgb.shape[:3]
+  if fields is not None and fields.shape[:3] != np.shape(frames)[:3]:
+    raise ValueError(f"flow {fields.shape} does not match frames {np.shape(frames)}")
+  images = _encoded(stream.Block(0, np.asarray(frames, np.float32), fields), encoding)
+  return _example(images, np.shape(frames)[1:3], info, record)
+
+
+def _encoded(block: stream.Block, encoding: Encoding) -> dict[str, list[bytes]]:
+  """One JPEG per frame of `block` {feature-list prefix: JPEGs}: RGB rounded to uint8, flow
+  quantised (`quantise_flow`)."""
+  rgb = np.clip(np.rint(block.images), 0, 255).astype(np.uint8)
+  images = {"": _jpegs(rgb, encoding.rgb_quality)}
+  if block.fields is not None:
+    images[FLOW_PREFIX] = _jpegs(quantise_flow(block.fields), encoding.flow_quality)
+  return images
+
+
+def _example(images: Mapping[str, Sequence[bytes]], size: tuple[int, int], info: ClipInfo,
+             record: dict) -> tf.train.SequenceExample:
+  """The example of a clip's JPEGs {feature-list prefix: one per frame} of frames `size`."""
+  count = len(images[""])
+  height, width = size
   stamps = [info.start_us + round(i * _MICROSECONDS / FPS) for i in range(count)]
   context = {EXAMPLE_ID: _bytes([info.key.encode()]), DATA_PATH: _bytes([info.data_path.encode()]),
              MEDIA_ID: _bytes([info.media_id.encode()]), START: _ints([info.start_us]),
@@ -154,11 +173,6 @@ def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info
     context[LABEL_STRING] = context[LABEL_TEXT] = _bytes([info.label.encode()])
     if info.label_index is not None:
       context[LABEL_INDEX] = _ints([info.label_index])
-  images = {"": _jpegs(rgb, encoding.rgb_quality)}
-  if fields is not None:
-    if fields.shape[:3] != rgb.shape[:3]:
-      raise ValueError(f"flow {fields.shape} does not match frames {rgb.shape}")
-    images[FLOW_PREFIX] = _jpegs(quantise_flow(fields), encoding.flow_quality)
   lists = {}
   for prefix, jpegs in images.items():
     context.update({prefix + HEIGHT: _ints([height]), prefix + WIDTH: _ints([width]),
@@ -175,12 +189,19 @@ def encode_clip(source: str | Path, info: ClipInfo, settings: InputSettings,
                 streams: Sequence[str] = STREAMS) -> tf.train.SequenceExample:
   """Decode, resize and (for the flow stream) run TV-L1 on a video: its `clip_example`.
 
-  An unreadable video is a `UserError`.
+  Frames stream through `i3d.inputs.stream` and are JPEG-encoded a block at a time, so memory
+  holds the clip's JPEGs, not its frames. An unreadable video is a `UserError`.
   """
-  frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
-  fields = flow.flow_fields(frames, settings) if "flow" in streams else None
-  return clip_example(frames, fields, info, settings_record(settings, encoding, streams),
-                      encoding)
+  blocks: Iterable[stream.Block] = stream.resized(source, settings)
+  if "flow" in streams:
+    blocks = stream.with_flow(blocks, settings)
+  images: dict[str, list[bytes]] = {}
+  size = (0, 0)
+  for block in blocks:
+    size = block.images.shape[1:3]
+    for prefix, jpegs in _encoded(block, encoding).items():
+      images.setdefault(prefix, []).extend(jpegs)
+  return _example(images, size, info, settings_record(settings, encoding, streams))
 
 
 def _features(streams: Sequence[str]) -> tuple[dict, dict]:
@@ -211,27 +232,24 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   context_spec, sequence_spec = _features(streams)
   context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
   out = dict(context)
-  for stream in streams:
-    out[stream] = tf.map_fn(
+  for name in streams:
+    out[name] = tf.map_fn(
         lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE"),
-        lists[STREAM_PREFIX[stream] + ENCODED], fn_output_signature=tf.uint8)
+        lists[STREAM_PREFIX[name] + ENCODED], fn_output_signature=tf.uint8)
   return out
 
 
 def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
                crops: int = 1) -> dict[str, np.ndarray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: float32 (crops, T, 224,
-  224, C)} in [-1, 1], cropped as `views.cropped_inputs` crops a video (no looping)."""
+  224, C)} in [-1, 1], cut by the crop stage of `i3d.inputs.stream` (no looping)."""
   first = images[streams[0]]
   offsets = transforms.crop_offsets(first.shape[1], first.shape[2], crops)
   out = {}
-  for stream in streams:
-    if stream == "rgb":
-      frames = tf.cast(images[stream], tf.float32)
-      cropped = [transforms.rgb_inputs(frames, o) for o in offsets]
-    else:
-      cropped = [transforms.crop(flow_from_levels(images[stream]), o) for o in offsets]
-    out[stream] = np.stack([c.numpy() for c in cropped])
+  for name in streams:
+    frames = (tf.cast(images[name], tf.float32) if name == "rgb"
+              else flow_from_levels(images[name]))
+    out[name] = stream.crop_all(frames, name, offsets)
   return out
 
 

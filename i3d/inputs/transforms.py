@@ -1,21 +1,16 @@
 """Transforms: the released RGB preprocessing as TensorFlow ops.
 
 Resize the shorter side to 256 (bilinear, aspect kept), crop 224x224 and rescale RGB to [-1, 1].
-They are fed through `tf.data`, so they run on the GPU when there is one while OpenCV keeps
-decoding on the CPU.
+`i3d.inputs.stream` applies them to blocks of frames as they are decoded (on the GPU when
+TensorFlow sees one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from i3d.errors import UserError
-from i3d.inputs import decode
 from i3d.inputs.settings import CROP_SIZE, RESIZE_SHORT_SIDE
 
 
@@ -75,32 +70,6 @@ def rescale_rgb(frames: tf.Tensor) -> tf.Tensor:
 def to_gray(frames: tf.Tensor) -> tf.Tensor:
   """RGB (..., 3) in [0, 255] -> luma (...) with OpenCV's weights (BT.601)."""
   return tf.tensordot(frames, tf.constant([0.299, 0.587, 0.114], tf.float32), axes=[[-1], [0]])
-
-
-def resized_frames(path: str | Path, time_start: float | None = None,
-                   time_end: float | None = None, batch: int = 32) -> tf.Tensor:
-  """Frames of `path` at 25 fps, resized to shorter side 256: float32 (T, H', W', 3) in [0, 255].
-
-  A `tf.data` pipeline resizes batches (on the GPU when present) while OpenCV decodes the next.
-  """
-  path = Path(path)
-  frames = decode.iter_frames(path, time_start, time_end)
-  try:
-    _, first = next(frames)
-  except StopIteration:
-    raise UserError(decode.no_frames_message(path, time_start, time_end)) from None
-  except cv2.error as e:
-    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
-
-  def generate() -> Iterator[np.ndarray]:
-    yield first
-    for _, frame in frames:
-      yield frame
-
-  spec = tf.TensorSpec(first.shape, tf.uint8)
-  dataset = (tf.data.Dataset.from_generator(generate, output_signature=spec).batch(batch)
-             .map(resize_frames).prefetch(2))
-  return tf.concat(list(dataset), axis=0)
 
 
 def rgb_inputs(frames: tf.Tensor, offsets: tuple[int, int] | None = None,

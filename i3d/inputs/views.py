@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from i3d.errors import UserError
-from i3d.inputs import cache, flow, transforms
+from i3d.inputs import cache, stream
 from i3d.inputs.settings import InputSettings
 from i3d.model.streams import MIN_FRAMES
 
@@ -154,14 +154,7 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
   if crops == 1:
     path = cache.default_cache_path(source) if use_cache else None
     return cache.cached_inputs(source, settings, streams, path)
-  frames = transforms.resized_frames(source, settings.time_start, settings.time_end)
-  offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2], crops)
-  inputs = {}
-  for stream in streams:
-    whole = flow.normalise_flow(flow.flow_fields(frames, settings)) if stream == "flow" else frames
-    cut = transforms.crop if stream == "flow" else transforms.rgb_inputs
-    inputs[stream] = np.stack([cut(whole, o).numpy() for o in offsets])
-  return inputs
+  return stream.stacked(stream.video_inputs(source, settings, streams, crops))
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,

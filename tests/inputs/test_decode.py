@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from i3d.errors import UserError
-from i3d.inputs import cache, decode, transforms, views
+from i3d.inputs import cache, decode, stream, transforms, views
 from i3d.inputs.settings import InputSettings
 from tests.support.videos import (
   read_index,
@@ -85,9 +85,9 @@ def test_rgb_colour_order_range_and_portrait_resize(tmp_path):
   frame[..., 2] = 255  # red in BGR
   frame[:, :30, 1] = 255  # green on the left half
   path = write_video(tmp_path / "red.avi", [frame] * 3, 25)
-  frames = transforms.resized_frames(path)
+  frames = stream.gathered(stream.resized(path, InputSettings())).images
   assert frames.shape == (3, 341, 256, 3)  # width is the shorter side: 60 -> 256, 80 -> 341
-  rgb = transforms.rgb_inputs(frames).numpy()
+  rgb = np.asarray(transforms.rgb_inputs(frames))
   assert rgb.shape == (3, 224, 224, 3)
   np.testing.assert_allclose(rgb[..., 0], 1.0, atol=0.05)  # red first
   np.testing.assert_allclose(rgb[..., 2], -1.0, atol=0.05)

