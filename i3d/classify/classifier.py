@@ -5,18 +5,19 @@ through `load_classifier`, so this is the one place inference is made fast.
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import progress
+from i3d._util import env, progress
 from i3d.errors import UserError
+from i3d.model import chunks
 from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
-from i3d.model.network import InceptionI3d
+from i3d.model.network import InceptionI3d, logits_head, pool_space
 from i3d.model.registry import get_info
 from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, checkpoint_names
 
@@ -58,6 +59,7 @@ class Classifier(tf.Module):
     self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
+    self._chunked: dict[str, tuple] = {}  # stream -> (backbone, head), made on first use
 
   def _compile(self, stream: str):
     """The tower of `stream` as a tf.function over any batch, length and frame size."""
@@ -68,6 +70,59 @@ class Classifier(tf.Module):
     def logits(clips):
       return tower(clips) if isinstance(tower, FastI3d) else tower(clips, is_training=False)[0]
     return logits
+
+  def _compile_chunked(self, stream: str) -> tuple:
+    """The tower of `stream` split for `i3d.model.chunks`: (backbone to Mixed_5c averaged over
+    space, logits head over the joined steps), tf.functions over any batch and length."""
+    if stream in self._chunked:
+      return self._chunked[stream]
+    tower = self.towers[stream]
+    spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def backbone(clips):
+      if isinstance(tower, FastI3d):
+        return pool_space(tower.backbone(clips))
+      return pool_space(tower(clips, is_training=False)[1]["Mixed_5c"])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 1, 1, None], tf.float32)],
+                 autograph=False)
+    def head(pooled):
+      if isinstance(tower, FastI3d):
+        return tower.logits(pooled, space_pooled=True)
+      return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
+                         space_pooled=True)
+
+    self._chunked[stream] = (lambda x: backbone(x).numpy(), lambda x: head(x).numpy())
+    return self._chunked[stream]
+
+  def clip_logits(self, blocks: "Iterable[Mapping[str, np.ndarray]]", frames: int,
+                  budget: Optional[int] = None) -> dict[str, np.ndarray]:
+    """Per-stream logits (views, num_classes) of whole clips that arrive in blocks of frames.
+
+    Args:
+      blocks: {stream: float32 (views, k, 224, 224, C)} in [-1, 1], consecutive frames.
+      frames: the clips' length (at least 9, the model's shortest input).
+      budget: frames per pass of the network (default `$I3D_CHUNK_FRAMES`). Clips that fit
+        run in one pass, as `stream_logits`; longer ones in overlapping chunks whose joined
+        Mixed_5c gives the same logits to float32 round-off (`i3d.model.chunks`), in the
+        memory of `budget` frames.
+    """
+    budget = budget or env.limit("I3D_CHUNK_FRAMES")
+    if frames <= budget:
+      parts = list(blocks)
+      whole = {s: np.concatenate([p[s] for p in parts], axis=1) for s in self.streams}
+      return {s: v.numpy() for s, v in self.stream_logits(**whole).items()}
+    split = {s: self._compile_chunked(s) for s in self.streams}
+    clip = chunks.ChunkedClip(frames, budget, {s: b for s, (b, _) in split.items()},
+                              {s: h for s, (_, h) in split.items()})
+    with progress.bar(frames, "classifying in chunks", "frame") as bar:
+      for block in blocks:
+        for s in self.streams:
+          check_clips(block[s], s, min_frames=1)
+        clip.add({s: block[s] for s in self.streams})
+        bar.update(next(iter(block.values())).shape[1])
+    return clip.logits()
 
   def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
     """Logits of each stream, (B, num_classes) each.

@@ -258,15 +258,24 @@ class FastI3d(tf.Module):
     return _conv(layer, self.compute_dtype)
 
   def _forward(self, clips: tf.Tensor) -> tf.Tensor:
+    net = self.backbone(clips)
+    if not self.head:
+      return net
+    logits = self.logits(net)
+    return tf.nn.softmax(logits) if self.softmax else logits
+
+  def backbone(self, clips: tf.Tensor) -> tf.Tensor:
+    """The layers before the head: Mixed_5c (or the endpoint the model ends at), float32."""
     net = tf.cast(clips, self.compute_dtype)
     for layer in self.layers:
       net = layer(net)
-    net = tf.cast(net, tf.float32)
-    if not self.head:
-      return net
-    logits = logits_head(net, lambda x: tf.nn.bias_add(
-        tf.nn.conv3d(x, self.logits_w, (1,) * 5, "SAME"), self.logits_b))
-    return tf.nn.softmax(logits) if self.softmax else logits
+    return tf.cast(net, tf.float32)
+
+  def logits(self, net: tf.Tensor, space_pooled: bool = False) -> tf.Tensor:
+    """The logits head over Mixed_5c (`logits_head`; `space_pooled` as there)."""
+    return logits_head(net, lambda x: tf.nn.bias_add(
+        tf.nn.conv3d(x, self.logits_w, (1,) * 5, "SAME"), self.logits_b),
+        space_pooled=space_pooled)
 
   def __call__(self, clips) -> tf.Tensor:
     clips = tf.convert_to_tensor(clips, tf.float32)

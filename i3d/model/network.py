@@ -148,12 +148,21 @@ class InceptionBlock(snt.Module):
     return tf.concat([branch_0, branch_1, branch_2, branch_3], axis=4)
 
 
+def pool_space(net: tf.Tensor) -> tf.Tensor:
+  """Mixed_5c (B, T, 7, 7, C) averaged over space, (B, T, 1, 1, C): the spatial half of the
+  head's 2x7x7 pool, taken per chunk when a long clip runs in chunks (`i3d.model.chunks`)."""
+  return tf.nn.avg_pool3d(net, ksize=(1, 7, 7), strides=1, padding="VALID")
+
+
 def logits_head(net: tf.Tensor, classify: Callable[[tf.Tensor], tf.Tensor],
-                spatial_squeeze: bool = True, dropout_keep_prob: float = 1.0) -> tf.Tensor:
+                spatial_squeeze: bool = True, dropout_keep_prob: float = 1.0,
+                space_pooled: bool = False) -> tf.Tensor:
   """I3D's head over Mixed_5c: average-pool 2x7x7 (VALID), dropout (as released: whenever
   keep_prob < 1; evaluation passes 1.0), `classify` (the 1x1x1 convolution to classes), the
-  spatial squeeze, then the average over time."""
-  net = tf.nn.avg_pool3d(net, ksize=(2, 7, 7), strides=1, padding="VALID")
+  spatial squeeze, then the average over time. `space_pooled`: `net` is already `pool_space`d,
+  so only pairs of steps are averaged (the same values to float32 round-off)."""
+  window = (2, 1, 1) if space_pooled else (2, 7, 7)
+  net = tf.nn.avg_pool3d(net, ksize=window, strides=1, padding="VALID")
   if not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
     net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob)
   logits = classify(net)

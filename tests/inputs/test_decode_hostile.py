@@ -12,6 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from i3d._util import env
 from i3d.errors import InputError, UserError
 from i3d.inputs import cache, decode, samples
 from i3d.inputs.settings import InputSettings
@@ -28,8 +29,12 @@ def sparse_video(path, seconds_apart: float):
 
 
 def test_frames_far_apart_hit_the_frame_limit_before_memory_grows(tmp_path, monkeypatch):
+  assert env.limit("I3D_MAX_FRAMES") == 4 * 3600 * 25  # a timestamp-bomb guard: 4 hours
+  monkeypatch.setenv("I3D_MAX_FRAMES", "9000")
   path = sparse_video(tmp_path / "sparse.mp4", 100)  # 2,400 s: 60,000 slots at 25 fps
   assert path.stat().st_size < 20_000
+  with pytest.raises(UserError, match="more than 9000 frames"):
+    decode.count_frames(path)
   tracemalloc.start()
   with pytest.raises(UserError, match=r"sparse.mp4: more than 9000 frames at 25 fps "
                                       r"\(\$I3D_MAX_FRAMES\); trim it"):
