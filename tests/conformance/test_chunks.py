@@ -34,7 +34,7 @@ def test_plan_covers_every_step_once_with_aligned_chunks_of_the_clips_residue():
     chunks.plan(300, 64)
 
 
-@pytest.mark.parametrize("frames", [129, 134, 139, 144, 148])  # residues 1, 6, 3, 0, 4
+@pytest.mark.parametrize("frames", [129, 134, 139, 148])  # residues 1, 6, 3, 4
 def test_joined_mixed_5c_of_chunks_equals_one_pass_of_the_reference(frames, rgb_mixed_5c,
                                                                     checkpoint_dir):
   clip = random_clip(frames, 3, seed=frames, size=32)
@@ -53,7 +53,7 @@ def test_joined_mixed_5c_of_chunks_equals_one_pass_of_the_reference(frames, rgb_
 
 def test_chunked_whole_clip_logits_equal_one_pass_of_the_reference(checkpoint_dir):
   classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False)
-  frames, budget = 139, 179  # residue 3, in 2 chunks (the Mixed_5c test above runs many)
+  frames, budget = 235, 227  # residue 3, in 2 chunks (the Mixed_5c test above runs many)
   clip = random_clip(frames, 3, seed=7)
   expected = reference_logits(str(checkpoint_dir / "rgb_imagenet" / "model.ckpt"), clip)
   assert len(chunks.plan(frames, budget)) == 2
