@@ -6,17 +6,23 @@ This is evaluation of a single video under the same `Protocol` that `i3d evaluat
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from i3d._util import env, progress
 from i3d.classify import ranking
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
-from i3d.inputs import records
+from i3d.inputs import decode, records, stream
+from i3d.inputs import views as view_protocols
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol, ViewArray, cropped_inputs, views_of
+from i3d.inputs.stream import Inputs
+from i3d.inputs.views import Protocol, ViewArray, stored_inputs, views_of, window_starts
+from i3d.model.chunks import FrameCountError
+from i3d.model.streams import MIN_FRAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +53,108 @@ def top_classes(logits: np.ndarray, labels: tuple[str, ...], k: int) -> list:
 
 def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
             protocol: Protocol = Protocol(), top_k: int = 5, use_cache: bool = True,
-            view_batch: int = 4) -> Prediction:
-  """Top classes of one video (or inputs .npz) with `classifier` under `protocol`."""
-  crops = cropped_inputs(source, settings, classifier.streams, protocol.crops, use_cache)
-  return predict_views(classifier, views_of(crops, protocol), str(source), top_k, view_batch,
-                       frames=next(iter(crops.values())).shape[1])
+            view_batch: int = 4, budget: int | None = None) -> Prediction:
+  """Top classes of one video (or inputs .npz) with `classifier` under `protocol` (see
+  `video_logits` for `budget` and memory)."""
+  logits, frames, seen = video_logits(classifier, source, settings, protocol, use_cache,
+                                      view_batch, budget)
+  return Prediction(str(source), frames, top_classes(ranking.fuse(logits), classifier.labels,
+                                                     top_k), seen if seen > frames else None)
+
+
+def video_logits(classifier: Classifier, source: str | Path, settings: InputSettings,
+                 protocol: Protocol = Protocol(), use_cache: bool = True, view_batch: int = 4,
+                 budget: int | None = None) -> tuple[dict[str, np.ndarray], int, int]:
+  """Per-stream logits (num_classes,) of one video averaged over its views under `protocol`.
+
+  Inputs computed earlier (an inputs .npz, or the cache beside the video) are used as stored.
+  Otherwise the video streams through `i3d.inputs.stream`, so memory does not grow with its
+  length: the whole clip runs in chunks of `budget` frames beyond that many (default
+  `$I3D_CHUNK_FRAMES`, same logits; `Classifier.clip_logits`), and windows are classified as
+  their frames arrive, with TV-L1 run only for the frames they hold. Both count the frames
+  first when they need the clip's length (a decoding pass without conversion).
+
+  Returns:
+    (logits by stream, frames sampled from the video, frames per view the model saw: more than
+    the video's when it was looped to the model's shortest input or to a window).
+  """
+  source = Path(source)
+  streams = classifier.streams
+  found = stored_inputs(source, settings, streams, protocol.crops, use_cache)
+  length = protocol.window_frames if protocol.windows else MIN_FRAMES
+  frames = next(iter(found.values())).shape[1] if found is not None else None
+  if found is None and protocol.windows:
+    frames = decode.count_frames(source, settings.time_start, settings.time_end)
+  if found is None and frames is not None and frames < length:  # short: looped as a whole
+    found = stream.stacked(stream.video_inputs(source, settings, streams, protocol.crops))
+  try:
+    if found is not None:
+      frames = next(iter(found.values())).shape[1]
+      if protocol.windows:
+        return classifier.view_logits(views_of(found, protocol), view_batch), frames, length
+      whole = {s: view_protocols.whole_clips(c) for s, c in found.items()}
+      logits = classifier.clip_logits([whole], max(frames, length), budget)
+      return {s: v.mean(axis=0) for s, v in logits.items()}, frames, max(frames, length)
+    if protocol.windows:
+      assert frames is not None
+      return _windows(classifier, source, settings, protocol, frames, view_batch), frames, length
+    return _whole_clip(classifier, source, settings, protocol, budget)
+  except FrameCountError as e:
+    raise UserError(f"{source}: {e} (a damaged video? decoding gave another count than the "
+                    f"first pass)") from None
+
+
+def _whole_clip(classifier: Classifier, source: Path, settings: InputSettings,
+                protocol: Protocol, budget: int | None) -> tuple[dict[str, np.ndarray], int, int]:
+  """`video_logits` of a streamed whole clip: held when it fits the budget, else counted and
+  run in chunks."""
+  budget = budget or env.limit("I3D_CHUNK_FRAMES")
+  inputs = iter(stream.video_inputs(source, settings, classifier.streams, protocol.crops))
+  held, frames = [], 0
+  for item in inputs:
+    held.append(item.arrays)
+    frames += len(item)
+    if frames > budget:
+      break
+  else:
+    gathered = stream.stacked(Inputs(0, a) for a in held)
+    whole = {s: view_protocols.whole_clips(c) for s, c in gathered.items()}
+    seen = max(frames, MIN_FRAMES)
+    logits = classifier.clip_logits([whole], seen, budget)
+    return {s: v.mean(axis=0) for s, v in logits.items()}, frames, seen
+  frames = decode.count_frames(source, settings.time_start, settings.time_end)
+  rest = (item.arrays for item in inputs)
+  logits = classifier.clip_logits(itertools.chain(held, rest), frames, budget)
+  return {s: v.mean(axis=0) for s, v in logits.items()}, frames, frames
+
+
+def _windows(classifier: Classifier, source: Path, settings: InputSettings, protocol: Protocol,
+             frames: int, view_batch: int) -> dict[str, np.ndarray]:
+  """Logits averaged over the `protocol` windows of a streamed video of `frames` frames (at
+  least one window long): TV-L1 only for frames in windows, each window classified (`view_batch`
+  views at a time) as soon as its frames are in."""
+  length = protocol.window_frames
+  starts = window_starts(frames, length, protocol.windows)
+  wanted = {int(f) for s in starts for f in range(s, s + length)}
+  inputs = stream.video_inputs(source, settings, classifier.streams, protocol.crops,
+                               wanted.__contains__)
+  pending: list[dict[str, np.ndarray]] = []
+  logits: list[dict[str, np.ndarray]] = []
+
+  def flush() -> None:
+    batch = {s: np.concatenate([p[s] for p in pending]) for s in classifier.streams}
+    logits.append({s: v.numpy() for s, v in classifier.stream_logits(**batch).items()})
+    pending.clear()
+
+  with progress.bar(len(starts), "classifying", "window") as bar:
+    for window in stream.windows(inputs, length, starts=list(starts)):
+      if pending and sum(len(next(iter(p.values()))) for p in pending) + protocol.crops > \
+          view_batch:
+        flush()
+      pending.append(window.arrays)
+      bar.update()
+    flush()
+  return {s: np.concatenate([c[s] for c in logits]).mean(axis=0) for s in classifier.streams}
 
 
 def predict_views(classifier: Classifier, views: Mapping[str, ViewArray], source: str,

@@ -36,8 +36,15 @@ from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
 from i3d.inputs import records
+from i3d.inputs import stream as stream_chain
 from i3d.inputs.settings import FPS, InputSettings
-from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
+from i3d.inputs.views import (
+  cropped_inputs,
+  loop_to_length,
+  stored_inputs,
+  take_windows,
+  window_starts,
+)
 from i3d.model.checkpoints import load_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
@@ -123,13 +130,43 @@ class FeatureExtractor:
     if clip.ndim != 4 or clip.shape[-1] != STREAM_CHANNELS[stream] or not len(clip):
       raise UserError(f"a {stream} clip must be (frames, height, width, "
                       f"{STREAM_CHANNELS[stream]}) with frames >= 1; got {clip.shape}")
-    self._check_size(clip.shape[1:3])
     starts, length = self.settings.windows(len(clip))
     frames = loop_to_length(clip, length)
-    chunks = [self._run[stream](take_windows(frames, starts[i:i + self.batch], length)).numpy()
+    chunks = [self.window_features(stream, take_windows(frames, starts[i:i + self.batch], length))
               for i in range(0, len(starts), self.batch)]
     bounds = np.stack([starts, np.minimum(starts + length, len(clip))], axis=1)
-    return np.concatenate(chunks).astype(np.float32), bounds
+    return np.concatenate(chunks), bounds
+
+  def window_features(self, stream: str, windows: np.ndarray) -> np.ndarray:
+    """Features float32 (n, ...) of windows (n, frames, H, W, C) of `stream`, in one call."""
+    self._check_size(windows.shape[2:4])
+    return self._run[stream](windows).numpy().astype(np.float32)
+
+  def streamed_features(self, inputs: Iterable[stream_chain.Inputs]) -> VideoFeatures:
+    """The features of a clip arriving in blocks (`i3d.inputs.stream`, one crop): each window
+    runs (`batch` at a time) once its frames are in, so memory holds a batch of windows and the
+    features, whatever the clip's length. Whole-clip features are not streamed."""
+    if self.settings.whole_clip:
+      raise ValueError("whole-clip features take the whole clip (video_features)")
+    features: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
+    bounds: list[tuple[int, int]] = []
+    pending: list[stream_chain.Window] = []
+
+    def flush() -> None:
+      for s in self.streams:
+        features[s].append(self.window_features(s, np.stack([w.arrays[s][0] for w in pending])))
+      pending.clear()
+
+    for window in stream_chain.windows(inputs, self.settings.window_frames,
+                                       stride=self.settings.stride):
+      pending.append(window)
+      bounds.append((window.start, window.stop))
+      if len(pending) == self.batch:
+        flush()
+    if pending:
+      flush()
+    return VideoFeatures({s: np.concatenate(f) for s, f in features.items()},
+                         np.asarray(bounds, np.int64), bounds[-1][1])
 
   def _check_size(self, size: tuple[int, ...]) -> None:
     if self.settings.endpoint in HEAD_ENDPOINTS and not all(
@@ -285,13 +322,27 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
   def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
     for vid, path in pending:
       try:
-        inputs = cropped_inputs(path, input_settings, extractor.streams, 1, use_cache)
-        write_video(output_dir, vid, str(path), video_features(extractor, inputs), record)
+        computed = source_features(extractor, path, input_settings, use_cache)
+        write_video(output_dir, vid, str(path), computed, record)
         yield vid, str(path), None
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
         yield vid, str(path), failure_reason(e)
 
   return run_jobs(jobs, output_dir, record, run, progress)
+
+
+def source_features(extractor: FeatureExtractor, source: str | Path,
+                    input_settings: InputSettings, use_cache: bool = True) -> VideoFeatures:
+  """The features of one video or inputs `.npz`: from inputs computed earlier (the `.npz`, the
+  cache beside the video) when there are some, else streamed from the video (windows as their
+  frames arrive; whole-clip features gather the clip)."""
+  found = stored_inputs(source, input_settings, extractor.streams, 1, use_cache)
+  if found is None and not extractor.settings.whole_clip:
+    return extractor.streamed_features(
+        stream_chain.video_inputs(source, input_settings, extractor.streams))
+  if found is None:
+    found = cropped_inputs(source, input_settings, extractor.streams, 1, use_cache)
+  return video_features(extractor, found)
 
 
 def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],

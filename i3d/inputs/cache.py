@@ -77,6 +77,15 @@ def cached_inputs(source: str | Path, settings: InputSettings, streams: Iterable
   A damaged or malformed cache is treated as absent (a warning says so) and recomputed.
   """
   streams = tuple(streams)
+  found = reusable_inputs(source, settings, streams, cache)
+  return compute_inputs(source, settings, streams) if found is None else found
+
+
+def reusable_inputs(source: str | Path, settings: InputSettings, streams: Iterable[str],
+                    cache: str | Path | None) -> dict[str, np.ndarray] | None:
+  """The inputs {stream: (1, T, 224, 224, C)} of `source` in `cache` when it holds `streams`
+  made with `settings`, else None (a damaged or malformed cache with a warning)."""
+  streams = tuple(streams)
   source = Path(source)
   if cache is not None and Path(cache).is_file() and source.is_file():
     try:
@@ -86,4 +95,4 @@ def cached_inputs(source: str | Path, settings: InputSettings, streams: Iterable
     else:
       if record == settings.record(source) and all(s in inputs for s in streams):
         return {s: inputs[s] for s in streams}
-  return compute_inputs(source, settings, streams)
+  return None

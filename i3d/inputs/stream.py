@@ -30,6 +30,7 @@ from i3d._util import progress
 from i3d.errors import UserError
 from i3d.inputs import decode, flow, transforms
 from i3d.inputs.settings import InputSettings
+from i3d.model.chunks import FrameCountError
 
 # Frames per block: enough pairs to keep every core busy with TV-L1, few enough to stay small.
 BLOCK_FRAMES = 16
@@ -241,7 +242,8 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
         buffer.popleft()
         base += 1
   if planned:
-    raise ValueError(f"windows starting at {list(planned)} end past the clip's {total} frames")
+    raise FrameCountError(f"windows starting at {list(planned)} end past the clip's {total} "
+                         f"frames")
   if planned is not None or not total:
     return
   if done < 0:  # shorter than one window: looped from its start

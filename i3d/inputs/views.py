@@ -132,6 +132,11 @@ def temporal_views(crops: np.ndarray, protocol: Protocol) -> ViewArray:
   minimum) or its `protocol.windows` windows, crop by crop (a lazy `Windows`)."""
   if protocol.windows:
     return Windows(crops, protocol.windows, protocol.window_frames)
+  return whole_clips(crops)
+
+
+def whole_clips(crops: np.ndarray) -> np.ndarray:
+  """(crops, T, ...) -> each crop's whole clip, looped up to the model's minimum."""
   return np.stack([loop_to_length(c) for c in crops])
 
 
@@ -142,6 +147,16 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
   One centre crop comes through the `.npz` cache beside the video when that was made with the
   same settings. With 3 crops TV-L1 runs once, on the whole frames, and each crop is cut from it.
   """
+  found = stored_inputs(source, settings, streams, crops, use_cache)
+  if found is not None:
+    return found
+  return stream.stacked(stream.video_inputs(source, settings, streams, crops))
+
+
+def stored_inputs(source: str | Path, settings: InputSettings, streams: Sequence[str],
+                  crops: int = 1, use_cache: bool = True) -> dict[str, np.ndarray] | None:
+  """`cropped_inputs` already computed: those of an inputs `.npz` given as `source`, or of the
+  cache beside a video made with `settings` (one crop, `use_cache`); else None (stream them)."""
   source = Path(source)
   if source.suffix == ".npz":
     if crops != 1:
@@ -151,10 +166,9 @@ def cropped_inputs(source: str | Path, settings: InputSettings, streams: Sequenc
     if missing:
       raise UserError(f"{source}: has no {' or '.join(missing)} input")
     return {s: stored[s] for s in streams}
-  if crops == 1:
-    path = cache.default_cache_path(source) if use_cache else None
-    return cache.cached_inputs(source, settings, streams, path)
-  return stream.stacked(stream.video_inputs(source, settings, streams, crops))
+  if crops == 1 and use_cache:
+    return cache.reusable_inputs(source, settings, streams, cache.default_cache_path(source))
+  return None
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,

@@ -36,6 +36,11 @@ HALO_AFTER = 56
 MIN_BUDGET = HALO_BEFORE + HALO_AFTER + 2 * TEMPORAL_STRIDE - 1
 
 
+class FrameCountError(ValueError):
+  """Frames arrived that do not fit a plan made from a count of them (more, or fewer, than
+  counted: a video that decodes differently the second time)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Chunk:
   """Input frames [start, stop) of one pass, and the `Mixed_5c` steps [keep_start, keep_stop) of
@@ -101,7 +106,7 @@ class ChunkedClip:
     """The next frames {stream: (B, k, H, W, C)}; runs every chunk they complete."""
     length = next(iter(arrays.values())).shape[1]
     if self.received + length > self.frames:
-      raise ValueError(f"more than the {self.frames} frames planned")
+      raise FrameCountError(f"more than the {self.frames} frames counted")
     self.pieces.append((self.received, dict(arrays)))
     self.received += length
     while self.chunks and self.chunks[0].stop <= self.received:
@@ -121,7 +126,7 @@ class ChunkedClip:
   def logits(self) -> dict[str, np.ndarray]:
     """{stream: (B, num_classes)} once every frame was added."""
     if self.chunks or self.received != self.frames:
-      raise ValueError(f"{self.received} of {self.frames} frames added")
+      raise FrameCountError(f"{self.received} of the {self.frames} frames counted")
     return {s: self.heads[s](np.concatenate(k, axis=1)) for s, k in self.kept.items()}
 
 

@@ -53,8 +53,8 @@ def test_predict_text_windows_and_cache(checkpoint_dir, tmp_path, capsys, monkey
             "flow": np.full((1, 30, 224, 224, 2), 0.25, np.float32)}
   cache.save_inputs(cache.default_cache_path(path), cached, settings.record(path))
   seen = []
-  monkeypatch.setattr(Classifier, "view_logits",
-                      lambda self, views, *a: seen.append(views) or {"rgb": np.arange(400.0)})
+  monkeypatch.setattr(Classifier, "clip_logits", lambda self, blocks, *a: seen.append(
+      list(blocks)[0]) or {"rgb": np.arange(400.0)[None]})
   status, out, _ = run_predict(capsys, str(path), "--flow_backend", "opencv", "--top_k", "2",
                                "--checkpoint_dir", str(checkpoint_dir))
   assert status == 0
@@ -72,7 +72,8 @@ def test_short_clip_says_it_was_looped_and_csv_has_one_row_per_video(checkpoint_
   short = write_indexed_video(tmp_path / "short.avi", 5, 25)
   bad = tmp_path / "broken.mp4"
   bad.write_text("not a video")
-  monkeypatch.setattr(Classifier, "view_logits", lambda self, views, *a: {"rgb": np.arange(400.0)})
+  monkeypatch.setattr(Classifier, "clip_logits",
+                      lambda self, blocks, *a: {"rgb": np.arange(400.0)[None]})
   flags = ("--eval_type", "rgb", "--top_k", "2", "--checkpoint_dir", str(checkpoint_dir))
   status, out, _ = run_predict(capsys, str(short), *flags)
   assert status == 0 and out.splitlines()[0] == f"{short} (5 frames, looped to 9)"
