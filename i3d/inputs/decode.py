@@ -20,6 +20,8 @@ from i3d.errors import UserError
 from i3d.inputs.settings import FPS
 
 env.set_library_defaults()  # OpenCV reads its FFmpeg log level when it first opens a file
+# Stands for a frame grabbed but not retrieved (counting frames).
+_GRABBED = np.zeros(0, np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +83,9 @@ def _check_frame_size(path: Path, height: int, width: int) -> None:
 
 
 def _decoded(capture: cv2.VideoCapture,
-             retrieve: bool = True) -> Iterator[tuple[float, np.ndarray | None]]:
+             retrieve: bool = True) -> Iterator[tuple[float, np.ndarray]]:
   """(timestamp in seconds, BGR frame) for every decodable frame, in order; without `retrieve`
-  the frame is None (only grabbed: no colour conversion or copy, for counting).
+  the frame is an empty array (only grabbed: no colour conversion or copy, for counting).
 
   Timestamps are the container's presentation times (CAP_PROP_POS_MSEC), which stay right for
   variable frame rates; where a backend gives none that increase, index / fps is used instead.
@@ -94,8 +96,8 @@ def _decoded(capture: cv2.VideoCapture,
     if retrieve:
       ok, frame = capture.read()
     else:
-      ok, frame = capture.grab(), None
-    if not ok or (retrieve and frame is None):
+      ok, frame = capture.grab(), _GRABBED
+    if not ok or frame is None:
       return
     t = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
     if not t > last or not math.isfinite(t):
@@ -110,8 +112,8 @@ def output_tick(t: float, start: float, fps: float) -> int:
   return math.floor((t - start) * fps + 0.5 + 1e-6)
 
 
-def _resampled(frames: Iterator[tuple[float, np.ndarray | None]], fps: float, start: float,
-               end: float) -> Iterator[tuple[float, np.ndarray | None]]:
+def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: float,
+               end: float) -> Iterator[tuple[float, np.ndarray]]:
   """The frame on screen at each output time start + k / fps < end, as ffmpeg's `-r` picks it.
 
   Each source frame moves to its nearest output slot; slot k shows the latest frame placed at
@@ -169,7 +171,6 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
                       "frame") as bar:
       for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
         _check_count(path, count, most, fps)
-        assert bgr is not None
         if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
           raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
                           f"small to resize and crop")
@@ -238,7 +239,7 @@ def first_frames(path: str | Path, count: int) -> np.ndarray:
     for _, bgr in _decoded(capture):
       if len(frames) == count:
         break
-      frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))  # type: ignore[arg-type]
+      frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
   except cv2.error as e:
     raise UserError(f"{path}: cannot decode ({e.err or e})") from None
   finally:
