@@ -9,14 +9,15 @@ Prints the released script's format: the norm of the logits, then one
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
 import i3d
-from i3d.classify import ranking
+from i3d.classify import predict, ranking
 from i3d.errors import UserError
-from i3d.inputs import settings, views
+from i3d.inputs import decode, settings, views
 from i3d.inputs.samples import default_sample, load_sample
 from i3d.model.checkpoints import fetch_checkpoints
 from i3d.model.hardware import PRECISIONS
@@ -65,11 +66,12 @@ def report(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> str:
   return "\n".join(lines)
 
 
-def _video_clips(streams: tuple[str, ...]) -> dict[str, np.ndarray]:
-  """The model inputs of --video for `streams`, with the trim and flow flags."""
+def _video_logits(classifier) -> np.ndarray:
+  """The summed logits of --video (trim and flow flags): streamed, the whole clip in chunks of
+  `$I3D_CHUNK_FRAMES` frames when longer (the same logits), so any length fits in memory."""
   chosen = settings.InputSettings(time_start=FLAGS.time_start, time_end=FLAGS.time_end,
                                   flow_backend=FLAGS.flow_backend)
-  return views.video_views(FLAGS.video, streams, chosen)
+  return ranking.fuse(predict.video_logits(classifier, FLAGS.video, chosen)[0])
 
 
 def main(argv):
@@ -83,14 +85,16 @@ def main(argv):
     streams = i3d.choose_checkpoints(FLAGS.eval_type, FLAGS.imagenet_pretrained,
                                      FLAGS.rgb_checkpoint, FLAGS.flow_checkpoint)
     fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir)  # all missing ones named at once
-    clips = _video_clips(tuple(streams)) if FLAGS.video else {  # bad input fails fast
+    if FLAGS.video:  # a missing or unreadable video fails before the model loads
+      decode.open_video(Path(FLAGS.video)).release()
+    clips = {} if FLAGS.video else {  # bad input fails fast
         s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
                                      precision=FLAGS.precision,
                                      rgb_checkpoint=FLAGS.rgb_checkpoint,
                                      flow_checkpoint=FLAGS.flow_checkpoint)
-    logits = classifier(**clips).numpy()[0]
+    logits = _video_logits(classifier) if FLAGS.video else classifier(**clips).numpy()[0]
   except (UserError, ValueError, OSError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)
     sys.exit(1)

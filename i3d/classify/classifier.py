@@ -156,10 +156,14 @@ class Classifier(tf.Module):
   def logits_per_view(self, views: "Mapping[str, ViewArray]",
                       batch: int = 4) -> dict[str, np.ndarray]:
     """Per-stream logits (views, num_classes) of views {stream: (views, T, H, W, C)}, computed
-    `batch` views at a time."""
+    `batch` views at a time; views longer than `$I3D_CHUNK_FRAMES` run all at once in chunks
+    (`clip_logits`)."""
     if batch < 1:
       raise UserError(f"the view batch must be at least 1, got {batch}")
-    count = len(next(iter(views.values())))
+    first = next(iter(views.values()))
+    if first.shape[1] > env.limit("I3D_CHUNK_FRAMES"):
+      return self.clip_logits([{s: np.asarray(v) for s, v in views.items()}], first.shape[1])
+    count = len(first)
     chunks = []
     with progress.bar(count, "classifying", "view") as bar:
       for i in range(0, count, batch):
