@@ -1,15 +1,34 @@
-"""Peak memory of classifying one clip, run by `bench.model` in a fresh process.
+"""Peak memory and speed of the commands against video length and source size; and the peak
+memory of classifying one clip (run by `bench.model` in a fresh process).
 
-    python -m bench.memory EVAL_TYPE FRAMES CHECKPOINT_DIR
+    python -m bench.memory [--seconds 10 60 600] [--sizes 320x240 1920x1080] \
+        [--commands predict predict_windows features preprocess] [--eval_types rgb joint] \
+        [--python PYTHONPATH_OF_ANOTHER_CHECKOUT]
+    python -m bench.memory clip EVAL_TYPE FRAMES CHECKPOINT_DIR
 
-Prints one JSON line (MiB): resident memory once the model is loaded and the clip made, the
-process's high-water mark after classifying it, their difference, and the activation memory the
-network needs at least (the largest input + output of any one layer, float32).
+The first form makes synthetic videos (ffmpeg's `testsrc2`, MPEG-4, 25 fps) of each length and
+size, runs each command on each in a fresh process (`python -m i3d.cli`, format-exact
+checkpoints, no `.npz` cache) and prints a markdown table: peak resident memory of the process
+(its high-water mark, from `getrusage` of the child), wall seconds and frames per second (wall
+time includes TensorFlow's start and the model load, a few seconds). `--python` runs the same
+commands from another checkout too (e.g. the code before streaming), interleaved, for ratios.
+
+The second form prints one JSON line (MiB): resident memory once the model is loaded and the clip
+made, the process's high-water mark after classifying it, their difference, and the activation
+memory the network needs at least (the largest input + output of any one layer, float32).
 """
 
+import argparse
 import json
+import os
+import platform
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import tensorflow as tf
 
@@ -48,5 +67,94 @@ def main(eval_type: str, frames: int, checkpoint_dir: str) -> None:
                     "min_activations_mib": round(needed)}))
 
 
+# Command lines per benchmark name ({video}, {out}, {ckpt} and {eval_type} filled in).
+COMMANDS = {
+    "predict": ["predict", "{video}", "--eval_type", "{eval_type}", "--no_cache", "--quiet",
+                "--checkpoint_dir", "{ckpt}", "--offline"],
+    "predict_windows": ["predict", "{video}", "--eval_type", "{eval_type}", "--no_cache",
+                        "--quiet", "--windows", "10", "--window_frames", "64",
+                        "--checkpoint_dir", "{ckpt}", "--offline"],
+    "features": ["features", "{video}", "--eval_type", "{eval_type}", "--no_cache", "--quiet",
+                 "--output_dir", "{out}", "--checkpoint_dir", "{ckpt}", "--offline"],
+    "preprocess": ["preprocess", "{video}", "--output", "{out}/inputs.npz", "--quiet"],
+}
+
+
+def make_video(folder: Path, seconds: float, size: str) -> Path:
+  """A synthetic 25 fps MPEG-4 video of `seconds` at `size` (WxH), made once per folder."""
+  path = folder / f"testsrc_{size}_{seconds:g}s.mp4"
+  if not path.exists():
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
+                    "-i", f"testsrc2=size={size}:rate=25:duration={seconds}", "-c:v", "mpeg4",
+                    "-q:v", "5", str(path)], check=True)
+  return path
+
+
+def run_command(python_path: str, argv: list[str]) -> tuple[float, float, int]:
+  """(peak RSS MiB, wall seconds, exit status) of `python -m i3d.cli ARGV` in a fresh process
+  (one child at a time, so the children's high-water mark is this one's)."""
+  env = {**os.environ, "PYTHONPATH": python_path, "I3D_PROGRESS": "0"}
+  start = time.perf_counter()
+  code = os.fork()
+  if code == 0:
+    os.chdir(python_path)
+    os.execve(sys.executable, [sys.executable, "-m", "i3d.cli", *argv], env)
+  _, status, usage = os.wait4(code, 0)
+  return usage.ru_maxrss / 1024, time.perf_counter() - start, os.waitstatus_to_exitcode(status)
+
+
+def write_checkpoints(folder: Path) -> Path:
+  """Format-exact checkpoints of the five releases (random values, the released layout)."""
+  from i3d.model.registry import RELEASED
+  from i3d.testing import write_format_exact_checkpoint
+  index = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "checkpoint_index"
+  for name in RELEASED:
+    if not (folder / name).exists():
+      write_format_exact_checkpoint(index / name / "model.ckpt", folder / name)
+  return folder
+
+
+def benchmark(args: argparse.Namespace) -> None:
+  work = Path(args.work or tempfile.mkdtemp(prefix="i3d-memory-"))
+  work.mkdir(parents=True, exist_ok=True)
+  ckpt = write_checkpoints(work / "checkpoints")
+  trees = {"this": str(Path(__file__).resolve().parent.parent)}
+  if args.python:
+    trees["other"] = args.python
+  cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+              if l.startswith("model name")), platform.processor())
+  print(f"CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start\n")
+  print("| command | eval | size | video s | frames | tree | peak RSS MiB | wall s | frames/s |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for command in args.commands:
+    for eval_type in (args.eval_types if command != "preprocess" else ["joint"]):
+      for size in args.sizes:
+        for seconds in args.seconds:
+          video = make_video(work, seconds, size)
+          for tree, path in trees.items():
+            out = Path(tempfile.mkdtemp(dir=work))
+            argv = [a.format(video=video, out=out, ckpt=ckpt, eval_type=eval_type)
+                    for a in COMMANDS[command]]
+            peak, wall, status = run_command(path, argv)
+            frames = round(seconds * 25)
+            rate = f"{frames / wall:.1f}" if status == 0 else f"failed ({status})"
+            print(f"| {command} | {eval_type} | {size} | {seconds:g} | {frames} | {tree} | "
+                  f"{peak:.0f} | {wall:.1f} | {rate} |", flush=True)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
+  parser.add_argument("--sizes", nargs="+", default=["320x240", "1920x1080"])
+  parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=list(COMMANDS))
+  parser.add_argument("--eval_types", nargs="+", default=["rgb", "joint"])
+  parser.add_argument("--python", help="another checkout to run the same commands from")
+  parser.add_argument("--work", help="folder for videos and checkpoints (kept between runs)")
+  return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-  main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+  if sys.argv[1:2] == ["clip"]:
+    main(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+  else:
+    benchmark(parse(sys.argv[1:]))

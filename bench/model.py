@@ -155,7 +155,7 @@ def cpu_description() -> str:
 
 def peak_memory(eval_type: str, frames: int, checkpoint_dir: Path) -> dict:
   """Peak RSS of a fresh process running one clip, from its own /proc/self/status."""
-  result = subprocess.run([sys.executable, "-m", "bench.memory", eval_type, str(frames),
+  result = subprocess.run([sys.executable, "-m", "bench.memory", "clip", eval_type, str(frames),
                            str(checkpoint_dir)], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parent.parent)
   return json.loads(result.stdout.strip().splitlines()[-1])

@@ -204,6 +204,19 @@ def count_frames(path: str | Path, time_start: float | None = None,
   return count
 
 
+def expected_frames(path: str | Path, time_start: float | None = None,
+                    time_end: float | None = None, fps: float = FPS) -> int | None:
+  """About how many frames `iter_frames` yields, from the container's header alone (None when it
+  does not say); for estimates, never for plans."""
+  path = Path(path)
+  start, end = _trim(path, time_start, time_end)
+  capture = open_video(path)
+  try:
+    return _expected_frames(capture, start, end, fps)
+  finally:
+    capture.release()
+
+
 def _expected_frames(capture: cv2.VideoCapture, start: float, end: float,
                      fps: float) -> int | None:
   """About how many frames sampling yields, from the container's header (None if unknown)."""

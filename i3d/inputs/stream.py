@@ -78,13 +78,16 @@ def resized(path: str | Path, settings: InputSettings,
 
 
 def with_flow(blocks: Iterable[Block], settings: InputSettings,
-              wanted: Callable[[int], bool] | None = None) -> Iterator[Block]:
+              wanted: Callable[[int], bool] | None = None,
+              expected: int | None = None) -> Iterator[Block]:
   """`blocks` with their TV-L1 `fields`, each block out once the first frame of the next is in.
 
   Args:
     blocks: resized frames, in order.
     settings: the flow backend and parameters.
     wanted: which frames need their field (default: all); others get zeros and no TV-L1.
+    expected: about how many frames will come (e.g. `decode.expected_frames`), for the line
+      that says how long TV-L1 will take on a CPU (`flow.estimate_note`); None for no line.
 
   Returns:
     The same blocks with fields: field t from frame t to t+1 (in pixels, over the whole frame);
@@ -95,6 +98,9 @@ def with_flow(blocks: Iterable[Block], settings: InputSettings,
   before = None  # (image, field) of the frame before `previous`
   with progress.bar(None, f"flow ({settings.flow_backend} TV-L1)", "pair") as bar:
     for block in blocks:
+      if previous is None and expected:
+        pairs = sum(1 for i in range(expected - 1) if wanted(i))
+        flow.estimate_note(pairs, block.images.shape[1:3], settings.flow_backend)
       if previous is not None:
         fields = _fields(previous, block.images[0], settings, wanted, bar)
         before = previous.images[-1], fields[-1]
@@ -161,7 +167,8 @@ def video_inputs(path: str | Path, settings: InputSettings, streams: Sequence[st
   cropped."""
   blocks: Iterable[Block] = resized(path, settings)
   if "flow" in streams:
-    blocks = with_flow(blocks, settings, wanted)
+    expected = decode.expected_frames(path, settings.time_start, settings.time_end)
+    blocks = with_flow(blocks, settings, wanted, expected)
   return cropped(blocks, streams, crops)
 
 

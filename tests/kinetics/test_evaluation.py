@@ -254,7 +254,7 @@ def test_multi_view_protocol_averages_windows_and_three_crops(tmp_path, rgb_clas
   protocol = views.Protocol(windows=2, window_frames=9, crops=3)
   rgb = views.video_views(path, ["rgb"], FAST_FLOW, protocol)["rgb"]
   resized = stream.gathered(stream.resized(path, FAST_FLOW)).images  # (T, 256, 427, 3)
-  frames = transforms.rescale_rgb(resized).numpy()
+  frames = transforms.rescale_rgb(resized)
   count, width = len(frames), frames.shape[2]
   starts = [0, count - 9]
   expected = [frames[s:s + 9, 16:240, x:x + 224]
