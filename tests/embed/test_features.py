@@ -214,3 +214,20 @@ def test_a_second_extraction_into_the_same_folder_is_refused(tmp_path):
     with pytest.raises(UserError, match="another feature extraction is writing to"):
       features.run_jobs([("a", tmp_path / "a.mp4")], tmp_path, {}, lambda pending: [],
                         progress=False)
+
+
+def test_a_video_over_the_frame_limit_is_one_line_in_failures(checkpoint_dir, tmp_path,
+                                                               monkeypatch):
+  settings = features.FeatureSettings("Mixed_3b", window_frames=8, stride=4)
+  extractor = features.load_extractor({"rgb": "rgb_imagenet"}, settings, checkpoint_dir,
+                                      download=False)
+  long = write_indexed_video(tmp_path / "long.avi", 30, 25)
+  short = write_indexed_video(tmp_path / "short.avi", 8, 25)
+  monkeypatch.setenv("I3D_MAX_FRAMES", "20")
+  out = tmp_path / "feats"
+  result = features.extract_videos(extractor, [("long", long), ("short", short)], out,
+                                   progress=False)
+  assert result.written == ["short"]
+  [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+  assert failure["reason"] == (f"{long}: more than 20 frames at 25 fps ($I3D_MAX_FRAMES); trim "
+                               f"it with --time_start/--time_end, or raise the limit")

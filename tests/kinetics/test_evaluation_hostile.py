@@ -217,3 +217,16 @@ def test_report_on_malformed_values_is_one_line(tmp_path, rgb_classifier, capsys
   (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
   err = one_line_error(capsys, "report", tmp_path / "run")
   assert "holds malformed values" in err
+
+
+def test_a_video_over_the_frame_limit_is_one_line_in_failures(tmp_path, rgb_classifier,
+                                                               monkeypatch):
+  clips, video_dir = validation_set(tmp_path, ["generated", "generated"])
+  long = kinetics.local_clips(video_dir)[clips[0].filename]
+  write_clip(long, None, 2.0, (64, 48), seed=3)  # 50 frames; the other has 10
+  monkeypatch.setenv("I3D_MAX_FRAMES", "20")
+  result = run(rgb_classifier, clips, video_dir, tmp_path / "run")
+  assert (result["num_videos"], result["num_failed"]) == (1, 1)
+  [failure] = JsonLines(tmp_path / "run" / evaluation.FAILURES_FILE).records
+  assert failure["reason"] == (f"{long}: more than 20 frames at 25 fps ($I3D_MAX_FRAMES); trim "
+                               f"it with --time_start/--time_end, or raise the limit")
