@@ -1,6 +1,7 @@
 """Files that are never half written: a reader sees the old content or the new, nothing between."""
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -76,3 +77,33 @@ def check_npy_header(f: IO[bytes], size: int, name: str) -> None:
   if claimed > size - f.tell():
     raise UserError(f"{name}: its header claims a {shape} {dtype} array ({claimed} bytes) but "
                     f"the file has {size} bytes; the file is damaged or not an array")
+
+
+# Failures of the machine, not of the input: a rerun once the cause is gone may succeed.
+ENVIRONMENTAL_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,
+    errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ETIMEDOUT, errno.ECONNRESET, errno.ESTALE,
+    errno.EAGAIN})
+# Exceptions (by class name: TensorFlow's and the process pool's are not imported here) that say
+# the same: memory or disk exhausted, a service or a worker process gone.
+_ENVIRONMENTAL_TYPES = frozenset({"MemoryError", "ResourceExhaustedError", "UnavailableError",
+                                  "BrokenProcessPool", "BrokenPipeError"})
+_ENVIRONMENTAL_TEXT = tuple(os.strerror(e) for e in (errno.ENOSPC, errno.EDQUOT, errno.EROFS))
+
+
+def environmental(error: BaseException) -> bool:
+  """Whether `error`, or an error that led to it, is the machine's fault (a full disk, a quota, an
+  I/O error, permissions, memory, a killed worker) rather than the input's: work that failed so is
+  retried, never recorded as the item's failure."""
+  seen: set[int] = set()
+  current: BaseException | None = error
+  while current is not None and id(current) not in seen:
+    seen.add(id(current))
+    if isinstance(current, OSError) and current.errno in ENVIRONMENTAL_ERRNOS:
+      return True
+    if type(current).__name__ in _ENVIRONMENTAL_TYPES:
+      return True
+    if any(text in str(current) for text in _ENVIRONMENTAL_TEXT):
+      return True
+    current = current.__cause__ or current.__context__
+  return False

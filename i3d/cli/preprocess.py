@@ -102,4 +102,8 @@ def _split(args: argparse.Namespace) -> int:
         f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
         f"{text.count(summary['failed'], 'clip')} failed "
         f"(see {preprocess.FAILURES_FILE})")
+  if summary["retry"]:
+    print(f"{text.count(summary['retry'], 'clip')} could not be written for reasons of this "
+          f"machine (disk, permissions, memory, a killed worker; above); their shards stay "
+          f"open: fix the cause and run the same command again to finish", file=sys.stderr)
   return 0 if summary["shards"] == summary["num_shards"] else 1

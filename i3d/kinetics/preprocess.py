@@ -9,6 +9,8 @@ listed in `manifest.jsonl` (which clip is in which shard) and its staged files r
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
 reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
+A clip that failed for the machine's reasons (a full disk, permissions, a killed worker: see
+`files.environmental`) is not listed there: its shard stays open and a rerun encodes it again.
 
 `video_dir` and `output_dir` may also be on any filesystem `tf.io.gfile` reaches (gs://, s3://,
 ...), as a Beam run on a cluster needs (`i3d.pipelines.preprocess`): files go through
@@ -27,10 +29,12 @@ import os
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from i3d._util import progress as progress_output
 from i3d._util import storage
+from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
 from i3d._util.jsonl import read as read_lines
 from i3d.errors import UserError
@@ -46,6 +50,8 @@ MANIFEST_FILE = "manifest.jsonl"
 FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = ".staging"
 CLIPS_PER_SHARD = 100
+# What encoding one clip gives: (key, frames, error or "", whether a rerun should retry it).
+Result = tuple[str, int, str, bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +127,14 @@ class _Job:
   streams: tuple[str, ...]
 
 
-def encode_job(job: _Job) -> tuple[str, int, str]:
-  """(key, frames, error) after encoding one clip into its staged file (run in a worker).
+def encode_job(job: _Job) -> Result:
+  """(key, frames, error, retry) after encoding one clip into its staged file (run in a worker).
 
   The example is serialized deterministically (map fields in key order), so a clip's record is
   the same bytes whichever process or machine encodes it. A remote video is read from a local
-  copy; errors name the video, not the copy.
+  copy; errors name the video, not the copy. `retry` is true when the failure is the machine's
+  (`files.environmental`: a full disk, permissions, memory), not the clip's: such a clip is not
+  listed as failed, and a rerun encodes it again.
   """
   video = job.video
   try:
@@ -135,11 +143,11 @@ def encode_job(job: _Job) -> tuple[str, int, str]:
       example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
     storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
-    return job.key, frames, ""
+    return job.key, frames, "", False
   except UserError as e:
-    return job.key, 0, str(e).replace(video, job.video)
+    return job.key, 0, str(e).replace(video, job.video), environmental(e)
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video)
+    return (job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video), environmental(e))
 
 
 def _init_worker(threads: int) -> None:
@@ -151,9 +159,10 @@ def _init_worker(threads: int) -> None:
   tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str]]:
+def _results(jobs: Sequence[_Job], workers: int) -> Iterator[Result]:
   """`encode_job` of each job as they finish: in this process with one worker, else in a pool of
-  `workers` processes sharing the cores."""
+  `workers` processes sharing the cores. A job whose worker died (killed, out of memory) is a
+  failure to retry."""
   if workers <= 1:
     yield from map(encode_job, jobs)
     return
@@ -161,10 +170,13 @@ def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
       initargs=(threads,)) as pool:
-    futures = [pool.submit(encode_job, job) for job in jobs]
+    futures = {pool.submit(encode_job, job): job.key for job in jobs}
     try:
       for future in concurrent.futures.as_completed(futures):
-        yield future.result()
+        try:
+          yield future.result()
+        except BrokenProcessPool as e:
+          yield futures[future], 0, f"its worker process died ({e})", True
     finally:
       for future in futures:
         future.cancel()
@@ -181,6 +193,7 @@ class _Shards:
     self.manifest = open_lines(storage.join(output_dir, MANIFEST_FILE))
     self.closed = {r["shard"] for r in self.manifest.records}
     self.ready = {n.removesuffix(".pb") for n in storage.list_names(self.staging, ".pb")}
+    self.retry: set[str] = set()  # clips that failed for the machine's reasons: never left out
 
   def shard(self, index: int) -> str:
     return records.shard_name(self.name, index, len(self.layout), self.compression)
@@ -237,7 +250,7 @@ class _Shards:
     self._unstage(closing)
 
 
-Encoder = Callable[[Sequence["_Job"]], Iterable[tuple[str, int, str]]]
+Encoder = Callable[[Sequence["_Job"]], Iterable[Result]]
 
 
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
@@ -300,7 +313,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
     return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
-            "clips": written, "failed": len(failures.records)}
+            "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
 
 
 def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
@@ -311,9 +324,12 @@ def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool
   pairs, started = 0, time.monotonic()
   flow = "flow" in (jobs[0].streams if jobs else ())
   try:
-    for key, frames, error in encoder(jobs):
+    for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
-      if error:
+      if retry:
+        shards.retry.add(key)
+        bar.write(f"not done (rerun to retry; its shard waits for it): {filename}: {error}")
+      elif error:
         shards.failures.append({"id": key, "filename": filename, "reason": error})
         bar.write(f"failed: {filename}: {error}")
       else:

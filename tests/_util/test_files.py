@@ -1,5 +1,6 @@
 """Atomic writes: the old content or the new, never half a file, no temporary left behind."""
 
+import errno
 import json
 
 import pytest
@@ -24,3 +25,19 @@ def test_a_failed_write_keeps_the_old_content(tmp_path):
       raise RuntimeError("disk full")
   assert path.read_bytes() == b"old"
   assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+def test_environmental_failures_are_told_from_the_inputs_own():
+  from i3d._util.files import environmental
+  from i3d.errors import UserError
+  assert environmental(OSError(errno.ENOSPC, "No space left on device"))
+  assert environmental(PermissionError(errno.EACCES, "Permission denied"))
+  assert not environmental(FileNotFoundError(errno.ENOENT, "No such file"))
+  assert not environmental(UserError("clip.mp4: not a video"))
+  try:  # a full disk behind a one-line error is still the machine's fault
+    try:
+      raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    except OSError:
+      raise UserError("out.npz: cannot write") from None
+  except UserError as e:
+    assert environmental(e)

@@ -1,0 +1,54 @@
+"""Hostile conditions for `i3d preprocess` of a split: a full disk, names that leave the folder."""
+
+import errno
+import json
+
+import pytest
+
+from i3d import kinetics
+from i3d._util import storage
+from i3d.kinetics import preprocess
+from i3d.model.labels import load_label_map
+from i3d.testing import write_validation_set
+
+LABELS = load_label_map(400)
+# RGB only: TV-L1 would take most of the test's time.
+RGB = preprocess.PreprocessConfig(streams=("rgb",), num_shards=2)
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+  """(annotations, video dir, clips) of four tiny generated clips."""
+  root = tmp_path_factory.mktemp("small_split")
+  annotations, video_dir = write_validation_set(
+      root, [(f"gen_clip_0{i}", LABELS[i], "generated") for i in range(4)], seconds=0.16,
+      size=(48, 32))
+  return annotations, video_dir, kinetics.read_annotations(annotations).clips
+
+
+def test_a_full_disk_while_staging_is_retried_and_never_seals_a_shard(small_split, tmp_path,
+                                                                       monkeypatch):
+  _, video_dir, clips = small_split
+  out = tmp_path / "records"
+  write_bytes = storage.write_bytes
+
+  def full_for_clip_1(path, data):
+    if "gen_clip_01" in str(path):
+      raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    write_bytes(path, data)
+
+  monkeypatch.setattr(storage, "write_bytes", full_for_clip_1)
+  summary = preprocess.preprocess(clips, video_dir, out, RGB, progress=False)
+  assert (summary["shards"], summary["clips"], summary["failed"], summary["retry"]) == (1, 2, 0, 1)
+  # The shard of the clip that hit the full disk is not sealed, and the clip is no failure.
+  assert [p.name for p in out.glob("*.tfrecord")] == ["clips-00001-of-00002.tfrecord"]
+  assert not (out / preprocess.FAILURES_FILE).exists() or not (
+      out / preprocess.FAILURES_FILE).read_text().strip()
+
+  monkeypatch.setattr(storage, "write_bytes", write_bytes)
+  summary = preprocess.preprocess(clips, video_dir, out, RGB, progress=False)
+  assert (summary["shards"], summary["clips"], summary["failed"], summary["retry"]) == (2, 4, 0, 0)
+  manifest = [json.loads(line) for line in (out / preprocess.MANIFEST_FILE).read_text()
+              .splitlines()]
+  assert sorted(c["id"] for m in manifest for c in m["clips"]) == [
+      f"gen_clip_0{i}_000000_000010" for i in range(4)]
