@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from i3d._util import text
+from i3d._util.files import check_regular
 from i3d.errors import UserError
 from i3d.inputs import decode
 
@@ -50,7 +51,8 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
   shards = _shards(root)
   if shards:
     return [ClipSource(shard, "records") for shard in shards]
-  if root.is_file():
+  if not root.is_dir():
+    check_regular(root)
     return _npy_clips(root) if root.suffix == ".npy" else [ClipSource(root, "video")]
   clips: list[ClipSource] = []
   for entry in sorted(root.iterdir()):
@@ -83,6 +85,7 @@ def _shards(root: Path) -> list[Path]:
 
 def _open_npy(path: Path) -> np.ndarray:
   """A read-only memory map of a `.npy` clip array, its shape and type checked before reading."""
+  check_regular(path)
   try:
     array = np.load(path, mmap_mode="r", allow_pickle=False)
   except (OSError, ValueError) as e:
@@ -118,6 +121,7 @@ def _folder_frames(folder: Path, count: int) -> np.ndarray:
                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")
   frames: list[np.ndarray] = []
   for image in images:
+    check_regular(image)
     bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
     if bgr is None:
       raise UserError(f"{image}: not an image OpenCV can read")

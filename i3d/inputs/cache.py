@@ -56,6 +56,7 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   """(inputs, settings record) of a cache file; an unreadable file, or inputs of the wrong dtype,
   shape or with non-finite values (`check_clips`), is a `UserError`."""
   path = Path(path)
+  files.check_regular(path)
   try:
     with zipfile.ZipFile(path) as archive:
       for info in archive.infolist():

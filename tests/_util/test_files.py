@@ -2,6 +2,7 @@
 
 import errno
 import json
+import os
 
 import pytest
 
@@ -41,3 +42,21 @@ def test_environmental_failures_are_told_from_the_inputs_own():
       raise UserError("out.npz: cannot write") from None
   except UserError as e:
     assert environmental(e)
+
+
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
+  victim = tmp_path / "victim.txt"
+  victim.write_text("keep")
+  (tmp_path / f".m.json.tmp{os.getpid()}").symlink_to(victim)
+  write_json(tmp_path / "m.json", [1])
+  assert victim.read_text() == "keep" and json.loads((tmp_path / "m.json").read_text()) == [1]
+
+
+def test_inputs_must_be_regular_files(tmp_path):
+  from i3d._util.files import check_regular
+  from i3d.errors import UserError
+  os.mkfifo(tmp_path / "x.npy")
+  with pytest.raises(UserError, match="x.npy: a named pipe, not a regular file"):
+    check_regular(tmp_path / "x.npy")
+  with pytest.raises(UserError, match="a folder, not a regular file"):
+    check_regular(tmp_path)
