@@ -286,7 +286,16 @@ def shard_name(name: str, index: int, count: int, compression: str = "none") -> 
   if compression not in COMPRESSIONS:
     raise UserError(f"unknown shard compression {compression!r}; expected "
                     f"{' or '.join(COMPRESSIONS)}")
+  check_shard_prefix(name)
   return f"{name}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}{COMPRESSIONS[compression][0]}"
+
+
+def check_shard_prefix(name: str) -> None:
+  """A `UserError` unless `name` is a shard name prefix that stays in its folder and that the
+  readers recognise: not empty, no /, \\ or NUL, no leading dot, at most 200 characters."""
+  if not name or len(name) > 200 or re.search(r"[/\\\x00]|^\.", name):
+    raise UserError(f"shard name {name!r} is not a safe file name prefix (not empty, no /, \\, "
+                    f"NUL or leading dot, at most 200 characters); choose another --name")
 
 
 def shard_compression(path: str | Path) -> str:

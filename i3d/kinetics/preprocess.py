@@ -68,6 +68,9 @@ class PreprocessConfig:
   workers: int = 1
   label_version: int = 400
 
+  def __post_init__(self):
+    records.check_shard_prefix(self.name)
+
 
 def clip_key(clip: Clip) -> str:
   """A clip's `example/id`: its file name without `.mp4`."""
@@ -238,7 +241,7 @@ class _Shards:
       if not all(clip_key(c) in self.ready for c in kept):
         continue
       self.failures.sync()
-      path = storage.join(self.output_dir, name)
+      path = storage.inside(self.output_dir, name)
       if not storage.exists(path):
         records.write_shard(path, (storage.read_bytes(self.staged(c)) for c in kept))
       self.manifest.append({"shard": name, "clips": [

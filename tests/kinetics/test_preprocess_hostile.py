@@ -10,6 +10,7 @@ from i3d._util import storage
 from i3d.kinetics import preprocess
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
+from tests.support.cli import one_line_error
 
 LABELS = load_label_map(400)
 # RGB only: TV-L1 would take most of the test's time.
@@ -52,3 +53,11 @@ def test_a_full_disk_while_staging_is_retried_and_never_seals_a_shard(small_spli
               .splitlines()]
   assert sorted(c["id"] for m in manifest for c in m["clips"]) == [
       f"gen_clip_0{i}_000000_000010" for i in range(4)]
+
+
+@pytest.mark.parametrize("name", ["../../ESCAPED", "", ".hidden", "a\\b"])
+def test_a_shard_name_that_leaves_the_folder_or_is_unreadable_is_refused(tmp_path, capsys, name):
+  err = one_line_error(capsys, "preprocess", "--annotations", tmp_path / "a.csv", "--video_dir",
+                       tmp_path, "--output_dir", tmp_path / "out", "--name", name)
+  assert f"shard name {name!r} is not a safe file name prefix" in err
+  assert not list(tmp_path.rglob("*.tfrecord"))
