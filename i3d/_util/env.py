@@ -211,3 +211,19 @@ def available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
   except (OSError, ValueError):
     return 1 << 34
+
+
+# Memory one local worker process takes with TensorFlow, OpenCV and a model loaded (measured:
+# 0.5-1.2 GB for `i3d preprocess` and Beam's DirectRunner workers).
+WORKER_MEMORY = 1 << 30
+
+
+def check_workers(workers: int, flag: str = "--workers") -> None:
+  """A `UserError` unless `workers` local processes fit in this machine's free memory."""
+  if workers < 1:
+    raise UserError(f"{flag} must be at least 1, got {workers}")
+  most = max(1, available_memory() // WORKER_MEMORY)
+  if workers > most:
+    raise UserError(f"{flag} {workers}: each local worker process needs about "
+                    f"{WORKER_MEMORY >> 30} GiB and this machine has memory free for {most}; "
+                    f"use at most {most}")

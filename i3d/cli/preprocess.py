@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from i3d._util import text
+from i3d._util import env, text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.inputs.settings import Encoding
@@ -83,6 +83,8 @@ def _split(args: argparse.Namespace) -> int:
   from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
   if args.workers < 1:
     raise UserError("--workers must be at least 1")
+  if args.runner is None:
+    env.check_workers(args.workers)
   config = preprocess.PreprocessConfig(
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
       compression=args.compression, workers=args.workers, label_version=args.version,

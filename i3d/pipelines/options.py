@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from i3d._util import env
 from i3d.errors import UserError
 
 LOCAL_RUNNER = "DirectRunner"
@@ -22,8 +23,10 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
   `beam_args` are Beam's own flags, passed through (e.g. --project, --flink_master)."""
   if workers < 1:
     raise UserError(f"--workers must be at least 1, got {workers}")
+  _check_runner(runner)
   args = ["--runner", runner, *beam_args]
   if runner == LOCAL_RUNNER:
+    env.check_workers(workers)
     args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
   options = PipelineOptions(args)
   known = options.get_all_options(retain_unknown_options=False)
@@ -32,6 +35,16 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
     raise UserError(f"unknown Beam pipeline options: {', '.join('--' + u for u in unknown)}; "
                     f"see `python -m apache_beam.examples.wordcount --help` for Beam's flags")
   return options
+
+
+def _check_runner(runner: str) -> None:
+  """A `UserError` unless Beam knows the runner `runner` (a name or a module.Class path)."""
+  from apache_beam.runners import runner as runners  # pylint: disable=import-outside-toplevel
+  try:
+    runners.create_runner(runner)
+  except (ValueError, ImportError, AttributeError) as e:
+    raise UserError(f"--runner {runner}: not a Beam runner ({e}); use DirectRunner, "
+                    f"DataflowRunner, FlinkRunner, SparkRunner, PortableRunner, ...") from None
 
 
 def threads_per_worker(runner: str, workers: int) -> int | None:
