@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from i3d._util import lifeline, storage
 from i3d._util import progress as progress_output
-from i3d._util import storage
 from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
 from i3d._util.jsonl import read as read_lines
@@ -154,7 +154,8 @@ def encode_job(job: _Job) -> Result:
 
 
 def _init_worker(threads: int) -> None:
-  """Each worker process gets its share of the cores."""
+  """Each worker process gets its share of the cores, and dies with its launcher."""
+  lifeline.die_with_parent()
   import cv2  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   cv2.setNumThreads(threads)

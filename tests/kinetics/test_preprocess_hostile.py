@@ -2,6 +2,12 @@
 
 import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +67,56 @@ def test_a_shard_name_that_leaves_the_folder_or_is_unreadable_is_refused(tmp_pat
                        tmp_path, "--output_dir", tmp_path / "out", "--name", name)
   assert f"shard name {name!r} is not a safe file name prefix" in err
   assert not list(tmp_path.rglob("*.tfrecord"))
+
+
+LAUNCHER = """
+import sys, time
+from i3d.inputs import records
+from i3d.inputs.settings import InputSettings
+from i3d.kinetics import preprocess
+job = preprocess._Job("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
+                      records.Encoding(), ("rgb",))
+for _ in preprocess._results([job], 2):
+  print("encoded", flush=True)
+  time.sleep(600)
+"""
+
+
+def children(pid: int) -> list[int]:
+  """Live (not zombie) processes whose parent is `pid`."""
+  found = []
+  for stat in Path("/proc").glob("[0-9]*/stat"):
+    try:
+      fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+      continue
+    if int(fields[1]) == pid and fields[0] != "Z":
+      found.append(int(stat.parent.name))
+  return found
+
+
+def alive(pid: int) -> bool:
+  try:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def test_workers_die_with_a_killed_launcher(tmp_path):
+  launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path / "none.mp4"),
+                               str(tmp_path / "k.pb")], stdout=subprocess.PIPE, text=True)
+  workers: list[int] = []
+  try:
+    assert launcher.stdout.readline().strip() == "encoded"
+    workers = children(launcher.pid)
+    assert workers  # the pool's worker (and multiprocessing's resource tracker)
+    launcher.kill()
+    launcher.wait()
+    deadline = time.monotonic() + 20
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+      time.sleep(0.2)
+    assert not [w for w in workers if alive(w)]
+  finally:
+    launcher.kill()
+    for worker in filter(alive, workers):
+      os.kill(worker, signal.SIGKILL)
