@@ -34,3 +34,11 @@ def test_an_unknown_runner(tmp_path, capsys):
   err = one_line_error(capsys, "preprocess", "--annotations", tmp_path / "a.csv", "--video_dir",
                        tmp_path, "--output_dir", tmp_path / "out", "--runner", "NoSuchRunner")
   assert "--runner NoSuchRunner: not a Beam runner" in err
+
+
+def test_a_trim_window_starting_at_1e308(tmp_path, capsys):
+  from tests.support.videos import write_indexed_video
+  video = write_indexed_video(tmp_path / "v.avi", 5, 25)
+  err = one_line_error(capsys, "preprocess", video, "--time_start", "1e308", "--output",
+                       tmp_path / "v.npz")
+  assert "trim window [1e+308, None] s starts after 3.1536e+07 s" in err
