@@ -398,9 +398,18 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
       continue
     shard = path.numpy().decode()
     parsed = {k: v.numpy() for k, v in parsed.items()}
-    check_settings(json.loads(parsed[SETTINGS]), record, shard)
+    try:
+      found, info = json.loads(parsed[SETTINGS]), info_of(parsed)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+      yield ReadError(f"{shard}: a record's i3d/settings, example/id or label is not UTF-8 "
+                      f"JSON text ({type(e).__name__}); the record is damaged")
+      continue
+    if not isinstance(found, dict):
+      yield ReadError(f"{shard}: record {info.key}: i3d/settings is not a JSON object")
+      continue
+    check_settings(found, record, shard)
     images = {s: parsed[s] for s in streams}
-    yield RecordClip(shard, info_of(parsed),
+    yield RecordClip(shard, info,
                      images if protocol is None else clip_views(images, streams, protocol))
 
 

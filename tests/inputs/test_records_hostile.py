@@ -77,3 +77,19 @@ def test_flow_images_of_another_size_than_the_frames_are_refused(tmp_path):
   record.feature_lists.feature_list[flow].CopyFrom(small.feature_lists.feature_list[flow])
   with pytest.raises(UserError, match="flow JPEGs of another size"):
     records.check_shard(shard(tmp_path, record))
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    (records.SETTINGS, b"not json", "is not UTF-8 JSON text"),
+    (records.SETTINGS, b"[1, 2]", "record clip_a: i3d/settings is not a JSON object"),
+    (records.EXAMPLE_ID, b"\xff\xfe", "is not UTF-8 JSON text"),
+    (records.LABEL_STRING, b"\xff", "is not UTF-8 JSON text"),
+])
+def test_damaged_context_fields_are_a_read_error_naming_the_shard(tmp_path, field, value,
+                                                                  problem):
+  record = example(frames(2))
+  record.context.feature[field].bytes_list.value[:] = [value]
+  path = shard(tmp_path, record)
+  [item] = list(records.read_clips([path], ("rgb",), protocol=None))
+  assert isinstance(item, records.ReadError)
+  assert item.message.startswith(path) and problem in item.message

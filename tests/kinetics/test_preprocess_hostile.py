@@ -13,6 +13,7 @@ import pytest
 
 from i3d import kinetics
 from i3d._util import storage
+from i3d.errors import UserError
 from i3d.kinetics import preprocess
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
@@ -120,3 +121,26 @@ def test_workers_die_with_a_killed_launcher(tmp_path):
     launcher.kill()
     for worker in filter(alive, workers):
       os.kill(worker, signal.SIGKILL)
+
+
+CLIP = {"id": "a_000000_000010", "youtube_id": "a", "time_start": 0, "time_end": 10,
+        "split": "validation", "label": "x"}
+
+
+@pytest.mark.parametrize("settings", ["[]", "{}", '{"records": 3}'])
+def test_a_records_json_of_the_wrong_shape_is_one_line(tmp_path, settings):
+  (tmp_path / preprocess.SETTINGS_FILE).write_text(settings)
+  with pytest.raises(UserError, match="records.json: not the settings of a records folder"):
+    preprocess.read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("line, problem", [
+    ({"clips": [CLIP]}, "None is not a shard of the folder"),
+    ({"shard": "c-00000-of-00001.tfrecord", "clips": [{**CLIP, "time_start": 1.5}]},
+     r"line 1 is damaged \(ValueError: clip times \(1.5, 10\) are not whole seconds\)"),
+    ({"shard": "c-00000-of-00001.tfrecord", "clips": [{"id": "a"}]}, "line 1 is damaged"),
+    ({"shard": "c-00000-of-00001.tfrecord", "clips": 7}, "line 1 is damaged"),
+])
+def test_a_damaged_manifest_line_is_one_line(line, problem):
+  with pytest.raises(UserError, match=problem):
+    preprocess.manifest_clips([line])
