@@ -326,10 +326,17 @@ def write_shard(path: _P, serialized: Iterable[bytes]) -> _P:
   temporary name beside it (fsynced when local), then renamed, so a file with the shard's name is
   always complete. A `.tfrecord.gz` name is written GZIP-compressed. Returns `path`.
   """
-  with (storage.atomic_path(str(path)) as temporary,
-        tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
-    for record in serialized:
-      writer.write(record)
+  try:
+    with (storage.atomic_path(str(path)) as temporary,
+          tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
+      for record in serialized:
+        writer.write(record)
+  except tf.errors.OpError as e:  # a full disk is a ResourceExhaustedError
+    raise UserError(f"{path}: cannot write the shard ({tf_message(e)}); free space or fix the "
+                    f"folder and run again") from e
+  except OSError as e:
+    raise UserError(f"{path}: cannot write the shard ({e.strerror or e}); free space or fix the "
+                    f"folder and run again") from e
   return path
 
 

@@ -93,3 +93,29 @@ def test_damaged_context_fields_are_a_read_error_naming_the_shard(tmp_path, fiel
   [item] = list(records.read_clips([path], ("rgb",), protocol=None))
   assert isinstance(item, records.ReadError)
   assert item.message.startswith(path) and problem in item.message
+
+
+class FullDiskWriter:
+  """A TFRecordWriter on a full disk: TensorFlow's ResourceExhaustedError on write."""
+
+  def __init__(self, path, options=None):
+    open(path, "wb").close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    return False
+
+  def write(self, record):
+    raise tf.errors.ResourceExhaustedError(None, None, "shard: No space left on device")
+
+
+def test_a_full_disk_while_a_shard_is_written_is_one_line(tmp_path, monkeypatch):
+  from i3d._util.files import environmental
+  monkeypatch.setattr(tf.io, "TFRecordWriter", FullDiskWriter)
+  path = tmp_path / "c-00000-of-00001.tfrecord"
+  with pytest.raises(UserError, match=r"c-00000-of-00001.tfrecord: cannot write the shard "
+                                      r"\(shard: No space left on device\)") as error:
+    records.write_shard(path, [b"x"])
+  assert environmental(error.value) and not list(tmp_path.iterdir())
