@@ -1,6 +1,8 @@
 """Records that would exhaust memory or fail late: JPEG sizes and frame counts are checked from
 the headers before anything is decoded, for every reader (issue 23, item 6)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -119,3 +121,11 @@ def test_a_full_disk_while_a_shard_is_written_is_one_line(tmp_path, monkeypatch)
                                       r"\(shard: No space left on device\)") as error:
     records.write_shard(path, [b"x"])
   assert environmental(error.value) and not list(tmp_path.iterdir())
+
+
+def test_a_folder_or_a_pipe_named_like_a_shard_is_a_read_error(tmp_path):
+  (tmp_path / "d-00000-of-00002.tfrecord").mkdir()
+  os.mkfifo(tmp_path / "d-00001-of-00002.tfrecord")
+  problems = [item.message for item in records.read_clips(records.list_shards(tmp_path), ("rgb",))]
+  assert [p.split(": ", 1)[1] for p in problems] == [
+      "a folder, not a regular file; give a file", "a named pipe, not a regular file; give a file"]
