@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
 from i3d.kinetics import preprocess as records_split
-from i3d.pipelines.options import limit_threads
+from i3d.pipelines.options import limit_threads, pipeline_error
 
 RESULTS_FILE = "beam_results.json"
 
@@ -56,10 +56,13 @@ def beam_encoder(options: PipelineOptions, threads: int | None,
     def save(found: list) -> None:
       storage.write_bytes(results, json.dumps(sorted(found)).encode())
 
-    with beam.Pipeline(options=options) as pipeline:
-      _ = (pipeline | "Jobs" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
-           | "Encode" >> beam.ParDo(EncodeClips(threads, progress))
-           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
+    try:
+      with beam.Pipeline(options=options) as pipeline:
+        _ = (pipeline | "Jobs" >> beam.Create(list(jobs)) | "Spread" >> beam.Reshuffle()
+             | "Encode" >> beam.ParDo(EncodeClips(threads, progress))
+             | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
+    except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
+      raise pipeline_error(e) from e
     found = [tuple(r) for r in json.loads(storage.read_bytes(results))]
     storage.remove(results)
     order = {job.key: i for i, job in enumerate(jobs)}
