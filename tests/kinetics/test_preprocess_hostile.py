@@ -77,8 +77,8 @@ from i3d.inputs.settings import InputSettings
 from i3d.kinetics import preprocess
 job = preprocess._Job("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
                       records.Encoding(), ("rgb",))
-for _ in preprocess._results([job], 2):
-  print("encoded", flush=True)
+for result in preprocess._results([job], 2):
+  print("encoded", *result[2:], sep="\t", flush=True)
   time.sleep(600)
 """
 
@@ -108,7 +108,7 @@ def test_workers_die_with_a_killed_launcher(tmp_path):
                                str(tmp_path / "k.pb")], stdout=subprocess.PIPE, text=True)
   workers: list[int] = []
   try:
-    assert launcher.stdout.readline().strip() == "encoded"
+    assert launcher.stdout.readline().startswith("encoded\t")
     workers = children(launcher.pid)
     assert workers  # the pool's worker (and multiprocessing's resource tracker)
     launcher.kill()
@@ -144,3 +144,21 @@ def test_a_records_json_of_the_wrong_shape_is_one_line(tmp_path, settings):
 def test_a_damaged_manifest_line_is_one_line(line, problem):
   with pytest.raises(UserError, match=problem):
     preprocess.manifest_clips([line])
+
+
+def test_a_clip_whose_worker_died_is_retried_not_failed(tmp_path):
+  launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path / "none.mp4"),
+                               str(tmp_path / "k.pb")], stdout=subprocess.PIPE, text=True)
+  try:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+      workers = [w for w in children(launcher.pid)
+                 if b"resource_tracker" not in Path(f"/proc/{w}/cmdline").read_bytes()]
+      if workers:
+        break
+      time.sleep(0.05)
+    os.kill(workers[0], signal.SIGKILL)  # while it starts: before it could take the job
+    _, error, retry = launcher.stdout.readline().rstrip("\n").split("\t")
+    assert retry == "True" and error.startswith("its worker process died")
+  finally:
+    launcher.kill()
