@@ -125,7 +125,6 @@ ENVIRONMENTAL_ERRNOS = frozenset({
 # the same: memory or disk exhausted, a service or a worker process gone.
 _ENVIRONMENTAL_TYPES = frozenset({"MemoryError", "ResourceExhaustedError", "UnavailableError",
                                   "BrokenProcessPool", "BrokenPipeError"})
-_ENVIRONMENTAL_TEXT = tuple(os.strerror(e) for e in (errno.ENOSPC, errno.EDQUOT, errno.EROFS))
 
 
 def environmental(error: BaseException) -> bool:
@@ -140,7 +139,13 @@ def environmental(error: BaseException) -> bool:
       return True
     if type(current).__name__ in _ENVIRONMENTAL_TYPES:
       return True
-    if any(text in str(current) for text in _ENVIRONMENTAL_TEXT):
+    if environmental_text(str(current)):
       return True
     current = current.__cause__ or current.__context__
   return False
+
+
+def environmental_text(message: str) -> bool:
+  """Whether an error `message` (TensorFlow's, or one Beam relays from a worker) gives one of
+  `ENVIRONMENTAL_ERRNOS` in the system's words ("No space left on device")."""
+  return any(os.strerror(e) in message for e in ENVIRONMENTAL_ERRNOS)

@@ -11,7 +11,7 @@ from typing import TypeVar
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import env
-from i3d._util.files import ENVIRONMENTAL_ERRNOS, environmental
+from i3d._util.files import environmental
 from i3d.errors import UserError
 
 LOCAL_RUNNER = "DirectRunner"
@@ -62,13 +62,9 @@ def pipeline_error(error: Exception) -> UserError:
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]
   reason = lines[-1] if lines else type(error).__name__
   hint = ("the machine's failure (disk, permissions, memory): fix it and run again to resume"
-          if environmental(error) or any(map(_environmental_text, lines)) else
+          if environmental(error) else
           "rerun with --default_sdk_harness_log_level=INFO for Beam's logs")
   return UserError(f"the Beam pipeline failed: {reason[:300]}; {hint}")
-
-
-def _environmental_text(line: str) -> bool:
-  return any(os.strerror(e) in line for e in ENVIRONMENTAL_ERRNOS)
 
 
 def threads_per_worker(runner: str, workers: int) -> int | None:
