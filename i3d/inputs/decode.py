@@ -141,13 +141,21 @@ def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: fl
     k += 1
 
 
+# Latest trim-window start taken (a year), so times far out never overflow frame arithmetic.
+MAX_START_SECONDS = 365 * 24 * 3600
+
+
 def _trim(path: Path, time_start: float | None, time_end: float | None) -> tuple[float, float]:
-  """(start, end) seconds of a trim window; an empty or non-numeric one is a `UserError`."""
+  """(start, end) seconds of a trim window; an empty or non-numeric one, or one starting after
+  `MAX_START_SECONDS`, is a `UserError`."""
   start = float(time_start or 0.0)
   end = math.inf if time_end is None else float(time_end)
   if not 0 <= start < end:  # also refuses NaN
     raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s (times must be "
                     f"numbers with 0 <= start < end)")
+  if start > MAX_START_SECONDS:  # 1e308 s would overflow the frame arithmetic
+    raise UserError(f"{path}: trim window [{time_start}, {time_end}] s starts after "
+                    f"{MAX_START_SECONDS:g} s, far past any video's end")
   return start, end
 
 
