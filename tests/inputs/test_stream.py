@@ -83,7 +83,7 @@ def test_streamed_windows_hold_a_bounded_number_of_frames(tmp_path):
     peaks.append(tracemalloc.get_traced_memory()[1])
     tracemalloc.stop()
     assert count == -(-frames // 16)
-  assert peaks[1] < 60e6 and peaks[1] < 1.3 * peaks[0]
+  assert peaks[1] < 120e6 and peaks[1] < 1.1 * peaks[0]  # the clip's inputs: 180 MB
 
 
 def test_errors_inside_the_chain_stay_one_line(tmp_path, monkeypatch):
