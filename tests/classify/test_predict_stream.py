@@ -65,3 +65,15 @@ def test_streamed_windows_equal_windows_of_the_whole_clip(tmp_path, monkeypatch,
   assert sum(pairs) == 17  # frames 0-8 and 21-29 of 30: TV-L1 for their pairs only
   for stream in ("rgb", "flow"):
     np.testing.assert_allclose(logits[stream], expected[stream], rtol=1e-5, atol=1e-5)
+
+
+def test_views_longer_than_the_budget_run_in_chunks(monkeypatch, rgb_classifier):
+  """Evaluation and records classify through `view_logits`: whole clips past the budget go to
+  `clip_logits` (chunks), all views at once."""
+  fed = []
+  monkeypatch.setattr(Classifier, "clip_logits", lambda self, blocks, frames, budget=None: (
+      fed.append(([b["rgb"].shape for b in blocks], frames)) or {"rgb": np.ones((2, 400))}))
+  monkeypatch.setenv("I3D_CHUNK_FRAMES", "120")
+  views_long = {"rgb": np.zeros((2, 121, 224, 224, 3), np.float32)}
+  np.testing.assert_array_equal(rgb_classifier.view_logits(views_long, batch=1)["rgb"], 1.0)
+  assert fed == [([(2, 121, 224, 224, 3)], 121)]
