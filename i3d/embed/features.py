@@ -31,7 +31,6 @@ import numpy as np
 import tensorflow as tf
 
 from i3d._util import progress as progress_output
-from i3d._util import storage
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -43,6 +42,7 @@ from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import get_info
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
+from i3d.runs import folder as runs
 
 FAILURES_FILE = "failures.jsonl"
 FORMAT = 1
@@ -261,9 +261,9 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
     done = json.loads(path.read_text())
   except (OSError, json.JSONDecodeError, UnicodeDecodeError):
     return False  # written atomically, so only a foreign file gets here: redo it
-  if done.get("settings") != record:
-    raise UserError(f"{output_dir} holds features made with other settings ({path}); rerun "
-                    f"with the earlier settings or use a new --output_dir")
+  if not isinstance(done, dict) or not isinstance(done.get("settings"), dict):
+    return False
+  runs.refuse_changes(path, "features", done["settings"], record)
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 
@@ -289,7 +289,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
         write_video(output_dir, vid, str(path), video_features(extractor, inputs), record)
         yield vid, str(path), None
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-        yield vid, str(path), failure_reason(e)
+        yield vid, str(path), runs.failure_reason(e)
 
   return run_jobs(jobs, output_dir, record, run, progress)
 
@@ -324,7 +324,7 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
         write_video(output_dir, key, source, video_features(extractor, inputs), record)
         yield key, source, None
       except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-        yield key, source, failure_reason(e)
+        yield key, source, runs.failure_reason(e)
 
   return run_jobs(listed, output_dir, record, run, progress)
 
@@ -344,7 +344,7 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: 
       stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
       inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-      inputs = failure_reason(e)
+      inputs = runs.failure_reason(e)
     yield key, source, inputs
 
 
@@ -353,10 +353,8 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
   """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
   under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
   reports them."""
-  output_dir = Path(output_dir)
-  output_dir.mkdir(parents=True, exist_ok=True)
-  with storage.locked(str(output_dir), f"another feature extraction is writing to {output_dir}"):
-    return _run_locked(jobs, output_dir, record, run, progress)
+  with runs.RunFolder(output_dir, "feature extraction").locked() as folder:
+    return _run_locked(jobs, Path(folder.path), record, run, progress)
 
 
 def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record: dict, run: Runner,
@@ -381,11 +379,6 @@ def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record
     finally:
       bar.close()
   return result
-
-
-def failure_reason(error: Exception) -> str:
-  """How failures.jsonl words why a video has no features."""
-  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
 
 
 @dataclasses.dataclass

@@ -7,17 +7,16 @@
     + the results of earlier runs -> one per clip id -> metrics (CombineFn) -> WriteOutputs
 
 Nothing is lost or done twice: every clip's result (prediction or failure with its reason) is
-written atomically under a name fixed by its id before anything depends on it, so a retried
-bundle rewrites the same files and a rerun skips the clips already there. Results are keyed by
-clip id and deduplicated before the metrics.
+staged atomically under a name fixed by its id in the run folder (`i3d.runs.folder`) before
+anything depends on it, so a retried bundle rewrites the same files and a rerun skips the clips
+already there, whether an earlier run was this pipeline or the single-process evaluation. Results
+are keyed by clip id and deduplicated before the metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,14 +36,14 @@ from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard, limit_threads
+from i3d.pipelines.options import by_shard
+from i3d.runs import folder as runs
+from i3d.runs.executors import limit_threads
 
-RESULTS_DIR = "clips"
 FAILED = "failed"
-PREDICTION, FAILURE = "prediction", "failure"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
 
-Job = tuple[Clip, str]  # a clip and its video's path
+ClipJob = tuple[Clip, str]  # a clip and its video's path (or its records shard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +74,6 @@ class ClassifierSpec:
                            imagenet_pretrained=self.imagenet_pretrained, precision=self.precision)
 
 
-def result_path(output_dir: str, clip_id: str) -> str:
-  """Where a clip's result goes: a name fixed by its id (ids that are not plain file names are
-  hex-encoded)."""
-  name = clip_id if _SAFE_ID.match(clip_id) else "x" + clip_id.encode().hex()
-  return storage.join(output_dir, RESULTS_DIR, f"{name}.json")
-
-
 class LoadViews(beam.DoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
   failure result on the FAILED output instead of an error (Beam would retry it forever)."""
@@ -93,7 +85,7 @@ class LoadViews(beam.DoFn):
   def setup(self) -> None:
     limit_threads(self._threads)
 
-  def process(self, job: Job) -> Iterator[Any]:
+  def process(self, job: ClipJob) -> Iterator[Any]:
     clip, path = job
     try:
       with storage.local_copy(path) as local:
@@ -137,7 +129,7 @@ class LoadRecordViews(beam.DoFn):
 def failure_result(clip: Clip, path: str, error: Exception) -> dict:
   """The result of a clip that could not be scored."""
   return {"kind": FAILURE,
-          "record": evaluation.failure_record(clip, path, evaluation.failure_reason(error))}
+          "record": evaluation.failure_record(clip, path, runs.failure_reason(error))}
 
 
 class ClassifierHandler(SpecModelHandler[dict, Classifier]):
@@ -176,17 +168,11 @@ class WriteResult(beam.DoFn):
 
   def process(self, result: dict) -> Iterator[tuple[str, dict]]:
     record = result["record"]
-    storage.write_bytes(result_path(self._output_dir, record["id"]), json.dumps(result).encode())
+    runs.stage(self._output_dir, evaluation.STAGED_DIR, result)
     if self._progress:
       status = "scored" if result["kind"] == PREDICTION else f"failed: {record['reason']}"
       print(f"{record['id']}: {status}", file=sys.stderr, flush=True)
     yield record["id"], result
-
-
-def read_result(path: str) -> tuple[str, dict]:
-  """A result written by an earlier run, keyed by clip id."""
-  result = json.loads(storage.read_bytes(path))
-  return result["record"]["id"], result
 
 
 def one_result(results: Iterable[dict]) -> dict:
@@ -231,17 +217,17 @@ class Outputs:
     failures = [r["record"] for r in ordered if r["kind"] == FAILURE]
     with storage.local_folder(self.output_dir) as folder:
       for name, records in ((evaluation.PREDICTIONS_FILE, predictions),
-                            (evaluation.FAILURES_FILE, failures)):
+                            (runs.FAILURES_FILE, failures)):
         lines = "".join(json.dumps(r) + "\n" for r in records)
         storage.write_bytes(str(folder / name), lines.encode())
       evaluation.write_outputs(folder, self.labels, predictions, failures, self.missing,
                                self.config, self.eval_type, scores)
 
 
-def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
-          earlier: Sequence[str], outputs: Outputs, threads: int | None,
+def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
+          earlier: Sequence[dict], outputs: Outputs, threads: int | None,
           progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
-  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are result files of earlier runs.
+  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs.
   With `records_dir`, a job's path is its clip's shard there. Returns the results, one per
   clip."""
   config = outputs.config
@@ -268,7 +254,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
   new = ((predicted, unscored, loaded[FAILED]) | "NewResults" >> beam.Flatten()
          | "WriteResults" >> beam.ParDo(WriteResult(outputs.output_dir, progress)))
   old = (pipeline | "Earlier" >> beam.Create(list(earlier))
-         | "ReadEarlier" >> beam.Map(read_result))
+         | "KeyEarlier" >> beam.Map(lambda result: (result["record"]["id"], result)))
   results = ((new, old) | "AllResults" >> beam.Flatten()
              | "OnePerClip" >> beam.CombinePerKey(one_result) | beam.Values())
   scores = (results | beam.Filter(lambda r: r["kind"] == PREDICTION)
@@ -287,32 +273,28 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
   `options` name, resuming the run in `output_dir` (clips with a result are skipped); returns
   the metrics."""
   labels = spec.labels
-  evaluation.check_clips(clips, labels, config)
-  output_dir = str(output_dir)
-  storage.makedirs(storage.join(output_dir, RESULTS_DIR))
-  with storage.locked(output_dir, f"another evaluation is writing to {output_dir}"):
-    evaluation.check_run(output_dir, config.record(clips, spec))
+  evaluation.check_annotations(clips, labels)
+  with runs.RunFolder(output_dir, "evaluation").locked() as folder:
+    folder.check_settings(config.record(clips, spec))
     if records_dir is None:
       files = video_files(str(video_dir))
     else:
       files = {r.clip.filename: str(r.path) for r in preprocess.record_rows(clips, records_dir)
                if r.path is not None}
-    results_dir = storage.join(output_dir, RESULTS_DIR)
-    done = {name[:-len(".json")] for name in storage.list_names(results_dir, ".json")}
-    earlier, jobs, missing = [], [], []
-    for clip in clips:
-      path = result_path(output_dir, clip.youtube_id)
-      if posixpath.basename(path)[:-len(".json")] in done:
-        earlier.append(path)
-      elif clip.filename in files:
-        jobs.append((clip, files[clip.filename]))
-      else:
-        missing.append(clip)
-    outputs = Outputs(output_dir, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
-                      tuple(missing), config, spec.eval_type)
+    found = {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
+    with evaluation.open_ledger(folder) as ledger:
+      scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
+    earlier = ([{"kind": PREDICTION, "record": r} for r in scored.values()]
+               + [{"kind": FAILURE, "record": r} for r in failures.values()])
+    done = scored.keys() | failures.keys()
+    jobs = [(c, found[c.youtube_id]) for c in clips
+            if c.youtube_id in found and c.youtube_id not in done]
+    missing = tuple(c for c in clips if c.youtube_id not in found and c.youtube_id not in done)
+    outputs = Outputs(folder.path, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
+                      missing, config, spec.eval_type)
     if progress:
-      print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(outputs.missing)} "
-            f"missing", file=sys.stderr)
+      print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
+            file=sys.stderr)
     with beam.Pipeline(options=options) as pipeline:
       build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
   return json.loads(storage.read_bytes(storage.join(output_dir, report.METRICS_FILE)))

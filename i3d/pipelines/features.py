@@ -33,7 +33,9 @@ from i3d.embed import features
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import cropped_inputs
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard, limit_threads
+from i3d.pipelines.options import by_shard
+from i3d.runs import folder as runs
+from i3d.runs.executors import limit_threads
 
 FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
@@ -83,7 +85,7 @@ class LoadInputs(beam.DoFn):
     try:
       inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, features.failure_reason(e))))
+      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, runs.failure_reason(e))))
       return
     yield job, inputs
 
@@ -113,7 +115,7 @@ class LoadRecordInputs(beam.DoFn):
           yield (vid, source), inputs
     except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
       for vid in left:
-        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, features.failure_reason(e))))
+        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, runs.failure_reason(e))))
 
 
 class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
@@ -140,7 +142,7 @@ class WriteFeatures(beam.DoFn):
       features.write_video(Path(self._output_dir), vid, path,
                            cast(features.VideoFeatures, result.inference), self._record)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      reason = features.failure_reason(e)
+      reason = runs.failure_reason(e)
     if self._progress:
       print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
             flush=True)

@@ -3,13 +3,13 @@ what the pipelines share in how they lay out and run their work."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d.errors import UserError
+from i3d.runs import executors
 
 LOCAL_RUNNER = "DirectRunner"
 
@@ -37,24 +37,7 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
 def threads_per_worker(runner: str, workers: int) -> int | None:
   """The local runner's share of this machine's cores for each worker (None elsewhere: each
   remote worker has its machine)."""
-  if runner != LOCAL_RUNNER:
-    return None
-  return max(1, len(os.sched_getaffinity(0)) // workers)
-
-
-def limit_threads(threads: int | None) -> None:
-  """Keeps this worker process's TensorFlow and OpenCV to `threads` threads (when given), so
-  local workers share the cores instead of oversubscribing them. Call it before TensorFlow runs."""
-  if threads is None:
-    return
-  import cv2  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  cv2.setNumThreads(threads)
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-  except RuntimeError:  # TensorFlow already ran in this process: it keeps its pools
-    pass
+  return executors.threads_per_worker(workers) if runner == LOCAL_RUNNER else None
 
 
 def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]:

