@@ -63,8 +63,8 @@ def main(args) -> None:
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
       workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
   if args.records is not None:
-    from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
-    clips, inputs = preprocess.records_run(
+    from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
+    clips, inputs = recordset.records_run(
         args.records, flags.annotated_clips(args) if args.annotations else None, args.flow_backend)
     settings = dataclasses.replace(settings, input_settings=inputs)
   else:

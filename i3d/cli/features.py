@@ -75,19 +75,19 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 def _record_jobs(
     args: argparse.Namespace) -> tuple[dict[str, Path | str], dict, InputSettings]:
   """({clip id: its shard}, the records' settings record, their input settings) of --records."""
-  from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+  from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
   if args.videos or args.video_dir is not None:
     raise UserError("give videos (or --annotations with --video_dir), or --records, not both")
   if args.time_start is not None or args.time_end is not None:
     raise UserError("--time_start/--time_end do not apply to --records: the records hold the "
                     "clips as they were preprocessed")
-  made, lines = preprocess.read_manifest(args.records)
+  made, lines = recordset.read_manifest(args.records)
   clips = (flags.annotated_clips(args) if args.annotations is not None
-           else [clip for _, clip in preprocess.manifest_clips(lines).values()])
-  clips, inputs = preprocess.records_run(args.records, clips, args.flow_backend)
-  rows = preprocess.record_rows(clips, args.records)
+           else [clip for _, clip in recordset.manifest_clips(lines).values()])
+  clips, inputs = recordset.records_run(args.records, clips, args.flow_backend)
+  rows = recordset.record_rows(clips, args.records)
   _skipped(sum(r.path is None for r in rows), f"in {args.records}")
-  jobs = {preprocess.clip_key(r.clip): r.path for r in rows if r.path is not None}
+  jobs = {recordset.clip_key(r.clip): r.path for r in rows if r.path is not None}
   if not jobs:
     raise UserError(f"{args.records}: no clips to extract")
   return jobs, made["records"], inputs

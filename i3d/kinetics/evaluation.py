@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import sys
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, cropped_inputs, temporal_views
-from i3d.kinetics import metrics, preprocess, report
+from i3d.kinetics import metrics, recordset, report
 from i3d.kinetics.annotations import Clip, IndexRow, index_videos
 from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
@@ -182,7 +182,7 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
     raise UserError(f"video folder {video_dir} does not exist; pass the folder holding the clips")
   with runs.RunFolder(output_dir, "evaluation").locked() as folder:
     folder.check_settings(config.record(clips, classifier))
-    rows = (preprocess.record_rows(clips, records_dir) if records_dir is not None
+    rows = (recordset.record_rows(clips, records_dir) if records_dir is not None
             else index_videos(clips, Path(str(video_dir)), check_readable=False))
     found = {r.clip.youtube_id: Path(r.path) for r in rows if r.path is not None}
     if clips and not found:
@@ -204,7 +204,7 @@ def open_ledger(folder: runs.RunFolder) -> runs.Ledger:
   return runs.Ledger(folder, results=PREDICTIONS_FILE, staged=STAGED_DIR, item="video")
 
 
-def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: dict[str, str | Path],
+def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: Mapping[str, str | Path],
            labels: Sequence[str], retry_failed: bool) -> tuple[dict[str, dict], dict[str, dict]]:
   """(the stored prediction, the standing failure) of each clip done earlier, by id; `found` is
   where each found clip's video (or shard) is."""
@@ -223,7 +223,7 @@ def _items(rows: Sequence[IndexRow], pending: Sequence[str], found: dict[str, Pa
   if records_dir is None:
     return _decoded_views(pending, found, streams, config, ledger)
   located = {r.clip.youtube_id: r for r in rows}
-  return preprocess.record_items(records_dir, [located[i] for i in pending], streams,
+  return recordset.record_items(records_dir, [located[i] for i in pending], streams,
                                  config.protocol, config.workers)
 
 

@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, load_classifier
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, preprocess, report
+from i3d.kinetics import evaluation, metrics, recordset, report
 from i3d.kinetics.annotations import Clip, IndexRow, video_files
 from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
@@ -100,7 +100,7 @@ class LoadViews(beam.DoFn):
 
 class LoadRecordViews(beam.DoFn):
   """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
-  `i3d preprocess` made (`i3d.kinetics.preprocess.record_items`); clips that cannot be read
+  `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be read
   become failure results on the FAILED output."""
 
   def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
@@ -115,7 +115,7 @@ class LoadRecordViews(beam.DoFn):
     shard, shard_clips = job
     rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
     clips = {clip.youtube_id: clip for clip in shard_clips}
-    for video_id, error, *arrays in preprocess.record_items(
+    for video_id, error, *arrays in recordset.record_items(
         self._records_dir, rows, self._streams, self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
@@ -279,7 +279,7 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     if records_dir is None:
       files = video_files(str(video_dir))
     else:
-      files = {r.clip.filename: str(r.path) for r in preprocess.record_rows(clips, records_dir)
+      files = {r.clip.filename: str(r.path) for r in recordset.record_rows(clips, records_dir)
                if r.path is not None}
     found = {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
     with evaluation.open_ledger(folder) as ledger:

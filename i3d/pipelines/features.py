@@ -40,7 +40,7 @@ from i3d.runs.executors import limit_threads
 FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
 
-Job = tuple[str, str]  # a video's id and path, or a record's id and shard
+FeatureJob = tuple[str, str]  # a video's id and path, or a record's id and shard
 Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
 
 
@@ -80,7 +80,7 @@ class LoadInputs(beam.DoFn):
   def setup(self) -> None:
     limit_threads(self._threads)
 
-  def process(self, job: Job) -> Iterator[Any]:
+  def process(self, job: FeatureJob) -> Iterator[Any]:
     vid, path = job
     try:
       inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
@@ -135,7 +135,7 @@ class WriteFeatures(beam.DoFn):
   def __init__(self, output_dir: str, record: dict, progress: bool):
     self._output_dir, self._record, self._progress = output_dir, record, progress
 
-  def process(self, element: tuple[Job, PredictionResult]) -> Iterator[Outcome]:
+  def process(self, element: tuple[FeatureJob, PredictionResult]) -> Iterator[Outcome]:
     (vid, path), result = element
     reason = None
     try:
@@ -155,7 +155,7 @@ def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Opt
   return min(outcomes, key=lambda o: (o[1] is not None, o[1] or ""))
 
 
-def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], output_dir: str,
+def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJob], output_dir: str,
           input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
           progress: bool = False, made: Optional[dict] = None) -> beam.PCollection:
   """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `made`, the jobs are

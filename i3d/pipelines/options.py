@@ -1,13 +1,18 @@
 """Beam pipeline options from the `--runner` and `--workers` flags plus Beam's own flags, and
-what the pipelines share in how they lay out and run their work."""
+what the pipelines share in how they lay out and run their work, including the Beam executor of
+`i3d.runs.executors`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Optional, TypeVar
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from i3d._util import storage
 from i3d.errors import UserError
 from i3d.runs import executors
 
@@ -47,3 +52,44 @@ def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]
   for item, shard in jobs:
     shards.setdefault(str(shard), []).append(item)
   return sorted(shards.items())
+
+
+class _Apply(beam.DoFn):
+  """item -> function(item) in a worker kept to `threads` threads; `describe(output)` is printed
+  on stderr when given (progress from the workers)."""
+
+  def __init__(self, function: Callable[[Any], Any], threads: Optional[int],
+               describe: Optional[Callable[[Any], str]]):
+    self._function, self._threads, self._describe = function, threads, describe
+
+  def setup(self) -> None:
+    executors.limit_threads(self._threads)
+
+  def process(self, item: Any) -> Iterator[Any]:
+    output = self._function(item)
+    if self._describe is not None:
+      print(self._describe(output), file=sys.stderr, flush=True)
+    yield output
+
+
+def beam_executor(options: PipelineOptions, threads: Optional[int], scratch: str,
+                  describe: Optional[Callable[[Any], str]] = None) -> executors.Executor:
+  """An executor (`i3d.runs.executors`) running each item on the workers of the runner `options`
+  name. The outputs (JSON values; tuples come back as lists) reach this process through the file
+  `scratch`, local or on a filesystem the workers reach, removed once read."""
+
+  def run(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
+    if not items:
+      return []
+
+    def save(outputs: list) -> None:
+      storage.write_bytes(scratch, json.dumps(outputs).encode())
+
+    with beam.Pipeline(options=options) as pipeline:
+      _ = (pipeline | "Items" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
+           | "Run" >> beam.ParDo(_Apply(function, threads, describe))
+           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
+    outputs = json.loads(storage.read_bytes(scratch))
+    storage.remove(scratch)
+    return outputs
+  return run
