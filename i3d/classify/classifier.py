@@ -18,7 +18,7 @@ from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import get_info
-from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, checkpoint_names
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec, checkpoint_names
 
 if TYPE_CHECKING:
   from i3d.inputs.views import ViewArray
@@ -72,7 +72,7 @@ class Classifier(tf.Module):
   def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
     """Logits of each stream, (B, num_classes) each.
 
-    Eager inputs are checked first (`check_clips`: float dtype, (B, T, 224, 224, C) with
+    Eager inputs are checked first (`InputSpec.check`: float dtype, (B, T, 224, 224, C) with
     T >= 9, finite values); a bad one is an `InputError`, a `ValueError`.
     """
     inputs = {"rgb": rgb, "flow": flow}
@@ -83,7 +83,7 @@ class Classifier(tf.Module):
                       f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
     if tf.executing_eagerly():  # traced for export, the serving signature fixes the shapes
       for s in self.streams:
-        check_clips(inputs[s], s)
+        InputSpec.of(s).check(inputs[s], f"{s} input")
     return {s: self._logits[s](tf.convert_to_tensor(inputs[s], tf.float32))
             for s in self.streams}
 

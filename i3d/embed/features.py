@@ -39,14 +39,14 @@ from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
 from i3d.model.checkpoints import load_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype
-from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
+from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import get_info
-from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
+from i3d.model.streams import MIN_FRAMES, STREAM_CHANNELS, STREAMS, InputSpec, checkpoint_names
 from i3d.runs import folder as runs
 
 FAILURES_FILE = "failures.jsonl"
 FORMAT = 1
-# Endpoints computed through the logits head, which needs MIN_FRAMES frames and 193..224 pixels.
+# Endpoints computed through the logits head (see `InputSpec` for what it needs).
 HEAD_ENDPOINTS = ("Logits", "Predictions")
 
 
@@ -120,22 +120,14 @@ class FeatureExtractor:
       and int64 (windows, 2) first and one-past-last frame of each window in the clip.
     """
     clip = np.asarray(clip, np.float32)
-    if clip.ndim != 4 or clip.shape[-1] != STREAM_CHANNELS[stream] or not len(clip):
-      raise UserError(f"a {stream} clip must be (frames, height, width, "
-                      f"{STREAM_CHANNELS[stream]}) with frames >= 1; got {clip.shape}")
-    self._check_size(clip.shape[1:3])
+    InputSpec(STREAM_CHANNELS[stream], None, self.settings.endpoint in HEAD_ENDPOINTS,
+              min_frames=1).check(clip[None], f"{stream} clip")
     starts, length = self.settings.windows(len(clip))
     frames = loop_to_length(clip, length)
     chunks = [self._run[stream](take_windows(frames, starts[i:i + self.batch], length)).numpy()
               for i in range(0, len(starts), self.batch)]
     bounds = np.stack([starts, np.minimum(starts + length, len(clip))], axis=1)
     return np.concatenate(chunks).astype(np.float32), bounds
-
-  def _check_size(self, size: tuple[int, ...]) -> None:
-    if self.settings.endpoint in HEAD_ENDPOINTS and not all(
-        MIN_SIZE_FOR_LOGITS <= s <= INPUT_SIZE for s in size):
-      raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
-                      f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
 
   def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
     """What made a video's features, stored in its JSON and compared when a run resumes; for

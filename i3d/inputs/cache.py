@@ -20,7 +20,7 @@ from i3d._util import files
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms
 from i3d.inputs.settings import InputSettings
-from i3d.model.streams import STREAMS, check_clips
+from i3d.model.streams import STREAMS, InputSpec
 
 
 def default_cache_path(source: str | Path) -> Path:
@@ -54,7 +54,7 @@ def save_inputs(path: str | Path, inputs: dict[str, np.ndarray], record: dict) -
 
 def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   """(inputs, settings record) of a cache file; an unreadable file, or inputs of the wrong dtype,
-  shape or with non-finite values (`check_clips`), is a `UserError`."""
+  shape or with non-finite values (`InputSpec.check`), is a `UserError`."""
   path = Path(path)
   try:
     with zipfile.ZipFile(path) as archive:
@@ -71,7 +71,7 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   if not isinstance(record, dict):
     raise UserError(f"{path}: its settings record is not a JSON object")
   for stream, clips in inputs.items():
-    check_clips(clips, stream, str(path), min_frames=1)
+    InputSpec.of(stream, min_frames=1).check(clips, f"{path}: {stream} input")
   return inputs, record
 
 
