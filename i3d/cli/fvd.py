@@ -5,6 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from i3d._util import progress
 from i3d.cli import flags
 
 
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace) -> None:
     result = fvd.folder_distances(args.real, args.generated, args.num_frames, args.kvd,
                                   args.batch, args.checkpoint_dir, progress=not args.quiet)
   for warning in caught:
-    print(f"i3d fvd: warning: {warning.message}", file=sys.stderr)
+    progress.warn(str(warning.message))
   print(f"{result.num_real} real and {result.num_generated} generated clips of "
         f"{args.num_frames} frames", file=sys.stderr)
   print(f"FVD: {result.fvd:.4f}")

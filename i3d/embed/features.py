@@ -129,21 +129,21 @@ class FeatureExtractor:
     bounds = np.stack([starts, np.minimum(starts + length, len(clip))], axis=1)
     return np.concatenate(chunks).astype(np.float32), bounds
 
-  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+  def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
     """What made a video's features, stored in its JSON and compared when a run resumes; for
-    clips read from records, `made` is the records' `records.settings_record`."""
-    return settings_record(self.settings, self.checkpoints, input_settings, self.precision, made)
+    clips read from records, `stored` is the records' `records.settings_record`."""
+    return features_record(self.settings, self.checkpoints, input_settings, self.precision, stored)
 
 
-def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
+def features_record(settings: FeatureSettings, checkpoints: dict[str, str],
                     input_settings: InputSettings, precision: str = "float32",
-                    made: Optional[dict] = None) -> dict:
+                    stored: Optional[dict] = None) -> dict:
   """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
   without one."""
   record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
             "checkpoints": dict(checkpoints), "precision": precision,
             "input": dataclasses.asdict(input_settings)}
-  return record if made is None else {**record, "records": made}
+  return record if stored is None else {**record, "records": stored}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
@@ -287,7 +287,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
 
 
 def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
-                    output_dir: str | Path, made: dict, input_settings: InputSettings,
+                    output_dir: str | Path, stored: dict, input_settings: InputSettings,
                     workers: int = 2, progress: bool = True) -> ExtractionResult:
   """Features of the clips stored in MediaSequence records, like `extract_videos`.
 
@@ -295,7 +295,7 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
     extractor: the endpoint and checkpoints.
     jobs: {`example/id`: the shard holding it}; the id names the output files.
     output_dir: where features go (resumable as with videos).
-    made: the `records.settings_record` the records were made with (records made otherwise
+    stored: the `records.settings_record` the records were made with (records made otherwise
       are refused); each JSON's settings hold it under "records".
     input_settings: the input settings the records were made with (`i3d.kinetics.preprocess.
       records_run`), recorded as videos' are.
@@ -305,10 +305,10 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   output_dir = Path(output_dir)
   listed = list(jobs.items())
   check_jobs(listed)
-  record = extractor.record(input_settings, made)
+  record = extractor.record(input_settings, stored)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
-    for key, source, inputs in record_inputs(dict(pending), extractor.streams, made, workers):
+    for key, source, inputs in record_inputs(dict(pending), extractor.streams, stored, workers):
       if isinstance(inputs, str):
         yield key, source, inputs
         continue
@@ -321,13 +321,13 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   return run_jobs(listed, output_dir, record, run, progress)
 
 
-def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: dict,
+def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored: dict,
                   workers: int) -> Iterator[tuple[str, str, dict[str, np.ndarray] | str]]:
   """(id, shard, inputs {stream: (1, T, 224, 224, C)} as `cropped_inputs` makes them, or the
   reason there are none) of each clip of `jobs` {`example/id`: its shard}, read as
   `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
   last)."""
-  for key, item in records.read_listed(jobs, streams, None, made, workers):
+  for key, item in records.read_listed(jobs, streams, None, stored, workers):
     source = str(jobs[key])
     if isinstance(item, str):
       yield key, source, item

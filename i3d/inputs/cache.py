@@ -9,14 +9,13 @@ computed once per video and setting.
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from i3d._util import files
+from i3d._util import files, progress
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms
 from i3d.inputs.settings import InputSettings
@@ -87,7 +86,7 @@ def cached_inputs(source: str | Path, settings: InputSettings, streams: Iterable
     try:
       inputs, record = load_inputs(cache)
     except UserError as e:
-      print(f"warning: ignoring the cache ({e}); computing the inputs again", file=sys.stderr)
+      progress.warn(f"ignoring the cache ({e}); computing the inputs again")
     else:
       if record == settings.record(source) and all(s in inputs for s in streams):
         return {s: inputs[s] for s in streams}

@@ -11,7 +11,6 @@ when its file changes.
 """
 
 import dataclasses
-import hashlib
 import sys
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,24 +21,20 @@ import tensorflow as tf
 
 from i3d._util import progress as progress_output
 from i3d._util import text
-from i3d._util.files import write_json
 from i3d._util.jsonl import JsonLines, RemoteLines
-from i3d.classify import ranking
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import Protocol, cropped_inputs, temporal_views
-from i3d.kinetics import metrics, recordset, report
-from i3d.kinetics.annotations import Clip, IndexRow, index_videos
+from i3d.kinetics import recordset, scoring
+from i3d.kinetics.annotations import Clip, IndexRow, clip_list, index_videos
 from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 from i3d.runs import folder as runs
 
 PREDICTIONS_FILE = "predictions.jsonl"
 STAGED_DIR = "clips"  # per-clip outcomes staged by the Beam pipeline's workers
-ACTIVITYNET_FILE = "results_activitynet.json"
 RUN_FORMAT = 2
-SCORES = ("top1", "top5", "mean_class_accuracy", "challenge_error")
 
 
 class ModelFacts(typing.Protocol):
@@ -80,13 +75,11 @@ class EvalConfig:
 
   def record(self, clips: Sequence[Clip], classifier: "ModelFacts") -> dict:
     """The settings checked when a run is resumed: model, protocol, inputs and the clip list."""
-    listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
     return {"format": RUN_FORMAT, "eval_type": classifier.eval_type,
             "checkpoints": dict(classifier.checkpoints), "precision": classifier.precision,
             "num_classes": len(classifier.labels), "protocol": dataclasses.asdict(self.protocol),
             "input_settings": dataclasses.asdict(self.input_settings), "top_k": self.top_k,
-            "save_logits": self.save_logits, "num_clips": len(clips),
-            "clips_sha256": hashlib.sha256(listing).hexdigest()}
+            "save_logits": self.save_logits, **clip_list(clips)}
 
 
 def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
@@ -113,28 +106,6 @@ def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
   spec = tf.TensorSpec([], tf.string)
   return (tf.data.Dataset.from_generator(generate, output_signature=spec)
           .map(load_map, num_parallel_calls=workers, deterministic=True).prefetch(1))
-
-
-def failure_record(clip: Clip, path: object, reason: str) -> dict:
-  """One line of failures.jsonl; a local file's state (`runs.file_state`) is kept too, so the video
-  is tried again once the file changes."""
-  record = {"id": clip.youtube_id, "label": clip.label, "path": str(path), "reason": reason}
-  state = runs.file_state(str(path))
-  return record if state is None else {**record, "file": state}
-
-
-def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequence[str],
-                      top_k: int, save_logits: bool) -> dict:
-  """One line of predictions.jsonl: id, label, top-k classes, softmax scores of summed logits."""
-  fused = ranking.fuse(logits)
-  probabilities = ranking.softmax(fused)
-  top = ranking.top_k(fused, top_k)
-  record: dict[str, object] = {"id": clip.youtube_id, "label": clip.label,
-            "classes": [labels[i] for i in top],
-            "scores": [float(probabilities[i]) for i in top]}
-  if save_logits:
-    record["stream_logits"] = {s: v.astype(float).tolist() for s, v in logits.items()}
-  return record
 
 
 def check_annotations(clips: Sequence[Clip], labels: Sequence[str]) -> None:
@@ -195,8 +166,9 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
       _score(classifier, clips, items, found, len(pending), config, ledger, (scored, failures),
              progress)
     missing = [r.clip for r in rows if r.status == "missing" and r.clip.youtube_id not in scored]
-    return write_outputs(Path(output_dir), classifier.labels, list(scored.values()),
-                         list(failures.values()), missing, config, classifier.eval_type)
+    return scoring.write_outputs(Path(output_dir), classifier.labels, list(scored.values()),
+                                 list(failures.values()), missing, config.protocol.describe(),
+                                 classifier.eval_type)
 
 
 def open_ledger(folder: runs.RunFolder) -> runs.Ledger:
@@ -212,7 +184,7 @@ def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: Mapping[str, str |
   scored = _checked_predictions(ledger.results, by_id, labels)
   failures = ledger.standing_failures(
       {i: runs.file_state(str(p)) for i, p in found.items()}, set(by_id), retry_failed,
-      lambda i, reason: failure_record(by_id[i], found[i], reason))
+      lambda i, reason: scoring.failure_record(by_id[i], found[i], reason))
   return scored, failures
 
 
@@ -240,13 +212,13 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
     for video_id, error, *views in items:
       clip = by_id[video_id.decode()]
       if error:
-        failures[clip.youtube_id] = ledger.fail(failure_record(
+        failures[clip.youtube_id] = ledger.fail(scoring.failure_record(
             clip, found[clip.youtube_id], error.decode()))
         bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
       else:
         logits = classifier.view_logits(dict(zip(classifier.streams, views)),
                                         config.view_batch)
-        scored[clip.youtube_id] = ledger.succeed(prediction_record(
+        scored[clip.youtube_id] = ledger.succeed(scoring.prediction_record(
             clip, logits, classifier.labels, config.top_k, config.save_logits))
       bar.update()
   finally:
@@ -290,63 +262,5 @@ def _checked_predictions(log: JsonLines | RemoteLines, clips: dict[str, Clip],
     scored[clip.youtube_id] = record
   ignored = len(log.records) - sum(r.get("id") in clips for r in log.records)
   if ignored:
-    print(f"warning: {log.path}: {ignored} lines name no clip of this run and are ignored",
-          file=sys.stderr)
+    progress_output.warn(f"{log.path}: {ignored} lines name no clip of this run and are ignored")
   return scored
-
-
-def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:
-  """The metric counts of prediction records (from predictions.jsonl) against their labels."""
-  index = {name: i for i, name in enumerate(labels)}
-  ranked = np.array([[index[c] for c in r["classes"]] for r in records] or np.zeros((0, 5)),
-                    np.int64)
-  truth = np.array([index[r["label"]] for r in records], np.int64)
-  return metrics.Counts.of(ranked, truth, len(labels))
-
-
-def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
-  """Metrics of prediction records (from predictions.jsonl) against their labels."""
-  return metrics.summarize_counts(counts(records, labels), tuple(labels))
-
-
-def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
-  """The ActivityNet challenge classification format read by the official evaluation code."""
-  return {"version": f"KINETICS-{num_classes}",
-          "results": {r["id"]: [{"label": c, "score": s} for c, s in zip(r["classes"], r["scores"])]
-                      for r in records},
-          "external_data": {"used": True, "details": "I3D: ImageNet-pretrained Inception-v1 "
-                                                     "weights inflated, trained on Kinetics"}}
-
-
-def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dict],
-                  failures: Sequence[dict], missing: Sequence[Clip], config: EvalConfig,
-                  eval_type: str | None, scores: dict | None = None) -> dict:
-  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
-
-  `scores` are the records' metrics when already computed (`score` otherwise).
-  """
-  scores = score(records, labels) if scores is None else scores
-  if not records:  # strict JSON has no NaN: null, and why
-    scores = {**scores, **{k: None for k in SCORES},
-              "not_scored": f"no video was scored ({len(missing)} missing, {len(failures)} "
-                            f"failed)"}
-  result = {**scores, "num_videos": len(records), "num_missing": len(missing),
-            "num_failed": len(failures), "eval_type": eval_type,
-            "protocol": config.protocol.describe(),
-            "missing": [c.filename for c in missing],
-            "failed": [{"id": f["id"], "reason": f["reason"]} for f in failures]}
-  write_json(output_dir / report.METRICS_FILE, result)
-  write_json(output_dir / ACTIVITYNET_FILE, activitynet_results(records, len(labels)))
-  report.write_report(output_dir)
-  return result
-
-
-def score_line(result: dict) -> str:
-  """The one-line summary printed when a run ends."""
-  counts = (f"({text.count(result['num_videos'], 'video')}; {result['num_missing']} missing "
-            f"and {result['num_failed']} failed, not scored)")
-  if result["top1"] is None:
-    return f"{result['not_scored']} {counts}"
-  return (f"top-1 {result['top1']:.2%}  top-5 {result['top5']:.2%}  mean class accuracy "
-          f"{result['mean_class_accuracy']:.2%}  challenge error {result['challenge_error']:.4f}  "
-          + counts)

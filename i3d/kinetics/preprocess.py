@@ -19,7 +19,6 @@ to, are rewritten whole (atomically) before anything depends on them (`jsonl.Rem
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +30,7 @@ from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
-from i3d.kinetics.annotations import Clip, video_files
+from i3d.kinetics.annotations import Clip, clip_list, video_files
 from i3d.kinetics.recordset import MANIFEST_FILE, SETTINGS_FILE, clip_key, folder_path
 from i3d.model.labels import load_label_map
 from i3d.model.streams import STREAMS
@@ -74,12 +73,9 @@ def plan(clips: Sequence[Clip], num_shards: int) -> list[list[Clip]]:
 
 def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) -> dict:
   """`records.json`: the record settings, the shard layout and a digest of the clip list."""
-  listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
   return {"records": records.settings_record(config.settings, config.encoding, config.streams),
           "name": config.name, "num_shards": num_shards, "compression": config.compression,
-          "num_clips": len(clips),
-          "clips_sha256": hashlib.sha256(listing).hexdigest(),
-          "label_version": config.label_version}
+          **clip_list(clips), "label_version": config.label_version}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,14 +72,14 @@ def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
     (clips, the input settings the records were made with).
   """
   settings, lines = read_manifest(records_dir)
-  made = settings["records"]
-  if flow_backend is not None and made.get("flow_backend") not in (None, flow_backend):
+  stored = settings["records"]
+  if flow_backend is not None and stored.get("flow_backend") not in (None, flow_backend):
     raise UserError(f"{storage.join(records_dir, SETTINGS_FILE)}: records made with flow backend "
-                    f"{made['flow_backend']!r}, not the requested {flow_backend!r}")
+                    f"{stored['flow_backend']!r}, not the requested {flow_backend!r}")
   if clips is None:
     clips = [clip for _, clip in manifest_clips(lines).values() if clip.label is not None]
-  params = made.get("flow_params")
-  inputs = InputSettings(made["time_start"], made["time_end"], made["flow_backend"] or "tf",
+  params = stored.get("flow_params")
+  inputs = InputSettings(stored["time_start"], stored["time_end"], stored["flow_backend"] or "tf",
                          TVL1Params(**params) if params else TVL1Params())
   return list(clips), inputs
 
@@ -109,10 +109,10 @@ def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Seq
   Clips a damaged shard or record keeps from being read come last, with the reason (the shard's
   own check names the file).
   """
-  made = read_manifest(records_dir)[0]["records"]
+  stored = read_manifest(records_dir)[0]["records"]
   wanted = {clip_key(r.clip): r for r in rows}
   listed = {key: row.path for key, row in wanted.items() if row.path is not None}
-  for key, item in records.read_listed(listed, streams, protocol, made, workers):
+  for key, item in records.read_listed(listed, streams, protocol, stored, workers):
     youtube_id = wanted[key].clip.youtube_id.encode()
     if isinstance(item, str):
       yield youtube_id, item.encode()

@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, load_classifier
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, recordset, report
+from i3d.kinetics import evaluation, metrics, recordset, report, scoring
 from i3d.kinetics.annotations import Clip, IndexRow, video_files
 from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
@@ -119,7 +119,7 @@ class LoadRecordViews(beam.DoFn):
         self._records_dir, rows, self._streams, self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
-        failure = {"kind": FAILURE, "record": evaluation.failure_record(clip, shard,
+        failure = {"kind": FAILURE, "record": scoring.failure_record(clip, shard,
                                                                         error.decode())}
         yield beam.pvalue.TaggedOutput(FAILED, failure)
       else:
@@ -129,7 +129,7 @@ class LoadRecordViews(beam.DoFn):
 def failure_result(clip: Clip, path: str, error: Exception) -> dict:
   """The result of a clip that could not be scored."""
   return {"kind": FAILURE,
-          "record": evaluation.failure_record(clip, path, runs.failure_reason(error))}
+          "record": scoring.failure_record(clip, path, runs.failure_reason(error))}
 
 
 class ClassifierHandler(SpecModelHandler[dict, Classifier]):
@@ -191,7 +191,7 @@ class MetricsFn(beam.CombineFn):
     return metrics.Counts.empty(len(self._labels))
 
   def add_input(self, counts: metrics.Counts, record: dict) -> metrics.Counts:
-    return counts + evaluation.counts([record], self._labels)
+    return counts + scoring.counts([record], self._labels)
 
   def merge_accumulators(self, accumulators: Iterable[metrics.Counts]) -> metrics.Counts:
     return sum(accumulators, self.create_accumulator())
@@ -220,8 +220,8 @@ class Outputs:
                             (runs.FAILURES_FILE, failures)):
         lines = "".join(json.dumps(r) + "\n" for r in records)
         storage.write_bytes(str(folder / name), lines.encode())
-      evaluation.write_outputs(folder, self.labels, predictions, failures, self.missing,
-                               self.config, self.eval_type, scores)
+      scoring.write_outputs(folder, self.labels, predictions, failures, self.missing,
+                            self.config.protocol.describe(), self.eval_type, scores)
 
 
 def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
@@ -246,7 +246,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
                     .with_exception_handling())
   labels, top_k, save_logits = outputs.labels, config.top_k, config.save_logits
   predicted = inferred | "Predictions" >> beam.MapTuple(lambda key, result: {
-      "kind": PREDICTION, "record": evaluation.prediction_record(
+      "kind": PREDICTION, "record": scoring.prediction_record(
           key[0], result.inference, labels, top_k, save_logits)})
   unscored = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [failure_result(clip, path, RuntimeError(f"inference: {error[1]}"))

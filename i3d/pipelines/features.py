@@ -57,10 +57,10 @@ class ExtractorSpec:
   def streams(self) -> tuple[str, ...]:
     return tuple(stream for stream, _ in self.checkpoints)
 
-  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+  def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
     """`FeatureExtractor.record` of the extractor this loads."""
-    return features.settings_record(self.settings, dict(self.checkpoints), input_settings,
-                                    self.precision, made)
+    return features.features_record(self.settings, dict(self.checkpoints), input_settings,
+                                    self.precision, stored)
 
   def load(self) -> features.FeatureExtractor:
     folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
@@ -96,8 +96,8 @@ class LoadRecordInputs(beam.DoFn):
   failed outcome on the FAILED output, as does every clip left when reading the shard raises
   (an error Beam would retry forever)."""
 
-  def __init__(self, streams: Sequence[str], made: dict, threads: Optional[int]):
-    self._streams, self._made, self._threads = tuple(streams), made, threads
+  def __init__(self, streams: Sequence[str], stored: dict, threads: Optional[int]):
+    self._streams, self._stored, self._threads = tuple(streams), stored, threads
 
   def setup(self) -> None:
     limit_threads(self._threads)
@@ -106,7 +106,7 @@ class LoadRecordInputs(beam.DoFn):
     shard, ids = job
     left = dict.fromkeys(ids, shard)
     try:
-      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._made,
+      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._stored,
                                                         1):
         del left[vid]
         if isinstance(inputs, str):
@@ -157,22 +157,22 @@ def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Opt
 
 def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJob], output_dir: str,
           input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
-          progress: bool = False, made: Optional[dict] = None) -> beam.PCollection:
-  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `made`, the jobs are
+          progress: bool = False, stored: Optional[dict] = None) -> beam.PCollection:
+  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `stored`, the jobs are
   clips (`example/id`, shard) of records made with it. Returns the outcomes (id, (path, None or
   the reason it failed)), one per id."""
   handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
   work: list[Any]
   load: beam.DoFn
-  if made is None:
+  if stored is None:
     work, load = list(jobs), LoadInputs(spec.streams, input_settings, use_cache, threads)
   else:
-    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, made, threads)
+    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, stored, threads)
   loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
   inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
   written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir,
-                                                           spec.record(input_settings, made),
+                                                           spec.record(input_settings, stored),
                                                            progress))
   unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
@@ -183,14 +183,14 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJo
 def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path,
             input_settings: InputSettings, options: PipelineOptions, use_cache: bool = True,
             threads: Optional[int] = None, progress: bool = True,
-            made: Optional[dict] = None) -> features.ExtractionResult:
+            stored: Optional[dict] = None) -> features.ExtractionResult:
   """`features.extract_videos` on the runner `options` name (the extractor is `spec`'s, loaded
-  by each worker): the same files, and the same result. With `made`, `features.extract_records`
+  by each worker): the same files, and the same result. With `stored`, `features.extract_records`
   of the clips `jobs` (`example/id`, shard) of records made with it (`input_settings` are then
   the records')."""
   output_dir = Path(output_dir)
   features.check_jobs(jobs)
-  record = spec.record(input_settings, made)
+  record = spec.record(input_settings, stored)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
     if progress:
@@ -206,7 +206,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
 
     with beam.Pipeline(options=options) as pipeline:
       _ = (build(pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
-                 input_settings, use_cache, threads, progress, made)
+                 input_settings, use_cache, threads, progress, stored)
            | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
     outcomes = json.loads(saved.read_text())
     saved.unlink()

@@ -11,7 +11,7 @@ from i3d import kinetics
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
 from i3d.inputs import cache
-from i3d.kinetics import evaluation
+from i3d.kinetics import evaluation, scoring
 from i3d.model.labels import load_label_map
 from i3d.runs import folder as runs
 from i3d.testing import write_clip, write_validation_set
@@ -47,9 +47,9 @@ def test_nothing_scored_gives_strict_json_with_null_and_a_reason(tmp_path, rgb_c
   clips, video_dir = validation_set(tmp_path, ["corrupt", "missing"])
   result = run(rgb_classifier, clips, video_dir, tmp_path / "run")
   metrics = strict_json(tmp_path / "run" / "metrics.json")
-  assert [metrics[k] for k in evaluation.SCORES] == [None] * 4
+  assert [metrics[k] for k in scoring.SCORES] == [None] * 4
   assert metrics["not_scored"] == "no video was scored (1 missing, 1 failed)"
-  assert evaluation.score_line(result).startswith("no video was scored")
+  assert scoring.score_line(result).startswith("no video was scored")
   assert "| top-1 accuracy | n/a |" in (tmp_path / "run" / "summary.md").read_text()
 
 

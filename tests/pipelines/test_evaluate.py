@@ -21,7 +21,7 @@ from apache_beam.testing.util import assert_that
 
 import i3d
 from i3d import kinetics
-from i3d.kinetics import evaluation
+from i3d.kinetics import evaluation, scoring
 from i3d.model.labels import load_label_map
 from i3d.pipelines import evaluate as pipeline
 from i3d.pipelines import options
@@ -75,7 +75,7 @@ def assert_same_outputs(ours: Path, theirs: Path) -> None:
   assert (ours / "run.json").read_text() == (theirs / "run.json").read_text()
   assert (json.loads((ours / "metrics.json").read_text())
           == json.loads((theirs / "metrics.json").read_text()))
-  a, b = (json.loads((d / evaluation.ACTIVITYNET_FILE).read_text()) for d in (ours, theirs))
+  a, b = (json.loads((d / scoring.ACTIVITYNET_FILE).read_text()) for d in (ours, theirs))
   assert a.keys() == b.keys() and a["results"].keys() == b["results"].keys()
   for video_id, entries in b["results"].items():
     assert [e["label"] for e in a["results"][video_id]] == [e["label"] for e in entries]

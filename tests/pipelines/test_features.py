@@ -200,7 +200,7 @@ def test_features_from_records_with_two_workers_equal_one_process(record_referen
   _, jobs, made, inputs, spec, single = record_reference
   output = single.parent / "two_workers"
   result = pipeline.extract(spec, list(jobs.items()), output, inputs,
-                            options.pipeline_options("DirectRunner", 2), threads=1, made=made)
+                            options.pipeline_options("DirectRunner", 2), threads=1, stored=made)
   assert (result.written, result.failed) == (
       RECORDS_WRITTEN, [json.loads(line) for line in
                         (single / features.FAILURES_FILE).read_text().splitlines()])
