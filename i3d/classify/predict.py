@@ -1,6 +1,6 @@
 """Classify one video: its views (cached or computed) through a classifier, top classes out.
 
-This is evaluation of a single video under the same `Protocol` that `i3d evaluate` uses.
+This is evaluation of a single video under the same `ViewProtocol` that `i3d evaluate` uses.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol, ViewArray, cropped_inputs, views_of
+from i3d.inputs.views import ViewArray, ViewProtocol, cropped_inputs, views_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ def top_classes(logits: np.ndarray, labels: tuple[str, ...], k: int) -> list:
 
 
 def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
-            protocol: Protocol = Protocol(), top_k: int = 5, use_cache: bool = True,
+            protocol: ViewProtocol = ViewProtocol(), top_k: int = 5, use_cache: bool = True,
             view_batch: int = 4) -> Prediction:
   """Top classes of one video (or inputs .npz) with `classifier` under `protocol`."""
   crops = cropped_inputs(source, settings, classifier.streams, protocol.crops, use_cache)
@@ -72,8 +72,9 @@ def is_records(source: str | Path) -> bool:
       records.list_shards(source)))
 
 
-def predict_records(classifier: Classifier, source: str | Path, protocol: Protocol = Protocol(),
-                    top_k: int = 5, view_batch: int = 4) -> Iterator[Prediction | str]:
+def predict_records(classifier: Classifier, source: str | Path,
+                    protocol: ViewProtocol = ViewProtocol(), top_k: int = 5,
+                    view_batch: int = 4) -> Iterator[Prediction | str]:
   """Top classes of every clip in a shard or a folder of shards (named `SHARD:KEY`); a shard
   that cannot be read yields its error (a line naming it)."""
   source = Path(source)

