@@ -36,9 +36,8 @@ from i3d.model.labels import load_label_map
 from i3d.model.registry import get_info
 from i3d.model.streams import checkpoint_names
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard
+from i3d.pipelines.options import WorkerDoFn, by_shard
 from i3d.runs import folder as runs
-from i3d.runs.executors import limit_threads
 
 FAILED = "failed"
 PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
@@ -74,16 +73,14 @@ class ClassifierSpec:
                            imagenet_pretrained=self.imagenet_pretrained, precision=self.precision)
 
 
-class LoadViews(beam.DoFn):
+class LoadViews(WorkerDoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
   failure result on the FAILED output instead of an error (Beam would retry it forever)."""
 
   def __init__(self, streams: Sequence[str], config: evaluation.EvalConfig,
                threads: int | None):
-    self._streams, self._config, self._threads = tuple(streams), config, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+    super().__init__(threads)
+    self._streams, self._config = tuple(streams), config
 
   def process(self, job: ClipJob) -> Iterator[Any]:
     clip, path = job
@@ -98,18 +95,15 @@ class LoadViews(beam.DoFn):
     yield (clip, path), views
 
 
-class LoadRecordViews(beam.DoFn):
+class LoadRecordViews(WorkerDoFn):
   """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
   `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be read
   become failure results on the FAILED output."""
 
   def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
                threads: int | None):
-    self._records_dir, self._streams = records_dir, tuple(streams)
-    self._config, self._threads = config, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+    super().__init__(threads)
+    self._records_dir, self._streams, self._config = records_dir, tuple(streams), config
 
   def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
     shard, shard_clips = job

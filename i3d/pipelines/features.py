@@ -18,7 +18,6 @@ bundle rewrites the same files and a killed run resumes from the videos whose JS
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,14 +27,12 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from i3d._util.files import atomic_write
 from i3d.embed import features
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import cropped_inputs
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard
+from i3d.pipelines.options import WorkerDoFn, by_shard, run_collected
 from i3d.runs import folder as runs
-from i3d.runs.executors import limit_threads
 
 FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
@@ -68,17 +65,14 @@ class ExtractorSpec:
                                    batch=self.batch, precision=self.precision)
 
 
-class LoadInputs(beam.DoFn):
+class LoadInputs(WorkerDoFn):
   """(id, path) -> ((id, path), inputs {stream: (1, T, 224, 224, C)}); a video that cannot be
   read becomes a failed outcome on the FAILED output instead of an error Beam would retry."""
 
   def __init__(self, streams: Sequence[str], input_settings: InputSettings, use_cache: bool,
                threads: Optional[int]):
-    self._streams, self._input_settings = tuple(streams), input_settings
-    self._use_cache, self._threads = use_cache, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+    super().__init__(threads)
+    self._streams, self._input_settings, self._use_cache = tuple(streams), input_settings, use_cache
 
   def process(self, job: FeatureJob) -> Iterator[Any]:
     vid, path = job
@@ -90,17 +84,15 @@ class LoadInputs(beam.DoFn):
     yield job, inputs
 
 
-class LoadRecordInputs(beam.DoFn):
+class LoadRecordInputs(WorkerDoFn):
   """(shard, ids of its clips) -> ((id, shard), inputs) for each clip read from the shard of
   records made with `made` (`features.record_inputs`); a clip that cannot be read becomes a
   failed outcome on the FAILED output, as does every clip left when reading the shard raises
   (an error Beam would retry forever)."""
 
   def __init__(self, streams: Sequence[str], stored: dict, threads: Optional[int]):
-    self._streams, self._stored, self._threads = tuple(streams), stored, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+    super().__init__(threads)
+    self._streams, self._stored = tuple(streams), stored
 
   def process(self, job: tuple[str, list[str]]) -> Iterator[Any]:
     shard, ids = job
@@ -198,18 +190,9 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
             file=sys.stderr)
     if not pending:
       return []
-    saved = output_dir / OUTCOMES_FILE
-
-    def save(outcomes: list[Outcome]) -> None:
-      with atomic_write(saved) as f:
-        json.dump(dict(outcomes), f)
-
-    with beam.Pipeline(options=options) as pipeline:
-      _ = (build(pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
-                 input_settings, use_cache, threads, progress, stored)
-           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
-    outcomes = json.loads(saved.read_text())
-    saved.unlink()
+    outcomes = dict(run_collected(options, lambda pipeline: build(
+        pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
+        input_settings, use_cache, threads, progress, stored), str(output_dir / OUTCOMES_FILE)))
     return [(vid, *outcomes[vid]) for vid, _ in pending]
 
   return features.run_jobs(jobs, output_dir, record, run, progress=False)

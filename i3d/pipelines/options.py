@@ -54,16 +54,26 @@ def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]
   return sorted(shards.items())
 
 
-class _Apply(beam.DoFn):
-  """item -> function(item) in a worker kept to `threads` threads; `describe(output)` is printed
-  on stderr when given (progress from the workers)."""
+class WorkerDoFn(beam.DoFn):
+  """A DoFn whose worker is kept to `threads` threads (`executors.limit_threads`) before it
+  runs, so local workers share the cores."""
 
-  def __init__(self, function: Callable[[Any], Any], threads: Optional[int],
-               describe: Optional[Callable[[Any], str]]):
-    self._function, self._threads, self._describe = function, threads, describe
+  def __init__(self, threads: Optional[int]):
+    super().__init__()
+    self._threads = threads
 
   def setup(self) -> None:
     executors.limit_threads(self._threads)
+
+
+class _Apply(WorkerDoFn):
+  """item -> function(item); `describe(output)` is printed on stderr when given (progress from
+  the workers)."""
+
+  def __init__(self, function: Callable[[Any], Any], threads: Optional[int],
+               describe: Optional[Callable[[Any], str]]):
+    super().__init__(threads)
+    self._function, self._describe = function, describe
 
   def process(self, item: Any) -> Iterator[Any]:
     output = self._function(item)
@@ -81,15 +91,23 @@ def beam_executor(options: PipelineOptions, threads: Optional[int], scratch: str
   def run(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
     if not items:
       return []
-
-    def save(outputs: list) -> None:
-      storage.write_bytes(scratch, json.dumps(outputs).encode())
-
-    with beam.Pipeline(options=options) as pipeline:
-      _ = (pipeline | "Items" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
-           | "Run" >> beam.ParDo(_Apply(function, threads, describe))
-           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
-    outputs = json.loads(storage.read_bytes(scratch))
-    storage.remove(scratch)
-    return outputs
+    return run_collected(options, lambda pipeline: (
+        pipeline | "Items" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
+        | "Run" >> beam.ParDo(_Apply(function, threads, describe))), scratch)
   return run
+
+
+def run_collected(options: PipelineOptions,
+                  build: Callable[[beam.Pipeline], beam.PCollection], scratch: str) -> list:
+  """Runs a pipeline on the runner `options` name and returns the elements (JSON values) of the
+  PCollection `build` adds to it, brought back through the file `scratch` (local, or on a
+  filesystem the workers reach), removed once read."""
+
+  def save(outputs: list) -> None:
+    storage.write_bytes(scratch, json.dumps(outputs).encode())
+
+  with beam.Pipeline(options=options) as pipeline:
+    _ = build(pipeline) | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save)
+  outputs = json.loads(storage.read_bytes(scratch))
+  storage.remove(scratch)
+  return outputs
