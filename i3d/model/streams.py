@@ -3,6 +3,7 @@ and the model's input specification (`InputSpec`): the one check every entry poi
 included, applies to model inputs."""
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -37,6 +38,22 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   suffix = "imagenet" if imagenet_pretrained else "scratch"
   streams = ("rgb", "flow") if eval_type == "joint" else (eval_type,)
   return {stream: f"{stream}_{suffix}" for stream in streams}
+
+
+def choose_checkpoints(eval_type: str, imagenet_pretrained: bool = True,
+                       rgb: Optional[str | os.PathLike] = None,
+                       flow: Optional[str | os.PathLike] = None) -> dict[str, str]:
+  """Checkpoint per stream: what `eval_type` and `imagenet_pretrained` pick, with `rgb` / `flow`
+  (a known name such as `rgb_tfhub`, or a checkpoint path) in place of that stream's pick."""
+  names = checkpoint_names(eval_type, imagenet_pretrained)
+  for stream, choice in (("rgb", rgb), ("flow", flow)):
+    if choice is None:
+      continue
+    if stream not in names:
+      raise UserError(f"a {stream} checkpoint was given but --eval_type {eval_type} has no "
+                      f"{stream} stream; use --eval_type {stream} or joint")
+    names[stream] = os.fspath(choice)
+  return names
 
 
 @dataclasses.dataclass(frozen=True)
