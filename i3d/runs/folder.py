@@ -113,11 +113,14 @@ class RunFolder:
     refuse_changes(self.path, what, earlier, record)
 
 
+def _staged_name(item_id: str) -> str:
+  """The file name of an item's staged outcome: its id, hex-encoded unless a plain file name."""
+  return f"{item_id if _SAFE_ID.match(item_id) else 'x' + item_id.encode().hex()}.json"
+
+
 def staged_path(folder: str, staged: str, item_id: str) -> str:
-  """Where an item's staged outcome goes: a name fixed by its id (ids that are not plain file
-  names are hex-encoded)."""
-  name = item_id if _SAFE_ID.match(item_id) else "x" + item_id.encode().hex()
-  return storage.join(folder, staged, f"{name}.json")
+  """Where an item's staged outcome goes: a name fixed by its id."""
+  return storage.join(folder, staged, _staged_name(item_id))
 
 
 def stage(folder: str, staged: str, outcome: dict) -> None:
@@ -149,10 +152,14 @@ class Ledger:
     self._fold()
 
   def _fold(self) -> None:
-    """Appends to the logs the staged outcomes of items they have no outcome of."""
+    """Appends to the logs the staged outcomes of items they have no outcome of (only those
+    files are read: resuming a finished run reads none)."""
     known = {r.get("id") for log in (self.results, self.failures) for r in log.records}
     folder = self.folder.file(self.staged)
+    logged = {_staged_name(i) for i in known if isinstance(i, str)}
     for name in storage.list_names(folder, ".json"):
+      if name in logged:
+        continue
       path = storage.join(folder, name)
       try:
         outcome = json.loads(storage.read_bytes(path))
