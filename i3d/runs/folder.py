@@ -57,16 +57,11 @@ def file_state(path: str | os.PathLike) -> str | None:
   return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def changes(earlier: dict, now: dict) -> list[str]:
-  """`key: old -> new` for each top-level key whose value differs."""
-  return [f"{k}: {earlier.get(k)!r} -> {now.get(k)!r}"
-          for k in sorted(set(earlier) | set(now), key=str) if earlier.get(k) != now.get(k)]
-
-
 def refuse_changes(where: object, what: str, earlier: dict, now: dict) -> None:
-  """A `UserError` listing the differences when `now` differs from `earlier`, the settings of
-  `what` (e.g. "a run", "features") already in `where`."""
-  changed = changes(earlier, now)
+  """A `UserError` listing the differences (`key: old -> new`) when `now` differs from
+  `earlier`, the settings of `what` (e.g. "a run", "features") already in `where`."""
+  changed = [f"{k}: {earlier.get(k)!r} -> {now.get(k)!r}"
+             for k in sorted(set(earlier) | set(now), key=str) if earlier.get(k) != now.get(k)]
   if changed:
     raise UserError(f"{where} holds {what} made with other settings (changed: "
                     f"{'; '.join(changed)}); rerun with the earlier settings or use a new "
