@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -225,9 +226,10 @@ class Outputs:
 
 
 def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
-          earlier: Sequence[dict], outputs: Outputs, threads: int | None,
+          earlier: Sequence[str | dict], outputs: Outputs, threads: int | None,
           progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
-  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs.
+  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs
+  (`read_result`).
   With `records_dir`, a job's path is its clip's shard there. Returns the results, one per
   clip."""
   config = outputs.config
@@ -254,7 +256,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
   new = ((predicted, unscored, loaded[FAILED]) | "NewResults" >> beam.Flatten()
          | "WriteResults" >> beam.ParDo(WriteResult(outputs.output_dir, progress)))
   old = (pipeline | "Earlier" >> beam.Create(list(earlier))
-         | "KeyEarlier" >> beam.Map(lambda result: (result["record"]["id"], result)))
+         | "ReadEarlier" >> beam.Map(read_result))
   results = ((new, old) | "AllResults" >> beam.Flatten()
              | "OnePerClip" >> beam.CombinePerKey(one_result) | beam.Values())
   scores = (results | beam.Filter(lambda r: r["kind"] == PREDICTION)
@@ -263,6 +265,25 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
   _ = (results | "Collect" >> beam.combiners.ToList()
        | "WriteOutputs" >> beam.Map(outputs.write, beam.pvalue.AsSingleton(scores)))
   return results
+
+
+def _earlier(output_dir: str, scored: dict[str, dict], failures: dict[str, dict]) -> list:
+  """The results of earlier runs as the pipeline reads them: the path of each one a worker
+  staged (read by the workers), else the result itself (a line of the single process's logs)."""
+  staged = set(storage.list_names(storage.join(output_dir, evaluation.STAGED_DIR), ".json"))
+  earlier: list[str | dict] = []
+  for kind, done in ((PREDICTION, scored), (FAILURE, failures)):
+    for clip_id, record in done.items():
+      path = runs.staged_path(output_dir, evaluation.STAGED_DIR, clip_id)
+      earlier.append(path if posixpath.basename(path) in staged else
+                     {"kind": kind, "record": record})
+  return earlier
+
+
+def read_result(earlier: str | dict) -> tuple[str, dict]:
+  """An earlier run's result (or the path of its staged file), keyed by clip id."""
+  result = json.loads(storage.read_bytes(earlier)) if isinstance(earlier, str) else earlier
+  return result["record"]["id"], result
 
 
 def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
@@ -284,8 +305,7 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     found = {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
     with evaluation.open_ledger(folder) as ledger:
       scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
-    earlier = ([{"kind": PREDICTION, "record": r} for r in scored.values()]
-               + [{"kind": FAILURE, "record": r} for r in failures.values()])
+    earlier = _earlier(folder.path, scored, failures)
     done = scored.keys() | failures.keys()
     jobs = [(c, found[c.youtube_id]) for c in clips
             if c.youtube_id in found and c.youtube_id not in done]
