@@ -84,7 +84,7 @@ def main(argv):
                                      FLAGS.rgb_checkpoint, FLAGS.flow_checkpoint)
     fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir)  # all missing ones named at once
     clips = _video_clips(tuple(streams)) if FLAGS.video else {  # bad input fails fast
-        s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
+        s: views.temporal_views(load_sample(samples[s], s), views.ViewProtocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
                                      precision=FLAGS.precision,

@@ -60,12 +60,11 @@ def file_state(path: str | os.PathLike) -> str | None:
 def refuse_changes(where: object, what: str, earlier: dict, now: dict) -> None:
   """A `UserError` listing the differences (`key: old -> new`) when `now` differs from
   `earlier`, the settings of `what` (e.g. "a run", "features") already in `where`."""
-  changed = [f"{k}: {earlier.get(k)!r} -> {now.get(k)!r}"
-             for k in sorted(set(earlier) | set(now), key=str) if earlier.get(k) != now.get(k)]
-  if changed:
-    raise UserError(f"{where} holds {what} made with other settings (changed: "
-                    f"{'; '.join(changed)}); rerun with the earlier settings or use a new "
-                    f"--output_dir")
+  keys = [k for k in sorted(set(earlier) | set(now), key=str) if earlier.get(k) != now.get(k)]
+  if keys:
+    changed = "; ".join(f"{k}: {earlier.get(k)!r} -> {now.get(k)!r}" for k in keys)
+    raise UserError(f"{where} holds {what} made with other settings (changed: {', '.join(keys)}"
+                    f"; {changed}); rerun with the earlier settings or use a new --output_dir")
 
 
 class RunFolder:

@@ -16,7 +16,8 @@ def test_settings_are_written_once_and_a_rerun_with_others_lists_the_differences
     folder.check_settings({"top_k": 5, "model": "rgb"})
     folder.check_settings({"top_k": 5, "model": "rgb"})  # the same settings resume
     with pytest.raises(UserError, match=r"holds a run made with other settings \(changed: "
-                                        r"model: 'rgb' -> 'flow'; top_k: 5 -> 10\); rerun"):
+                                        r"model, top_k; model: 'rgb' -> 'flow'; top_k: 5 -> 10\); "
+                                        r"rerun"):
       folder.check_settings({"top_k": 10, "model": "flow"})
   assert json.loads((tmp_path / "run" / runs.RUN_FILE).read_text()) == {"top_k": 5,
                                                                          "model": "rgb"}
