@@ -245,7 +245,7 @@ def check_jobs(jobs: Sequence[tuple[str, str | Path]]) -> None:
 def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   """Whether `vid` is done with these settings; done with other settings is a UserError."""
   path = output_dir / f"{vid}.json"
-  if not path.exists():
+  if not path.is_file():  # absent, or a foreign pipe or folder: redo it
     return False
   try:
     done = json.loads(path.read_text())

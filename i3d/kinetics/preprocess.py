@@ -9,6 +9,8 @@ listed in `manifest.jsonl` (which clip is in which shard) and its staged files r
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
 reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
+A clip that failed for the machine's reasons (a full disk, permissions, a killed worker: see
+`files.environmental`) is not listed there: its shard stays open and a rerun encodes it again.
 
 `video_dir` and `output_dir` may also be on any filesystem `tf.io.gfile` reaches (gs://, s3://,
 ...), as a Beam run on a cluster needs (`i3d.pipelines.preprocess`): files go through
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from i3d._util import progress as progress_output
 from i3d._util import storage
+from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
 from i3d.errors import UserError
 from i3d.inputs import records
@@ -40,6 +43,8 @@ from i3d.runs.folder import RunFolder, failure_reason
 FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = ".staging"
 CLIPS_PER_SHARD = 100
+# What encoding one clip gives: (key, frames, error or "", whether a rerun should retry it).
+Result = tuple[str, int, str, bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +60,9 @@ class PreprocessConfig:
   compression: str = "none"
   workers: int = 1
   label_version: int = 400
+
+  def __post_init__(self):
+    records.check_shard_prefix(self.name)
 
 
 def clip_info(clip: Clip, data_path: str, version: int = 400) -> records.ClipInfo:
@@ -90,12 +98,14 @@ class EncodeJob:
   streams: tuple[str, ...]
 
 
-def encode_job(job: EncodeJob) -> tuple[str, int, str]:
-  """(key, frames, error) after encoding one clip into its staged file (run in a worker).
+def encode_job(job: EncodeJob) -> Result:
+  """(key, frames, error, retry) after encoding one clip into its staged file (run in a worker).
 
   The example is serialized deterministically (map fields in key order), so a clip's record is
   the same bytes whichever process or machine encodes it. A remote video is read from a local
-  copy; errors name the video, not the copy.
+  copy; errors name the video, not the copy. `retry` is true when the failure is the machine's
+  (`files.environmental`: a full disk, permissions, memory), not the clip's: such a clip is not
+  listed as failed, and a rerun encodes it again.
   """
   video = job.video
   try:
@@ -104,9 +114,14 @@ def encode_job(job: EncodeJob) -> tuple[str, int, str]:
       example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
     storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
-    return job.key, frames, ""
+    return job.key, frames, "", False
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return job.key, 0, failure_reason(e).replace(video, job.video)
+    return job.key, 0, failure_reason(e).replace(video, job.video), environmental(e)
+
+
+def _died(job: EncodeJob, error: Exception) -> Result:
+  """What a job whose pool worker died (killed, out of memory) gives: a failure to retry."""
+  return job.key, 0, f"its worker process died ({error})", True
 
 
 class _Shards:
@@ -120,6 +135,7 @@ class _Shards:
     self.manifest = open_lines(storage.join(output_dir, MANIFEST_FILE))
     self.closed = {r["shard"] for r in self.manifest.records}
     self.ready = {n.removesuffix(".pb") for n in storage.list_names(self.staging, ".pb")}
+    self.retry: set[str] = set()  # clips that failed for the machine's reasons: never left out
 
   def shard(self, index: int) -> str:
     return records.shard_name(self.name, index, len(self.layout), self.compression)
@@ -164,7 +180,7 @@ class _Shards:
       if not all(clip_key(c) in self.ready for c in kept):
         continue
       self.failures.sync()
-      path = storage.join(self.output_dir, name)
+      path = storage.inside(self.output_dir, name)
       if not storage.exists(path):
         records.write_shard(path, (storage.read_bytes(self.staged(c)) for c in kept))
       self.manifest.append({"shard": name, "clips": [
@@ -177,7 +193,7 @@ class _Shards:
 
 
 # Runs `encode_job` over the jobs (an executor of `i3d.runs.executors` bound to it).
-Encoder = Callable[[Sequence[EncodeJob]], Iterable[tuple[str, int, str]]]
+Encoder = Callable[[Sequence[EncodeJob]], Iterable[Result]]
 
 
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
@@ -191,7 +207,7 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   if len(set(keys)) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
   output_dir, video_dir = folder_path(output_dir), folder_path(video_dir)
-  pool = executors.process_pool(config.workers)
+  pool = executors.process_pool(config.workers, died=_died)
   with RunFolder(output_dir, "preprocessing run").locked() as folder:
     return _preprocess_locked(clips, video_dir, folder, config, progress,
                               encoder or (lambda jobs: pool(encode_job, jobs)))
@@ -236,7 +252,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
     return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
-            "clips": written, "failed": len(failures.records)}
+            "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
 
 
 def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress: bool) -> None:
@@ -247,9 +263,12 @@ def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress:
   pairs, started = 0, time.monotonic()
   flow = "flow" in (jobs[0].streams if jobs else ())
   try:
-    for key, frames, error in encoder(jobs):
+    for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
-      if error:
+      if retry:
+        shards.retry.add(key)
+        bar.write(f"not done (rerun to retry; its shard waits for it): {filename}: {error}")
+      elif error:
         shards.failures.append({"id": key, "filename": filename, "reason": error})
         bar.write(f"failed: {filename}: {error}")
       else:

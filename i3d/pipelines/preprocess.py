@@ -24,9 +24,9 @@ from i3d.pipelines.options import beam_executor
 RESULTS_FILE = "beam_results.json"
 
 
-def describe(result: tuple[str, int, str]) -> str:
+def describe(result: preprocess.Result) -> str:
   """A worker's progress line for one encoded clip."""
-  key, frames, error = result
+  key, frames, error, _ = result
   return f"{key}: {f'failed: {error}' if error else f'{frames} frames'}"
 
 
@@ -34,11 +34,13 @@ def beam_encoder(options: PipelineOptions, threads: int | None,
                  progress: bool) -> preprocess.Encoder:
   """An encoder for `i3d.kinetics.preprocess.preprocess` that runs the jobs on Beam."""
 
-  def encode(jobs: Sequence[preprocess.EncodeJob]) -> list:
+  def encode(jobs: Sequence[preprocess.EncodeJob]) -> list[preprocess.Result]:
     if not jobs:
       return []
     scratch = storage.join(posixpath.dirname(jobs[0].staged), RESULTS_FILE)
     run = beam_executor(options, threads, scratch, describe if progress else None)
-    return list(run(preprocess.encode_job, jobs))
+    order = {job.key: i for i, job in enumerate(jobs)}
+    return sorted((tuple(r) for r in run(preprocess.encode_job, jobs)),  # type: ignore[misc]
+                  key=lambda r: order[r[0]])
 
   return encode

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Optional, TypeVar
 
-from i3d._util import cpu
+from i3d._util import cpu, lifeline
 
 ItemT = TypeVar("ItemT")
 OutT = TypeVar("OutT")
@@ -38,6 +38,12 @@ def limit_threads(threads: Optional[int]) -> None:
     pass
 
 
+def _init_worker(threads: int) -> None:
+  """A pool worker dies with its launcher (`lifeline`) and keeps to its share of the cores."""
+  lifeline.die_with_parent()
+  limit_threads(threads)
+
+
 def in_process(function: Callable[[ItemT], OutT], items: Sequence[ItemT]) -> Iterator[OutT]:
   """`function` of each item, one after the other, in this process."""
   yield from map(function, items)
@@ -45,15 +51,16 @@ def in_process(function: Callable[[ItemT], OutT], items: Sequence[ItemT]) -> Ite
 
 def process_pool(workers: int, died: Optional[Callable[[ItemT, Exception], OutT]] = None
                  ) -> Executor:
-  """An executor running `workers` spawned processes, each limited to its share of the cores
-  (one worker runs in this process). `died(item, error)` is the output of an item whose worker
-  process died (killed, out of memory); without it the error is raised."""
+  """An executor running `workers` spawned processes, each limited to its share of the cores and
+  dying with this process (one worker runs in this process). `died(item, error)` is the output
+  of an item whose worker process died (killed, out of memory); without it the error is
+  raised."""
   if workers <= 1:
     return in_process
 
   def run(function: Callable[[ItemT], OutT], items: Sequence[ItemT]) -> Iterator[OutT]:
     with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_threads,
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
         initargs=(threads_per_worker(workers),)) as pool:
       futures = {pool.submit(function, item): item for item in items}
       try:
