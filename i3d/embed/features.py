@@ -279,7 +279,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
         write_video(output_dir, vid, str(path), video_features(extractor, inputs), record)
         yield vid, str(path), None
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-        yield vid, str(path), runs.failure_reason(e)
+        yield vid, str(path), runs.item_failure(e)
 
   return run_jobs(jobs, output_dir, record, run, progress)
 
@@ -314,7 +314,7 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
         write_video(output_dir, key, source, video_features(extractor, inputs), record)
         yield key, source, None
       except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-        yield key, source, runs.failure_reason(e)
+        yield key, source, runs.item_failure(e)
 
   return run_jobs(listed, output_dir, record, run, progress)
 
@@ -334,7 +334,7 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored
       stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
       inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-      inputs = runs.failure_reason(e)
+      inputs = runs.item_failure(e)
     yield key, source, inputs
 
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from i3d._util import progress as progress_output
 from i3d._util import text
+from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
@@ -97,7 +98,7 @@ def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
     except Exception as e:  # noqa: BLE001 - one bad video must not stop a 20,000-video run
       empty = [np.zeros((0, 0, INPUT_SIZE, INPUT_SIZE, STREAM_CHANNELS[s]), np.float32)
                for s in streams]
-      return [runs.failure_reason(e)] + empty
+      return [runs.item_failure(e)] + empty
 
   def load_map(video_id: tf.Tensor):
     out = tf.py_function(load_one, [video_id], [tf.string] + [tf.float32] * len(streams))
@@ -221,6 +222,11 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
         scored[clip.youtube_id] = ledger.succeed(scoring.prediction_record(
             clip, logits, classifier.labels, config.top_k, config.save_logits))
       bar.update()
+  except Exception as e:
+    if not environmental(e):
+      raise
+    ledger.forget_begun()
+    raise runs.machine_failure(e) from e
   finally:
     bar.close()
 

@@ -37,7 +37,7 @@ from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
 from i3d.model.streams import choose_checkpoints
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import WorkerDoFn, by_shard
+from i3d.pipelines.options import WorkerDoFn, by_shard, pipeline_error
 from i3d.runs import folder as runs
 
 FAILED = "failed"
@@ -130,7 +130,7 @@ class LoadRecordViews(WorkerDoFn):
 def failure_result(clip: Clip, path: str, error: Exception) -> dict:
   """The result of a clip that could not be scored."""
   return {"kind": FAILURE,
-          "record": scoring.failure_record(clip, path, runs.failure_reason(error))}
+          "record": scoring.failure_record(clip, path, runs.item_failure(error))}
 
 
 class ClassifierHandler(SpecModelHandler[dict, Classifier]):
@@ -315,6 +315,9 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     if progress:
       print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
             file=sys.stderr)
-    with beam.Pipeline(options=options) as pipeline:
-      build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
+    try:
+      with beam.Pipeline(options=options) as pipeline:
+        build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
+    except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
+      raise pipeline_error(e) from e
   return json.loads(storage.read_bytes(storage.join(output_dir, report.METRICS_FILE)))

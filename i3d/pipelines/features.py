@@ -79,7 +79,7 @@ class LoadInputs(WorkerDoFn):
     try:
       inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, runs.failure_reason(e))))
+      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, runs.item_failure(e))))
       return
     yield job, inputs
 
@@ -107,7 +107,7 @@ class LoadRecordInputs(WorkerDoFn):
           yield (vid, source), inputs
     except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
       for vid in left:
-        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, runs.failure_reason(e))))
+        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, runs.item_failure(e))))
 
 
 class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
@@ -134,7 +134,7 @@ class WriteFeatures(beam.DoFn):
       features.write_video(Path(self._output_dir), vid, path,
                            cast(features.VideoFeatures, result.inference), self._record)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      reason = runs.failure_reason(e)
+      reason = runs.item_failure(e)
     if self._progress:
       print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
             flush=True)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from i3d._util import storage
+from i3d._util.files import environmental
 from i3d._util.jsonl import open_lines
 from i3d.errors import UserError
 
@@ -39,13 +40,33 @@ STAGED_DIR = "items"
 # Times an item may be started without finishing (the process died) before it counts as failed.
 MAX_STARTS = 2
 RESULT, FAILURE = "result", "failure"
+STOPPED = "stopped by the machine's failure"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def failure_reason(error: Exception) -> str:
+def failure_reason(error: BaseException) -> str:
   """The reason recorded for an item that failed: a UserError's own line, else the exception's
   type and message."""
   return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+def item_failure(error: Exception) -> str:
+  """The reason to record for an item that failed with `error`, unless the failure is the
+  machine's (`files.environmental`: a full disk, memory, permissions): then the `UserError` of
+  `machine_failure` stops the run with nothing recorded against the item; a rerun does it."""
+  if environmental(error):
+    raise machine_failure(error) from error
+  return failure_reason(error)
+
+
+def machine_failure(error: BaseException) -> UserError:
+  """The one line a run stopped by the machine's failure `error` ends with, also when `error`
+  relays that line from a worker (TensorFlow's `py_function`, Beam)."""
+  text = str(error)
+  if STOPPED in text:
+    return UserError(text[text.index(STOPPED):].splitlines()[0])
+  return UserError(f"{STOPPED} ({failure_reason(error)}); nothing is recorded against the item "
+                   f"in progress: fix the cause and run the same command again to resume")
 
 
 def file_state(path: str | os.PathLike) -> str | None:
@@ -139,6 +160,7 @@ class Ledger:
     self.failures = open_lines(folder.file(failures))
     self.started = open_lines(folder.file(started))
     self._lock = threading.Lock()
+    self._begun: dict[str, dict] = {}  # this process's starts of items not yet done
     for log in (self.failures, self.started):
       if not all(isinstance(r.get("id"), str) for r in log.records):
         raise UserError(f"{log.path} is damaged (a line has no item id); delete it to try the "
@@ -202,19 +224,31 @@ class Ledger:
 
   def start(self, item_id: str, state: str | None) -> None:
     """Notes, durably, that work on an item begins (safe from several threads)."""
+    record = {"id": item_id, "file": state}
     with self._lock:
-      self.started.append({"id": item_id, "file": state})
+      self.started.append(record)
       self.started.sync()
+      self._begun[item_id] = record
 
   def succeed(self, record: dict) -> dict:
     """Records an item's result."""
     self.results.append(record)
+    self._begun.pop(record["id"], None)
     return record
 
   def fail(self, record: dict) -> dict:
     """Records an item's failure ({"id", ..., "reason"})."""
     self.failures.append(record)
+    self._begun.pop(record["id"], None)
     return record
+
+  def forget_begun(self) -> None:
+    """Drops this process's starts of the items it has not finished: it stops for the machine's
+    failure, not theirs, so they are not counted as having killed it."""
+    with self._lock:
+      begun = {id(r) for r in self._begun.values()}
+      self.started.keep(lambda r: id(r) not in begun)
+      self._begun.clear()
 
   def close(self) -> None:
     for log in (self.results, self.failures, self.started):

@@ -1,7 +1,10 @@
 """Features equal the independent plain-tf.nn reference pooled the same way; the batch job writes,
 resumes and skips bad videos."""
 
+import errno
 import json
+import os
+import types
 
 import numpy as np
 import pytest
@@ -214,3 +217,16 @@ def test_a_second_extraction_into_the_same_folder_is_refused(tmp_path):
     with pytest.raises(UserError, match="another feature extraction is writing to"):
       features.run_jobs([("a", tmp_path / "a.mp4")], tmp_path, {}, lambda pending: [],
                         progress=False)
+
+
+def test_the_machines_failure_stops_extraction_and_is_not_the_videos(tmp_path, monkeypatch):
+  def full_disk(path, *args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+  monkeypatch.setattr(features, "cropped_inputs", full_disk)
+  extractor = types.SimpleNamespace(record=lambda settings: {}, streams=("rgb",))
+  with pytest.raises(UserError, match="stopped by the machine's failure .*No space left"):
+    features.extract_videos(extractor, [("a", tmp_path / "a.mp4")], tmp_path / "out",
+                            progress=False)
+  failures = tmp_path / "out" / "failures.jsonl"
+  assert not failures.exists() or not failures.read_text()

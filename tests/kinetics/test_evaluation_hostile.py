@@ -1,7 +1,9 @@
 """Evaluation bookkeeping under hostile or broken state: poison videos, fixed files, damaged run
 files, strict metrics and one-line errors (issue 15, items 4, 5 and 9)."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -218,3 +220,23 @@ def test_report_on_malformed_values_is_one_line(tmp_path, rgb_classifier, capsys
   (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
   err = one_line_error(capsys, "report", tmp_path / "run")
   assert "holds malformed values" in err
+
+
+def test_the_machines_failure_stops_the_run_and_is_not_the_videos(tmp_path, rgb_classifier,
+                                                                 monkeypatch):
+  clips, video_dir = validation_set(tmp_path, ["generated", "generated"])
+  output = tmp_path / "run"
+  real = evaluation.cropped_inputs
+
+  def full_disk(path, *args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+  monkeypatch.setattr(evaluation, "cropped_inputs", full_disk)
+  with pytest.raises(UserError, match=r"^stopped by the machine's failure \(OSError: .*No space "
+                                      r"left on device.*run the same command again to resume$"):
+    run(rgb_classifier, clips, video_dir, output)
+  assert JsonLines(output / runs.FAILURES_FILE).records == []
+  assert JsonLines(output / runs.STARTED_FILE).records == []  # not taken for crashes either
+  monkeypatch.setattr(evaluation, "cropped_inputs", real)
+  result = run(rgb_classifier, clips, video_dir, output)
+  assert (result["num_videos"], result["num_failed"]) == (2, 0)
