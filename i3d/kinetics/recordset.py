@@ -43,19 +43,41 @@ def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
     settings = json.loads(storage.read_bytes(settings_path))
   except (OSError, ValueError) as e:
     raise UserError(f"{settings_path}: unreadable ({e})") from None
+  if not isinstance(settings, dict) or not isinstance(settings.get("records"), dict):
+    raise UserError(f"{settings_path}: not the settings of a records folder (a JSON object with "
+                    f"\"records\"); remake the folder with `i3d preprocess`")
   return settings, read_lines(storage.join(records_dir, MANIFEST_FILE))
 
 
 def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
   """{clip key: (shard name, Clip)} of manifest lines; a shard that is not named as
   `records.shard_name` names shards (a path) is a `UserError`."""
-  for line in lines:
-    if not records.is_shard_name(line["shard"]) or "/" in line["shard"] or "\\" in line["shard"]:
-      raise UserError(f"{MANIFEST_FILE}: {line['shard']!r} is not a shard of the folder; the "
+  located = {}
+  for number, line in enumerate(lines, 1):
+    shard = line.get("shard")
+    if not isinstance(shard, str) or not records.is_shard_name(shard) or "/" in shard \
+        or "\\" in shard:
+      raise UserError(f"{MANIFEST_FILE}: {shard!r} is not a shard of the folder; the "
                       f"manifest is damaged")
-  return {c["id"]: (line["shard"], Clip(c["youtube_id"], c["time_start"], c["time_end"],
-                                        c["split"], c["label"]))
-          for line in lines for c in line["clips"]}
+    try:
+      for c in line["clips"]:
+        located[c["id"]] = (shard, _manifest_clip(c))
+    except (KeyError, TypeError, ValueError) as e:
+      raise UserError(f"{MANIFEST_FILE}: line {number} is damaged ({type(e).__name__}: {e}); "
+                      f"remake the folder with `i3d preprocess`") from None
+  return located
+
+
+def _manifest_clip(entry: dict) -> Clip:
+  """The `Clip` of a manifest entry; fields of the wrong type are a `ValueError`."""
+  times = entry["time_start"], entry["time_end"]
+  if not all(type(t) is int and t >= 0 for t in times):  # pylint: disable=unidiomatic-typecheck
+    raise ValueError(f"clip times {times} are not whole seconds")
+  texts = entry["id"], entry["youtube_id"], entry["split"]
+  if not all(isinstance(t, str) for t in texts) or not isinstance(entry["label"],
+                                                                   (str, type(None))):
+    raise ValueError("clip names are not strings")
+  return Clip(entry["youtube_id"], *times, entry["split"], entry["label"])
 
 
 def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
