@@ -196,6 +196,13 @@ class _Shards:
 Encoder = Callable[[Sequence[EncodeJob]], Iterable[Result]]
 
 
+def pool_encoder(workers: int) -> Encoder:
+  """`encode_job` in this process (one worker) or a pool of `workers` processes sharing the
+  cores, where a job whose worker died is a failure to retry (`executors.process_pool`)."""
+  pool = executors.process_pool(workers, died=_died)
+  return lambda jobs: pool(encode_job, jobs)
+
+
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
                config: PreprocessConfig = PreprocessConfig(), progress: bool = True,
                encoder: Encoder | None = None) -> dict:
@@ -207,10 +214,9 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   if len(set(keys)) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
   output_dir, video_dir = folder_path(output_dir), folder_path(video_dir)
-  pool = executors.process_pool(config.workers, died=_died)
   with RunFolder(output_dir, "preprocessing run").locked() as folder:
     return _preprocess_locked(clips, video_dir, folder, config, progress,
-                              encoder or (lambda jobs: pool(encode_job, jobs)))
+                              encoder or pool_encoder(config.workers))
 
 
 def _relative(path: str, root: str) -> str:

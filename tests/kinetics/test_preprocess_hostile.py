@@ -75,10 +75,9 @@ import sys, time
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
 from i3d.kinetics import preprocess
-from i3d.runs import executors
 job = preprocess.EncodeJob("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
                       records.Encoding(), ("rgb",))
-for result in executors.process_pool(2)(preprocess.encode_job, [job]):
+for result in preprocess.pool_encoder(2)([job]):
   print("encoded", *result[2:], sep="\t", flush=True)
   time.sleep(600)
 """
