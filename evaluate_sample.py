@@ -88,7 +88,7 @@ def main(argv):
     if FLAGS.video:  # a missing or unreadable video fails before the model loads
       decode.open_video(Path(FLAGS.video)).release()
     clips = {} if FLAGS.video else {  # bad input fails fast
-        s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
+        s: views.temporal_views(load_sample(samples[s], s), views.ViewProtocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
                                      precision=FLAGS.precision,

@@ -34,8 +34,10 @@ import i3d  # noqa: E402
 from bench.evaluate import CHEAP_TVL1, validation_set  # noqa: E402
 from i3d.embed import features  # noqa: E402
 from i3d.inputs.settings import InputSettings  # noqa: E402
-from i3d.kinetics import evaluation  # noqa: E402
-from i3d.kinetics import preprocess as records_split  # noqa: E402
+from i3d.kinetics import (
+  evaluation,  # noqa: E402
+  preprocess,  # noqa: E402
+)
 from i3d.pipelines import evaluate as evaluate_pipeline  # noqa: E402
 from i3d.pipelines import features as features_pipeline  # noqa: E402
 from i3d.pipelines import options  # noqa: E402
@@ -86,11 +88,11 @@ def preprocess_runs(root: Path, eval_type: str, videos: int, seconds: float,
                     settings: InputSettings) -> dict[str, Run]:
   """`i3d preprocess` (RGB and flow records) in a pool of one process per core and on Beam."""
   clips, video_dir = validation_set(root, eval_type, videos, seconds)
-  config = records_split.PreprocessConfig(settings=settings, workers=CORES)
-  runs: dict[str, Run] = {SINGLE: lambda out: records_split.preprocess(
+  config = preprocess.PreprocessConfig(settings=settings, workers=CORES)
+  runs: dict[str, Run] = {SINGLE: lambda out: preprocess.preprocess(
       clips, video_dir, out, config, progress=False)}
   for (workers, threads), name in LOCAL.items():
-    runs[name] = lambda out, w=workers, t=threads: records_split.preprocess(
+    runs[name] = lambda out, w=workers, t=threads: preprocess.preprocess(
         clips, video_dir, out, config, progress=False,
         encoder=preprocess_pipeline.beam_encoder(_local(w), t, progress=False))
   return runs

@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from bench import synthetic
-from i3d.inputs import cache, flow, tvl1
+from i3d._util import cpu
+from i3d.inputs import cache, flow
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings, TVL1Params
 
 HEIGHT, WIDTH = 256, 340
@@ -102,14 +103,14 @@ def opencv_pair_per_core(first: np.ndarray, second: np.ndarray) -> np.ndarray:
       local.solver = flow.opencv_solver(TVL1Params())
     return local.solver.calc(*pair, None)
 
-  with ThreadPoolExecutor(tvl1.cpu_cores()) as pool:
+  with ThreadPoolExecutor(cpu.cores()) as pool:
     return np.stack(list(pool.map(calc, zip(first, second))))
 
 
 def bench_flow(pairs: int, repeats: int) -> tuple[list[str], dict[str, np.ndarray]]:
   """Pairs/s of each flow candidate on the same real pairs, interleaved round by round."""
   first, second = real_pairs(sample_video(), pairs)
-  cv2.setNumThreads(os.cpu_count() or 1)
+  cv2.setNumThreads(cpu.cores())
   candidates = {
       "opencv backend (DualTVL1 pair after pair, cv2 threads = cores)":
           lambda a, b: flow.flow_pairs(a, b, "opencv"),

@@ -1,6 +1,7 @@
-"""The CPU's feature flags, read from /proc/cpuinfo (no TensorFlow)."""
+"""The CPU: its cores and feature flags, read from /proc/cpuinfo (no TensorFlow)."""
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -28,3 +29,8 @@ def machine_key() -> str:
   if flags is None:
     return "unknown-cpu"
   return hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
+
+
+def cores() -> int:
+  """CPU cores this process may run on."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

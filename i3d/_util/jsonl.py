@@ -108,6 +108,12 @@ class RemoteLines:
       storage.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
       self._synced = len(self.records)
 
+  def keep(self, wanted: Callable[[dict], bool]) -> None:
+    """Rewrites the file, atomically, with only the records for which `wanted` is true."""
+    self.records = [r for r in self.records if wanted(r)]
+    self._synced = -1
+    self.sync()
+
   def close(self) -> None:
     self.sync()
 

@@ -1,4 +1,5 @@
-"""Progress of long work, on stderr: the one place bars and status notes are made.
+"""Progress of long work and warnings, on stderr: the one place bars, status notes and warning
+lines are made.
 
 Shown when stderr is a terminal; `I3D_PROGRESS=1` forces it on (tests, logs), `I3D_PROGRESS=0`
 or a command's `--quiet` turns it off. While an `outer` bar runs (a batch job's bar over
@@ -6,6 +7,7 @@ videos), the per-step bars and notes of the work inside it stay hidden, so paral
 not draw over each other.
 """
 
+import logging
 import sys
 import threading
 
@@ -65,3 +67,20 @@ def note(message: str) -> None:
   """One status line on stderr (what a long step is doing), when progress output is wanted."""
   if _shown():
     tqdm.write(message, file=sys.stderr)
+
+
+class _BarSafeHandler(logging.Handler):
+  """Writes log lines to the current stderr above any progress bar."""
+
+  def emit(self, record: logging.LogRecord) -> None:
+    tqdm.write(self.format(record), file=sys.stderr)
+
+
+def warn(message: str) -> None:
+  """A warning: the line `i3d: warning: MESSAGE` on stderr (above any bar, whatever the progress
+  settings), also a record of the `i3d` logger for programs that collect logs."""
+  logger = logging.getLogger("i3d")
+  with _lock:
+    if not any(isinstance(h, _BarSafeHandler) for h in logger.handlers):
+      logger.addHandler(_BarSafeHandler())
+  logger.warning("i3d: warning: %s", message)

@@ -18,7 +18,7 @@ from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint, stream_che
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d, logits_head, pool_space
-from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, choose_checkpoints
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec, choose_checkpoints
 
 if TYPE_CHECKING:
   from i3d.inputs.views import ViewArray
@@ -118,7 +118,7 @@ class Classifier(tf.Module):
     with progress.bar(frames, "classifying in chunks", "frame") as bar:
       for block in blocks:
         for s in self.streams:
-          check_clips(block[s], s, min_frames=1)
+          InputSpec.of(s, min_frames=1).check(block[s], f"{s} input")
         clip.add({s: block[s] for s in self.streams})
         bar.update(next(iter(block.values())).shape[1])
     return clip.logits()
@@ -126,7 +126,7 @@ class Classifier(tf.Module):
   def stream_logits(self, rgb=None, flow=None) -> dict[str, tf.Tensor]:
     """Logits of each stream, (B, num_classes) each.
 
-    Eager inputs are checked first (`check_clips`: float dtype, (B, T, 224, 224, C) with
+    Eager inputs are checked first (`InputSpec.check`: float dtype, (B, T, 224, 224, C) with
     T >= 9, finite values); a bad one is an `InputError`, a `ValueError`.
     """
     inputs = {"rgb": rgb, "flow": flow}
@@ -137,7 +137,7 @@ class Classifier(tf.Module):
                       f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
     if tf.executing_eagerly():  # traced for export, the serving signature fixes the shapes
       for s in self.streams:
-        check_clips(inputs[s], s)
+        InputSpec.of(s).check(inputs[s], f"{s} input")
     return {s: self._logits[s](tf.convert_to_tensor(inputs[s], tf.float32))
             for s in self.streams}
 

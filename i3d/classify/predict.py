@@ -1,6 +1,6 @@
 """Classify one video: its views (cached or computed) through a classifier, top classes out.
 
-This is evaluation of a single video under the same `Protocol` that `i3d evaluate` uses.
+This is evaluation of a single video under the same `ViewProtocol` that `i3d evaluate` uses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from i3d.inputs import decode, records, stream
 from i3d.inputs import views as view_protocols
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.stream import Inputs
-from i3d.inputs.views import Protocol, ViewArray, stored_inputs, views_of, window_starts
+from i3d.inputs.views import ViewArray, ViewProtocol, stored_inputs, views_of, window_starts
 from i3d.model.chunks import FrameCountError
 from i3d.model.streams import MIN_FRAMES
 
@@ -52,7 +52,7 @@ def top_classes(logits: np.ndarray, labels: tuple[str, ...], k: int) -> list:
 
 
 def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
-            protocol: Protocol = Protocol(), top_k: int = 5, use_cache: bool = True,
+            protocol: ViewProtocol = ViewProtocol(), top_k: int = 5, use_cache: bool = True,
             view_batch: int = 4, budget: int | None = None) -> Prediction:
   """Top classes of one video (or inputs .npz) with `classifier` under `protocol` (see
   `video_logits` for `budget` and memory)."""
@@ -63,7 +63,8 @@ def predict(classifier: Classifier, source: str | Path, settings: InputSettings,
 
 
 def video_logits(classifier: Classifier, source: str | Path, settings: InputSettings,
-                 protocol: Protocol = Protocol(), use_cache: bool = True, view_batch: int = 4,
+                 protocol: ViewProtocol = ViewProtocol(), use_cache: bool = True,
+                 view_batch: int = 4,
                  budget: int | None = None) -> tuple[dict[str, np.ndarray], int, int]:
   """Per-stream logits (num_classes,) of one video averaged over its views under `protocol`.
 
@@ -105,7 +106,8 @@ def video_logits(classifier: Classifier, source: str | Path, settings: InputSett
 
 
 def _whole_clip(classifier: Classifier, source: Path, settings: InputSettings,
-                protocol: Protocol, budget: int | None) -> tuple[dict[str, np.ndarray], int, int]:
+                protocol: ViewProtocol,
+                budget: int | None) -> tuple[dict[str, np.ndarray], int, int]:
   """`video_logits` of a streamed whole clip: held when it fits the budget, else counted and
   run in chunks."""
   budget = budget or env.limit("I3D_CHUNK_FRAMES")
@@ -128,8 +130,8 @@ def _whole_clip(classifier: Classifier, source: Path, settings: InputSettings,
   return {s: v.mean(axis=0) for s, v in logits.items()}, frames, frames
 
 
-def _windows(classifier: Classifier, source: Path, settings: InputSettings, protocol: Protocol,
-             frames: int, view_batch: int) -> dict[str, np.ndarray]:
+def _windows(classifier: Classifier, source: Path, settings: InputSettings,
+             protocol: ViewProtocol, frames: int, view_batch: int) -> dict[str, np.ndarray]:
   """Logits averaged over the `protocol` windows of a streamed video of `frames` frames (at
   least one window long): TV-L1 only for frames in windows, each window classified (`view_batch`
   views at a time) as soon as its frames are in."""
@@ -175,8 +177,9 @@ def is_records(source: str | Path) -> bool:
       records.list_shards(source)))
 
 
-def predict_records(classifier: Classifier, source: str | Path, protocol: Protocol = Protocol(),
-                    top_k: int = 5, view_batch: int = 4) -> Iterator[Prediction | str]:
+def predict_records(classifier: Classifier, source: str | Path,
+                    protocol: ViewProtocol = ViewProtocol(), top_k: int = 5,
+                    view_batch: int = 4) -> Iterator[Prediction | str]:
   """Top classes of every clip in a shard or a folder of shards (named `SHARD:KEY`); a shard
   that cannot be read yields its error (a line naming it)."""
   source = Path(source)

@@ -38,14 +38,14 @@ def register(subparsers) -> None:
   parser.set_defaults(run=main)
 
 
-def _run_pipeline(args, clips: list, settings) -> dict:
+def _run_pipeline(args, clips: list, config) -> dict:
   """The evaluation as a Beam pipeline on --runner."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import evaluate as pipeline
   from i3d.pipelines import options
   spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
                                  args.precision, args.rgb_checkpoint, args.flow_checkpoint)
-  return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, settings,
+  return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, config,
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
                            progress=not args.quiet,
@@ -53,32 +53,32 @@ def _run_pipeline(args, clips: list, settings) -> dict:
 
 
 def main(args) -> None:
-  from i3d.kinetics import evaluation  # pylint: disable=import-outside-toplevel
+  from i3d.kinetics import evaluation, scoring  # pylint: disable=import-outside-toplevel
   if (args.records is None) == (args.video_dir is None):
     raise UsageError("give --video_dir (with --annotations) or --records, not both")
   if args.records is None and args.annotations is None:
     raise UsageError("--annotations is required with --video_dir")
-  settings = evaluation.EvalConfig(
+  config = evaluation.EvalConfig(
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
       workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
   if args.records is not None:
-    from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
-    clips, inputs = preprocess.records_run(
+    from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
+    clips, inputs = recordset.records_run(
         args.records, flags.annotated_clips(args) if args.annotations else None, args.flow_backend)
-    settings = dataclasses.replace(settings, input_settings=inputs)
+    config = dataclasses.replace(config, input_settings=inputs)
   else:
     clips = flags.annotated_clips(args)
   if args.runner:
-    result = _run_pipeline(args, clips, settings)
+    result = _run_pipeline(args, clips, config)
   else:
     if any("://" in str(path) for path in (args.video_dir, args.output_dir, args.records)):
       raise UsageError("remote --video_dir, --records or --output_dir need a Beam --runner (e.g. "
                       "--runner DirectRunner)")
     result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
-                                 Path(args.video_dir), Path(args.output_dir), settings,
+                                 Path(args.video_dir), Path(args.output_dir), config,
                                  progress=not args.quiet,
                                  records_dir=args.records and Path(args.records))
   print(f"wrote {args.output_dir}/ (predictions.jsonl, metrics.json, "
-        f"{evaluation.ACTIVITYNET_FILE}, summary.md, plots)")
-  print(evaluation.score_line(result))
+        f"{scoring.ACTIVITYNET_FILE}, summary.md, plots)")
+  print(scoring.score_line(result))

@@ -74,22 +74,22 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 def _record_jobs(
     args: argparse.Namespace) -> tuple[dict[str, Path | str], dict, InputSettings]:
   """({clip id: its shard}, the records' settings record, their input settings) of --records."""
-  from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
+  from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
   if args.videos or args.video_dir is not None:
     raise UserError("give videos (or --annotations with --video_dir), or --records, not both")
   if args.time_start is not None or args.time_end is not None:
     raise UserError("--time_start/--time_end do not apply to --records: the records hold the "
                     "clips as they were preprocessed")
-  made, lines = preprocess.read_manifest(args.records)
+  stored, lines = recordset.read_manifest(args.records)
   clips = (flags.annotated_clips(args) if args.annotations is not None
-           else [clip for _, clip in preprocess.manifest_clips(lines).values()])
-  clips, inputs = preprocess.records_run(args.records, clips, args.flow_backend)
-  rows = preprocess.record_rows(clips, args.records)
+           else [clip for _, clip in recordset.manifest_clips(lines).values()])
+  clips, inputs = recordset.records_run(args.records, clips, args.flow_backend)
+  rows = recordset.record_rows(clips, args.records)
   _skipped(sum(r.path is None for r in rows), f"in {args.records}")
-  jobs = {preprocess.clip_key(r.clip): r.path for r in rows if r.path is not None}
+  jobs = {recordset.clip_key(r.clip): r.path for r in rows if r.path is not None}
   if not jobs:
     raise UserError(f"{args.records}: no clips to extract")
-  return jobs, made["records"], inputs
+  return jobs, stored["records"], inputs
 
 
 def _skipped(missing: int, where: str) -> None:
@@ -99,7 +99,7 @@ def _skipped(missing: int, where: str) -> None:
 
 def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
                   jobs: Sequence[tuple[str, str | Path]], inputs: InputSettings,
-                  made: Optional[dict]):
+                  stored: Optional[dict]):
   """The extraction as a Beam pipeline on --runner (of records made with `made`, if given)."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import features as pipeline
@@ -110,7 +110,7 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
   return pipeline.extract(spec, jobs, args.output_dir, inputs,
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
-                          progress=not args.quiet, made=made)
+                          progress=not args.quiet, stored=stored)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -118,20 +118,20 @@ def main(args: argparse.Namespace) -> int:
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
   checkpoints = flags.checkpoints(args)
-  made: Optional[dict] = None
+  stored: Optional[dict] = None
   jobs: Sequence[tuple[str, str | Path]]
   if args.records is not None:
-    shards, made, inputs = _record_jobs(args)
+    shards, stored, inputs = _record_jobs(args)
     jobs = list(shards.items())
   else:
     jobs, inputs = _jobs(args), flags.input_settings(args)
   if args.runner:
-    result = _run_pipeline(args, checkpoints, settings, jobs, inputs, made)
+    result = _run_pipeline(args, checkpoints, settings, jobs, inputs, stored)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
                                         batch=args.batch, precision=args.precision)
-    if made is not None:
-      result = features.extract_records(extractor, dict(jobs), args.output_dir, made, inputs,
+    if stored is not None:
+      result = features.extract_records(extractor, dict(jobs), args.output_dir, stored, inputs,
                                         progress=not args.quiet)
     else:
       result = features.extract_videos(extractor, jobs, args.output_dir, inputs, args.use_cache,

@@ -17,7 +17,7 @@ from i3d.model.streams import EVAL_TYPES, MIN_FRAMES, choose_checkpoints
 
 if TYPE_CHECKING:
   from i3d.classify.classifier import Classifier
-  from i3d.inputs.views import Protocol
+  from i3d.inputs.views import ViewProtocol
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
@@ -126,10 +126,10 @@ def add_cache_flag(parser: argparse.ArgumentParser) -> None:
                       help="ignore VIDEO_inputs.npz caches made by `i3d preprocess`")
 
 
-def protocol(args: argparse.Namespace) -> Protocol:
-  """The test-time `Protocol` named by the view flags."""
-  from i3d.inputs.views import Protocol  # pylint: disable=import-outside-toplevel
-  return Protocol(args.windows, args.window_frames, args.crops)
+def protocol(args: argparse.Namespace) -> ViewProtocol:
+  """The test-time `ViewProtocol` named by the view flags."""
+  from i3d.inputs.views import ViewProtocol  # pylint: disable=import-outside-toplevel
+  return ViewProtocol(args.windows, args.window_frames, args.crops)
 
 
 def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True,

@@ -2,10 +2,10 @@
 
 import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 
+from i3d._util import progress
 from i3d.cli import flags
 
 
@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> None:
                                   args.batch, args.checkpoint_dir, progress=not args.quiet,
                                   checkpoint=args.rgb_checkpoint)
   for warning in caught:
-    print(f"i3d fvd: warning: {warning.message}", file=sys.stderr)
+    progress.warn(str(warning.message))
   if args.json:
     print(json.dumps(result.as_json()))
     return

@@ -2,11 +2,10 @@
 MediaSequence TFRecord shards (RGB JPEGs and 8-bit TV-L1 flow), resumable and in parallel."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from i3d._util import env, text
+from i3d._util import cpu, env, text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.inputs.settings import Encoding
@@ -46,7 +45,7 @@ def register(subparsers) -> None:
                             "BENCHMARKS.md#records)")
   records.add_argument("--flow_quality", type=int, default=Encoding.flow_quality,
                        help="JPEG quality of the 8-bit flow images, 1-100")
-  records.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+  records.add_argument("--workers", type=int, default=cpu.cores(),
                        help="clips encoded in parallel, one process each (default: every core)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser, offline=False)

@@ -31,7 +31,6 @@ import numpy as np
 import tensorflow as tf
 
 from i3d._util import progress as progress_output
-from i3d._util import storage
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -47,12 +46,13 @@ from i3d.inputs.views import (
 )
 from i3d.model.checkpoints import load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype
-from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
-from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
+from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
+from i3d.model.streams import MIN_FRAMES, STREAM_CHANNELS, STREAMS, InputSpec, checkpoint_names
+from i3d.runs import folder as runs
 
 FAILURES_FILE = "failures.jsonl"
 FORMAT = 1
-# Endpoints computed through the logits head, which needs MIN_FRAMES frames and 193..224 pixels.
+# Endpoints computed through the logits head (see `InputSpec` for what it needs).
 HEAD_ENDPOINTS = ("Logits", "Predictions")
 
 
@@ -126,9 +126,7 @@ class FeatureExtractor:
       and int64 (windows, 2) first and one-past-last frame of each window in the clip.
     """
     clip = np.asarray(clip, np.float32)
-    if clip.ndim != 4 or clip.shape[-1] != STREAM_CHANNELS[stream] or not len(clip):
-      raise UserError(f"a {stream} clip must be (frames, height, width, "
-                      f"{STREAM_CHANNELS[stream]}) with frames >= 1; got {clip.shape}")
+    self._spec(stream).check(clip[None], f"{stream} clip")
     starts, length = self.settings.windows(len(clip))
     frames = loop_to_length(clip, length)
     chunks = [self.window_features(stream, take_windows(frames, starts[i:i + self.batch], length))
@@ -136,9 +134,14 @@ class FeatureExtractor:
     bounds = np.stack([starts, np.minimum(starts + length, len(clip))], axis=1)
     return np.concatenate(chunks), bounds
 
+  def _spec(self, stream: str) -> InputSpec:
+    """What a window of `stream` must be for the endpoint (the Logits' needs for the head)."""
+    return InputSpec(STREAM_CHANNELS[stream], None, self.settings.endpoint in HEAD_ENDPOINTS,
+                     min_frames=1)
+
   def window_features(self, stream: str, windows: np.ndarray) -> np.ndarray:
     """Features float32 (n, ...) of windows (n, frames, H, W, C) of `stream`, in one call."""
-    self._check_size(windows.shape[2:4])
+    self._spec(stream).check_shape(windows.shape, f"{stream} windows")
     return self._run[stream](windows).numpy().astype(np.float32)
 
   def streamed_features(self, inputs: Iterable[stream_chain.Inputs]) -> VideoFeatures:
@@ -167,27 +170,21 @@ class FeatureExtractor:
     return VideoFeatures({s: np.concatenate(f) for s, f in features.items()},
                          np.asarray(bounds, np.int64), bounds[-1][1])
 
-  def _check_size(self, size: tuple[int, ...]) -> None:
-    if self.settings.endpoint in HEAD_ENDPOINTS and not all(
-        MIN_SIZE_FOR_LOGITS <= s <= INPUT_SIZE for s in size):
-      raise UserError(f"{self.settings.endpoint} needs frames of {MIN_SIZE_FOR_LOGITS} to "
-                      f"{INPUT_SIZE} pixels a side; got {size[0]}x{size[1]}")
-
-  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+  def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
     """What made a video's features, stored in its JSON and compared when a run resumes; for
-    clips read from records, `made` is the records' `records.settings_record`."""
-    return settings_record(self.settings, self.checkpoints, input_settings, self.precision, made)
+    clips read from records, `stored` is the records' `records.settings_record`."""
+    return features_record(self.settings, self.checkpoints, input_settings, self.precision, stored)
 
 
-def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
+def features_record(settings: FeatureSettings, checkpoints: dict[str, str],
                     input_settings: InputSettings, precision: str = "float32",
-                    made: Optional[dict] = None) -> dict:
+                    stored: Optional[dict] = None) -> dict:
   """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
   without one."""
   record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
             "checkpoints": dict(checkpoints), "precision": precision,
             "input": dataclasses.asdict(input_settings)}
-  return record if made is None else {**record, "records": made}
+  return record if stored is None else {**record, "records": stored}
 
 
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
@@ -296,11 +293,9 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
     done = json.loads(path.read_text())
   except (OSError, json.JSONDecodeError, UnicodeDecodeError):
     return False  # written atomically, so only a foreign file gets here: redo it
-  if not isinstance(done, dict):
-    return False  # a foreign file (a list, a number): redo it
-  if done.get("settings") != record:
-    raise UserError(f"{output_dir} holds features made with other settings ({path}); rerun "
-                    f"with the earlier settings or use a new --output_dir")
+  if not isinstance(done, dict) or not isinstance(done.get("settings"), dict):
+    return False
+  runs.refuse_changes(path, "features", done["settings"], record)
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 
@@ -326,7 +321,7 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
         write_video(output_dir, vid, str(path), computed, record)
         yield vid, str(path), None
       except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-        yield vid, str(path), failure_reason(e)
+        yield vid, str(path), runs.item_failure(e)
 
   return run_jobs(jobs, output_dir, record, run, progress)
 
@@ -346,7 +341,7 @@ def source_features(extractor: FeatureExtractor, source: str | Path,
 
 
 def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
-                    output_dir: str | Path, made: dict, input_settings: InputSettings,
+                    output_dir: str | Path, stored: dict, input_settings: InputSettings,
                     workers: int = 2, progress: bool = True) -> ExtractionResult:
   """Features of the clips stored in MediaSequence records, like `extract_videos`.
 
@@ -354,7 +349,7 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
     extractor: the endpoint and checkpoints.
     jobs: {`example/id`: the shard holding it}; the id names the output files.
     output_dir: where features go (resumable as with videos).
-    made: the `records.settings_record` the records were made with (records made otherwise
+    stored: the `records.settings_record` the records were made with (records made otherwise
       are refused); each JSON's settings hold it under "records".
     input_settings: the input settings the records were made with (`i3d.kinetics.preprocess.
       records_run`), recorded as videos' are.
@@ -364,10 +359,10 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   output_dir = Path(output_dir)
   listed = list(jobs.items())
   check_jobs(listed)
-  record = extractor.record(input_settings, made)
+  record = extractor.record(input_settings, stored)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
-    for key, source, inputs in record_inputs(dict(pending), extractor.streams, made, workers):
+    for key, source, inputs in record_inputs(dict(pending), extractor.streams, stored, workers):
       if isinstance(inputs, str):
         yield key, source, inputs
         continue
@@ -375,18 +370,18 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
         write_video(output_dir, key, source, video_features(extractor, inputs), record)
         yield key, source, None
       except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-        yield key, source, failure_reason(e)
+        yield key, source, runs.item_failure(e)
 
   return run_jobs(listed, output_dir, record, run, progress)
 
 
-def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: dict,
+def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored: dict,
                   workers: int) -> Iterator[tuple[str, str, dict[str, np.ndarray] | str]]:
   """(id, shard, inputs {stream: (1, T, 224, 224, C)} as `cropped_inputs` makes them, or the
   reason there are none) of each clip of `jobs` {`example/id`: its shard}, read as
   `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
   last)."""
-  for key, item in records.read_listed(jobs, streams, None, made, workers):
+  for key, item in records.read_listed(jobs, streams, None, stored, workers):
     source = str(jobs[key])
     if isinstance(item, str):
       yield key, source, item
@@ -395,7 +390,7 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], made: 
       stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
       inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-      inputs = failure_reason(e)
+      inputs = runs.item_failure(e)
     yield key, source, inputs
 
 
@@ -404,10 +399,8 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
   """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
   under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
   reports them."""
-  output_dir = Path(output_dir)
-  output_dir.mkdir(parents=True, exist_ok=True)
-  with storage.locked(str(output_dir), f"another feature extraction is writing to {output_dir}"):
-    return _run_locked(jobs, output_dir, record, run, progress)
+  with runs.RunFolder(output_dir, "feature extraction").locked() as folder:
+    return _run_locked(jobs, Path(folder.path), record, run, progress)
 
 
 def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record: dict, run: Runner,
@@ -432,11 +425,6 @@ def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record
     finally:
       bar.close()
   return result
-
-
-def failure_reason(error: Exception) -> str:
-  """How failures.jsonl words why a video has no features."""
-  return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
 
 
 @dataclasses.dataclass

@@ -9,18 +9,17 @@ computed once per video and setting.
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from i3d._util import env, files
+from i3d._util import env, files, progress
 from i3d.errors import UserError
 from i3d.inputs import stream
 from i3d.inputs.settings import InputSettings
-from i3d.model.streams import STREAMS, check_clips
+from i3d.model.streams import STREAMS, InputSpec
 
 
 def default_cache_path(source: str | Path) -> Path:
@@ -49,7 +48,7 @@ def save_inputs(path: str | Path, inputs: dict[str, np.ndarray], record: dict) -
 
 def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   """(inputs, settings record) of a cache file; an unreadable file, or inputs of the wrong dtype,
-  shape or with non-finite values (`check_clips`), is a `UserError`."""
+  shape or with non-finite values (`InputSpec.check`), is a `UserError`."""
   path = Path(path)
   files.check_regular(path)
   try:
@@ -68,7 +67,7 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   if not isinstance(record, dict):
     raise UserError(f"{path}: its settings record is not a JSON object")
   for name, clips in inputs.items():
-    check_clips(clips, name, str(path), min_frames=1)
+    InputSpec.of(name, min_frames=1).check(clips, f"{path}: {name} input")
   return inputs, record
 
 
@@ -110,7 +109,7 @@ def reusable_inputs(source: str | Path, settings: InputSettings, streams: Iterab
     try:
       inputs, record = load_inputs(cache)
     except UserError as e:
-      print(f"warning: ignoring the cache ({e}); computing the inputs again", file=sys.stderr)
+      progress.warn(f"ignoring the cache ({e}); computing the inputs again")
     else:
       if record == settings.record(source) and all(s in inputs for s in streams):
         return {s: inputs[s] for s in streams}

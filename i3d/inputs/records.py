@@ -283,7 +283,7 @@ def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
 
 
 def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
-               protocol: views.Protocol = views.Protocol()) -> dict[str, views.ViewArray]:
+               protocol: views.ViewProtocol = views.ViewProtocol()) -> dict[str, views.ViewArray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: (views, T', 224,
   224, C)} under `protocol`, cropped and windowed exactly as views of a video are."""
   return views.views_of(clip_crops(images, streams, protocol.crops), protocol)
@@ -388,8 +388,8 @@ def _dataset(paths: Sequence[str], streams: Sequence[str], workers: int) -> tf.d
 
 
 def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
-               protocol: views.Protocol | None = views.Protocol(), record: dict | None = None,
-               workers: int = 2) -> Iterator[RecordClip | ReadError]:
+               protocol: views.ViewProtocol | None = views.ViewProtocol(),
+               record: dict | None = None, workers: int = 2) -> Iterator[RecordClip | ReadError]:
   """Every clip of the shards `paths` as model inputs under `protocol`.
 
   With `protocol` None, each clip's decoded images as stored (uint8, before any crop) instead.
@@ -439,8 +439,9 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
 
 
 def read_listed(listed: Mapping[str, str | Path], streams: Sequence[str],
-                protocol: views.Protocol | None = views.Protocol(), record: dict | None = None,
-                workers: int = 2) -> Iterator[tuple[str, RecordClip | str]]:
+                protocol: views.ViewProtocol | None = views.ViewProtocol(),
+                record: dict | None = None, workers: int = 2
+                ) -> Iterator[tuple[str, RecordClip | str]]:
   """(key, clip) of every clip of `listed` {`example/id`: its shard}, read as `read_clips` reads.
 
   Clips that a damaged shard or record keeps from being read come last, each with the reason

@@ -9,7 +9,7 @@ import tensorflow as tf
 from i3d._util import env
 from i3d._util.files import check_npy_header, check_regular
 from i3d.errors import UserError
-from i3d.model.streams import check_clips
+from i3d.model.streams import InputSpec
 
 SAMPLE_NAME = "v_CricketShot_g04_c01"
 
@@ -34,7 +34,7 @@ def load_sample(path: str | Path, stream: str) -> np.ndarray:
       clip = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
       raise UserError(f"{stream} sample {path} is not a readable .npy array ({e})") from None
-  check_clips(clip, stream, f"{stream} sample {path}", min_frames=1)
+  InputSpec.of(stream, min_frames=1).check(clip, f"{stream} sample {path}: {stream} input")
   return clip.astype(np.float32)
 
 

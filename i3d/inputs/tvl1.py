@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.framework import function_pb2
 from tensorflow.python.eager import context
 
+from i3d._util import cpu
 from i3d.inputs.settings import TVL1Params
 
 
@@ -43,7 +43,7 @@ def tvl1_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
                 tf.constant(second[i:i + batch], tf.float32)).numpy()
 
   fields = []
-  with ThreadPoolExecutor(cpu_cores() if batch == 1 else 1) as pool:
+  with ThreadPoolExecutor(cpu.cores() if batch == 1 else 1) as pool:
     for field in pool.map(call, range(0, count, batch)):
       fields.append(field)
       done(min(batch, count - batch * (len(fields) - 1)))
@@ -55,11 +55,6 @@ def default_batch() -> int:
   at a time runs faster than batches (the per-pair state stays in cache, no pair waits for the
   slowest of its batch: BENCHMARKS.md)."""
   return 8 if tf.config.list_physical_devices("GPU") else 1
-
-
-def cpu_cores() -> int:
-  """CPU cores this process may run on."""
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:

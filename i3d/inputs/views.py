@@ -22,7 +22,7 @@ from i3d.model.streams import MIN_FRAMES
 
 
 @dataclasses.dataclass(frozen=True)
-class Protocol:
+class ViewProtocol:
   """How a video becomes views: the released whole clip and centre crop (windows=0, crops=1), or
   `windows` evenly spaced windows of `window_frames` x `crops` (1 centre, 3 along the long side)."""
   windows: int = 0
@@ -149,7 +149,7 @@ def windows(frames: np.ndarray, count: int, length: int) -> np.ndarray:
   return take_windows(frames, window_starts(len(frames), length, count), length)
 
 
-def temporal_views(crops: np.ndarray, protocol: Protocol) -> ViewArray:
+def temporal_views(crops: np.ndarray, protocol: ViewProtocol) -> ViewArray:
   """(crops, T, ...) -> (views, frames, ...): each crop's whole clip (looped up to the model's
   minimum) or its `protocol.windows` windows, crop by crop (a lazy `Windows`)."""
   if protocol.windows:
@@ -194,7 +194,7 @@ def stored_inputs(source: str | Path, settings: InputSettings, streams: Sequence
 
 
 def video_views(source: str | Path, streams: Sequence[str], settings: InputSettings,
-                protocol: Protocol = Protocol(),
+                protocol: ViewProtocol = ViewProtocol(),
                 use_cache: bool = True) -> dict[str, ViewArray]:
   """The model inputs of one video under `protocol`.
 
@@ -212,6 +212,6 @@ def video_views(source: str | Path, streams: Sequence[str], settings: InputSetti
   return views_of(cropped_inputs(source, settings, streams, protocol.crops, use_cache), protocol)
 
 
-def views_of(crops: dict[str, np.ndarray], protocol: Protocol) -> dict[str, ViewArray]:
+def views_of(crops: dict[str, np.ndarray], protocol: ViewProtocol) -> dict[str, ViewArray]:
   """{stream: (crops, T, ...)} from `cropped_inputs` -> {stream: (views, frames, ...)}."""
   return {s: temporal_views(c, protocol) for s, c in crops.items()}

@@ -7,6 +7,7 @@ Everything here works on plain `Clip` records and never touches the network; dow
 import collections
 import csv
 import dataclasses
+import hashlib
 import json
 import posixpath
 import random
@@ -290,6 +291,13 @@ def usable(parsed: Annotations, path: str | Path) -> list[Clip]:
     raise UserError(f"{path}: none of its {len(parsed.problems)} rows is usable (line "
                     f"{first.line}: {first.reason}); is it a Kinetics annotation file?")
   return parsed.clips
+
+
+def clip_list(clips: Sequence[Clip]) -> dict:
+  """How a run's settings record its clip list: their number and a digest of their names and
+  labels (a rerun with another list is refused)."""
+  listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
+  return {"num_clips": len(clips), "clips_sha256": hashlib.sha256(listing).hexdigest()}
 
 
 def write_annotations(clips: Iterable[Clip], path: str | Path) -> Path:

@@ -20,33 +20,26 @@ to, are rewritten whole (atomically) before anything depends on them (`jsonl.Rem
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import hashlib
-import json
-import multiprocessing
-import os
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from i3d._util import lifeline, storage
 from i3d._util import progress as progress_output
+from i3d._util import storage
 from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
-from i3d._util.jsonl import read as read_lines
 from i3d.errors import UserError
 from i3d.inputs import records
-from i3d.inputs.settings import FPS, InputSettings, TVL1Params
-from i3d.inputs.views import Protocol
-from i3d.kinetics.annotations import Clip, IndexRow, video_files
+from i3d.inputs.settings import FPS, InputSettings
+from i3d.kinetics.annotations import Clip, clip_list, video_files
+from i3d.kinetics.recordset import MANIFEST_FILE, SETTINGS_FILE, clip_key, folder_path
 from i3d.model.labels import load_label_map
 from i3d.model.streams import STREAMS
+from i3d.runs import executors
+from i3d.runs.folder import RunFolder, failure_reason
 
-SETTINGS_FILE = "records.json"
-MANIFEST_FILE = "manifest.jsonl"
 FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = ".staging"
 CLIPS_PER_SHARD = 100
@@ -72,11 +65,6 @@ class PreprocessConfig:
     records.check_shard_prefix(self.name)
 
 
-def clip_key(clip: Clip) -> str:
-  """A clip's `example/id`: its file name without `.mp4`."""
-  return clip.filename.removesuffix(".mp4")
-
-
 def clip_info(clip: Clip, data_path: str, version: int = 400) -> records.ClipInfo:
   """The record metadata of an annotated clip (label index from the Kinetics-`version` map)."""
   labels = load_label_map(version)
@@ -93,33 +81,13 @@ def plan(clips: Sequence[Clip], num_shards: int) -> list[list[Clip]]:
 
 def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) -> dict:
   """`records.json`: the record settings, the shard layout and a digest of the clip list."""
-  listing = "\n".join(f"{c.filename}\t{c.label}" for c in clips).encode()
   return {"records": records.settings_record(config.settings, config.encoding, config.streams),
           "name": config.name, "num_shards": num_shards, "compression": config.compression,
-          "num_clips": len(clips),
-          "clips_sha256": hashlib.sha256(listing).hexdigest(),
-          "label_version": config.label_version}
-
-
-def _check_settings(output_dir: str, record: dict) -> None:
-  """Writes `records.json` on a first run; a rerun with other settings is refused."""
-  path = storage.join(output_dir, SETTINGS_FILE)
-  if not storage.exists(path):
-    storage.write_bytes(path, json.dumps(record, indent=1, allow_nan=False).encode())
-    return
-  try:
-    earlier = json.loads(storage.read_bytes(path))
-  except (OSError, ValueError) as e:
-    raise UserError(f"{path}: unreadable ({e}); remove {output_dir} to start again") from None
-  changed = [k for k in sorted(set(earlier) | set(record)) if earlier.get(k) != record.get(k)]
-  if changed:
-    raise UserError(f"{output_dir} holds records made with other settings or clips (changed: "
-                    f"{', '.join(changed)}); rerun with the earlier settings or use a new "
-                    f"--output_dir")
+          **clip_list(clips), "label_version": config.label_version}
 
 
 @dataclasses.dataclass(frozen=True)
-class _Job:
+class EncodeJob:
   """One clip for a worker: encode `video` into the staged file `staged`."""
   key: str
   video: str
@@ -130,7 +98,7 @@ class _Job:
   streams: tuple[str, ...]
 
 
-def encode_job(job: _Job) -> Result:
+def encode_job(job: EncodeJob) -> Result:
   """(key, frames, error, retry) after encoding one clip into its staged file (run in a worker).
 
   The example is serialized deterministically (map fields in key order), so a clip's record is
@@ -147,43 +115,13 @@ def encode_job(job: _Job) -> Result:
     storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
     return job.key, frames, "", False
-  except UserError as e:
-    return job.key, 0, str(e).replace(video, job.video), environmental(e)
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return (job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video), environmental(e))
+    return job.key, 0, failure_reason(e).replace(video, job.video), environmental(e)
 
 
-def _init_worker(threads: int) -> None:
-  """Each worker process gets its share of the cores, and dies with its launcher."""
-  lifeline.die_with_parent()
-  import cv2  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  cv2.setNumThreads(threads)
-  tf.config.threading.set_intra_op_parallelism_threads(threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-
-
-def _results(jobs: Sequence[_Job], workers: int) -> Iterator[Result]:
-  """`encode_job` of each job as they finish: in this process with one worker, else in a pool of
-  `workers` processes sharing the cores. A job whose worker died (killed, out of memory) is a
-  failure to retry."""
-  if workers <= 1:
-    yield from map(encode_job, jobs)
-    return
-  threads = max(1, (os.cpu_count() or 1) // workers)
-  with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-      initargs=(threads,)) as pool:
-    futures = {pool.submit(encode_job, job): job.key for job in jobs}
-    try:
-      for future in concurrent.futures.as_completed(futures):
-        try:
-          yield future.result()
-        except BrokenProcessPool as e:
-          yield futures[future], 0, f"its worker process died ({e})", True
-    finally:
-      for future in futures:
-        future.cancel()
+def _died(job: EncodeJob, error: Exception) -> Result:
+  """What a job whose pool worker died (killed, out of memory) gives: a failure to retry."""
+  return job.key, 0, f"its worker process died ({error})", True
 
 
 class _Shards:
@@ -254,7 +192,15 @@ class _Shards:
     self._unstage(closing)
 
 
-Encoder = Callable[[Sequence["_Job"]], Iterable[Result]]
+# Runs `encode_job` over the jobs (an executor of `i3d.runs.executors` bound to it).
+Encoder = Callable[[Sequence[EncodeJob]], Iterable[Result]]
+
+
+def pool_encoder(workers: int) -> Encoder:
+  """`encode_job` in this process (one worker) or a pool of `workers` processes sharing the
+  cores, where a job whose worker died is a failure to retry (`executors.process_pool`)."""
+  pool = executors.process_pool(workers, died=_died)
+  return lambda jobs: pool(encode_job, jobs)
 
 
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
@@ -267,16 +213,10 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   keys = [clip_key(c) for c in clips]
   if len(set(keys)) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
-  output_dir, video_dir = _folder(output_dir), _folder(video_dir)
-  storage.makedirs(output_dir)
-  with storage.locked(output_dir, f"another preprocessing run is writing to {output_dir}"):
-    return _preprocess_locked(clips, video_dir, output_dir, config, progress,
-                              encoder or (lambda jobs: _results(jobs, config.workers)))
-
-
-def _folder(path: str | Path) -> str:
-  """A folder as `storage` takes it: a remote URL as given, a local path as `Path` spells it."""
-  return str(path) if storage.is_remote(path) else str(Path(path))
+  output_dir, video_dir = folder_path(output_dir), folder_path(video_dir)
+  with RunFolder(output_dir, "preprocessing run").locked() as folder:
+    return _preprocess_locked(clips, video_dir, folder, config, progress,
+                              encoder or pool_encoder(config.workers))
 
 
 def _relative(path: str, root: str) -> str:
@@ -286,13 +226,14 @@ def _relative(path: str, root: str) -> str:
   return Path(path).relative_to(root).as_posix()
 
 
-def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
+def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
                        config: PreprocessConfig, progress: bool, encoder: Encoder) -> dict:
   """The locked body of `preprocess`."""
+  output_dir = folder.path
   num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
   if not 1 <= num_shards <= max(1, len(clips)):
     raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
-  _check_settings(output_dir, _settings(clips, config, num_shards))
+  folder.check_settings(_settings(clips, config, num_shards), SETTINGS_FILE, "records")
   with open_lines(storage.join(output_dir, FAILURES_FILE)) as failures:
     shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
     storage.makedirs(shards.staging)
@@ -309,7 +250,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
         failures.append({"id": clip_key(clip), "filename": clip.filename,
                          "reason": f"missing: no {clip.filename} under {video_dir}"})
         continue
-      jobs.append(_Job(clip_key(clip), video, clip_info(
+      jobs.append(EncodeJob(clip_key(clip), video, clip_info(
           clip, _relative(video, video_dir), config.label_version), shards.staged(clip),
           config.settings, config.encoding, tuple(config.streams)))
     _run(jobs, encoder, shards, progress)
@@ -320,7 +261,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
             "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
 
 
-def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
+def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress: bool) -> None:
   """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
   """
   bar = progress_output.outer(len(jobs), "preprocess", "clip", show=progress)
@@ -345,114 +286,3 @@ def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool
       shards.close_ready()
   finally:
     bar.close()
-
-
-def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
-  """(`records.json`, manifest lines) of a records folder (local or remote); a folder that is not
-  one is a `UserError`."""
-  records_dir = _folder(records_dir)
-  settings_path = storage.join(records_dir, SETTINGS_FILE)
-  if not storage.exists(settings_path):
-    raise UserError(f"{records_dir}: not a records folder (no {SETTINGS_FILE}); make one with "
-                    f"`i3d preprocess --annotations ... --output_dir {records_dir}`")
-  try:
-    settings = json.loads(storage.read_bytes(settings_path))
-  except (OSError, ValueError) as e:
-    raise UserError(f"{settings_path}: unreadable ({e})") from None
-  if not isinstance(settings, dict) or not isinstance(settings.get("records"), dict):
-    raise UserError(f"{settings_path}: not the settings of a records folder (a JSON object with "
-                    f"\"records\"); remake the folder with `i3d preprocess`")
-  return settings, read_lines(storage.join(records_dir, MANIFEST_FILE))
-
-
-def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
-  """{clip key: (shard name, Clip)} of manifest lines; a shard that is not named as
-  `records.shard_name` names shards (a path) is a `UserError`."""
-  located = {}
-  for number, line in enumerate(lines, 1):
-    shard = line.get("shard")
-    if not isinstance(shard, str) or not records.is_shard_name(shard) or "/" in shard \
-        or "\\" in shard:
-      raise UserError(f"{MANIFEST_FILE}: {shard!r} is not a shard of the folder; the "
-                      f"manifest is damaged")
-    try:
-      for c in line["clips"]:
-        located[c["id"]] = (shard, _manifest_clip(c))
-    except (KeyError, TypeError, ValueError) as e:
-      raise UserError(f"{MANIFEST_FILE}: line {number} is damaged ({type(e).__name__}: {e}); "
-                      f"remake the folder with `i3d preprocess`") from None
-  return located
-
-
-def _manifest_clip(entry: dict) -> Clip:
-  """The `Clip` of a manifest entry; fields of the wrong type are a `ValueError`."""
-  times = entry["time_start"], entry["time_end"]
-  if not all(type(t) is int and t >= 0 for t in times):  # pylint: disable=unidiomatic-typecheck
-    raise ValueError(f"clip times {times} are not whole seconds")
-  texts = entry["id"], entry["youtube_id"], entry["split"]
-  if not all(isinstance(t, str) for t in texts) or not isinstance(entry["label"],
-                                                                   (str, type(None))):
-    raise ValueError("clip names are not strings")
-  return Clip(entry["youtube_id"], *times, entry["split"], entry["label"])
-
-
-def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
-                flow_backend: str | None = None) -> tuple[list[Clip], InputSettings]:
-  """The clips and input settings of scoring from `records_dir`.
-
-  Args:
-    records_dir: a folder `preprocess` wrote.
-    clips: annotated clips to score (those not in the records count as missing), or None for
-      every labelled clip in the records.
-    flow_backend: the backend the user asked for, if any: records made with another are refused.
-
-  Returns:
-    (clips, the input settings the records were made with).
-  """
-  settings, lines = read_manifest(records_dir)
-  made = settings["records"]
-  if flow_backend is not None and made.get("flow_backend") not in (None, flow_backend):
-    raise UserError(f"{storage.join(records_dir, SETTINGS_FILE)}: records made with flow backend "
-                    f"{made['flow_backend']!r}, not the requested {flow_backend!r}")
-  if clips is None:
-    clips = [clip for _, clip in manifest_clips(lines).values() if clip.label is not None]
-  params = made.get("flow_params")
-  inputs = InputSettings(made["time_start"], made["time_end"], made["flow_backend"] or "tf",
-                         TVL1Params(**params) if params else TVL1Params())
-  return list(clips), inputs
-
-
-def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow]:
-  """Where each clip is in the records: "found" with its shard's path, or "missing"."""
-  located = manifest_clips(read_manifest(records_dir)[1])
-  rows = []
-  for clip in clips:
-    shard = located.get(clip_key(clip), (None, None))[0]
-    rows.append(IndexRow(clip, "found", _shard_path(records_dir, shard)) if shard
-                else IndexRow(clip, "missing", None))
-  return rows
-
-
-def _shard_path(records_dir: str | Path, shard: str) -> str | Path:
-  """The path of the shard `shard` in `records_dir` (a `Path` when local)."""
-  if storage.is_remote(records_dir):
-    return storage.join(str(records_dir), shard)
-  return Path(records_dir) / shard
-
-
-def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],
-                 protocol: Protocol, workers: int) -> Iterator[tuple]:
-  """(youtube id, error, *stream views) of each found row, read from its shard.
-
-  Clips a damaged shard or record keeps from being read come last, with the reason (the shard's
-  own check names the file).
-  """
-  made = read_manifest(records_dir)[0]["records"]
-  wanted = {clip_key(r.clip): r for r in rows}
-  listed = {key: row.path for key, row in wanted.items() if row.path is not None}
-  for key, item in records.read_listed(listed, streams, protocol, made, workers):
-    youtube_id = wanted[key].clip.youtube_id.encode()
-    if isinstance(item, str):
-      yield youtube_id, item.encode()
-    else:
-      yield (youtube_id, b"", *(item.inputs[s] for s in streams))

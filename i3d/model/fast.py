@@ -11,12 +11,12 @@ and research model.
 """
 
 import functools
-import logging
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import progress
 from i3d.errors import UserError
 from i3d.model import hardware
 from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D, logits_head
@@ -216,7 +216,7 @@ def precision_warning(precision: str) -> Optional[str]:
 
 @functools.cache
 def _log_once(message: str) -> None:
-  logging.getLogger(__name__).warning("i3d: warning: %s", message)
+  progress.warn(message)
 
 
 class FastI3d(tf.Module):

@@ -10,7 +10,7 @@ from typing import Optional
 import sonnet as snt
 import tensorflow as tf
 
-from i3d.model.streams import INPUT_SIZE, MIN_FRAMES
+from i3d.model.streams import MIN_FRAMES, InputSpec
 
 VALID_ENDPOINTS = (
     "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
@@ -39,12 +39,6 @@ MAX_POOLS = {
     "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)),
     "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
 }
-
-# The smallest frames the Logits head accepts: its 2x7x7 VALID average pool needs Mixed_5c of at
-# least 7x7, i.e. ceil(H / 32) >= 7. With spatial_squeeze there must be one logit per location.
-MIN_SIZE_FOR_LOGITS = 193
-MAX_SIZE_FOR_SQUEEZE = INPUT_SIZE
-
 
 class BatchNorm(snt.Module):
   """Sonnet 1's BatchNorm as the released model used it: offset only, no scale, eps 1e-3.
@@ -253,32 +247,10 @@ class InceptionI3d(snt.Module):
                        self.spatial_squeeze, dropout_keep_prob)
 
   def _check_input(self, inputs: tf.Tensor) -> None:
-    """A ValueError saying what was expected, instead of a shape error deep in the graph."""
+    """An `InputError` (a ValueError) saying what was expected (`InputSpec`), instead of a shape
+    error deep in the graph."""
     shape = inputs.shape
-    if shape.rank != 5:
-      raise ValueError(f"I3D expects clips of shape (batch, frames, height, width, channels); "
-                       f"got rank {shape.rank} with shape {shape}")
-    channels = shape[-1]
-    if channels is None:
-      raise ValueError("I3D needs a known channel count (3 for RGB, 2 for flow); got None")
-    if self.input_channels not in (None, channels):
-      raise ValueError(f"this I3D was built for {self.input_channels} input channels; "
-                       f"got {channels} (RGB has 3, optical flow 2)")
-    if "Logits" in self.endpoints:
-      self._check_logits_input(shape[1], shape[2], shape[3])
-
-  def _check_logits_input(self, frames, height, width) -> None:
-    """The Logits head pools 2x7x7 (VALID) over Mixed_5c, which is (T/8, H/32, W/32)."""
-    if frames is not None and frames < MIN_FRAMES:
-      raise ValueError(f"I3D's Logits need at least {MIN_FRAMES} frames; "
-                       f"got {frames} (loop or pad short clips)")
-    for size, what in ((height, "height"), (width, "width")):
-      if size is None:
-        continue
-      if size < MIN_SIZE_FOR_LOGITS:
-        raise ValueError(f"I3D's Logits need a {what} of at least {MIN_SIZE_FOR_LOGITS} "
-                         f"pixels; got {size} (the released models use 224x224)")
-      if self.spatial_squeeze and size > MAX_SIZE_FOR_SQUEEZE:
-        raise ValueError(f"spatial_squeeze needs a {what} of {MIN_SIZE_FOR_LOGITS} to "
-                         f"{MAX_SIZE_FOR_SQUEEZE} pixels (one logit per location); got {size}: "
-                         f"crop to 224 or pass spatial_squeeze=False")
+    logits = "Logits" in self.endpoints
+    InputSpec(self.input_channels, None, logits, self.spatial_squeeze,
+              MIN_FRAMES if logits else 1).check_shape(
+                  shape.as_list() if shape.rank is not None else (), "I3D input")

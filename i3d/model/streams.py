@@ -1,7 +1,10 @@
 """Facts about the two I3D streams and the released evaluation types (no TensorFlow needed),
-and the one check every entry point applies to model inputs."""
+and the model's input specification (`InputSpec`): the one check every entry point, the network
+included, applies to model inputs."""
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -18,6 +21,10 @@ INPUT_SIZE = 224
 # The shortest clip the Logits head accepts: its 2x7x7 VALID average pool needs Mixed_5c of at
 # least 2 steps at the network's temporal stride of 8. Shorter clips are looped to this.
 MIN_FRAMES = 9
+# The smallest frames the Logits head accepts: its 2x7x7 VALID average pool needs Mixed_5c of at
+# least 7x7, i.e. ceil(H / 32) >= 7. With spatial_squeeze there must be one logit per location,
+# so at most INPUT_SIZE.
+MIN_SIZE_FOR_LOGITS = 193
 # The released evaluation types of evaluate_sample.py.
 EVAL_TYPES = ("rgb", "rgb600", "flow", "joint")
 
@@ -49,31 +56,62 @@ def choose_checkpoints(eval_type: str, imagenet_pretrained: bool = True,
   return names
 
 
-def check_clips(clips, stream: str, name: str = "", min_frames: int = MIN_FRAMES) -> None:
-  """An `InputError` naming the problem unless `clips` are model inputs of `stream`.
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+  """What I3D takes, and the one check of it: float clips (clips, frames, height, width,
+  channels) in [-1, 1] with only finite values.
 
-  Checks, in order: a real floating dtype, shape (batch, frames, 224, 224, channels), at least
-  one clip, at least `min_frames` frames, and only finite values. Every entry point (the
-  classifier, `.npz` caches, `.npy` samples, predict and evaluate) applies it.
-
-  Args:
-    clips: an array, or anything NumPy reads as one (an eager tensor).
-    stream: "rgb" or "flow".
-    name: what the clips came from, to start the message (default: the stream).
-    min_frames: the fewest frames accepted; shorter clips are looped by `i3d.inputs.views`.
+  `channels` are 3 (RGB), 2 (flow) or None (either). `size` is the frame size required (the
+  released inputs: INPUT_SIZE square), or None for any the endpoint takes. With `logits` (the
+  `Logits` endpoint is computed) frames need MIN_SIZE_FOR_LOGITS pixels a side, and at most
+  INPUT_SIZE with `spatial_squeeze` (one logit per location). `min_frames` is the fewest frames
+  accepted: MIN_FRAMES for the logits, fewer where clips are looped later (`i3d.inputs.views`).
   """
-  channels = STREAM_CHANNELS[stream]
-  what = f"{name}: {stream} input" if name else f"{stream} input"
-  expected = f"(clips, frames, {INPUT_SIZE}, {INPUT_SIZE}, {channels})"
-  clips = np.asarray(clips)
-  if clips.dtype.kind != "f":
-    raise InputError(f"{what} has dtype {clips.dtype}; expected float values in [-1, 1]")
-  shape = clips.shape
-  if len(shape) != 5 or shape[2:] != (INPUT_SIZE, INPUT_SIZE, channels):
-    raise InputError(f"{what} has shape {shape}; expected {expected}")
-  if shape[0] < 1 or shape[1] < max(min_frames, 1):
-    raise InputError(f"{what} has {shape[0]} clips of {shape[1]} frames; the model needs at "
-                     f"least one clip of {max(min_frames, 1)} frames (shorter videos are looped "
-                     f"by i3d.inputs.views.loop_to_length)")
-  if not np.isfinite(clips).all():
-    raise InputError(f"{what} holds NaN or infinite values")
+  channels: Optional[int] = None
+  size: Optional[int] = INPUT_SIZE
+  logits: bool = True
+  spatial_squeeze: bool = True
+  min_frames: int = MIN_FRAMES
+
+  @classmethod
+  def of(cls, stream: str, min_frames: int = MIN_FRAMES) -> "InputSpec":
+    """The released inputs of `stream`."""
+    return cls(STREAM_CHANNELS[stream], min_frames=min_frames)
+
+  def check(self, clips, what: str) -> None:
+    """An `InputError` naming the problem unless `clips` (an array, or anything NumPy reads as
+    one) fit; `what` starts the message ("rgb input"). Checks, in order: a real floating dtype,
+    the shape (`check_shape`) and only finite values."""
+    clips = np.asarray(clips)
+    if clips.dtype.kind != "f":
+      raise InputError(f"{what} has dtype {clips.dtype}; expected float values in [-1, 1]")
+    self.check_shape(clips.shape, what)
+    if not np.isfinite(clips).all():
+      raise InputError(f"{what} holds NaN or infinite values")
+
+  def check_shape(self, shape: Sequence[Optional[int]], what: str) -> None:
+    """An `InputError` unless `shape` (None where unknown) fits: rank 5, the channels, the frame
+    size, at least one clip of `min_frames` frames."""
+    shape = tuple(shape)
+    expected = (f"(clips, frames, {'H, W' if self.size is None else f'{self.size}, {self.size}'}"
+                f", {self.channels or 'C'})")
+    if len(shape) != 5 or shape[-1] is None or self.channels not in (None, shape[-1]):
+      raise InputError(f"{what} has shape {shape} (rank {len(shape)}); expected {expected}"
+                       + (f" (built for {self.channels} input channels: RGB has 3, optical "
+                          f"flow 2)" if self.channels else ""))
+    clips, frames, height, width, _ = shape
+    if self.size is not None and (height, width) != (self.size, self.size):
+      raise InputError(f"{what} has shape {shape}; expected {expected}")
+    for size, side in ((height, "height"), (width, "width")):
+      if size is not None and self.logits and size < MIN_SIZE_FOR_LOGITS:
+        raise InputError(f"{what}: the Logits need a {side} of at least {MIN_SIZE_FOR_LOGITS} "
+                         f"pixels; got {size} (the released models use 224x224)")
+      if size is not None and self.logits and self.spatial_squeeze and size > INPUT_SIZE:
+        raise InputError(f"{what}: spatial_squeeze needs a {side} of {MIN_SIZE_FOR_LOGITS} to "
+                         f"{INPUT_SIZE} pixels (one logit per location); got {size}: crop to "
+                         f"224 or pass spatial_squeeze=False")
+    if clips == 0 or (frames is not None and frames < max(self.min_frames, 1)):
+      raise InputError(f"{what} has {clips} clips of {frames} frames; the model needs at least "
+                       f"one clip of {max(self.min_frames, 1)} frames (I3D's Logits need at "
+                       f"least {MIN_FRAMES} frames; shorter videos are looped by "
+                       f"i3d.inputs.views.loop_to_length)")

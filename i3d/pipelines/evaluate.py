@@ -7,9 +7,10 @@
     + the results of earlier runs -> one per clip id -> metrics (CombineFn) -> WriteOutputs
 
 Nothing is lost or done twice: every clip's result (prediction or failure with its reason) is
-written atomically under a name fixed by its id before anything depends on it, so a retried
-bundle rewrites the same files and a rerun skips the clips already there. Results are keyed by
-clip id and deduplicated before the metrics.
+staged atomically under a name fixed by its id in the run folder (`i3d.runs.folder`) before
+anything depends on it, so a retried bundle rewrites the same files and a rerun skips the clips
+already there, whether an earlier run was this pipeline or the single-process evaluation. Results
+are keyed by clip id and deduplicated before the metrics.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import posixpath
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,20 +31,19 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, load_classifier
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, preprocess, report
+from i3d.kinetics import evaluation, metrics, recordset, report, scoring
 from i3d.kinetics.annotations import Clip, IndexRow, video_files
 from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
 from i3d.model.streams import choose_checkpoints
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard, limit_threads
+from i3d.pipelines.options import WorkerDoFn, by_shard, pipeline_error
+from i3d.runs import folder as runs
 
-RESULTS_DIR = "clips"
 FAILED = "failed"
-PREDICTION, FAILURE = "prediction", "failure"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
 
-Job = tuple[Clip, str]  # a clip and its video's path
+ClipJob = tuple[Clip, str]  # a clip and its video's path (or its records shard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,25 +80,16 @@ class ClassifierSpec:
                            flow_checkpoint=self.flow_checkpoint)
 
 
-def result_path(output_dir: str, clip_id: str) -> str:
-  """Where a clip's result goes: a name fixed by its id (ids that are not plain file names are
-  hex-encoded)."""
-  name = clip_id if _SAFE_ID.match(clip_id) else "x" + clip_id.encode().hex()
-  return storage.join(output_dir, RESULTS_DIR, f"{name}.json")
-
-
-class LoadViews(beam.DoFn):
+class LoadViews(WorkerDoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
   failure result on the FAILED output instead of an error (Beam would retry it forever)."""
 
   def __init__(self, streams: Sequence[str], config: evaluation.EvalConfig,
                threads: int | None):
-    self._streams, self._config, self._threads = tuple(streams), config, threads
+    super().__init__(threads)
+    self._streams, self._config = tuple(streams), config
 
-  def setup(self) -> None:
-    limit_threads(self._threads)
-
-  def process(self, job: Job) -> Iterator[Any]:
+  def process(self, job: ClipJob) -> Iterator[Any]:
     clip, path = job
     try:
       with storage.local_copy(path) as local:
@@ -112,28 +102,25 @@ class LoadViews(beam.DoFn):
     yield (clip, path), views
 
 
-class LoadRecordViews(beam.DoFn):
+class LoadRecordViews(WorkerDoFn):
   """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
-  `i3d preprocess` made (`i3d.kinetics.preprocess.record_items`); clips that cannot be read
+  `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be read
   become failure results on the FAILED output."""
 
   def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
                threads: int | None):
-    self._records_dir, self._streams = records_dir, tuple(streams)
-    self._config, self._threads = config, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+    super().__init__(threads)
+    self._records_dir, self._streams, self._config = records_dir, tuple(streams), config
 
   def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
     shard, shard_clips = job
     rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
     clips = {clip.youtube_id: clip for clip in shard_clips}
-    for video_id, error, *arrays in preprocess.record_items(
+    for video_id, error, *arrays in recordset.record_items(
         self._records_dir, rows, self._streams, self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
-        failure = {"kind": FAILURE, "record": evaluation.failure_record(clip, shard,
+        failure = {"kind": FAILURE, "record": scoring.failure_record(clip, shard,
                                                                         error.decode())}
         yield beam.pvalue.TaggedOutput(FAILED, failure)
       else:
@@ -143,7 +130,7 @@ class LoadRecordViews(beam.DoFn):
 def failure_result(clip: Clip, path: str, error: Exception) -> dict:
   """The result of a clip that could not be scored."""
   return {"kind": FAILURE,
-          "record": evaluation.failure_record(clip, path, evaluation.failure_reason(error))}
+          "record": scoring.failure_record(clip, path, runs.item_failure(error))}
 
 
 class ClassifierHandler(SpecModelHandler[dict, Classifier]):
@@ -182,17 +169,11 @@ class WriteResult(beam.DoFn):
 
   def process(self, result: dict) -> Iterator[tuple[str, dict]]:
     record = result["record"]
-    storage.write_bytes(result_path(self._output_dir, record["id"]), json.dumps(result).encode())
+    runs.stage(self._output_dir, evaluation.STAGED_DIR, result)
     if self._progress:
       status = "scored" if result["kind"] == PREDICTION else f"failed: {record['reason']}"
       print(f"{record['id']}: {status}", file=sys.stderr, flush=True)
     yield record["id"], result
-
-
-def read_result(path: str) -> tuple[str, dict]:
-  """A result written by an earlier run, keyed by clip id."""
-  result = json.loads(storage.read_bytes(path))
-  return result["record"]["id"], result
 
 
 def one_result(results: Iterable[dict]) -> dict:
@@ -211,7 +192,7 @@ class MetricsFn(beam.CombineFn):
     return metrics.Counts.empty(len(self._labels))
 
   def add_input(self, counts: metrics.Counts, record: dict) -> metrics.Counts:
-    return counts + evaluation.counts([record], self._labels)
+    return counts + scoring.counts([record], self._labels)
 
   def merge_accumulators(self, accumulators: Iterable[metrics.Counts]) -> metrics.Counts:
     return sum(accumulators, self.create_accumulator())
@@ -237,17 +218,18 @@ class Outputs:
     failures = [r["record"] for r in ordered if r["kind"] == FAILURE]
     with storage.local_folder(self.output_dir) as folder:
       for name, records in ((evaluation.PREDICTIONS_FILE, predictions),
-                            (evaluation.FAILURES_FILE, failures)):
+                            (runs.FAILURES_FILE, failures)):
         lines = "".join(json.dumps(r) + "\n" for r in records)
         storage.write_bytes(str(folder / name), lines.encode())
-      evaluation.write_outputs(folder, self.labels, predictions, failures, self.missing,
-                               self.config, self.eval_type, scores)
+      scoring.write_outputs(folder, self.labels, predictions, failures, self.missing,
+                            self.config.protocol.describe(), self.eval_type, scores)
 
 
-def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
-          earlier: Sequence[str], outputs: Outputs, threads: int | None,
+def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
+          earlier: Sequence[str | dict], outputs: Outputs, threads: int | None,
           progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
-  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are result files of earlier runs.
+  """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs
+  (`read_result`).
   With `records_dir`, a job's path is its clip's shard there. Returns the results, one per
   clip."""
   config = outputs.config
@@ -266,7 +248,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
                     .with_exception_handling())
   labels, top_k, save_logits = outputs.labels, config.top_k, config.save_logits
   predicted = inferred | "Predictions" >> beam.MapTuple(lambda key, result: {
-      "kind": PREDICTION, "record": evaluation.prediction_record(
+      "kind": PREDICTION, "record": scoring.prediction_record(
           key[0], result.inference, labels, top_k, save_logits)})
   unscored = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [failure_result(clip, path, RuntimeError(f"inference: {error[1]}"))
@@ -285,6 +267,25 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[Job],
   return results
 
 
+def _earlier(output_dir: str, scored: dict[str, dict], failures: dict[str, dict]) -> list:
+  """The results of earlier runs as the pipeline reads them: the path of each one a worker
+  staged (read by the workers), else the result itself (a line of the single process's logs)."""
+  staged = set(storage.list_names(storage.join(output_dir, evaluation.STAGED_DIR), ".json"))
+  earlier: list[str | dict] = []
+  for kind, done in ((PREDICTION, scored), (FAILURE, failures)):
+    for clip_id, record in done.items():
+      path = runs.staged_path(output_dir, evaluation.STAGED_DIR, clip_id)
+      earlier.append(path if posixpath.basename(path) in staged else
+                     {"kind": kind, "record": record})
+  return earlier
+
+
+def read_result(earlier: str | dict) -> tuple[str, dict]:
+  """An earlier run's result (or the path of its staged file), keyed by clip id."""
+  result = json.loads(storage.read_bytes(earlier)) if isinstance(earlier, str) else earlier
+  return result["record"]["id"], result
+
+
 def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
              output_dir: str, config: evaluation.EvalConfig, options: PipelineOptions,
              threads: int | None = None, progress: bool = True,
@@ -293,32 +294,30 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
   `options` name, resuming the run in `output_dir` (clips with a result are skipped); returns
   the metrics."""
   labels = spec.labels
-  evaluation.check_clips(clips, labels, config)
-  output_dir = str(output_dir)
-  storage.makedirs(storage.join(output_dir, RESULTS_DIR))
-  with storage.locked(output_dir, f"another evaluation is writing to {output_dir}"):
-    evaluation.check_run(output_dir, config.record(clips, spec))
+  evaluation.check_annotations(clips, labels)
+  with runs.RunFolder(output_dir, "evaluation").locked() as folder:
+    folder.check_settings(config.record(clips, spec))
     if records_dir is None:
       files = video_files(str(video_dir))
     else:
-      files = {r.clip.filename: str(r.path) for r in preprocess.record_rows(clips, records_dir)
+      files = {r.clip.filename: str(r.path) for r in recordset.record_rows(clips, records_dir)
                if r.path is not None}
-    results_dir = storage.join(output_dir, RESULTS_DIR)
-    done = {name[:-len(".json")] for name in storage.list_names(results_dir, ".json")}
-    earlier, jobs, missing = [], [], []
-    for clip in clips:
-      path = result_path(output_dir, clip.youtube_id)
-      if posixpath.basename(path)[:-len(".json")] in done:
-        earlier.append(path)
-      elif clip.filename in files:
-        jobs.append((clip, files[clip.filename]))
-      else:
-        missing.append(clip)
-    outputs = Outputs(output_dir, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
-                      tuple(missing), config, spec.eval_type)
+    found = {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
+    with evaluation.open_ledger(folder) as ledger:
+      scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
+    earlier = _earlier(folder.path, scored, failures)
+    done = scored.keys() | failures.keys()
+    jobs = [(c, found[c.youtube_id]) for c in clips
+            if c.youtube_id in found and c.youtube_id not in done]
+    missing = tuple(c for c in clips if c.youtube_id not in found and c.youtube_id not in done)
+    outputs = Outputs(folder.path, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
+                      missing, config, spec.eval_type)
     if progress:
-      print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(outputs.missing)} "
-            f"missing", file=sys.stderr)
-    with beam.Pipeline(options=options) as pipeline:
-      build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
+      print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
+            file=sys.stderr)
+    try:
+      with beam.Pipeline(options=options) as pipeline:
+        build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
+    except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
+      raise pipeline_error(e) from e
   return json.loads(storage.read_bytes(storage.join(output_dir, report.METRICS_FILE)))

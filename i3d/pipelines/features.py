@@ -18,7 +18,6 @@ bundle rewrites the same files and a killed run resumes from the videos whose JS
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,17 +27,17 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from i3d._util.files import atomic_write
 from i3d.embed import features
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import cropped_inputs
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import by_shard, limit_threads
+from i3d.pipelines.options import WorkerDoFn, by_shard, run_collected
+from i3d.runs import folder as runs
 
 FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
 
-Job = tuple[str, str]  # a video's id and path, or a record's id and shard
+FeatureJob = tuple[str, str]  # a video's id and path, or a record's id and shard
 Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
 
 
@@ -55,10 +54,10 @@ class ExtractorSpec:
   def streams(self) -> tuple[str, ...]:
     return tuple(stream for stream, _ in self.checkpoints)
 
-  def record(self, input_settings: InputSettings, made: Optional[dict] = None) -> dict:
+  def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
     """`FeatureExtractor.record` of the extractor this loads."""
-    return features.settings_record(self.settings, dict(self.checkpoints), input_settings,
-                                    self.precision, made)
+    return features.features_record(self.settings, dict(self.checkpoints), input_settings,
+                                    self.precision, stored)
 
   def load(self) -> features.FeatureExtractor:
     folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
@@ -66,45 +65,40 @@ class ExtractorSpec:
                                    batch=self.batch, precision=self.precision)
 
 
-class LoadInputs(beam.DoFn):
+class LoadInputs(WorkerDoFn):
   """(id, path) -> ((id, path), inputs {stream: (1, T, 224, 224, C)}); a video that cannot be
   read becomes a failed outcome on the FAILED output instead of an error Beam would retry."""
 
   def __init__(self, streams: Sequence[str], input_settings: InputSettings, use_cache: bool,
                threads: Optional[int]):
-    self._streams, self._input_settings = tuple(streams), input_settings
-    self._use_cache, self._threads = use_cache, threads
+    super().__init__(threads)
+    self._streams, self._input_settings, self._use_cache = tuple(streams), input_settings, use_cache
 
-  def setup(self) -> None:
-    limit_threads(self._threads)
-
-  def process(self, job: Job) -> Iterator[Any]:
+  def process(self, job: FeatureJob) -> Iterator[Any]:
     vid, path = job
     try:
       inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, features.failure_reason(e))))
+      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, runs.item_failure(e))))
       return
     yield job, inputs
 
 
-class LoadRecordInputs(beam.DoFn):
+class LoadRecordInputs(WorkerDoFn):
   """(shard, ids of its clips) -> ((id, shard), inputs) for each clip read from the shard of
   records made with `made` (`features.record_inputs`); a clip that cannot be read becomes a
   failed outcome on the FAILED output, as does every clip left when reading the shard raises
   (an error Beam would retry forever)."""
 
-  def __init__(self, streams: Sequence[str], made: dict, threads: Optional[int]):
-    self._streams, self._made, self._threads = tuple(streams), made, threads
-
-  def setup(self) -> None:
-    limit_threads(self._threads)
+  def __init__(self, streams: Sequence[str], stored: dict, threads: Optional[int]):
+    super().__init__(threads)
+    self._streams, self._stored = tuple(streams), stored
 
   def process(self, job: tuple[str, list[str]]) -> Iterator[Any]:
     shard, ids = job
     left = dict.fromkeys(ids, shard)
     try:
-      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._made,
+      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._stored,
                                                         1):
         del left[vid]
         if isinstance(inputs, str):
@@ -113,7 +107,7 @@ class LoadRecordInputs(beam.DoFn):
           yield (vid, source), inputs
     except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
       for vid in left:
-        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, features.failure_reason(e))))
+        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, runs.item_failure(e))))
 
 
 class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
@@ -133,14 +127,14 @@ class WriteFeatures(beam.DoFn):
   def __init__(self, output_dir: str, record: dict, progress: bool):
     self._output_dir, self._record, self._progress = output_dir, record, progress
 
-  def process(self, element: tuple[Job, PredictionResult]) -> Iterator[Outcome]:
+  def process(self, element: tuple[FeatureJob, PredictionResult]) -> Iterator[Outcome]:
     (vid, path), result = element
     reason = None
     try:
       features.write_video(Path(self._output_dir), vid, path,
                            cast(features.VideoFeatures, result.inference), self._record)
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      reason = features.failure_reason(e)
+      reason = runs.item_failure(e)
     if self._progress:
       print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
             flush=True)
@@ -153,24 +147,24 @@ def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Opt
   return min(outcomes, key=lambda o: (o[1] is not None, o[1] or ""))
 
 
-def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], output_dir: str,
+def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJob], output_dir: str,
           input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
-          progress: bool = False, made: Optional[dict] = None) -> beam.PCollection:
-  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `made`, the jobs are
+          progress: bool = False, stored: Optional[dict] = None) -> beam.PCollection:
+  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `stored`, the jobs are
   clips (`example/id`, shard) of records made with it. Returns the outcomes (id, (path, None or
   the reason it failed)), one per id."""
   handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
   work: list[Any]
   load: beam.DoFn
-  if made is None:
+  if stored is None:
     work, load = list(jobs), LoadInputs(spec.streams, input_settings, use_cache, threads)
   else:
-    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, made, threads)
+    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, stored, threads)
   loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
   inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
   written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir,
-                                                           spec.record(input_settings, made),
+                                                           spec.record(input_settings, stored),
                                                            progress))
   unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
@@ -181,14 +175,14 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[Job], out
 def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path,
             input_settings: InputSettings, options: PipelineOptions, use_cache: bool = True,
             threads: Optional[int] = None, progress: bool = True,
-            made: Optional[dict] = None) -> features.ExtractionResult:
+            stored: Optional[dict] = None) -> features.ExtractionResult:
   """`features.extract_videos` on the runner `options` name (the extractor is `spec`'s, loaded
-  by each worker): the same files, and the same result. With `made`, `features.extract_records`
+  by each worker): the same files, and the same result. With `stored`, `features.extract_records`
   of the clips `jobs` (`example/id`, shard) of records made with it (`input_settings` are then
   the records')."""
   output_dir = Path(output_dir)
   features.check_jobs(jobs)
-  record = spec.record(input_settings, made)
+  record = spec.record(input_settings, stored)
 
   def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
     if progress:
@@ -196,18 +190,9 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
             file=sys.stderr)
     if not pending:
       return []
-    saved = output_dir / OUTCOMES_FILE
-
-    def save(outcomes: list[Outcome]) -> None:
-      with atomic_write(saved) as f:
-        json.dump(dict(outcomes), f)
-
-    with beam.Pipeline(options=options) as pipeline:
-      _ = (build(pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
-                 input_settings, use_cache, threads, progress, made)
-           | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save))
-    outcomes = json.loads(saved.read_text())
-    saved.unlink()
+    outcomes = dict(run_collected(options, lambda pipeline: build(
+        pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
+        input_settings, use_cache, threads, progress, stored), str(output_dir / OUTCOMES_FILE)))
     return [(vid, *outcomes[vid]) for vid, _ in pending]
 
   return features.run_jobs(jobs, output_dir, record, run, progress=False)

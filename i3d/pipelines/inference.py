@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from i3d.pipelines.options import limit_threads
+from i3d.runs.executors import limit_threads
 
 ExampleT = TypeVar("ExampleT")
 ModelT = TypeVar("ModelT")

@@ -1,18 +1,22 @@
 """Beam pipeline options from the `--runner` and `--workers` flags plus Beam's own flags, and
-what the pipelines share in how they lay out and run their work."""
+what the pipelines share in how they lay out and run their work, including the Beam executor of
+`i3d.runs.executors`."""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Optional, TypeVar
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from i3d._util import env
+from i3d._util import env, storage
 from i3d._util.files import environmental
 from i3d.errors import UserError
+from i3d.runs import executors
 
 LOCAL_RUNNER = "DirectRunner"
 # Beam's workers log only what stops them; pass --default_sdk_harness_log_level=INFO to see more.
@@ -70,24 +74,7 @@ def pipeline_error(error: Exception) -> UserError:
 def threads_per_worker(runner: str, workers: int) -> int | None:
   """The local runner's share of this machine's cores for each worker (None elsewhere: each
   remote worker has its machine)."""
-  if runner != LOCAL_RUNNER:
-    return None
-  return max(1, len(os.sched_getaffinity(0)) // workers)
-
-
-def limit_threads(threads: int | None) -> None:
-  """Keeps this worker process's TensorFlow and OpenCV to `threads` threads (when given), so
-  local workers share the cores instead of oversubscribing them. Call it before TensorFlow runs."""
-  if threads is None:
-    return
-  import cv2  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  cv2.setNumThreads(threads)
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-  except RuntimeError:  # TensorFlow already ran in this process: it keeps its pools
-    pass
+  return executors.threads_per_worker(workers) if runner == LOCAL_RUNNER else None
 
 
 def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]:
@@ -97,3 +84,65 @@ def by_shard(jobs: Iterable[tuple[ItemT, str]]) -> list[tuple[str, list[ItemT]]]
   for item, shard in jobs:
     shards.setdefault(str(shard), []).append(item)
   return sorted(shards.items())
+
+
+class WorkerDoFn(beam.DoFn):
+  """A DoFn whose worker is kept to `threads` threads (`executors.limit_threads`) before it
+  runs, so local workers share the cores."""
+
+  def __init__(self, threads: Optional[int]):
+    super().__init__()
+    self._threads = threads
+
+  def setup(self) -> None:
+    executors.limit_threads(self._threads)
+
+
+class _Apply(WorkerDoFn):
+  """item -> function(item); `describe(output)` is printed on stderr when given (progress from
+  the workers)."""
+
+  def __init__(self, function: Callable[[Any], Any], threads: Optional[int],
+               describe: Optional[Callable[[Any], str]]):
+    super().__init__(threads)
+    self._function, self._describe = function, describe
+
+  def process(self, item: Any) -> Iterator[Any]:
+    output = self._function(item)
+    if self._describe is not None:
+      print(self._describe(output), file=sys.stderr, flush=True)
+    yield output
+
+
+def beam_executor(options: PipelineOptions, threads: Optional[int], scratch: str,
+                  describe: Optional[Callable[[Any], str]] = None) -> executors.Executor:
+  """An executor (`i3d.runs.executors`) running each item on the workers of the runner `options`
+  name. The outputs (JSON values; tuples come back as lists) reach this process through the file
+  `scratch`, local or on a filesystem the workers reach, removed once read."""
+
+  def run(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
+    if not items:
+      return []
+    return run_collected(options, lambda pipeline: (
+        pipeline | "Items" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
+        | "Run" >> beam.ParDo(_Apply(function, threads, describe))), scratch)
+  return run
+
+
+def run_collected(options: PipelineOptions,
+                  build: Callable[[beam.Pipeline], beam.PCollection], scratch: str) -> list:
+  """Runs a pipeline on the runner `options` name and returns the elements (JSON values) of the
+  PCollection `build` adds to it, brought back through the file `scratch` (local, or on a
+  filesystem the workers reach), removed once read."""
+
+  def save(outputs: list) -> None:
+    storage.write_bytes(scratch, json.dumps(outputs).encode())
+
+  try:
+    with beam.Pipeline(options=options) as pipeline:
+      _ = build(pipeline) | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save)
+  except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
+    raise pipeline_error(e) from e
+  outputs = json.loads(storage.read_bytes(scratch))
+  storage.remove(scratch)
+  return outputs

@@ -68,7 +68,7 @@ def test_short_npz_is_looped_not_nan(rgb_classifier, tmp_path):
 def test_many_windows_are_copied_out_one_batch_at_a_time(tmp_path, rgb_classifier, monkeypatch):
   clip = random_clip(40, 3)
   path = cache.save_inputs(tmp_path / "x.npz", {"rgb": clip}, {})
-  protocol = views.Protocol(windows=200, window_frames=32)
+  protocol = views.ViewProtocol(windows=200, window_frames=32)
   tracemalloc.start()
   made = views.video_views(path, ["rgb"], InputSettings(), protocol)["rgb"]
   peak = tracemalloc.get_traced_memory()[1]

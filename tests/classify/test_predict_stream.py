@@ -52,7 +52,7 @@ def test_whole_clip_past_the_budget_is_counted_and_fed_in_blocks(tmp_path, monke
 
 def test_streamed_windows_equal_windows_of_the_whole_clip(tmp_path, monkeypatch, joint_classifier):
   path = write_indexed_video(tmp_path / "clip.avi", 30, 25)
-  protocol = views.Protocol(windows=2, window_frames=9)
+  protocol = views.ViewProtocol(windows=2, window_frames=9)
   whole = views.cropped_inputs(path, CHEAP, ["rgb", "flow"], use_cache=False)
   expected = joint_classifier.view_logits(views.views_of(whole, protocol))
   pairs = []

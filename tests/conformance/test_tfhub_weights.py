@@ -26,7 +26,7 @@ def test_converted_checkpoint_has_the_released_names_shapes_and_dtypes(tfhub_dir
 
 
 def test_the_released_sample_is_playing_cricket(tfhub_classifier):
-  clip = views.temporal_views(load_sample(default_sample("rgb"), "rgb"), views.Protocol())
+  clip = views.temporal_views(load_sample(default_sample("rgb"), "rgb"), views.ViewProtocol())
   logits = tfhub_classifier(rgb=clip).numpy()[0]
   probabilities = ranking.softmax(logits)
   top = int(np.argmax(logits))

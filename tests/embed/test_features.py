@@ -1,7 +1,10 @@
 """Features equal the independent plain-tf.nn reference pooled the same way; the batch job writes,
 resumes and skips bad videos."""
 
+import errno
 import json
+import os
+import types
 
 import numpy as np
 import pytest
@@ -231,3 +234,16 @@ def test_a_video_over_the_frame_limit_is_one_line_in_failures(checkpoint_dir, tm
   [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
   assert failure["reason"] == (f"{long}: more than 20 frames at 25 fps ($I3D_MAX_FRAMES); trim "
                                f"it with --time_start/--time_end, or raise the limit")
+
+
+def test_the_machines_failure_stops_extraction_and_is_not_the_videos(tmp_path, monkeypatch):
+  def full_disk(path, *args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+  monkeypatch.setattr(features, "source_features", full_disk)  # where a video's inputs load
+  extractor = types.SimpleNamespace(record=lambda settings: {}, streams=("rgb",))
+  with pytest.raises(UserError, match="stopped by the machine's failure .*No space left"):
+    features.extract_videos(extractor, [("a", tmp_path / "a.mp4")], tmp_path / "out",
+                            progress=False)
+  failures = tmp_path / "out" / "failures.jsonl"
+  assert not failures.exists() or not failures.read_text()

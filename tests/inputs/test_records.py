@@ -42,8 +42,8 @@ def decoded(serialized: bytes) -> dict[str, np.ndarray]:
   return {s: parsed[s].numpy() for s in ("rgb", "flow")}
 
 
-@pytest.mark.parametrize("protocol", [views.Protocol(), views.Protocol(crops=3),
-                                      views.Protocol(windows=2, window_frames=9)])
+@pytest.mark.parametrize("protocol", [views.ViewProtocol(), views.ViewProtocol(crops=3),
+                                      views.ViewProtocol(windows=2, window_frames=9)])
 def test_round_trip_within_measured_tolerance(video, serialized, protocol):
   from_video = views.video_views(video, ("rgb", "flow"), FAST_FLOW, protocol, use_cache=False)
   from_records = records.clip_views(decoded(serialized), ("rgb", "flow"), protocol)
@@ -129,7 +129,7 @@ def test_reader_goes_on_after_a_damaged_shard_and_refuses_other_settings(seriali
             for i in range(3)]
   data = shards[1].read_bytes()
   shards[1].write_bytes(data[:len(data) // 2])
-  items = list(records.read_clips(shards, ("rgb",), views.Protocol(), workers=2))
+  items = list(records.read_clips(shards, ("rgb",), views.ViewProtocol(), workers=2))
   clips = [i for i in items if isinstance(i, records.RecordClip)]
   assert sorted(c.shard for c in clips) == sorted(str(s) for s in (shards[0], shards[2]))
   assert len(items) == 3 and clips[0].info == INFO
@@ -203,7 +203,7 @@ def test_read_listed_puts_unreadable_clips_last_with_the_reason(serialized, tmp_
   bad = records.write_shard(tmp_path / records.shard_name("k", 1, 2), [serialized])
   bad.write_bytes(bad.read_bytes()[:-100])
   listed = {INFO.key: good, "other": bad}
-  items = list(records.read_listed(listed, ("rgb",), views.Protocol(), workers=1))
+  items = list(records.read_listed(listed, ("rgb",), views.ViewProtocol(), workers=1))
   assert [key for key, _ in items] == [INFO.key, "other"]
   assert isinstance(items[0][1], records.RecordClip)
   assert isinstance(items[1][1], str) and f"{bad}: damaged shard" in items[1][1]

@@ -18,9 +18,9 @@ def test_three_crops_run_along_the_longer_side():
 
 def test_temporal_views_are_whole_clips_or_windows_crop_by_crop():
   crops = np.arange(2 * 20).reshape(2, 20)
-  whole = views.temporal_views(crops[:, :5], views.Protocol())
+  whole = views.temporal_views(crops[:, :5], views.ViewProtocol())
   np.testing.assert_array_equal(whole[0], [0, 1, 2, 3, 4, 0, 1, 2, 3])  # looped to 9 frames
-  windowed = views.temporal_views(crops, views.Protocol(windows=2, window_frames=10, crops=1))
+  windowed = views.temporal_views(crops, views.ViewProtocol(windows=2, window_frames=10, crops=1))
   np.testing.assert_array_equal(windowed[:, 0], [0, 10, 20, 30])
   assert windowed.shape == (4, 10)
 
@@ -29,7 +29,7 @@ def test_temporal_views_are_whole_clips_or_windows_crop_by_crop():
                                     {"windows": 2, "window_frames": 8}])
 def test_protocol_refuses_views_the_model_cannot_take(kwargs):
   with pytest.raises(UserError):
-    views.Protocol(**kwargs)
+    views.ViewProtocol(**kwargs)
 
 
 def test_three_crops_cut_one_flow_computation_as_one_crop_does(tmp_path, monkeypatch):

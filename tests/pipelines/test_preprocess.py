@@ -11,8 +11,8 @@ import tensorflow as tf
 import i3d
 from i3d import kinetics
 from i3d.inputs import records
-from i3d.inputs.views import Protocol
-from i3d.kinetics import evaluation, preprocess
+from i3d.inputs.views import ViewProtocol
+from i3d.kinetics import evaluation, preprocess, recordset
 from i3d.pipelines import evaluate as beam_evaluate
 from i3d.pipelines import options
 from i3d.pipelines.preprocess import beam_encoder
@@ -139,8 +139,8 @@ def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_pa
   assert encoded == []
 
   # The records reader takes the remote folder as it takes the local one.
-  protocol = Protocol(windows=1, crops=1)
-  read = [list(preprocess.record_items(folder, preprocess.record_rows(clips, folder), ("rgb",),
+  protocol = ViewProtocol(windows=1, crops=1)
+  read = [list(recordset.record_items(folder, recordset.record_rows(clips, folder), ("rgb",),
                                        protocol, 1)) for folder in (url, local)]
   assert [item[:2] for item in read[0]] == [(b"gen_clip_01", b""), (b"gen_clip_02", b"")]
   for ours, theirs in zip(*read):
