@@ -230,7 +230,7 @@ def test_a_video_over_the_frame_limit_is_one_line_in_failures(tmp_path, rgb_clas
   monkeypatch.setenv("I3D_MAX_FRAMES", "20")
   result = run(rgb_classifier, clips, video_dir, tmp_path / "run")
   assert (result["num_videos"], result["num_failed"]) == (1, 1)
-  [failure] = JsonLines(tmp_path / "run" / evaluation.FAILURES_FILE).records
+  [failure] = JsonLines(tmp_path / "run" / runs.FAILURES_FILE).records
   assert failure["reason"] == (f"{long}: more than 20 frames at 25 fps ($I3D_MAX_FRAMES); trim "
                                f"it with --time_start/--time_end, or raise the limit")
 
