@@ -182,7 +182,10 @@ def test_beam_flags_pass_through_and_typos_are_refused():
   chosen = options.pipeline_options(args.runner, 2, args.beam_args).get_all_options(
       drop_default=True)
   assert chosen == {"runner": "DataflowRunner", "project": "p", "region": "europe-west1",
-                    "temp_location": "gs://b/tmp"}
+                    "temp_location": "gs://b/tmp",
+                    "default_sdk_harness_log_level": "CRITICAL"}  # workers quiet unless asked
+  asked = options.pipeline_options("DirectRunner", 2, ["--default_sdk_harness_log_level", "INFO"])
+  assert asked.get_all_options()["default_sdk_harness_log_level"] == "INFO"
   local = options.pipeline_options("DirectRunner", 3).get_all_options(drop_default=True)
   assert (local["direct_running_mode"], local["direct_num_workers"]) == ("multi_processing", 3)
   with pytest.raises(UserError, match="--projekt"):
