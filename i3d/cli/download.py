@@ -14,7 +14,8 @@ def register(subparsers) -> None:
   parser.add_argument("names", nargs="*", metavar="NAME", choices=[[], *CHECKPOINTS],
                       help=f"checkpoints to fetch (default: all of {', '.join(CHECKPOINTS)})")
   parser.add_argument("--checkpoint_dir",
-                      help="where checkpoints go (default: $I3D_CHECKPOINT_DIR or checkpoints/)")
+                      help="where checkpoints go (default: $I3D_CHECKPOINT_DIR, else "
+                           "~/.cache/i3d/checkpoints)")
   parser.add_argument("--base_url", help="a mirror serving NAME/FILE like the release "
                                          "(default: $I3D_CHECKPOINT_BASE_URL or GitHub)")
   parser.add_argument("--all_files", action="store_true",
@@ -30,7 +31,8 @@ def main(args) -> int:
   for name in args.names or CHECKPOINTS:
     try:
       prefix = checkpoints.fetch_checkpoint(name, args.checkpoint_dir, all_files=args.all_files,
-                                            base_url=args.base_url)
+                                            base_url=args.base_url, offline=args.offline,
+                                            progress=not args.quiet)
     except DownloadError as e:
       failed.append(name)
       print(f"{name}: failed: {str(e).splitlines()[0]}", flush=True)

@@ -130,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
     result = _run_pipeline(args, checkpoints, settings, jobs, inputs, made)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
-                                        batch=args.batch, precision=args.precision)
+                                        download=not args.offline, batch=args.batch,
+                                        precision=args.precision)
     if made is not None:
       result = features.extract_records(extractor, dict(jobs), args.output_dir, made, inputs,
                                         progress=not args.quiet)

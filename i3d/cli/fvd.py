@@ -35,7 +35,8 @@ def main(args: argparse.Namespace) -> None:
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", fvd.RankDeficiencyWarning)
     result = fvd.folder_distances(args.real, args.generated, args.num_frames, args.kvd,
-                                  args.batch, args.checkpoint_dir, progress=not args.quiet)
+                                  args.batch, args.checkpoint_dir, download=not args.offline,
+                                  progress=not args.quiet)
   for warning in caught:
     print(f"i3d fvd: warning: {warning.message}", file=sys.stderr)
   print(f"{result.num_real} real and {result.num_generated} generated clips of "

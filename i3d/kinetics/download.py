@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from i3d._util import env, text
+from i3d._util import env, extras, text
 from i3d._util import progress as progress_output
 from i3d._util.files import inside
 from i3d._util.http import download
@@ -102,10 +102,9 @@ def youtube_fetcher(url_template: str = YOUTUBE_URL, ffmpeg: str | None = None) 
 
   `url_template` (with `{youtube_id}`) can point at another host, e.g. a local server in tests.
   """
-  import imageio_ffmpeg
-  import yt_dlp
-
-  ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+  purpose = "downloading Kinetics clips from YouTube"
+  yt_dlp = extras.require("yt_dlp", purpose)
+  ffmpeg = ffmpeg or extras.require("imageio_ffmpeg", purpose).get_ffmpeg_exe()
 
   def fetch(clip: Clip, dest: Path) -> None:
     options = {
@@ -145,8 +144,10 @@ class _SilentLogger:
 
 def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
                    fetcher: Fetcher | None = None, num_workers: int = 4, retries: int = 3,
-                   backoff: float = 2.0, progress: bool = True) -> list[Result]:
-  """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones."""
+                   backoff: float = 2.0, progress: bool = True,
+                   offline: bool = False) -> list[Result]:
+  """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones;
+  with `offline` (or `I3D_OFFLINE=1`) a clip that is not there is an error."""
   video_dir = Path(video_dir)
   _check_pool(num_workers, retries)
   fetcher = fetcher or youtube_fetcher()
@@ -154,7 +155,7 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
   present = kinetics.local_clips(video_dir)
   todo = [c for c in clips if c.filename not in present]
   skipped = [Result(c.filename, "skipped", "present") for c in clips if c.filename in present]
-  if todo and env.offline():
+  if todo and (offline or env.offline()):
     raise UserError(f"downloads are off (--offline or I3D_OFFLINE) and "
                     f"{text.count(len(todo), 'clip')} of the list are not in {video_dir}")
 
@@ -254,23 +255,24 @@ def annotations_cache(version: int | str) -> Path:
 
 
 def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | None = None,
-                      base_url: str = CVDF_BASE_URL) -> Path:
-  """The official annotation file of a split, downloaded once (into the cache by default)."""
+                      base_url: str = CVDF_BASE_URL, offline: bool = False) -> Path:
+  """The official annotation file of a split, downloaded once (into the cache by default); with
+  `offline` (or `I3D_OFFLINE=1`) only a file already there is used."""
   url = cvdf_urls(version, split, base_url)[1]
   dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
   dest = dest_dir / posixpath.basename(url)
   try:
-    return _fetch_file(url, dest)
+    return _fetch_file(url, dest, offline=offline)
   except FetchError as e:
-    online = "" if env.offline() else "check the network and the mirror, or "
+    online = "" if offline or env.offline() else "check the network and the mirror, or "
     raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}; {online}"
                     f"download {url} by hand to {dest}") from None
 
 
-def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
+def _fetch_file(url: str, dest: Path, retries: int = 3, offline: bool = False) -> Path:
   """A file fetched once with `i3d.download` (resumable, atomic); `FetchError` on failure."""
   try:
-    return download(url, dest, progress=False, retries=retries)
+    return download(url, dest, progress=False, retries=retries, offline=offline)
   except DownloadError as e:
     status = getattr(e, "status", None)
     reason = "unavailable" if status in (401, 403, 404, 410) else "network"
@@ -279,15 +281,18 @@ def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
 
 def download_split(version: int | str, split: str, video_dir: str | Path, *,
                    annotations: str | Path | None = None, base_url: str = CVDF_BASE_URL,
-                   num_workers: int = 4, retries: int = 3, progress: bool = True) -> list[Result]:
+                   num_workers: int = 4, retries: int = 3, progress: bool = True,
+                   offline: bool = False) -> list[Result]:
   """Fetches a whole split's `.tar.gz` shards from CVDF and extracts them to `split/label/`."""
   video_dir = Path(video_dir)
   _check_pool(num_workers, retries)
   split = kinetics.normalize_split(split)
   list_url, _ = cvdf_urls(version, split, base_url)
-  annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url))
+  annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url,
+                                                     offline=offline))
   try:
-    shard_list = _fetch_file(list_url, video_dir / ".shards" / posixpath.basename(list_url))
+    shard_list = _fetch_file(list_url, video_dir / ".shards" / posixpath.basename(list_url),
+                             offline=offline)
   except FetchError as e:
     raise UserError(f"cannot fetch the Kinetics-{version} {split} shard list {list_url} ({e}); "
                     f"check --base_url and the network") from None

@@ -34,12 +34,13 @@ NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|
 
 def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
                      all_files: bool = False, base_url: Optional[str] = None,
-                     progress: bool = True, retries: int = 3) -> Path:
+                     progress: bool = True, retries: int = 3, offline: bool = False) -> Path:
   """Make released checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
-  Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR` or
-  `checkpoints/`) and verified; files already there are used as they are. With `I3D_OFFLINE`
-  nothing is downloaded and a missing file is an error.
+  Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR`, else
+  `~/.cache/i3d/checkpoints`: `i3d._util.env.checkpoint_dir`) and verified; files already there
+  are used as they are. With `offline` (or `I3D_OFFLINE=1`) nothing is downloaded and a missing
+  file is an error.
   """
   info = get_info(name)
   folder = _folder(info, checkpoint_dir)
@@ -47,7 +48,7 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   for file in wanted:
     try:
       download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
-               progress=progress, retries=retries)
+               progress=progress, retries=retries, offline=offline)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
                           status=e.status) from None
@@ -55,11 +56,13 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
 
 
 def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None, *,
-                      download: bool = True, **options) -> dict[str, Path]:
+                      download: bool = True, eval_type: Optional[str] = None,
+                      **options) -> dict[str, Path]:
   """Prefixes of released checkpoints `names`, fetching the missing ones (all of them tried).
 
   Raises one `CheckpointError` naming every checkpoint that is missing and could not be
-  fetched (or, with `download=False`, is missing), with how to place each by hand.
+  fetched (or, with `download=False`, is missing), with how to place each by hand; for the
+  `eval_type` joint with only the flow one missing, it says `--eval_type rgb` runs without it.
   """
   prefixes, failed = {}, {}
   for name in dict.fromkeys(names):
@@ -76,8 +79,10 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
         failed[name] = str(e).splitlines()[0]
   if failed:
     reasons = "\n".join(f"  {name}: {reason}" for name, reason in failed.items())
+    rgb_only = eval_type == "joint" and all(get_info(n).channels == 2 for n in failed)
+    hint = ("; the RGB one is here: --eval_type rgb classifies without flow" if rgb_only else "")
     raise CheckpointError(f"{text.count(len(failed), 'checkpoint')} missing "
-                          f"({', '.join(failed)}):\n{reasons}\n"
+                          f"({', '.join(failed)}){hint}:\n{reasons}\n"
                           f"{manual_instructions(failed, checkpoint_dir, options.get('base_url'))}")
   return prefixes
 
