@@ -120,6 +120,7 @@ def _subset(args) -> None:
 
 
 def _download(args) -> int:
+  kinetics_download.check_pool(args.num_workers, args.retries)  # before any annotation fetch
   if args.clips is not None:
     results = kinetics_download.download_clips(
         _clips(args, args.clips), args.video_dir, num_workers=args.num_workers,

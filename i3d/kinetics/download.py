@@ -8,6 +8,8 @@ run killed at any point (even SIGKILL) resumes without losing or refetching anyt
 
 import concurrent.futures
 import dataclasses
+import hashlib
+import json
 import os
 import posixpath
 import re
@@ -22,7 +24,7 @@ from typing import TypeVar
 
 from i3d._util import env, extras, text
 from i3d._util import progress as progress_output
-from i3d._util.files import inside
+from i3d._util.files import inside, write_json
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
@@ -43,6 +45,9 @@ _CVDF_ANNOTATIONS = {
     700: {"train": "train.csv", "validation": "val.csv", "test": "test.csv"},
 }
 _CVDF_SPLIT = {"train": "train", "validation": "val", "test": "test"}
+# Every official annotation file has more rows than this (the smallest, Kinetics-400
+# validation, about 20,000); a cached file with fewer and no record of its fetch is not one.
+MIN_OFFICIAL_ROWS = 10_000
 TRANSIENT = frozenset({"network", "rate_limited"})
 # A shard name from a shard list: a plain file name, never a path.
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.gz$")
@@ -149,7 +154,7 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
   """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones;
   with `offline` (or `I3D_OFFLINE=1`) a clip that is not there is an error."""
   video_dir = Path(video_dir)
-  _check_pool(num_workers, retries)
+  check_pool(num_workers, retries)
   fetcher = fetcher or youtube_fetcher()
   clips = list(dict.fromkeys(clips))
   present = kinetics.local_clips(video_dir)
@@ -188,7 +193,7 @@ def _move_into_place(source: Path, dest: Path) -> None:
   os.replace(source, dest)
 
 
-def _check_pool(num_workers: int, retries: int) -> None:
+def check_pool(num_workers: int, retries: int) -> None:
   """A `UserError` for a worker count below 1 or a negative retry count."""
   if num_workers < 1 or retries < 0:
     raise UserError(f"need at least 1 worker and 0 or more retries; got {num_workers} workers "
@@ -261,12 +266,67 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
   url = cvdf_urls(version, split, base_url)[1]
   dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
   dest = dest_dir / posixpath.basename(url)
+  if dest.exists():
+    problem = cached_annotations_problem(dest, url)
+    if problem and (offline or env.offline()):
+      raise UserError(f"cached Kinetics-{version} {split} annotations {dest} {problem}; delete "
+                      f"it and fetch again online, or download {url} by hand to {dest}")
+    if not problem:
+      return dest
+    dest.unlink()
+    _fetch_record(dest).unlink(missing_ok=True)
   try:
-    return _fetch_file(url, dest, offline=offline)
+    _fetch_file(url, dest, offline=offline)
+    write_json(_fetch_record(dest), {"url": url, "sha256": _sha256(dest)})
+    return dest
   except FetchError as e:
     online = "" if offline or env.offline() else "check the network and the mirror, or "
     raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}; {online}"
                     f"download {url} by hand to {dest}") from None
+
+
+def _fetch_record(path: Path) -> Path:
+  """Where the record of a fetched annotation file is kept: `.NAME.fetched.json` beside it."""
+  return path.with_name(f".{path.name}.fetched.json")
+
+
+def _sha256(path: Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def cached_annotations_problem(path: Path, url: str) -> str | None:
+  """Why the cached annotation file `path` cannot stand for `url`, or None when it can.
+
+  A file this toolkit fetched has a record of its URL and SHA-256: it must match both (a file
+  from another mirror, or one changed since, does not). A file placed by hand has no record and
+  must hold at least `MIN_OFFICIAL_ROWS` rows, as every official file does.
+  """
+  if not path.is_file():
+    return "is not a regular file"
+  try:
+    record = json.loads(_fetch_record(path).read_text(encoding="utf-8"))
+  except FileNotFoundError:
+    record = None
+  except (OSError, ValueError):
+    return "has a damaged fetch record"
+  if record is not None:
+    if not isinstance(record, dict):
+      return "has a damaged fetch record"
+    if record.get("url") != url:
+      return f"was fetched from {record.get('url')!r}, not {url}"
+    if record.get("sha256") != _sha256(path):
+      return "changed since it was fetched (its SHA-256 differs)"
+    return None
+  with open(path, "rb") as f:
+    rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1
+  if rows < MIN_OFFICIAL_ROWS:
+    return (f"holds {max(rows, 0)} rows, fewer than any official annotation file "
+            f"(at least {MIN_OFFICIAL_ROWS:,})")
+  return None
 
 
 def _fetch_file(url: str, dest: Path, retries: int = 3, offline: bool = False) -> Path:
@@ -285,7 +345,7 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
                    offline: bool = False) -> list[Result]:
   """Fetches a whole split's `.tar.gz` shards from CVDF and extracts them to `split/label/`."""
   video_dir = Path(video_dir)
-  _check_pool(num_workers, retries)
+  check_pool(num_workers, retries)
   split = kinetics.normalize_split(split)
   list_url, _ = cvdf_urls(version, split, base_url)
   annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url,

@@ -70,8 +70,7 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
     if all((folder / f).exists() for f in REQUIRED_FILES):
       prefixes[name] = folder / PREFIX
     elif not download or env.offline():
-      failed[name] = f"not in {folder}" + (" (downloads are off: --offline or I3D_OFFLINE)"
-                                           if download else "")
+      failed[name] = f"not in {folder} (downloads are off: --offline or I3D_OFFLINE)"
     else:
       try:
         prefixes[name] = fetch_checkpoint(name, checkpoint_dir, **options)

@@ -4,11 +4,13 @@ unless start-up output is what is tested."""
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+import i3d
 from i3d.cli import main as cli
 from i3d.model.registry import CHECKPOINTS
 
@@ -19,13 +21,6 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     cli._main(cli._parse(["i3d", *map(str, argv)]))
   out = capsys.readouterr()
   return exit_.value.code, out.out, out.err
-
-
-@pytest.fixture(autouse=True)
-def _restore_env(monkeypatch):
-  """--offline and --quiet set I3D_OFFLINE / I3D_PROGRESS; give them back after each test."""
-  monkeypatch.setenv("I3D_OFFLINE", "")
-  monkeypatch.setenv("I3D_PROGRESS", "")
 
 
 def subcommands(parser=None, prefix="i3d"):
@@ -129,3 +124,25 @@ def test_commands_start_without_tensorflow_lines(tmp_path):
                                                   "(rgb_imagenet)")
   for noise in ("cuInit", "oneDNN", "absl::InitializeLog", "cuda drivers", "I0000", "E0000"):
     assert noise not in result.stderr
+
+
+def test_version(capsys):
+  status, out, _ = run_cli(capsys, "--version")
+  assert status == 0 and out.strip() == f"i3d {i3d.__version__}" and i3d.__version__ != ""
+
+
+def test_offline_and_quiet_are_passed_not_put_in_the_environment(capsys, tmp_path):
+  before = dict(os.environ)
+  status, _, err = run_cli(capsys, "predict", "clip.mp4", "--eval_type", "rgb",
+                           "--checkpoint_dir", tmp_path, "--offline", "--quiet")
+  assert status == 2 and "downloads are off" in err
+  assert dict(os.environ) == before
+
+
+def test_joint_without_its_flow_checkpoint_suggests_rgb(capsys, tmp_path, checkpoint_dir):
+  shutil.copytree(checkpoint_dir / "rgb_imagenet", tmp_path / "rgb_imagenet")
+  status, _, err = run_cli(capsys, "predict", "clip.mp4", "--checkpoint_dir", tmp_path,
+                           "--offline")
+  assert status == 2
+  assert err.splitlines()[0] == ("i3d predict: error: 1 checkpoint missing (flow_imagenet); the "
+                                 "RGB one is here: --eval_type rgb classifies without flow:")
