@@ -94,7 +94,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
 
   Tr((S1 S2)^(1/2)) is taken as the sum of the square roots of the eigenvalues of the symmetric
   S1^(1/2) S2 S1^(1/2), which S1 S2 shares; eigenvalues below zero from round-off count as
-  zero, so singular covariances (fewer samples than dimensions) give a finite, real answer.
+  zero, so singular covariances (fewer samples than dimensions) give a finite, real answer;
+  a total below zero from round-off (a set against itself) is zero.
   """
   mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
   sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
@@ -105,7 +106,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   middle = root1 @ sigma2 @ root1
   trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
   diff = mu1 - mu2
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root)
+  return max(0.0, float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root))
 
 
 def stats_distance(real: GaussianStats, generated: GaussianStats) -> float:
@@ -204,8 +205,10 @@ def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 
 def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int = 16,
-              keep_features: bool = False, progress: Optional[tqdm] = None) -> EmbeddedSet:
-  """Streams clips through the embedding `batch` at a time, merging the statistics."""
+              keep_features: bool = False, progress: Optional[tqdm] = None,
+              name: str = "clip") -> EmbeddedSet:
+  """Streams clips through the embedding `batch` at a time, merging the statistics; `name`
+  (`real`, `generated`) names the set in errors and warnings."""
   if batch < 1:
     raise UserError(f"the clip batch must be at least 1, got {batch}")
   stats, kept = GaussianStats(), []
@@ -217,9 +220,9 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
     if progress is not None:
       progress.update(len(group))
   if stats.count < 2:
-    raise UserError(f"FVD needs at least 2 clips in each set; got {stats.count}")
+    raise UserError(f"FVD needs at least 2 clips in each set; the {name} set has {stats.count}")
   if stats.count < FEATURE_DIM:
-    warnings.warn(f"{stats.count} clips are fewer than the {FEATURE_DIM} feature dimensions: "
+    warnings.warn(f"the {name} set's {stats.count} clips are fewer than the {FEATURE_DIM} feature dimensions: "
                   f"the covariance is rank-deficient and FVD is biased and noisy; use at "
                   f"least {FEATURE_DIM} clips per set (the same count in every comparison)",
                   RankDeficiencyWarning, stacklevel=2)
@@ -239,8 +242,8 @@ def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
               embedder: VideoEmbedder, kvd: bool = False, batch: int = 16,
               progress: Optional[tqdm] = None) -> Distances:
   """FVD (and KVD) between two streams of clips (T, H, W, 3) in [0, 255] of equal length."""
-  a = embed_set(embedder, real, batch, kvd, progress)
-  b = embed_set(embedder, generated, batch, kvd, progress)
+  a = embed_set(embedder, real, batch, kvd, progress, "real")
+  b = embed_set(embedder, generated, batch, kvd, progress, "generated")
   kernel = None
   if a.features is not None and b.features is not None:
     kernel = kernel_distance(a.features, b.features)
