@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import i3d
@@ -146,3 +147,18 @@ def test_joint_without_its_flow_checkpoint_suggests_rgb(capsys, tmp_path, checkp
   assert status == 2
   assert err.splitlines()[0] == ("i3d predict: error: 1 checkpoint missing (flow_imagenet); the "
                                  "RGB one is here: --eval_type rgb classifies without flow:")
+
+
+def test_preprocess_advice_does_not_suggest_itself(capsys, tmp_path, monkeypatch):
+  from i3d.inputs import flow
+  from tests.support.servers import write_video
+  monkeypatch.setenv("I3D_PROGRESS", "1")
+  monkeypatch.setattr(flow, "ESTIMATE_ABOVE_SECONDS", 0.0)  # a tiny clip gets the note too
+  monkeypatch.setattr(flow, "_opencv_flow",  # the note is under test, not TV-L1: skip its cost
+                      lambda first, second, params, done: np.zeros((*first.shape, 2), np.float32))
+  video = write_video(tmp_path / "clip.mp4", frames=4)
+  status, _, err = run_cli(capsys, "preprocess", video, "--output", tmp_path / "x.npz",
+                           "--flow_backend", "opencv")
+  assert status == 0
+  [note] = [line for line in err.splitlines() if line.startswith("optical flow:")]
+  assert note.endswith(f"faster: {flow.PREPROCESS_ADVICE}") and "i3d preprocess" not in note
