@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d._util import progress as progress_output
-from i3d._util import storage
+from i3d._util import storage, text
 from i3d._util.files import atomic_write, write_json
 from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
@@ -262,8 +262,9 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   except (OSError, json.JSONDecodeError, UnicodeDecodeError):
     return False  # written atomically, so only a foreign file gets here: redo it
   if done.get("settings") != record:
-    raise UserError(f"{output_dir} holds features made with other settings ({path}); rerun "
-                    f"with the earlier settings or use a new --output_dir")
+    changed = "; ".join(text.differences(done.get("settings"), record))
+    raise UserError(f"{output_dir} holds features made with other settings ({path}: "
+                    f"{changed}); rerun with the earlier settings or use a new --output_dir")
   return all((output_dir / f).exists() for f in done.get("files", {}).values())
 
 

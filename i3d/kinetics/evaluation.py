@@ -20,7 +20,6 @@ import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import filelock
 import numpy as np
 import tensorflow as tf
 
@@ -109,8 +108,7 @@ def check_run(output_dir: str | Path, record: dict) -> None:
                     f"files to start it again") from None
   if not isinstance(earlier, dict):
     raise UserError(f"{path} is damaged (not a JSON object); use a new --output_dir")
-  changed = [f"{k}: {earlier.get(k)!r} -> {record.get(k)!r}"
-             for k in sorted(set(earlier) | set(record)) if earlier.get(k) != record.get(k)]
+  changed = text.differences(earlier, record)
   if changed:
     raise UserError(f"{output_dir} holds a run with other settings ({'; '.join(changed)}); "
                     f"rerun with the earlier settings or use a new --output_dir")
@@ -224,18 +222,12 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
   output_dir = Path(output_dir)
   try:
     output_dir.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(output_dir / ".lock", timeout=0)
-    lock.acquire()
-  except filelock.Timeout:
-    raise UserError(f"another evaluation is writing to {output_dir}") from None
   except OSError as e:
     raise UserError(f"cannot write to {output_dir} ({e.strerror or e}); choose a writable "
                     f"--output_dir") from None
-  try:
+  with storage.locked(str(output_dir), f"another evaluation is writing to {output_dir}"):
     return _evaluate_locked(classifier, clips, video_dir, output_dir, config, progress,
                             records_dir)
-  finally:
-    lock.release()
 
 
 def _evaluate_locked(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | None,
