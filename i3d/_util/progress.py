@@ -1,9 +1,9 @@
 """Progress of long work, on stderr: the one place bars and status notes are made.
 
 Shown when stderr is a terminal; `I3D_PROGRESS=1` forces it on (tests, logs), `I3D_PROGRESS=0`
-turns it off, and a command's `--quiet` calls `set_enabled(False)`, which wins over both. While an `outer` bar runs (a batch job's bar over
-videos), the per-step bars and notes of the work inside it stay hidden, so parallel workers do
-not draw over each other.
+turns it off, and a command's `--quiet` calls `set_enabled(False)`, which wins over both.
+While an `outer` bar runs (a batch job's bar over videos), the per-step bars and notes of the
+work inside it stay hidden, so parallel workers do not draw over each other.
 """
 
 import sys

@@ -222,9 +222,10 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
   if stats.count < 2:
     raise UserError(f"FVD needs at least 2 clips in each set; the {name} set has {stats.count}")
   if stats.count < FEATURE_DIM:
-    warnings.warn(f"the {name} set's {stats.count} clips are fewer than the {FEATURE_DIM} feature dimensions: "
-                  f"the covariance is rank-deficient and FVD is biased and noisy; use at "
-                  f"least {FEATURE_DIM} clips per set (the same count in every comparison)",
+    warnings.warn(f"the {name} set's {stats.count} clips are fewer than the {FEATURE_DIM} "
+                  f"feature dimensions: the covariance is rank-deficient and FVD is biased and "
+                  f"noisy; use at least {FEATURE_DIM} clips per set (the same count in every "
+                  f"comparison)",
                   RankDeficiencyWarning, stacklevel=2)
   return EmbeddedSet(stats, np.concatenate(kept) if keep_features else None)
 
