@@ -19,7 +19,10 @@ EXTRAS = {
 
 def available(module: str) -> bool:
   """Whether `module` (a key of `EXTRAS`) can be imported."""
-  return importlib.util.find_spec(module) is not None
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):  # a finder that refuses it; a module set to None
+    return False
 
 
 def hint(module: str) -> str:
