@@ -1,4 +1,4 @@
-"""Classifies a sample clip with released I3D checkpoints and prints the top classes.
+"""Classifies a sample clip with I3D checkpoints and prints the top classes.
 
     python evaluate_sample.py --eval_type joint
     python evaluate_sample.py --video clip.mp4 --eval_type joint   # any video file
@@ -31,6 +31,12 @@ flags.DEFINE_boolean("imagenet_pretrained", True,
 flags.DEFINE_string("checkpoint_dir", None,
                     "Folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR, else "
                     "~/.cache/i3d/checkpoints.")
+flags.DEFINE_string("rgb_checkpoint", None,
+                    "RGB tower's checkpoint instead of the one --eval_type picks: a name "
+                    "(e.g. rgb_tfhub, the TF-Hub Kinetics-400 model) or a checkpoint path.")
+flags.DEFINE_string("flow_checkpoint", None,
+                    "Flow tower's checkpoint instead of the one --eval_type picks: a name or a "
+                    "checkpoint path.")
 flags.DEFINE_string("rgb_sample", str(default_sample("rgb")),
                     "RGB input: .npy (1, T, 224, 224, 3) in [-1, 1], or a released-style .gif.")
 flags.DEFINE_string("flow_sample", str(default_sample("flow")),
@@ -78,14 +84,17 @@ def main(argv):
     if FLAGS.top_k < 1:
       raise UserError(f"--top_k must be at least 1, got {FLAGS.top_k}")
     samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
-    streams = i3d.checkpoint_names(FLAGS.eval_type, FLAGS.imagenet_pretrained)
+    streams = i3d.choose_checkpoints(FLAGS.eval_type, FLAGS.imagenet_pretrained,
+                                     FLAGS.rgb_checkpoint, FLAGS.flow_checkpoint)
     fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir,  # all missing ones named at once
                       download=not FLAGS.offline, eval_type=FLAGS.eval_type)
     clips = _video_clips(tuple(streams)) if FLAGS.video else {  # bad input fails fast
         s: views.temporal_views(load_sample(samples[s], s), views.Protocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
-                                     precision=FLAGS.precision, download=not FLAGS.offline)
+                                     precision=FLAGS.precision, download=not FLAGS.offline,
+                                     rgb_checkpoint=FLAGS.rgb_checkpoint,
+                                     flow_checkpoint=FLAGS.flow_checkpoint)
     logits = classifier(**clips).numpy()[0]
   except (UserError, ValueError, OSError) as e:
     print(f"evaluate_sample.py: error: {e}", file=sys.stderr)

@@ -51,7 +51,7 @@ def main() -> None:
                                   Path(tmp) / "rgb_imagenet")
     extractors = {b: features.load_extractor({"rgb": "rgb_imagenet"}, features.FeatureSettings(),
                                              Path(tmp), download=False, batch=b) for b in (1, 8)}
-    embedder = fvd.load_embedder(Path(tmp), download=False)
+    embedder = fvd.load_embedder(Path(tmp), download=False, checkpoint="rgb_imagenet")
   clips = rng.uniform(-1, 1, (args.clips, args.frames, 224, 224, 3)).astype(np.float32)
   videos = rng.integers(0, 256, (args.fvd_clips, 16, args.fvd_size, args.fvd_size, 3), np.uint8)
   for extractor in extractors.values():  # trace once before timing

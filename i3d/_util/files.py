@@ -76,3 +76,12 @@ def check_npy_header(f: IO[bytes], size: int, name: str) -> None:
   if claimed > size - f.tell():
     raise UserError(f"{name}: its header claims a {shape} {dtype} array ({claimed} bytes) but "
                     f"the file has {size} bytes; the file is damaged or not an array")
+
+
+def remove_empty(folders: list[Path]) -> None:
+  """Removes those of `folders` (deepest first) that are empty: what a failed attempt made."""
+  for folder in folders:
+    try:
+      folder.rmdir()
+    except OSError:  # not empty (a resumable .part file), gone, or not ours to remove
+      return

@@ -18,6 +18,7 @@ import requests
 
 from i3d._util import env
 from i3d._util import progress as progress_output
+from i3d._util.files import remove_empty
 from i3d._util.retry import retry
 from i3d.errors import DownloadError, UserError
 
@@ -72,14 +73,6 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
       remove_empty(created)
   return dest
 
-
-def remove_empty(folders: list[Path]) -> None:
-  """Removes those of `folders` (deepest first) that are empty: what a failed attempt made."""
-  for folder in folders:
-    try:
-      folder.rmdir()
-    except OSError:  # not empty (a resumable .part file), gone, or not ours to remove
-      return
 
 
 def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,

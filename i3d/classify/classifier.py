@@ -13,12 +13,11 @@ import tensorflow as tf
 
 from i3d._util import progress
 from i3d.errors import UserError
-from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint
+from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d
-from i3d.model.registry import get_info
-from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, checkpoint_names
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, check_clips, choose_checkpoints
 
 if TYPE_CHECKING:
   from i3d.inputs.views import ViewArray
@@ -120,8 +119,10 @@ def load_classifier(eval_type: str = "joint",
                     download: bool = True,
                     optimize: bool = True,
                     precision: str = "float32",
-                    jit_compile: bool = False) -> Classifier:
-  """Build the towers of `eval_type` and restore the released weights.
+                    jit_compile: bool = False,
+                    rgb_checkpoint: Optional[str | os.PathLike] = None,
+                    flow_checkpoint: Optional[str | os.PathLike] = None) -> Classifier:
+  """Build the towers of `eval_type` and restore their weights.
 
   Args:
     eval_type: rgb, rgb600, flow or joint (both streams, logits summed), as released.
@@ -133,21 +134,34 @@ def load_classifier(eval_type: str = "joint",
     optimize: run each stream as a `FastI3d` (BatchNorm folded, 1x1 convolutions fused).
     precision: float32, bfloat16 or float16 convolutions (needs `optimize`).
     jit_compile: compile the forward pass with XLA.
+    rgb_checkpoint: the RGB tower's checkpoint instead of the one `eval_type` picks: a known
+      name (e.g. `rgb_tfhub`) or a checkpoint path.
+    flow_checkpoint: the same for the flow tower.
 
   Returns:
     A `Classifier` that knows its eval type, checkpoints and labels.
   """
-  names = checkpoint_names(eval_type, imagenet_pretrained)
+  names = choose_checkpoints(eval_type, imagenet_pretrained, rgb_checkpoint, flow_checkpoint)
   check_precision(precision, optimize)
   fetch_checkpoints(names.values(), checkpoint_dir, download=download,  # names all missing ones
                     eval_type=eval_type)
-  models = {}
+  models, label_maps = {}, {}
   for stream, name in names.items():
-    info = get_info(name)
+    _, num_classes, label_maps[stream] = stream_checkpoint(stream, name, checkpoint_dir,
+                                                           download=download)
     with tf.name_scope(STREAM_SCOPE[stream]):
-      model = InceptionI3d(info.num_classes, spatial_squeeze=True, final_endpoint="Logits")
+      model = InceptionI3d(num_classes, spatial_squeeze=True, final_endpoint="Logits")
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
-  label_map = get_info(next(iter(names.values()))).label_map
-  return Classifier(models, load_label_map(label_map), optimize, precision, jit_compile,
+  return Classifier(models, _shared_labels(names, label_maps), optimize, precision, jit_compile,
                     eval_type=eval_type, checkpoints=names)
+
+
+def _shared_labels(names: dict[str, str], label_maps: dict[str, str]) -> tuple[str, ...]:
+  """The class names of the towers' checkpoints, which must be the same for their logits to add."""
+  labels = {stream: load_label_map(label_map) for stream, label_map in label_maps.items()}
+  first, *others = labels.values()
+  if any(other != first for other in others):
+    raise UserError(f"the checkpoints {', '.join(names.values())} classify different classes; "
+                    f"their logits cannot be summed")
+  return first

@@ -11,7 +11,6 @@ from i3d._util import text
 from i3d.cli import flags
 from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
-from i3d.model.streams import checkpoint_names
 
 
 def register(subparsers) -> None:
@@ -118,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
                                       args.whole_clip, args.pool)
-  checkpoints = checkpoint_names(args.eval_type, args.imagenet_pretrained)
+  checkpoints = flags.checkpoints(args)
   made: Optional[dict] = None
   jobs: Sequence[tuple[str, str | Path]]
   if args.records is not None:

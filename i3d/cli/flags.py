@@ -12,7 +12,8 @@ from i3d import kinetics
 from i3d._util import text
 from i3d.inputs.settings import FLOW_BACKENDS, InputSettings
 from i3d.model.hardware import PRECISIONS
-from i3d.model.streams import EVAL_TYPES, MIN_FRAMES
+from i3d.model.registry import CHECKPOINTS
+from i3d.model.streams import EVAL_TYPES, MIN_FRAMES, choose_checkpoints
 
 if TYPE_CHECKING:
   from i3d.classify.classifier import Classifier
@@ -36,6 +37,25 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
                       help="compute precision of the convolutions (inputs and logits stay "
                            "float32): float32 (default), or bfloat16 / float16 on CPUs and GPUs "
                            "that have them (a warning says when they would be emulated)")
+  add_stream_checkpoint_flags(parser)
+
+
+def add_stream_checkpoint_flags(parser: argparse.ArgumentParser, streams=("rgb", "flow"),
+                                default: str | None = None) -> None:
+  """--rgb_checkpoint / --flow_checkpoint: a tower's checkpoint, over what --eval_type picks."""
+  for stream in streams:
+    parser.add_argument(f"--{stream}_checkpoint", default=default, metavar="NAME|PATH",
+                        help=f"the {stream} tower's checkpoint"
+                             + (f" (default: {default})" if default else
+                                ", instead of the one --eval_type and --imagenet_pretrained pick")
+                             + f": a name ({', '.join(n for n in CHECKPOINTS if stream in n)}) "
+                               f"or a checkpoint prefix or folder")
+
+
+def checkpoints(args: argparse.Namespace) -> dict[str, str]:
+  """Checkpoint per stream named by the classifier flags."""
+  return choose_checkpoints(args.eval_type, args.imagenet_pretrained, args.rgb_checkpoint,
+                            args.flow_checkpoint)
 
 
 def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None:
@@ -64,6 +84,7 @@ def classifier(args: argparse.Namespace) -> Classifier:
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
                          imagenet_pretrained=args.imagenet_pretrained, precision=args.precision,
+                         rgb_checkpoint=args.rgb_checkpoint, flow_checkpoint=args.flow_checkpoint,
                          download=not getattr(args, "offline", False))
 
 

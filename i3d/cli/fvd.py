@@ -1,6 +1,7 @@
 """`i3d fvd`: Fréchet Video Distance (and KVD) between real and generated clips."""
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -13,11 +14,12 @@ def register(subparsers) -> None:
       "fvd", help="Fréchet Video Distance between real and generated clips",
       description="FVD with the reference protocol: the first --num_frames frames of each clip "
                   "resized to 224x224, scaled to [-1, 1], embedded as the 400 Kinetics logits "
-                  "of the RGB I3D (rgb_imagenet). A set is a folder of videos, frame folders "
-                  "(one per clip) and .npy arrays (N, T, H, W, 3) or (T, H, W, 3), one "
-                  ".npy file, or records of `i3d preprocess` (its --output_dir or one shard: "
-                  "the stored 25 fps RGB frames). Prints `FVD: <value>` (and `KVD: <value>` "
-                  "with --kvd).")
+                  "of the TF-Hub RGB I3D (rgb_tfhub, as published FVDs). A set is a folder of "
+                  "videos, frame folders (one per clip) and .npy arrays (N, T, H, W, 3) or "
+                  "(T, H, W, 3), one .npy file, or records of `i3d preprocess` (its "
+                  "--output_dir or one shard: the stored 25 fps RGB frames). Prints `FVD: "
+                  "<value> (<weights>; <clips, frames, sizes>)` (and a KVD line with --kvd), "
+                  "or one JSON object with --json.")
   parser.add_argument("--real", type=Path, required=True, help="the real clips")
   parser.add_argument("--generated", type=Path, required=True, help="the generated clips")
   parser.add_argument("--num_frames", type=int, default=16,
@@ -25,7 +27,10 @@ def register(subparsers) -> None:
   parser.add_argument("--kvd", action="store_true",
                       help="also the Kernel Video Distance (unbiased polynomial-kernel MMD)")
   parser.add_argument("--batch", type=int, default=16, help="clips per model call")
+  parser.add_argument("--json", action="store_true",
+                      help="print one JSON object (values, weights, clip counts, frames, sizes)")
   flags.add_checkpoint_flag(parser)
+  flags.add_stream_checkpoint_flags(parser, ("rgb",), default="rgb_tfhub")
   flags.add_run_flags(parser)
   parser.set_defaults(run=main)
 
@@ -36,11 +41,12 @@ def main(args: argparse.Namespace) -> None:
     warnings.simplefilter("always", fvd.RankDeficiencyWarning)
     result = fvd.folder_distances(args.real, args.generated, args.num_frames, args.kvd,
                                   args.batch, args.checkpoint_dir, download=not args.offline,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, checkpoint=args.rgb_checkpoint)
   for warning in caught:
     print(f"i3d fvd: warning: {warning.message}", file=sys.stderr)
-  print(f"{result.num_real} real and {result.num_generated} generated clips of "
-        f"{args.num_frames} frames", file=sys.stderr)
-  print(f"FVD: {result.fvd:.4f}")
+  if args.json:
+    print(json.dumps(result.as_json()))
+    return
+  print(f"FVD: {result.fvd:.4f} ({result.protocol()})")
   if result.kvd is not None:
-    print(f"KVD: {result.kvd:.6f}")
+    print(f"KVD: {result.kvd:.6f} ({result.protocol()})")

@@ -38,10 +38,9 @@ from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.inputs.views import cropped_inputs, loop_to_length, take_windows, window_starts
-from i3d.model.checkpoints import load_checkpoint
+from i3d.model.checkpoints import load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype
 from i3d.model.network import MIN_SIZE_FOR_LOGITS, VALID_ENDPOINTS, InceptionI3d
-from i3d.model.registry import get_info
 from i3d.model.streams import INPUT_SIZE, MIN_FRAMES, STREAM_CHANNELS, STREAMS, checkpoint_names
 
 FAILURES_FILE = "failures.jsonl"
@@ -157,15 +156,13 @@ def settings_record(settings: FeatureSettings, checkpoints: dict[str, str],
 def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = FeatureSettings(),
                    checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
                    batch: int = 8, precision: str = "float32") -> FeatureExtractor:
-  """A `FeatureExtractor` of released checkpoints {stream: name}, e.g. from
-  `i3d.checkpoint_names("joint")`; missing checkpoints are downloaded unless `download` is False."""
+  """A `FeatureExtractor` of checkpoints {stream: name or path}, e.g. from
+  `i3d.choose_checkpoints("joint", rgb="rgb_tfhub")`; missing checkpoints are downloaded unless
+  `download` is False."""
   models = {}
   for stream, name in checkpoints.items():
-    info = get_info(name)
-    if info.stream != stream:
-      raise UserError(f"checkpoint {name} is a {info.stream} model, not {stream}")
-    model = InceptionI3d(info.num_classes, spatial_squeeze=True,
-                         final_endpoint=settings.endpoint)
+    _, num_classes, _ = stream_checkpoint(stream, name, checkpoint_dir, download=download)
+    model = InceptionI3d(num_classes, spatial_squeeze=True, final_endpoint=settings.endpoint)
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
   return FeatureExtractor(models, settings, checkpoints, batch, precision)
@@ -196,7 +193,8 @@ def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mi
     stride: frames between window starts.
     whole_clip: one window of the whole clip instead.
     pool: average each window's output over time and space (a vector per window).
-    checkpoint: a released checkpoint of `stream` (default: that of `imagenet_pretrained`).
+    checkpoint: a checkpoint of `stream`, a name (e.g. `rgb_tfhub`) or a path (default: the
+      released one of `imagenet_pretrained`).
     checkpoint_dir: where checkpoints are (and are downloaded to).
     imagenet_pretrained: ImageNet+Kinetics (default) or Kinetics-only weights.
     download: fetch a missing checkpoint (default) rather than raise.

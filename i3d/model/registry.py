@@ -1,4 +1,6 @@
-"""The five released Kinetics checkpoints: what each is and where its files live (no TensorFlow)."""
+"""The checkpoints: the five released with the paper, and `rgb_tfhub` (the TF-Hub Kinetics-400
+model, converted from another source by `i3d.model.tfhub`); what each is and where its files
+live (no TensorFlow)."""
 
 import dataclasses
 from typing import Optional
@@ -16,6 +18,7 @@ DATA_FILE = "model.ckpt.data-00000-of-00001"
 META_FILE = "model.ckpt.meta"
 STATE_FILE = "checkpoint"
 REQUIRED_FILES = (INDEX_FILE, DATA_FILE)  # enough to load weights by prefix
+RELEASE, TFHUB = "release", "tfhub"  # where a checkpoint comes from
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,7 +31,8 @@ class CheckpointInfo:
     num_classes: classes of its logits.
     label_map: the label-map file (in data/) naming those classes.
     scoped: whether its variables sit under the joint graph's `RGB/` or `Flow/` scope.
-    sha1: git blob SHA-1 of each released file, by file name.
+    sha1: git blob SHA-1 of each released file, by file name (none for converted ones).
+    source: RELEASE (downloaded from the release) or TFHUB (converted by `i3d.model.tfhub`).
   """
   name: str
   stream: str
@@ -36,6 +40,7 @@ class CheckpointInfo:
   label_map: str
   scoped: bool
   sha1: dict[str, str]
+  source: str = RELEASE
 
   @property
   def channels(self) -> int:
@@ -83,7 +88,10 @@ CHECKPOINTS = {info.name: info for info in (
                        DATA_FILE: "6392a74c3180e706cabada39d8f40a50a48642e5",
                        INDEX_FILE: "d378d8f01215fe92a29cd170f040c284070e9cd5",
                        META_FILE: "a2d73a13a94a9470b5e5949cbf7d244469e31a5b"}),
+    CheckpointInfo(name="rgb_tfhub", stream="rgb", num_classes=400,
+                   label_map="label_map.txt", scoped=True, sha1={}, source=TFHUB),
 )}
+RELEASED = tuple(name for name, info in CHECKPOINTS.items() if info.source == RELEASE)
 
 
 def get_info(name: str) -> CheckpointInfo:
@@ -91,5 +99,5 @@ def get_info(name: str) -> CheckpointInfo:
   try:
     return CHECKPOINTS[name]
   except KeyError:
-    raise CheckpointError(f"unknown checkpoint {name!r}; released ones are "
+    raise CheckpointError(f"unknown checkpoint {name!r}; known ones are "
                           f"{', '.join(CHECKPOINTS)}, or pass a checkpoint path") from None

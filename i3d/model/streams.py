@@ -1,6 +1,9 @@
 """Facts about the two I3D streams and the released evaluation types (no TensorFlow needed),
 and the one check every entry point applies to model inputs."""
 
+import os
+from typing import Optional
+
 import numpy as np
 
 from i3d.errors import InputError, UserError
@@ -28,6 +31,22 @@ def checkpoint_names(eval_type: str, imagenet_pretrained: bool = True) -> dict[s
   suffix = "imagenet" if imagenet_pretrained else "scratch"
   streams = ("rgb", "flow") if eval_type == "joint" else (eval_type,)
   return {stream: f"{stream}_{suffix}" for stream in streams}
+
+
+def choose_checkpoints(eval_type: str, imagenet_pretrained: bool = True,
+                       rgb: Optional[str | os.PathLike] = None,
+                       flow: Optional[str | os.PathLike] = None) -> dict[str, str]:
+  """Checkpoint per stream: what `eval_type` and `imagenet_pretrained` pick, with `rgb` / `flow`
+  (a known name such as `rgb_tfhub`, or a checkpoint path) in place of that stream's pick."""
+  names = checkpoint_names(eval_type, imagenet_pretrained)
+  for stream, choice in (("rgb", rgb), ("flow", flow)):
+    if choice is None:
+      continue
+    if stream not in names:
+      raise UserError(f"a {stream} checkpoint was given but --eval_type {eval_type} has no "
+                      f"{stream} stream; use --eval_type {stream} or joint")
+    names[stream] = os.fspath(choice)
+  return names
 
 
 def check_clips(clips, stream: str, name: str = "", min_frames: int = MIN_FRAMES) -> None:

@@ -33,9 +33,9 @@ from i3d.classify.classifier import Classifier, load_classifier
 from i3d.inputs.views import video_views
 from i3d.kinetics import evaluation, metrics, preprocess, report
 from i3d.kinetics.annotations import Clip, IndexRow, video_files
+from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
-from i3d.model.registry import get_info
-from i3d.model.streams import checkpoint_names
+from i3d.model.streams import choose_checkpoints
 from i3d.pipelines.inference import SpecModelHandler
 from i3d.pipelines.options import by_shard, limit_threads
 
@@ -50,20 +50,24 @@ Job = tuple[Clip, str]  # a clip and its video's path
 @dataclasses.dataclass(frozen=True)
 class ClassifierSpec:
   """The classifier each worker loads (the `--eval_type`, `--checkpoint_dir`,
-  `--imagenet_pretrained` and `--precision` flags); small enough to ship to workers instead of
-  the weights."""
+  `--imagenet_pretrained`, `--precision`, `--rgb_checkpoint` and `--flow_checkpoint` flags);
+  small enough to ship to workers instead of the weights."""
   eval_type: str = "joint"
   checkpoint_dir: str | None = None
   imagenet_pretrained: bool = True
   precision: str = "float32"
+  rgb_checkpoint: str | None = None
+  flow_checkpoint: str | None = None
 
   @property
   def checkpoints(self) -> dict[str, str]:
-    return checkpoint_names(self.eval_type, self.imagenet_pretrained)
+    return choose_checkpoints(self.eval_type, self.imagenet_pretrained, self.rgb_checkpoint,
+                              self.flow_checkpoint)
 
   @property
   def labels(self) -> tuple[str, ...]:
-    return load_label_map(get_info(next(iter(self.checkpoints.values()))).label_map)
+    return load_label_map(label_map_of(next(iter(self.checkpoints.values())),
+                                       self.checkpoint_dir))
 
   @property
   def streams(self) -> tuple[str, ...]:
@@ -72,7 +76,9 @@ class ClassifierSpec:
   def load(self) -> Classifier:
     folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
     return load_classifier(self.eval_type, checkpoint_dir=folder,
-                           imagenet_pretrained=self.imagenet_pretrained, precision=self.precision)
+                           imagenet_pretrained=self.imagenet_pretrained, precision=self.precision,
+                           rgb_checkpoint=self.rgb_checkpoint,
+                           flow_checkpoint=self.flow_checkpoint)
 
 
 def result_path(output_dir: str, clip_id: str) -> str:

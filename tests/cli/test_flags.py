@@ -105,12 +105,86 @@ def test_precision_flag_reaches_the_beam_workers(command, module, run, loader, t
   monkeypatch.setattr(pipeline, run, pipeline_run)
   args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--runner",
                           "DirectRunner", "--eval_type", "rgb", "--precision", "bfloat16",
-                          "--checkpoint_dir", str(checkpoint_dir)])
+                          "--checkpoint_dir", str(checkpoint_dir), "--rgb_checkpoint",
+                          "rgb_tfhub"])
   with pytest.raises(Reached):
     args.run(args)
   assert [s.precision for s in specs] == ["bfloat16"]
+  assert dict(specs[0].checkpoints) == {"rgb": "rgb_tfhub"}
   loaded: list = []  # what each worker runs
   monkeypatch.setattr(importlib.import_module(loader[0]), loader[1], spy(loaded))
   with pytest.raises(Reached):
     specs[0].load()
   assert [c["precision"] for c in loaded] == ["bfloat16"]
+  if command == "evaluate":
+    assert loaded[0]["rgb_checkpoint"] == "rgb_tfhub"
+
+
+def spy_all(calls: list):
+  """A loader that records its positional and keyword arguments, then stops the command."""
+  def load(*args, **kwargs):
+    calls.append((args, kwargs))
+    raise Reached
+  return load
+
+
+def _chosen(call) -> dict:
+  """{stream: checkpoint} a load_classifier or load_extractor call asked for."""
+  args, kwargs = call
+  if "rgb_checkpoint" in kwargs:
+    from i3d.model.streams import choose_checkpoints
+    return choose_checkpoints(args[0] if args else kwargs["eval_type"],
+                              kwargs.get("imagenet_pretrained", True), kwargs["rgb_checkpoint"],
+                              kwargs["flow_checkpoint"])
+  return dict(args[0])
+
+
+@pytest.mark.parametrize("command", sorted(commands_with_precision()))
+def test_stream_checkpoint_flags_reach_the_loader(command, tmp_path, monkeypatch, checkpoint_dir):
+  calls: list = []
+  monkeypatch.setattr(classifier_module, "load_classifier", spy_all(calls))
+  monkeypatch.setattr(features_module, "load_extractor", spy_all(calls))
+  flow = str(checkpoint_dir / "flow_scratch")
+  args = cli_main._parse(["i3d", command, *cheap_args(command, tmp_path), "--checkpoint_dir",
+                          str(checkpoint_dir), "--rgb_checkpoint", "rgb_tfhub",
+                          "--flow_checkpoint", flow])
+  with pytest.raises(Reached):
+    args.run(args)
+  assert [_chosen(c) for c in calls] == [{"rgb": "rgb_tfhub", "flow": flow}]
+
+
+def test_a_checkpoint_for_a_stream_the_eval_type_lacks_is_one_line(capsys, tmp_path):
+  from tests.cli.test_main import run_cli
+  status, _, err = run_cli(capsys, "predict", "clip.mp4", "--eval_type", "rgb",
+                           "--flow_checkpoint", "flow_imagenet", "--checkpoint_dir", tmp_path)
+  assert status == 2
+  assert err == ("i3d predict: error: a flow checkpoint was given but --eval_type rgb has no "
+                 "flow stream; use --eval_type flow or joint\n")
+
+
+def test_fvd_embeds_with_the_tfhub_weights_unless_told(tmp_path, monkeypatch):
+  calls: list = []
+  monkeypatch.setattr(classifier_module, "load_classifier", spy_all(calls))
+  for extra, expected in (([], "rgb_tfhub"), (["--rgb_checkpoint", "rgb_imagenet"],
+                                              "rgb_imagenet")):
+    args = cli_main._parse(["i3d", "fvd", "--real", str(tmp_path), "--generated",
+                            str(tmp_path), *extra])
+    monkeypatch.setattr("i3d.embed.sources.list_clips", lambda path: [])
+    with pytest.raises(Reached):
+      args.run(args)
+    assert calls.pop()[1]["rgb_checkpoint"] == expected
+
+
+SPY_EVALUATE_SAMPLE_CHECKPOINTS = SPY_EVALUATE_SAMPLE.replace(
+    'print("precision", kwargs["precision"])',
+    'print(kwargs["rgb_checkpoint"], kwargs["flow_checkpoint"])')
+
+
+def test_evaluate_sample_passes_the_stream_checkpoints(checkpoint_dir):
+  flow = str(checkpoint_dir / "flow_scratch")
+  result = subprocess.run([sys.executable, "-c", SPY_EVALUATE_SAMPLE_CHECKPOINTS,
+                           "--rgb_checkpoint", str(checkpoint_dir / "rgb_scratch"),
+                           "--flow_checkpoint", flow, "--checkpoint_dir", str(checkpoint_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == [f"{checkpoint_dir / 'rgb_scratch'} {flow}"]

@@ -46,17 +46,22 @@ def test_fvd_of_folders_equals_the_python_api(checkpoint_dir, tmp_path):
       cv2.imwrite(str(tmp_path / "generated" / f"clip{i}" / f"{t:03d}.png"), frame[..., ::-1])
   np.save(tmp_path / "generated" / "rest.npy", generated[2:])
   result = _run("fvd", "--real", tmp_path / "real.npy", "--generated", tmp_path / "generated",
-                "--num_frames", 9, "--kvd", "--checkpoint_dir", checkpoint_dir, "--no_progress")
+                "--num_frames", 9, "--kvd", "--checkpoint_dir", checkpoint_dir, "--no_progress",
+                "--rgb_checkpoint", "rgb_imagenet")
   assert result.returncode == 0, result.stderr
   warned = [line for line in result.stderr.splitlines() if "rank-deficient" in line]
   assert [line.split("'s")[0] for line in warned] == ["i3d fvd: warning: the real set",
                                                       "i3d fvd: warning: the generated set"]
-  lines = dict(line.split(": ") for line in result.stdout.splitlines())
+  lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
   with pytest.warns(i3d.fvd.RankDeficiencyWarning):
     expected = i3d.fvd.frechet_video_distance(real, generated, checkpoint_dir=checkpoint_dir,
-                                              download=False)
-  assert float(lines["FVD"]) == pytest.approx(expected, abs=1e-4, rel=1e-5)
-  assert "KVD" in lines
+                                              download=False, checkpoint="rgb_imagenet")
+  value, protocol = lines["FVD"].split(" ", 1)
+  assert float(value) == pytest.approx(expected, abs=1e-4, rel=1e-5)
+  assert protocol == ("(rgb_imagenet weights; 3 real and 3 generated clips of 9 frames at 32x32 "
+                      "(resized to 224x224))")
+  assert lines["KVD"].endswith(protocol)
   short = _run("fvd", "--real", tmp_path / "real.npy", "--generated", tmp_path / "generated",
-               "--num_frames", 10, "--checkpoint_dir", checkpoint_dir, "--no_progress")
+               "--num_frames", 10, "--checkpoint_dir", checkpoint_dir, "--no_progress",
+               "--rgb_checkpoint", "rgb_imagenet")
   assert short.returncode == 2 and "fewer than the 10" in short.stderr

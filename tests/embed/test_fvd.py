@@ -107,13 +107,13 @@ def test_fvd_equals_numpy_on_reference_logits(checkpoint_dir, clip_sets):
             for c in (real, generated)]
   with pytest.warns(fvd.RankDeficiencyWarning, match="fewer than the 400"):
     got = i3d.fvd.frechet_video_distance(real, generated, checkpoint_dir=checkpoint_dir,
-                                         download=False, batch=3)
+                                         download=False, batch=3, checkpoint="rgb_imagenet")
   assert got == pytest.approx(_numpy_fvd(*logits), rel=1e-4)
   assert got > 0
 
 
 def test_fvd_is_zero_on_itself_and_symmetric(checkpoint_dir, clip_sets):
-  embedder = fvd.load_embedder(checkpoint_dir, download=False)
+  embedder = fvd.load_embedder(checkpoint_dir, download=False, checkpoint="rgb_imagenet")
   with pytest.warns(fvd.RankDeficiencyWarning, match="the clip set's"):
     a, b = (fvd.embed_set(embedder, iter(c), batch=2, keep_features=True) for c in clip_sets)
   assert 0 <= fvd.stats_distance(a.stats, a.stats) < 1e-6 * fvd.stats_distance(a.stats, b.stats)
@@ -163,7 +163,7 @@ def test_fvd_of_records_is_that_of_their_stored_frames(record_set, checkpoint_di
   np.save(tmp_path / "other.npy", other)
   run = lambda real: fvd.folder_distances(real, tmp_path / "other.npy", 10, kvd=True,
                                           checkpoint_dir=checkpoint_dir, download=False,
-                                          progress=False)
+                                          progress=False, checkpoint="rgb_imagenet")
   with pytest.warns(fvd.RankDeficiencyWarning):
     from_records, from_frames = run(folder), run(tmp_path / "stored.npy")
   assert from_records == from_frames and from_records.num_real == 2 and from_records.fvd > 0
