@@ -155,3 +155,6 @@ def test_a_failed_download_leaves_no_empty_folder(monkeypatch, tmp_path):
   with pytest.raises(i3d.DownloadError, match="downloads are off"):
     fetch_checkpoint("rgb_imagenet", offline=True)
   assert list(tmp_path.iterdir()) == []
+  with pytest.raises(i3d.DownloadError, match="downloads are off"):  # converted, not downloaded
+    fetch_checkpoint("rgb_tfhub", offline=True)
+  assert list(tmp_path.iterdir()) == []
