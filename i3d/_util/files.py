@@ -83,5 +83,7 @@ def remove_empty(folders: list[Path]) -> None:
   for folder in folders:
     try:
       folder.rmdir()
-    except OSError:  # not empty (a resumable .part file), gone, or not ours to remove
+    except FileNotFoundError:  # never made after all
+      continue
+    except OSError:  # not empty (a resumable .part file), or not ours to remove
       return
