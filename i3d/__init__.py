@@ -34,6 +34,7 @@ _EXPORTS = {
     "fetch_checkpoint": "i3d.model.checkpoints", "load_checkpoint": "i3d.model.checkpoints",
     "Classifier": "i3d.classify.classifier", "load_classifier": "i3d.classify.classifier",
     "extract_features": "i3d.embed.features",
+    "set_library_defaults": "i3d._util.env",
 }
 # Public name -> a module reached as an attribute (`i3d.fvd.frechet_video_distance(...)`).
 _MODULES = {"fvd": "i3d.embed.fvd"}

@@ -53,12 +53,12 @@ def _user_state() -> tuple:
   cache = _REAL_HOME / ".cache" / "i3d"
   files = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
                  for p in cache.rglob("*") if p.is_file()) if cache.is_dir() else []
-  try:
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=_REPO, capture_output=True,
-                            text=True, timeout=60).stdout
+  try:  # files the tests could leave: new ones not covered by .gitignore (edits are the user's)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=_REPO, capture_output=True, text=True, timeout=60).stdout
   except (OSError, subprocess.SubprocessError):
     status = None
-  return files, status
+  return files, status and sorted(line for line in status.splitlines() if line.startswith("??"))
 
 
 _BEFORE = _user_state()
@@ -66,7 +66,7 @@ _BEFORE = _user_state()
 
 def pytest_sessionfinish(session, exitstatus):
   after = _user_state()
-  changed = [what for what, a, b in zip(("~/.cache/i3d", "the clone's files (git status)"),
+  changed = [what for what, a, b in zip(("~/.cache/i3d", "the clone (new untracked files)"),
                                         _BEFORE, after) if a != b]
   shutil.rmtree(SESSION_ROOT, ignore_errors=True)
   if changed:
