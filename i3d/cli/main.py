@@ -49,8 +49,8 @@ def _parser() -> Parser:
 
 
 def _version() -> str:
-  from i3d import __version__  # pylint: disable=import-outside-toplevel
-  return __version__
+  import i3d  # pylint: disable=import-outside-toplevel
+  return i3d.__version__
 
 
 def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
