@@ -184,6 +184,11 @@ LIMITS = {
     "I3D_MAX_PIXELS": 40_000_000,
     # Longer side over shorter side of a frame (the resize to 256 scales the long side too).
     "I3D_MAX_ASPECT_RATIO": 8,
+    # Declared (decompressed) size over stored size of a compressed `.npz` member; caches the
+    # toolkit writes are stored uncompressed (ratio 1), model inputs rarely compress 10x.
+    "I3D_MAX_COMPRESSION_RATIO": 100,
+    # Clips of one set (FVD: a folder or a `.npy` array), listed before any is read.
+    "I3D_MAX_CLIPS": 1_000_000,
 }
 
 
@@ -200,3 +205,35 @@ def limit(name: str) -> int:
     raise UserError(f"${name}={value!r} is not a positive whole number; unset it for the "
                     f"default {LIMITS[name]}")
   return number
+
+
+def available_memory() -> int:
+  """Bytes of memory this machine can give now (`MemAvailable` of /proc/meminfo, else the
+  physical memory): the bound on what one request may allocate."""
+  try:
+    with open("/proc/meminfo", encoding="ascii") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (OSError, ValueError):
+    return 1 << 34
+
+
+# Memory one local worker process takes with TensorFlow, OpenCV and a model loaded (measured:
+# 0.5-1.2 GB for `i3d preprocess` and Beam's DirectRunner workers).
+WORKER_MEMORY = 1 << 30
+
+
+def check_workers(workers: int, flag: str = "--workers") -> None:
+  """A `UserError` unless `workers` local processes fit in this machine's free memory."""
+  if workers < 1:
+    raise UserError(f"{flag} must be at least 1, got {workers}")
+  most = max(1, available_memory() // WORKER_MEMORY)
+  if workers > most:
+    raise UserError(f"{flag} {workers}: each local worker process needs about "
+                    f"{WORKER_MEMORY >> 30} GiB and this machine has memory free for {most}; "
+                    f"use at most {most}")

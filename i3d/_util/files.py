@@ -1,9 +1,11 @@
 """Files that are never half written: a reader sees the old content or the new, nothing between."""
 
 import contextlib
+import errno
 import json
 import math
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -23,6 +25,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
   path = Path(path)
   temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
   try:
+    temporary.unlink(missing_ok=True)  # a link planted under the name is never written through
     yield temporary
     with open(temporary, "rb") as f:
       os.fsync(f.fileno())
@@ -37,6 +40,41 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
   encoding = None if "b" in mode else "utf-8"
   with atomic_path(path) as temporary, open(temporary, mode, encoding=encoding) as f:
     yield f
+
+
+def open_no_follow(path: str | Path, flags: int, mode: int = 0o644) -> int:
+  """A descriptor of the regular file `path` opened with `flags` (`os.O_*`) without following a
+  symbolic link and without blocking on a named pipe: a link (a planted one would have the write
+  land elsewhere), a folder, a pipe or a device is a `UserError` naming `path`."""
+  try:
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise UserError(f"{path} is a symbolic link; refusing to read or write through it (remove "
+                      f"the link)") from None
+    if e.errno in (errno.EISDIR, errno.ENXIO):
+      raise UserError(f"{path}: not a regular file; remove it or choose another folder") from None
+    raise
+  if not stat.S_ISREG(os.fstat(fd).st_mode):
+    os.close(fd)
+    raise UserError(f"{path}: not a regular file; remove it or choose another folder")
+  os.set_blocking(fd, True)
+  return fd
+
+
+def check_regular(path: str | Path, name: str | None = None) -> None:
+  """A `UserError` naming `name` (default `path`) unless `path` is a regular file (links to one
+  are fine): opening a named pipe would block forever, a device could be endless."""
+  try:
+    mode = os.stat(path).st_mode
+  except FileNotFoundError:
+    raise UserError(f"{name or path}: no such file") from None
+  except OSError as e:
+    raise UserError(f"{name or path}: cannot read ({e.strerror})") from None
+  if not stat.S_ISREG(mode):
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode)
+            else "a device or socket")
+    raise UserError(f"{name or path}: {kind}, not a regular file; give a file")
 
 
 def write_json(path: str | Path, data: object) -> None:
@@ -87,3 +125,36 @@ def remove_empty(folders: list[Path]) -> None:
       continue
     except OSError:  # not empty (a resumable .part file), or not ours to remove
       return
+# Failures of the machine, not of the input: a rerun once the cause is gone may succeed.
+ENVIRONMENTAL_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,
+    errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ETIMEDOUT, errno.ECONNRESET, errno.ESTALE,
+    errno.EAGAIN})
+# Exceptions (by class name: TensorFlow's and the process pool's are not imported here) that say
+# the same: memory or disk exhausted, a service or a worker process gone.
+_ENVIRONMENTAL_TYPES = frozenset({"MemoryError", "ResourceExhaustedError", "UnavailableError",
+                                  "BrokenProcessPool", "BrokenPipeError"})
+
+
+def environmental(error: BaseException) -> bool:
+  """Whether `error`, or an error that led to it, is the machine's fault (a full disk, a quota, an
+  I/O error, permissions, memory, a killed worker) rather than the input's: work that failed so is
+  retried, never recorded as the item's failure."""
+  seen: set[int] = set()
+  current: BaseException | None = error
+  while current is not None and id(current) not in seen:
+    seen.add(id(current))
+    if isinstance(current, OSError) and current.errno in ENVIRONMENTAL_ERRNOS:
+      return True
+    if type(current).__name__ in _ENVIRONMENTAL_TYPES:
+      return True
+    if environmental_text(str(current)):
+      return True
+    current = current.__cause__ or current.__context__
+  return False
+
+
+def environmental_text(message: str) -> bool:
+  """Whether an error `message` (TensorFlow's, or one Beam relays from a worker) gives one of
+  `ENVIRONMENTAL_ERRNOS` in the system's words ("No space left on device")."""
+  return any(os.strerror(e) in message for e in ENVIRONMENTAL_ERRNOS)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO
 
 from i3d._util import storage
-from i3d._util.files import atomic_write
+from i3d._util.files import atomic_write, open_no_follow
 from i3d.errors import UserError
 
 
@@ -36,21 +36,28 @@ class JsonLines:
     self._file: IO[str] | None = None
 
   def _recover(self) -> list[dict]:
-    if not self.path.exists():
+    """The complete records; a torn last line is cut off. The file is opened without following
+    links (`files.open_no_follow`): a link is refused before anything is read or cut."""
+    try:
+      fd = open_no_follow(self.path, os.O_RDONLY)
+    except FileNotFoundError:
       return []
-    data = self.path.read_bytes()
+    with os.fdopen(fd, "rb") as f:
+      data = f.read()
     complete = data[:data.rfind(b"\n") + 1]
+    records = parse(complete, self.path)
     if len(complete) < len(data):
-      with open(self.path, "r+b") as f:
+      with os.fdopen(open_no_follow(self.path, os.O_WRONLY), "wb") as f:
         f.truncate(len(complete))
         os.fsync(f.fileno())
-    return parse(complete, self.path)
+    return records
 
   def append(self, record: dict) -> None:
     """Writes one record durably before returning."""
     if self._file is None:
       self.path.parent.mkdir(parents=True, exist_ok=True)
-      self._file = open(self.path, "a", encoding="utf-8")
+      fd = open_no_follow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+      self._file = os.fdopen(fd, "a", encoding="utf-8")
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     os.fsync(self._file.fileno())
@@ -60,6 +67,8 @@ class JsonLines:
     """Rewrites the file, atomically, with only the records for which `wanted` is true."""
     self.close()
     self.records = [r for r in self.records if wanted(r)]
+    if self.path.is_symlink():
+      raise UserError(f"{self.path} is a symbolic link; refusing to replace it (remove the link)")
     with atomic_write(self.path) as f:
       f.writelines(json.dumps(r) + "\n" for r in self.records)
 

@@ -1,15 +1,20 @@
 """Export a classifier as a self-contained TF SavedModel (loadable without this package)."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
-from i3d._util.files import atomic_write
+from i3d._util.files import atomic_write, write_json
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
+
+# What an export holds besides the SavedModel: the folders and files this toolkit wrote, so that
+# `overwrite` replaces those and nothing else.
+MARKER = "i3d_export.json"
 
 
 def serving_module(classifier: Classifier) -> tf.Module:
@@ -47,6 +52,7 @@ def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
     tf.saved_model.save(module, str(temporary), signatures={"serving_default": signature})
     with atomic_write(temporary / "labels.txt") as f:
       f.write("\n".join(classifier.labels) + "\n")
+    write_json(temporary / MARKER, {"files": _listing(temporary)})
     if output.is_dir():
       shutil.rmtree(output)
     os.replace(temporary, output)
@@ -58,13 +64,39 @@ def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
     shutil.rmtree(temporary, ignore_errors=True)
 
 
+def _listing(folder: Path) -> list[str]:
+  """Every entry below `folder` (files, links and folders, with a trailing / for folders), as
+  sorted relative paths, without `MARKER`."""
+  entries = []
+  for parent, folders, names in os.walk(folder):
+    base = Path(parent).relative_to(folder)
+    entries += [f"{(base / n).as_posix()}/" for n in folders]
+    entries += [(base / n).as_posix() for n in names if parent != str(folder) or n != MARKER]
+  return sorted(entries)
+
+
 def check_output(output: Path, overwrite: bool) -> None:
-  """A `UserError` unless `output` is free, empty, or (with `overwrite`) an earlier export."""
+  """A `UserError` unless `output` is free, empty, or (with `overwrite`) an earlier export holding
+  nothing but what the export wrote (its `MARKER` lists it)."""
+  if output.is_symlink():
+    raise UserError(f"{output} is a symbolic link; give the folder it points to, or a new one")
   if output.exists() and not output.is_dir():
     raise UserError(f"{output} is a file; choose a folder for the SavedModel")
   if output.is_dir() and any(output.iterdir()):
     if not overwrite:
       raise UserError(f"{output} is not empty; pass --overwrite to replace an earlier export, "
                       f"or choose an empty folder")
-    if not (output / "saved_model.pb").is_file():
-      raise UserError(f"{output} holds files that are not a SavedModel; not replacing them")
+    marker = output / MARKER
+    try:
+      written = json.loads(marker.read_text()) if marker.is_file() and not marker.is_symlink() \
+          else None
+    except (OSError, ValueError):
+      written = None
+    if not isinstance(written, dict) or not isinstance(written.get("files"), list):
+      raise UserError(f"{output} is not an export of this toolkit (no valid {MARKER}); not "
+                      f"replacing it: choose an empty folder, or remove it yourself")
+    foreign = sorted(set(_listing(output)) - set(map(str, written["files"])))
+    if foreign:
+      raise UserError(f"{output} holds files the export did not write ({', '.join(foreign[:3])}"
+                      f"{', ...' if len(foreign) > 3 else ''}); not replacing it: move them "
+                      f"away or choose an empty folder")

@@ -37,7 +37,7 @@ def main(args) -> int:
   for name in args.names or CHECKPOINTS:
     try:
       prefix = checkpoints.fetch_checkpoint(name, args.checkpoint_dir, all_files=args.all_files,
-                                            base_url=args.base_url, offline=args.offline,
+                                            base_url=args.base_url, download=not args.offline,
                                             progress=not args.quiet,
                                             tfhub_module=args.tfhub_module)
     except UserError as e:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from i3d._util import text
+from i3d._util import env, text
 from i3d.cli import flags
 from i3d.errors import UsageError, UserError
 from i3d.inputs.settings import Encoding
@@ -84,6 +84,8 @@ def _split(args: argparse.Namespace) -> int:
   from i3d.kinetics import preprocess  # pylint: disable=import-outside-toplevel
   if args.workers < 1:
     raise UserError("--workers must be at least 1")
+  if args.runner is None:
+    env.check_workers(args.workers)
   config = preprocess.PreprocessConfig(
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
       compression=args.compression, workers=args.workers, label_version=args.version,
@@ -103,4 +105,8 @@ def _split(args: argparse.Namespace) -> int:
         f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "
         f"{text.count(summary['failed'], 'clip')} failed "
         f"(see {preprocess.FAILURES_FILE})")
+  if summary["retry"]:
+    print(f"{text.count(summary['retry'], 'clip')} could not be written for reasons of this "
+          f"machine (disk, permissions, memory, a killed worker; above); their shards stay "
+          f"open: fix the cause and run the same command again to finish", file=sys.stderr)
   return 0 if summary["shards"] == summary["num_shards"] else 1

@@ -253,12 +253,14 @@ def check_jobs(jobs: Sequence[tuple[str, str | Path]]) -> None:
 def _finished(output_dir: Path, vid: str, record: dict) -> bool:
   """Whether `vid` is done with these settings; done with other settings is a UserError."""
   path = output_dir / f"{vid}.json"
-  if not path.exists():
+  if not path.is_file():  # absent, or a foreign pipe or folder: redo it
     return False
   try:
     done = json.loads(path.read_text())
   except (OSError, json.JSONDecodeError, UnicodeDecodeError):
     return False  # written atomically, so only a foreign file gets here: redo it
+  if not isinstance(done, dict):
+    return False  # a foreign file (a list, a number): redo it
   if done.get("settings") != record:
     changed = "; ".join(text.differences(done.get("settings"), record))
     raise UserError(f"{output_dir} holds features made with other settings ({path}: "

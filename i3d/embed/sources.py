@@ -19,8 +19,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
-from i3d._util import text
+from i3d._util import env, text
+from i3d._util.files import check_regular
 from i3d.errors import UserError
 from i3d.inputs import decode
 
@@ -50,7 +52,8 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
   shards = _shards(root)
   if shards:
     return [ClipSource(shard, "records") for shard in shards]
-  if root.is_file():
+  if not root.is_dir():
+    check_regular(root)
     return _npy_clips(root) if root.suffix == ".npy" else [ClipSource(root, "video")]
   clips: list[ClipSource] = []
   for entry in sorted(root.iterdir()):
@@ -72,17 +75,18 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
 
 def _shards(root: Path) -> list[Path]:
   """The record shards of `root` when it is one or a folder holding them, else []."""
-  names = [root.name] if root.is_file() else [p.name for p in root.iterdir()]
+  names = [p.name for p in root.iterdir()] if root.is_dir() else [root.name]
   if not any(".tfrecord" in name for name in names):
     return []  # not records: TensorFlow stays unloaded
   from i3d.inputs import records  # pylint: disable=import-outside-toplevel
-  if root.is_file():
+  if not root.is_dir():
     return [root] if records.is_shard_name(root.name) else []
   return records.list_shards(root)
 
 
 def _open_npy(path: Path) -> np.ndarray:
   """A read-only memory map of a `.npy` clip array, its shape and type checked before reading."""
+  check_regular(path)
   try:
     array = np.load(path, mmap_mode="r", allow_pickle=False)
   except (OSError, ValueError) as e:
@@ -93,15 +97,20 @@ def _open_npy(path: Path) -> np.ndarray:
   if max(array.shape[-3:-1]) > MAX_SIDE:
     raise UserError(f"{path}: frames of {array.shape[-2]}x{array.shape[-3]} are larger than "
                     f"{MAX_SIDE} pixels a side")
-  if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+  if array.dtype not in (np.uint8, np.float16, np.float32, np.float64):
     raise UserError(f"{path}: expected uint8 or float frames in [0, 255]; got {array.dtype}")
   return array
 
 
 def _npy_clips(path: Path) -> list[ClipSource]:
+  """One source per clip of a `.npy` array; more than `$I3D_MAX_CLIPS` is a `UserError`."""
   array = _open_npy(path)
   if array.ndim == 4:
     return [ClipSource(path, "npy")]
+  most = env.limit("I3D_MAX_CLIPS")
+  if len(array) > most:
+    raise UserError(f"{path}: its header declares {len(array)} clips, more than {most} "
+                    f"($I3D_MAX_CLIPS); split the set or raise the limit")
   return [ClipSource(path, "npy", i) for i in range(len(array))]
 
 
@@ -118,6 +127,7 @@ def _folder_frames(folder: Path, count: int) -> np.ndarray:
                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")
   frames: list[np.ndarray] = []
   for image in images:
+    _check_image_header(image)
     bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
     if bgr is None:
       raise UserError(f"{image}: not an image OpenCV can read")
@@ -126,6 +136,24 @@ def _folder_frames(folder: Path, count: int) -> np.ndarray:
                       f"{frames[0].shape[1]}x{frames[0].shape[0]} frames")
     frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
   return np.stack(frames)
+
+
+def _check_image_header(image: Path) -> None:
+  """A `UserError` unless `image` is a regular file whose header (read without decoding the
+  pixels) declares at most `MAX_SIDE` pixels a side; formats Pillow cannot read pass on to
+  OpenCV, whose own pixel bound applies."""
+  check_regular(image)
+  try:
+    with PIL.Image.open(image) as opened:
+      declared = opened.size
+  except PIL.Image.DecompressionBombError as e:
+    raise UserError(f"{image}: frames larger than {MAX_SIDE} pixels a side ({e}); refusing to "
+                    f"decode it") from None
+  except (OSError, ValueError, SyntaxError):
+    return
+  if max(declared) > MAX_SIDE:
+    raise UserError(f"{image}: frames larger than {MAX_SIDE} pixels a side "
+                    f"({declared[0]}x{declared[1]} declared); refusing to decode it")
 
 
 def read_clip(source: ClipSource, num_frames: int) -> np.ndarray:

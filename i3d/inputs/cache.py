@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d._util import files
+from i3d._util import env, files
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms
 from i3d.inputs.settings import InputSettings
@@ -56,8 +56,10 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   """(inputs, settings record) of a cache file; an unreadable file, or inputs of the wrong dtype,
   shape or with non-finite values (`check_clips`), is a `UserError`."""
   path = Path(path)
+  files.check_regular(path)
   try:
     with zipfile.ZipFile(path) as archive:
+      _check_declared_sizes(path, archive.infolist())
       for info in archive.infolist():
         with archive.open(info) as member:
           files.check_npy_header(member, info.file_size, f"{path}: {info.filename}")
@@ -73,6 +75,23 @@ def load_inputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
   for stream, clips in inputs.items():
     check_clips(clips, stream, str(path), min_frames=1)
   return inputs, record
+
+
+def _check_declared_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
+  """A `UserError` unless what the members of the `.npz` `path` declare they decompress to is
+  bounded before any is read: each at most `$I3D_MAX_COMPRESSION_RATIO` times its stored size,
+  and all together at most the memory this machine has free (`env.available_memory`)."""
+  ratio = env.limit("I3D_MAX_COMPRESSION_RATIO")
+  for info in members:
+    if info.file_size > ratio * max(info.compress_size, 1):
+      raise UserError(f"{path}: member {info.filename} declares {info.file_size} bytes from "
+                      f"{info.compress_size} stored, over {ratio} times "
+                      f"($I3D_MAX_COMPRESSION_RATIO); refusing to decompress it (store inputs "
+                      f"uncompressed, np.savez)")
+  declared, free = sum(info.file_size for info in members), env.available_memory()
+  if declared > free:
+    raise UserError(f"{path}: its members declare {declared} bytes, more than the {free} bytes "
+                    f"of memory free; trim the clip or use a larger machine")
 
 
 def cached_inputs(source: str | Path, settings: InputSettings, streams: Iterable[str],

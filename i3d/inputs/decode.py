@@ -132,6 +132,10 @@ def _resampled(frames: Iterator[tuple[float, np.ndarray]], fps: float, start: fl
     k += 1
 
 
+# Latest trim-window start taken (a year), so times far out never overflow frame arithmetic.
+MAX_START_SECONDS = 365 * 24 * 3600
+
+
 def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
                 fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
   """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
@@ -141,6 +145,9 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
   if not 0 <= start < end:  # also refuses NaN
     raise UserError(f"{path}: empty trim window [{time_start}, {time_end}] s (times must be "
                     f"numbers with 0 <= start < end)")
+  if start > MAX_START_SECONDS:  # 1e308 s would overflow the frame arithmetic
+    raise UserError(f"{path}: trim window [{time_start}, {time_end}] s starts after "
+                    f"{MAX_START_SECONDS:g} s, far past any video's end")
   capture = open_video(path)
   most = env.limit("I3D_MAX_FRAMES")
   try:

@@ -45,7 +45,8 @@ from typing import TypeVar
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import storage, text
+from i3d._util import env, storage, text
+from i3d._util.files import check_regular
 from i3d.errors import UserError
 from i3d.inputs import flow, transforms, views
 from i3d.inputs.settings import FLOW_BOUND, FPS, RESIZE_SHORT_SIDE, Encoding, InputSettings
@@ -212,10 +213,38 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
   out = dict(context)
   for stream in streams:
+    jpegs = _checked_jpegs(lists[STREAM_PREFIX[stream] + ENCODED], context, stream)
     out[stream] = tf.map_fn(
         lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE"),
-        lists[STREAM_PREFIX[stream] + ENCODED], fn_output_signature=tf.uint8)
+        jpegs, fn_output_signature=tf.uint8)
   return out
+
+
+def _checked_jpegs(jpegs: tf.Tensor, context: dict, stream: str) -> tf.Tensor:
+  """`jpegs` once their count and every JPEG header's size are checked, before any is decoded:
+  at most `$I3D_MAX_FRAMES` frames, each of the record's `image/height` x `image/width`, whose
+  shorter side is the stored 256 and whose aspect ratio is at most `$I3D_MAX_ASPECT_RATIO` (a
+  record declaring huge frames or 100,000 of them is refused instead of decoded). A failed check
+  is an `InvalidArgumentError` naming the clip."""
+  height, width = tf.cast(context[HEIGHT], tf.int32), tf.cast(context[WIDTH], tf.int32)
+  shapes = tf.map_fn(lambda jpeg: tf.io.extract_jpeg_shape(jpeg)[:2], jpegs,
+                     fn_output_signature=tf.TensorSpec([2], tf.int32))
+  max_frames, aspect = env.limit("I3D_MAX_FRAMES"), env.limit("I3D_MAX_ASPECT_RATIO")
+  checks = [
+      (tf.size(jpegs) <= max_frames, f"more than {max_frames} {stream} frames "
+                                     f"($I3D_MAX_FRAMES)"),
+      (tf.minimum(height, width) == RESIZE_SHORT_SIDE,
+       f"image/height x image/width must have a shorter side of {RESIZE_SHORT_SIDE}"),
+      (tf.maximum(height, width) <= RESIZE_SHORT_SIDE * aspect,
+       f"frames wider than {aspect}:1 ($I3D_MAX_ASPECT_RATIO)"),
+      (tf.reduce_all(tf.equal(shapes, tf.stack([height, width]))),
+       f"{stream} JPEGs of another size than image/height x image/width")]
+  size = tf.strings.join([tf.strings.as_string(width), "x", tf.strings.as_string(height)])
+  with tf.control_dependencies([
+      tf.debugging.Assert(ok, [tf.strings.join([
+          "record ", context[EXAMPLE_ID], f": {message} (", size, f", {stream}); not a record "
+          f"of i3d preprocess, or damaged"])]) for ok, message in checks]):
+    return tf.identity(jpegs)
 
 
 def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
@@ -257,7 +286,16 @@ def shard_name(name: str, index: int, count: int, compression: str = "none") -> 
   if compression not in COMPRESSIONS:
     raise UserError(f"unknown shard compression {compression!r}; expected "
                     f"{' or '.join(COMPRESSIONS)}")
+  check_shard_prefix(name)
   return f"{name}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}{COMPRESSIONS[compression][0]}"
+
+
+def check_shard_prefix(name: str) -> None:
+  """A `UserError` unless `name` is a shard name prefix that stays in its folder and that the
+  readers recognise: not empty, no /, \\ or NUL, no leading dot, at most 200 characters."""
+  if not name or len(name) > 200 or re.search(r"[/\\\x00]|^\.", name):
+    raise UserError(f"shard name {name!r} is not a safe file name prefix (not empty, no /, \\, "
+                    f"NUL or leading dot, at most 200 characters); choose another --name")
 
 
 def shard_compression(path: str | Path) -> str:
@@ -288,10 +326,17 @@ def write_shard(path: _P, serialized: Iterable[bytes]) -> _P:
   temporary name beside it (fsynced when local), then renamed, so a file with the shard's name is
   always complete. A `.tfrecord.gz` name is written GZIP-compressed. Returns `path`.
   """
-  with (storage.atomic_path(str(path)) as temporary,
-        tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
-    for record in serialized:
-      writer.write(record)
+  try:
+    with (storage.atomic_path(str(path)) as temporary,
+          tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
+      for record in serialized:
+        writer.write(record)
+  except tf.errors.OpError as e:  # a full disk is a ResourceExhaustedError
+    raise UserError(f"{path}: cannot write the shard ({tf_message(e)}); free space or fix the "
+                    f"folder and run again") from e
+  except OSError as e:
+    raise UserError(f"{path}: cannot write the shard ({e.strerror or e}); free space or fix the "
+                    f"folder and run again") from e
   return path
 
 
@@ -341,10 +386,12 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
                     f"{' or '.join(missing)} stream; preprocess with every stream needed")
   found = []
   for path in map(str, paths):
-    if tf.io.gfile.exists(path):
-      found.append(path)
+    try:
+      _check_shard_file(path)
+    except UserError as e:
+      yield ReadError(str(e))
     else:
-      yield ReadError(f"{path}: no such shard")
+      found.append(path)
   if not found:
     return
   iterator = iter(_dataset(found, streams, workers))
@@ -358,9 +405,18 @@ def read_clips(paths: Sequence[str | Path], streams: Sequence[str],
       continue
     shard = path.numpy().decode()
     parsed = {k: v.numpy() for k, v in parsed.items()}
-    check_settings(json.loads(parsed[SETTINGS]), record, shard)
+    try:
+      found, info = json.loads(parsed[SETTINGS]), info_of(parsed)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+      yield ReadError(f"{shard}: a record's i3d/settings, example/id or label is not UTF-8 "
+                      f"JSON text ({type(e).__name__}); the record is damaged")
+      continue
+    if not isinstance(found, dict):
+      yield ReadError(f"{shard}: record {info.key}: i3d/settings is not a JSON object")
+      continue
+    check_settings(found, record, shard)
     images = {s: parsed[s] for s in streams}
-    yield RecordClip(shard, info_of(parsed),
+    yield RecordClip(shard, info,
                      images if protocol is None else clip_views(images, streams, protocol))
 
 
@@ -394,6 +450,7 @@ def tf_message(error: tf.errors.OpError) -> str:
   text = error.message.splitlines()[0] if error.message else type(error).__name__
   text = re.sub(r"\{\{.*?\}\}\s*", "", text)
   text = re.sub(r"\s*\[Op:.*$", "", text)
+  text = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", text.strip())
   return re.sub(r"^.*?Iterator::\S+:\s*", "", text).strip()
 
 
@@ -406,11 +463,19 @@ def check_settings(found: dict, expected: dict | None, where: str) -> None:
   raise UserError(f"{where}: records made with other settings: {'; '.join(changed)}")
 
 
+def _check_shard_file(path: str) -> None:
+  """A `UserError` unless the shard `path` exists and, when local, is a regular file (a named
+  pipe would block the reader forever)."""
+  if not storage.exists(path):
+    raise UserError(f"{path}: no such shard")
+  if not storage.is_remote(path):
+    check_regular(path, f"{path} (a shard)")
+
+
 def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
   """The number of records in a shard, each parsed and decoded; a truncated or corrupt shard or a
   record of another format is a one-line `UserError` naming the file."""
-  if not storage.exists(str(path)):
-    raise UserError(f"{path}: no such shard")
+  _check_shard_file(str(path))
   count = 0
   try:
     for _ in tf.data.TFRecordDataset(str(path), compression_type=_compression_type(path)).map(

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d._util import env
-from i3d._util.files import check_npy_header
+from i3d._util.files import check_npy_header, check_regular
 from i3d.errors import UserError
 from i3d.model.streams import check_clips
 
@@ -22,8 +22,9 @@ def default_sample(stream: str) -> Path:
 def load_sample(path: str | Path, stream: str) -> np.ndarray:
   """A (1, T, 224, 224, C) float32 clip in [-1, 1] from a released-style `.npy` or `.gif`."""
   path = Path(path)
-  if not path.is_file():
+  if not path.exists():
     raise UserError(f"{stream} sample {path} not found; pass an existing .npy or .gif")
+  check_regular(path, f"{stream} sample {path}")
   if path.suffix.lower() == ".gif":
     clip = _decode_gif(path, stream)
   else:

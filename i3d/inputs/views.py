@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from i3d._util import env
 from i3d.errors import UserError
 from i3d.inputs import cache, flow, transforms
 from i3d.inputs.settings import InputSettings
@@ -34,6 +35,8 @@ class Protocol:
     if self.windows < 0 or (self.windows and self.window_frames < MIN_FRAMES):
       raise UserError(f"windows must be >= 0 and window_frames >= {MIN_FRAMES} (the model's "
                       f"shortest input); got {self.windows} and {self.window_frames}")
+    if self.windows:
+      _check_window_memory(self.window_frames, self.crops)
 
   def describe(self) -> str:
     """A short human description for summaries."""
@@ -42,6 +45,25 @@ class Protocol:
     time = (f"{self.windows} x {self.window_frames}-frame windows" if self.windows
             else "whole clip")
     return f"{time} x {self.crops} crop{'s' if self.crops > 1 else ''}, logits averaged"
+
+
+# Bytes one frame of one view takes through the network at its peak (both streams' inputs and
+# the first layers' activations, float32), to bound `window_frames` before anything is built.
+VIEW_FRAME_BYTES = 4 << 20
+
+
+def _check_window_memory(window_frames: int, crops: int) -> None:
+  """A `UserError` unless windows of `window_frames` frames are at most `$I3D_MAX_FRAMES` long
+  and one batch of them fits in this machine's free memory."""
+  most = env.limit("I3D_MAX_FRAMES")
+  if window_frames > most:
+    raise UserError(f"--window_frames {window_frames} is more than {most} frames "
+                    f"($I3D_MAX_FRAMES); use shorter windows")
+  need, free = window_frames * crops * VIEW_FRAME_BYTES, env.available_memory()
+  if need > free:
+    raise UserError(f"--window_frames {window_frames}: a view needs about {need >> 20} MiB and "
+                    f"this machine has {free >> 20} MiB free; use at most "
+                    f"{max(MIN_FRAMES, free // (crops * VIEW_FRAME_BYTES))} frames")
 
 
 def loop_to_length(frames: np.ndarray, length: int = MIN_FRAMES) -> np.ndarray:

@@ -9,6 +9,8 @@ listed in `manifest.jsonl` (which clip is in which shard) and its staged files r
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
 reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
+A clip that failed for the machine's reasons (a full disk, permissions, a killed worker: see
+`files.environmental`) is not listed there: its shard stays open and a rerun encodes it again.
 
 `video_dir` and `output_dir` may also be on any filesystem `tf.io.gfile` reaches (gs://, s3://,
 ...), as a Beam run on a cluster needs (`i3d.pipelines.preprocess`): files go through
@@ -27,10 +29,12 @@ import os
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from i3d._util import lifeline, storage
 from i3d._util import progress as progress_output
-from i3d._util import storage
+from i3d._util.files import environmental
 from i3d._util.jsonl import JsonLines, RemoteLines, open_lines
 from i3d._util.jsonl import read as read_lines
 from i3d.errors import UserError
@@ -46,6 +50,8 @@ MANIFEST_FILE = "manifest.jsonl"
 FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = ".staging"
 CLIPS_PER_SHARD = 100
+# What encoding one clip gives: (key, frames, error or "", whether a rerun should retry it).
+Result = tuple[str, int, str, bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +67,9 @@ class PreprocessConfig:
   compression: str = "none"
   workers: int = 1
   label_version: int = 400
+
+  def __post_init__(self):
+    records.check_shard_prefix(self.name)
 
 
 def clip_key(clip: Clip) -> str:
@@ -121,12 +130,14 @@ class _Job:
   streams: tuple[str, ...]
 
 
-def encode_job(job: _Job) -> tuple[str, int, str]:
-  """(key, frames, error) after encoding one clip into its staged file (run in a worker).
+def encode_job(job: _Job) -> Result:
+  """(key, frames, error, retry) after encoding one clip into its staged file (run in a worker).
 
   The example is serialized deterministically (map fields in key order), so a clip's record is
   the same bytes whichever process or machine encodes it. A remote video is read from a local
-  copy; errors name the video, not the copy.
+  copy; errors name the video, not the copy. `retry` is true when the failure is the machine's
+  (`files.environmental`: a full disk, permissions, memory), not the clip's: such a clip is not
+  listed as failed, and a rerun encodes it again.
   """
   video = job.video
   try:
@@ -135,15 +146,16 @@ def encode_job(job: _Job) -> tuple[str, int, str]:
       example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
     storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
-    return job.key, frames, ""
+    return job.key, frames, "", False
   except UserError as e:
-    return job.key, 0, str(e).replace(video, job.video)
+    return job.key, 0, str(e).replace(video, job.video), environmental(e)
   except Exception as e:  # noqa: BLE001 - one bad video must not stop a split
-    return job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video)
+    return (job.key, 0, f"{type(e).__name__}: {e}".replace(video, job.video), environmental(e))
 
 
 def _init_worker(threads: int) -> None:
-  """Each worker process gets its share of the cores."""
+  """Each worker process gets its share of the cores, and dies with its launcher."""
+  lifeline.die_with_parent()
   import cv2  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   cv2.setNumThreads(threads)
@@ -151,9 +163,10 @@ def _init_worker(threads: int) -> None:
   tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str]]:
+def _results(jobs: Sequence[_Job], workers: int) -> Iterator[Result]:
   """`encode_job` of each job as they finish: in this process with one worker, else in a pool of
-  `workers` processes sharing the cores."""
+  `workers` processes sharing the cores. A job whose worker died (killed, out of memory) is a
+  failure to retry."""
   if workers <= 1:
     yield from map(encode_job, jobs)
     return
@@ -161,10 +174,13 @@ def _results(jobs: Sequence[_Job], workers: int) -> Iterator[tuple[str, int, str
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
       initargs=(threads,)) as pool:
-    futures = [pool.submit(encode_job, job) for job in jobs]
+    futures = {pool.submit(encode_job, job): job.key for job in jobs}
     try:
       for future in concurrent.futures.as_completed(futures):
-        yield future.result()
+        try:
+          yield future.result()
+        except BrokenProcessPool as e:
+          yield futures[future], 0, f"its worker process died ({e})", True
     finally:
       for future in futures:
         future.cancel()
@@ -181,6 +197,7 @@ class _Shards:
     self.manifest = open_lines(storage.join(output_dir, MANIFEST_FILE))
     self.closed = {r["shard"] for r in self.manifest.records}
     self.ready = {n.removesuffix(".pb") for n in storage.list_names(self.staging, ".pb")}
+    self.retry: set[str] = set()  # clips that failed for the machine's reasons: never left out
 
   def shard(self, index: int) -> str:
     return records.shard_name(self.name, index, len(self.layout), self.compression)
@@ -225,7 +242,7 @@ class _Shards:
       if not all(clip_key(c) in self.ready for c in kept):
         continue
       self.failures.sync()
-      path = storage.join(self.output_dir, name)
+      path = storage.inside(self.output_dir, name)
       if not storage.exists(path):
         records.write_shard(path, (storage.read_bytes(self.staged(c)) for c in kept))
       self.manifest.append({"shard": name, "clips": [
@@ -237,7 +254,7 @@ class _Shards:
     self._unstage(closing)
 
 
-Encoder = Callable[[Sequence["_Job"]], Iterable[tuple[str, int, str]]]
+Encoder = Callable[[Sequence["_Job"]], Iterable[Result]]
 
 
 def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | Path,
@@ -300,7 +317,7 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, output_dir: str,
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
     return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
-            "clips": written, "failed": len(failures.records)}
+            "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
 
 
 def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool) -> None:
@@ -311,9 +328,12 @@ def _run(jobs: Sequence[_Job], encoder: Encoder, shards: _Shards, progress: bool
   pairs, started = 0, time.monotonic()
   flow = "flow" in (jobs[0].streams if jobs else ())
   try:
-    for key, frames, error in encoder(jobs):
+    for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
-      if error:
+      if retry:
+        shards.retry.add(key)
+        bar.write(f"not done (rerun to retry; its shard waits for it): {filename}: {error}")
+      elif error:
         shards.failures.append({"id": key, "filename": filename, "reason": error})
         bar.write(f"failed: {filename}: {error}")
       else:
@@ -339,19 +359,41 @@ def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
     settings = json.loads(storage.read_bytes(settings_path))
   except (OSError, ValueError) as e:
     raise UserError(f"{settings_path}: unreadable ({e})") from None
+  if not isinstance(settings, dict) or not isinstance(settings.get("records"), dict):
+    raise UserError(f"{settings_path}: not the settings of a records folder (a JSON object with "
+                    f"\"records\"); remake the folder with `i3d preprocess`")
   return settings, read_lines(storage.join(records_dir, MANIFEST_FILE))
 
 
 def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
   """{clip key: (shard name, Clip)} of manifest lines; a shard that is not named as
   `records.shard_name` names shards (a path) is a `UserError`."""
-  for line in lines:
-    if not records.is_shard_name(line["shard"]) or "/" in line["shard"] or "\\" in line["shard"]:
-      raise UserError(f"{MANIFEST_FILE}: {line['shard']!r} is not a shard of the folder; the "
+  located = {}
+  for number, line in enumerate(lines, 1):
+    shard = line.get("shard")
+    if not isinstance(shard, str) or not records.is_shard_name(shard) or "/" in shard \
+        or "\\" in shard:
+      raise UserError(f"{MANIFEST_FILE}: {shard!r} is not a shard of the folder; the "
                       f"manifest is damaged")
-  return {c["id"]: (line["shard"], Clip(c["youtube_id"], c["time_start"], c["time_end"],
-                                        c["split"], c["label"]))
-          for line in lines for c in line["clips"]}
+    try:
+      for c in line["clips"]:
+        located[c["id"]] = (shard, _manifest_clip(c))
+    except (KeyError, TypeError, ValueError) as e:
+      raise UserError(f"{MANIFEST_FILE}: line {number} is damaged ({type(e).__name__}: {e}); "
+                      f"remake the folder with `i3d preprocess`") from None
+  return located
+
+
+def _manifest_clip(entry: dict) -> Clip:
+  """The `Clip` of a manifest entry; fields of the wrong type are a `ValueError`."""
+  times = entry["time_start"], entry["time_end"]
+  if not all(type(t) is int and t >= 0 for t in times):  # pylint: disable=unidiomatic-typecheck
+    raise ValueError(f"clip times {times} are not whole seconds")
+  texts = entry["id"], entry["youtube_id"], entry["split"]
+  if not all(isinstance(t, str) for t in texts) or not isinstance(entry["label"],
+                                                                   (str, type(None))):
+    raise ValueError("clip names are not strings")
+  return Clip(entry["youtube_id"], *times, entry["split"], entry["label"])
 
 
 def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,

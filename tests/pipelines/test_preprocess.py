@@ -37,16 +37,20 @@ def failures(folder: Path) -> list[dict]:
                  .splitlines()), key=lambda r: r["id"])
 
 
-def test_beam_records_equal_single_process_records_and_score_alike(tmp_path, checkpoint_dir):
+def test_beam_records_equal_single_process_records_and_score_alike(tmp_path, checkpoint_dir,
+                                                                   capfd):
   annotations, video_dir = write_validation_set(tmp_path, SPECS)
   clips = kinetics.read_annotations(annotations).clips
   single, beam = tmp_path / "single", tmp_path / "beam"
   preprocess.preprocess(clips, video_dir, single, SETTINGS, progress=False)
   encoder = beam_encoder(options.pipeline_options("DirectRunner", 2), threads=1, progress=False)
+  capfd.readouterr()
   summary = preprocess.preprocess(clips, video_dir, beam, SETTINGS, progress=False,
                                   encoder=encoder)
+  # Beam's workers' INFO and WARNING lines stay off the terminal.
+  assert not [line for line in capfd.readouterr().err.splitlines() if "apache_beam" in line]
   assert summary == {"output_dir": str(beam), "shards": 2, "num_shards": 2, "clips": 2,
-                     "failed": 2}
+                     "failed": 2, "retry": 0}
   names = [p.name for p in records.list_shards(single)]
   assert names == [p.name for p in records.list_shards(beam)] == [
       "clips-00000-of-00002.tfrecord", "clips-00001-of-00002.tfrecord"]
@@ -111,7 +115,8 @@ def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_pa
   summary = preprocess.preprocess(clips, videos, url, SETTINGS, progress=False, encoder=encoder)
   # The staged clip and the recorded failure are not done again.
   assert sorted(encoded) == ["bad_clip_05_000000_000010", "gen_clip_02_000000_000010"]
-  assert summary == {"output_dir": url, "shards": 2, "num_shards": 2, "clips": 2, "failed": 2}
+  assert summary == {"output_dir": url, "shards": 2, "num_shards": 2, "clips": 2, "failed": 2,
+                     "retry": 0}
   names = [p.name for p in records.list_shards(local)]
   assert names == [p.name for p in records.list_shards(remote)] == [
       "clips-00000-of-00002.tfrecord", "clips-00001-of-00002.tfrecord"]
