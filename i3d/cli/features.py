@@ -106,7 +106,7 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
   from i3d.pipelines import options
   spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
                                 args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
-                                args.precision)
+                                args.precision, download=not args.offline)
   return pipeline.extract(spec, jobs, args.output_dir, inputs,
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),

@@ -58,6 +58,7 @@ class ClassifierSpec:
   precision: str = "float32"
   rgb_checkpoint: str | None = None
   flow_checkpoint: str | None = None
+  download: bool = True  # False (`--offline`): workers never fetch a missing checkpoint
 
   @property
   def checkpoints(self) -> dict[str, str]:
@@ -78,7 +79,7 @@ class ClassifierSpec:
     return load_classifier(self.eval_type, checkpoint_dir=folder,
                            imagenet_pretrained=self.imagenet_pretrained, precision=self.precision,
                            rgb_checkpoint=self.rgb_checkpoint,
-                           flow_checkpoint=self.flow_checkpoint)
+                           flow_checkpoint=self.flow_checkpoint, download=self.download)
 
 
 def result_path(output_dir: str, clip_id: str) -> str:

@@ -198,3 +198,15 @@ def test_i3d_help_and_import_load_neither_beam_nor_tensorflow():
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        check=True).stdout
   assert out.strip().endswith("[]")
+
+
+def test_offline_workers_never_fetch_a_checkpoint(tmp_path):
+  from i3d.errors import CheckpointError
+  from i3d.pipelines.features import ExtractorSpec
+  classifier = pipeline.ClassifierSpec("rgb", str(tmp_path), download=False)
+  extractor = ExtractorSpec((("rgb", "rgb_imagenet"),), checkpoint_dir=str(tmp_path),
+                            download=False)
+  for spec in (classifier, extractor):
+    with pytest.raises(CheckpointError, match="downloads are off"):
+      spec.load()
+  assert list(tmp_path.iterdir()) == []
