@@ -19,8 +19,6 @@ from i3d._util import env, progress
 from i3d.errors import UserError
 from i3d.inputs.settings import FPS
 
-env.set_library_defaults()  # OpenCV reads its FFmpeg log level when it first opens a file
-
 
 @dataclasses.dataclass(frozen=True)
 class SampledVideo:

@@ -242,3 +242,15 @@ def test_a_run_started_by_one_process_is_finished_by_beam_and_the_other_way(
   evaluation.evaluate(classifier, clips, video_dir, output, CONFIG, progress=False)
   assert loaded == ["gen_clip_03_000000_000010.mp4"]
   assert_same_outputs(output, single)
+
+
+def test_offline_workers_never_fetch_a_checkpoint(tmp_path):
+  from i3d.errors import CheckpointError
+  from i3d.pipelines.features import ExtractorSpec
+  classifier = pipeline.ClassifierSpec("rgb", str(tmp_path), download=False)
+  extractor = ExtractorSpec((("rgb", "rgb_imagenet"),), checkpoint_dir=str(tmp_path),
+                            download=False)
+  for spec in (classifier, extractor):
+    with pytest.raises(CheckpointError, match="downloads are off"):
+      spec.load()
+  assert list(tmp_path.iterdir()) == []
