@@ -7,9 +7,12 @@ Prints the released script's format: the norm of the logits, then one
 `probability logit label` line per top class. Joint sums the RGB and flow logits.
 """
 
-import os
 import sys
 from pathlib import Path
+
+from i3d._util import env, progress
+
+env.set_library_defaults()  # a quiet TensorFlow start: before anything imports TensorFlow
 
 import numpy as np
 from absl import app, flags
@@ -27,7 +30,8 @@ flags.DEFINE_enum("eval_type", "joint", list(i3d.EVAL_TYPES), "rgb, rgb600, flow
 flags.DEFINE_boolean("imagenet_pretrained", True,
                      "Use the ImageNet+Kinetics checkpoints (rgb600 is always Kinetics-600).")
 flags.DEFINE_string("checkpoint_dir", None,
-                    "Folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR or checkpoints/.")
+                    "Folder with NAME/model.ckpt.*; default $I3D_CHECKPOINT_DIR, else "
+                    "~/.cache/i3d/checkpoints.")
 flags.DEFINE_string("rgb_checkpoint", None,
                     "RGB tower's checkpoint instead of the one --eval_type picks: a name "
                     "(e.g. rgb_tfhub, the TF-Hub Kinetics-400 model) or a checkpoint path.")
@@ -50,9 +54,9 @@ flags.DEFINE_float("time_start", None, "With --video: start of the trim window i
 flags.DEFINE_float("time_end", None, "With --video: end of the trim window in seconds.")
 flags.DEFINE_enum("flow_backend", "tf", list(settings.FLOW_BACKENDS),
                   "With --video: TV-L1 implementation, ours in TensorFlow or OpenCV's DualTVL1.")
-flags.DEFINE_boolean("quiet", False, "No progress bars or notes on stderr (also I3D_PROGRESS=0).")
+flags.DEFINE_boolean("quiet", False, "No progress bars or notes on stderr (as I3D_PROGRESS=0).")
 flags.DEFINE_boolean("offline", False,
-                     "Never use the network (also I3D_OFFLINE=1): missing checkpoints are an "
+                     "Never use the network (as I3D_OFFLINE=1): missing checkpoints are an "
                      "error saying where to put them.")
 
 
@@ -76,22 +80,23 @@ def _video_logits(classifier) -> np.ndarray:
 
 def main(argv):
   del argv
-  if FLAGS.offline:
-    os.environ["I3D_OFFLINE"] = "1"
   if FLAGS.quiet:
-    os.environ["I3D_PROGRESS"] = "0"
+    progress.set_enabled(False)
   try:
+    if FLAGS.top_k < 1:
+      raise UserError(f"--top_k must be at least 1, got {FLAGS.top_k}")
     samples = {"rgb": FLAGS.rgb_sample, "flow": FLAGS.flow_sample}
     streams = i3d.choose_checkpoints(FLAGS.eval_type, FLAGS.imagenet_pretrained,
                                      FLAGS.rgb_checkpoint, FLAGS.flow_checkpoint)
-    fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir)  # all missing ones named at once
+    fetch_checkpoints(streams.values(), FLAGS.checkpoint_dir,  # all missing ones named at once
+                      download=not FLAGS.offline, eval_type=FLAGS.eval_type)
     if FLAGS.video:  # a missing or unreadable video fails before the model loads
       decode.open_video(Path(FLAGS.video)).release()
     clips = {} if FLAGS.video else {  # bad input fails fast
         s: views.temporal_views(load_sample(samples[s], s), views.ViewProtocol()) for s in streams}
     classifier = i3d.load_classifier(FLAGS.eval_type, checkpoint_dir=FLAGS.checkpoint_dir,
                                      imagenet_pretrained=FLAGS.imagenet_pretrained,
-                                     precision=FLAGS.precision,
+                                     precision=FLAGS.precision, download=not FLAGS.offline,
                                      rgb_checkpoint=FLAGS.rgb_checkpoint,
                                      flow_checkpoint=FLAGS.flow_checkpoint)
     logits = _video_logits(classifier) if FLAGS.video else classifier(**clips).numpy()[0]

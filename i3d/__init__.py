@@ -2,7 +2,9 @@
 
 The research API lives here (`i3d.InceptionI3d`, `i3d.load_checkpoint`, `i3d.load_classifier`,
 ...). Names are imported on first use, so `import i3d` (and `i3d.kinetics`) stays free of
-TensorFlow until a name that needs it is touched.
+TensorFlow until a name that needs it is touched. Importing changes no environment variable and
+installs no import hook; `i3d._util.env.set_library_defaults()` is the quiet start the `i3d`
+command uses.
 
 Layers, each importing only from those before it: `i3d._util` (plumbing), `i3d.model` (network,
 weights), `i3d.inputs` (video to model inputs), `i3d.classify` (classifier, views, predict,
@@ -11,11 +13,13 @@ export), `i3d.embed` (features, FVD), `i3d.kinetics` (datasets, evaluation), `i3
 """
 
 import importlib
+from importlib import metadata
 from typing import Any
 
-from i3d._util import env
-
-env.set_library_defaults()  # before TensorFlow or OpenCV load: they read these once
+try:
+  __version__ = metadata.version("i3d")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+  __version__ = "unknown"
 
 # Public name -> module that defines it.
 _EXPORTS = {
@@ -30,6 +34,7 @@ _EXPORTS = {
     "fetch_checkpoint": "i3d.model.checkpoints", "load_checkpoint": "i3d.model.checkpoints",
     "Classifier": "i3d.classify.classifier", "load_classifier": "i3d.classify.classifier",
     "extract_features": "i3d.embed.features",
+    "set_library_defaults": "i3d._util.env",
 }
 # Public name -> a module reached as an attribute (`i3d.fvd.frechet_video_distance(...)`).
 _MODULES = {"fvd": "i3d.embed.fvd"}

@@ -78,3 +78,35 @@ def test_public_api_resolves_every_name():
   code = ("import i3d; print([n for n in i3d.__all__ if getattr(i3d, n, None) is None])")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.stdout.strip() == "[]", result.stderr
+
+
+def _anchors(page: Path) -> set[str]:
+  """The heading anchors of a Markdown page, as MkDocs names them."""
+  import re
+  import unicodedata
+  names = set()
+  for heading in re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.M):
+    value = unicodedata.normalize("NFKD", heading).encode("ascii", "ignore").decode()
+    value = re.sub(r"[^\w\s-]", "", value).strip().lower()
+    names.add(re.sub(r"[-\s]+", "-", value))
+  return names
+
+
+def test_readme_links_reach_files_and_headings():
+  """The front door's links into the site (which `mkdocs build --strict` does not see)."""
+  import re
+  links = re.findall(r"\]\(([^)#:]+)(?:#([^)]+))?\)", (REPO / "README.md").read_text())
+  assert len(links) > 20
+  for target, anchor in links:
+    assert (REPO / target).is_file(), f"README.md links to missing {target}"
+    assert not anchor or anchor in _anchors(REPO / target), f"README.md: no #{anchor} in {target}"
+
+
+def test_the_package_holds_its_data_and_reads_nothing_from_the_repository_root():
+  from i3d._util import env
+  assert env.data_dir() == PACKAGE / "data"
+  assert {"label_map.txt", "label_map_600.txt", "label_map_700.txt"} <= {
+      p.name for p in env.data_dir().iterdir()}
+  for path in PACKAGE.rglob("*.py"):
+    source = path.read_text(encoding="utf-8")
+    assert ".parent.parent.parent" not in source and "REPO_ROOT" not in source, path

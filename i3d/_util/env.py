@@ -1,12 +1,14 @@
 """Every environment variable the toolkit reads, and where it keeps its files.
 
 Library code asks this module instead of reading `os.environ` itself, so each variable has one
-meaning and one default, listed here and in the README. Command-line flags that mean the same
-(`--offline`, `--quiet`) set these variables, so every layer sees one answer.
+meaning and one default, listed here and in docs/environment.md. Nothing here runs on import:
+the entry points (the `i3d` command, `evaluate_sample.py`) call `set_library_defaults` before
+TensorFlow loads; a library user who wants the same quiet start calls it too.
 """
 
 import contextlib
 import importlib.abc
+import importlib.resources
 import importlib.util
 import logging
 import os
@@ -17,8 +19,6 @@ from pathlib import Path
 
 from i3d._util import cpu
 from i3d.errors import UserError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Read by TensorFlow and OpenCV when they load, so `set_library_defaults` runs on `import i3d`.
 LIBRARY_DEFAULTS = {
@@ -82,12 +82,18 @@ def set_library_defaults() -> None:
     sys.meta_path.insert(0, _QuietImport())
 
 
+def cache_dir() -> Path:
+  """The toolkit's per-user cache: `$XDG_CACHE_HOME/i3d`, else `~/.cache/i3d`."""
+  base = os.environ.get("XDG_CACHE_HOME", "").strip()
+  return (Path(base) if base else Path.home() / ".cache") / "i3d"
+
+
 def xla_cache_dir() -> Path | None:
   """Compiled XLA programs (our TV-L1 per frame size), reused by later processes:
-  `$I3D_XLA_CACHE_DIR`, else `~/.cache/i3d/xla/CPU` where CPU names this machine's instruction
+  `$I3D_XLA_CACHE_DIR`, else `cache_dir()/xla/CPU` where CPU names this machine's instruction
   set (programs compiled for one CPU can crash on another sharing the home folder); None (no
   cache) when it is set to ""."""
-  default = Path.home() / ".cache" / "i3d" / "xla" / cpu.machine_key()
+  default = cache_dir() / "xla" / cpu.machine_key()
   value = os.environ.get("I3D_XLA_CACHE_DIR", str(default))
   return Path(value) if value else None
 
@@ -143,13 +149,16 @@ def _stderr_held() -> Iterator[None]:
 
 
 def data_dir() -> Path:
-  """Label maps and the sample clip: `$I3D_DATA_DIR`, else the repository's `data/`."""
-  return Path(os.environ.get("I3D_DATA_DIR", REPO_ROOT / "data"))
+  """Label maps and the sample clip: `$I3D_DATA_DIR`, else the copy inside the package."""
+  value = os.environ.get("I3D_DATA_DIR", "").strip()
+  return Path(value) if value else Path(str(importlib.resources.files("i3d") / "data"))
 
 
 def checkpoint_dir() -> Path:
-  """Released checkpoints: `$I3D_CHECKPOINT_DIR`, else the repository's `checkpoints/`."""
-  return Path(os.environ.get("I3D_CHECKPOINT_DIR", REPO_ROOT / "checkpoints"))
+  """Released checkpoints: `$I3D_CHECKPOINT_DIR`, else `cache_dir()/checkpoints`
+  (`~/.cache/i3d/checkpoints`). A `--checkpoint_dir` flag or argument wins over both."""
+  value = os.environ.get("I3D_CHECKPOINT_DIR", "").strip()
+  return Path(value) if value else cache_dir() / "checkpoints"
 
 
 def checkpoint_base_url() -> str | None:
@@ -158,8 +167,9 @@ def checkpoint_base_url() -> str | None:
 
 
 def kinetics_dir() -> Path:
-  """Fetched Kinetics annotation files: `$I3D_KINETICS_DIR`, else `~/.cache/i3d/kinetics`."""
-  return Path(os.environ.get("I3D_KINETICS_DIR", Path.home() / ".cache" / "i3d" / "kinetics"))
+  """Fetched Kinetics annotation files: `$I3D_KINETICS_DIR`, else `cache_dir()/kinetics`."""
+  value = os.environ.get("I3D_KINETICS_DIR", "").strip()
+  return Path(value) if value else cache_dir() / "kinetics"
 
 
 # Bounds on untrusted input, each overridable by its environment variable (README, "Bad input").

@@ -116,6 +116,15 @@ def check_npy_header(f: IO[bytes], size: int, name: str) -> None:
                     f"the file has {size} bytes; the file is damaged or not an array")
 
 
+def remove_empty(folders: list[Path]) -> None:
+  """Removes those of `folders` (deepest first) that are empty: what a failed attempt made."""
+  for folder in folders:
+    try:
+      folder.rmdir()
+    except FileNotFoundError:  # never made after all
+      continue
+    except OSError:  # not empty (a resumable .part file), or not ours to remove
+      return
 # Failures of the machine, not of the input: a rerun once the cause is gone may succeed.
 ENVIRONMENTAL_ERRNOS = frozenset({
     errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,

@@ -3,8 +3,9 @@
 A download goes to `DEST.part` (resumed with an HTTP Range request after an interruption) and is
 renamed to `DEST` only once complete and verified, so a file at `DEST` is never a half file.
 A lock file beside it lets concurrent processes share the work instead of corrupting it; it is
-removed when the download ends. With `I3D_OFFLINE=1` (`--offline`) nothing is fetched: a missing
-file is an error at once.
+removed when the download ends. With `offline=True` (a command's `--offline`) or `I3D_OFFLINE=1`
+nothing is fetched: a missing file is an error at once. Folders created for a download that
+fails are removed again, so a failed attempt leaves no empty folder behind.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import requests
 
 from i3d._util import env
 from i3d._util import progress as progress_output
+from i3d._util.files import remove_empty
 from i3d._util.retry import retry
 from i3d.errors import DownloadError, UserError
 
@@ -38,7 +40,8 @@ def git_blob_sha1(path: Path) -> str:
 
 
 def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: bool = True,
-             retries: int = 3, timeout: float = 60.0, backoff: float = 1.0) -> Path:
+             retries: int = 3, timeout: float = 60.0, backoff: float = 1.0,
+             offline: bool = False) -> Path:
   """Fetch `url` to `dest` unless it is already there; verify it against `git_sha1` if given.
 
   A body over `$I3D_MAX_DOWNLOAD_BYTES` is refused (and deleted) whether or not a hash is given.
@@ -46,22 +49,30 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
   dest = Path(dest)
   if dest.exists():
     return dest
-  if env.offline():
+  if offline or env.offline():
     raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
+  created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
   lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
+  done = False
   try:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    lock.acquire()
-  except OSError as e:
-    raise UserError(f"cannot write to {dest.parent} ({e.strerror or e}); choose a writable "
-                    f"folder") from None
-  try:
-    if not dest.exists():
-      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
+    try:
+      dest.parent.mkdir(parents=True, exist_ok=True)
+      lock.acquire()
+    except OSError as e:
+      raise UserError(f"cannot write to {dest.parent} ({e.strerror or e}); choose a writable "
+                      f"folder") from None
+    try:
+      if not dest.exists():
+        _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
+      done = True
+    finally:
+      Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
+      lock.release()
   finally:
-    Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
-    lock.release()
+    if not done:
+      remove_empty(created)
   return dest
+
 
 
 def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,

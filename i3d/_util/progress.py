@@ -2,9 +2,9 @@
 lines are made.
 
 Shown when stderr is a terminal; `I3D_PROGRESS=1` forces it on (tests, logs), `I3D_PROGRESS=0`
-or a command's `--quiet` turns it off. While an `outer` bar runs (a batch job's bar over
-videos), the per-step bars and notes of the work inside it stay hidden, so parallel workers do
-not draw over each other.
+turns it off, and a command's `--quiet` calls `set_enabled(False)`, which wins over both.
+While an `outer` bar runs (a batch job's bar over videos), the per-step bars and notes of the
+work inside it stay hidden, so parallel workers do not draw over each other.
 """
 
 import logging
@@ -17,11 +17,20 @@ from i3d._util import env
 
 _outer_bars = 0
 _lock = threading.Lock()
+_chosen: bool | None = None
+
+
+def set_enabled(show: bool | None) -> None:
+  """Turns progress output on or off for this process (None: back to `I3D_PROGRESS` and the
+  terminal test); the entry points call it for `--quiet`."""
+  global _chosen
+  _chosen = show
 
 
 def enabled() -> bool:
-  """Whether progress output is wanted: `I3D_PROGRESS`, else whether stderr is a terminal."""
-  forced = env.progress()
+  """Whether progress output is wanted: `set_enabled`'s choice, else `I3D_PROGRESS`, else
+  whether stderr is a terminal."""
+  forced = env.progress() if _chosen is None else _chosen
   return sys.stderr.isatty() if forced is None else forced
 
 

@@ -129,15 +129,24 @@ def inside(root: str, *parts: str) -> str:
 @contextlib.contextmanager
 def locked(folder: str, busy: str) -> Iterator[None]:
   """Refuses a second writer on the same local `folder` with the `UserError` `busy` (remote
-  folders are not locked: the user runs one launcher per output folder)."""
+  folders are not locked: the user runs one launcher per output folder). The lock file is
+  removed when the writer is done."""
   if is_remote(folder):
     yield
     return
+  lock = filelock.FileLock(join(folder, ".lock"), timeout=0)
   try:
-    with filelock.FileLock(join(folder, ".lock"), timeout=0):
-      yield
+    lock.acquire()
   except filelock.Timeout:
     raise UserError(busy) from None
+  except OSError as e:
+    raise UserError(f"cannot write to {folder} ({e.strerror or e}); choose a writable "
+                    f"folder") from None
+  try:
+    yield
+  finally:
+    Path(lock.lock_file).unlink(missing_ok=True)
+    lock.release()
 
 
 def list_names(folder: str, suffix: str = "") -> list[str]:

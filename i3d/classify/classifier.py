@@ -185,8 +185,9 @@ def load_classifier(eval_type: str = "joint",
 
   Args:
     eval_type: rgb, rgb600, flow or joint (both streams, logits summed), as released.
-    checkpoint_dir: folder of `NAME/model.ckpt.*`; default `$I3D_CHECKPOINT_DIR` or
-      `checkpoints/`. Missing checkpoints are downloaded there unless `download` is False.
+    checkpoint_dir: folder of `NAME/model.ckpt.*`; default `$I3D_CHECKPOINT_DIR`, else
+      `~/.cache/i3d/checkpoints`. Missing checkpoints are downloaded there unless `download` is
+      False.
     imagenet_pretrained: the ImageNet+Kinetics checkpoints, or the Kinetics-only ones.
     download: fetch missing checkpoints (False: a `CheckpointError` says how to place them).
     optimize: run each stream as a `FastI3d` (BatchNorm folded, 1x1 convolutions fused).
@@ -201,7 +202,8 @@ def load_classifier(eval_type: str = "joint",
   """
   names = choose_checkpoints(eval_type, imagenet_pretrained, rgb_checkpoint, flow_checkpoint)
   check_precision(precision, optimize)
-  fetch_checkpoints(names.values(), checkpoint_dir, download=download)  # names all missing ones
+  fetch_checkpoints(names.values(), checkpoint_dir, download=download,  # names all missing ones
+                    eval_type=eval_type)
   models, label_maps = {}, {}
   for stream, name in names.items():
     _, num_classes, label_maps[stream] = stream_checkpoint(stream, name, checkpoint_dir,

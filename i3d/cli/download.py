@@ -16,7 +16,8 @@ def register(subparsers) -> None:
   parser.add_argument("names", nargs="*", metavar="NAME", choices=[[], *CHECKPOINTS],
                       help=f"checkpoints to fetch (default: all of {', '.join(CHECKPOINTS)})")
   parser.add_argument("--checkpoint_dir",
-                      help="where checkpoints go (default: $I3D_CHECKPOINT_DIR or checkpoints/)")
+                      help="where checkpoints go (default: $I3D_CHECKPOINT_DIR, else "
+                           "~/.cache/i3d/checkpoints)")
   parser.add_argument("--base_url", help="a mirror serving NAME/FILE like the release "
                                          "(default: $I3D_CHECKPOINT_BASE_URL or GitHub)")
   parser.add_argument("--all_files", action="store_true",
@@ -36,7 +37,9 @@ def main(args) -> int:
   for name in args.names or CHECKPOINTS:
     try:
       prefix = checkpoints.fetch_checkpoint(name, args.checkpoint_dir, all_files=args.all_files,
-                                            base_url=args.base_url, tfhub_module=args.tfhub_module)
+                                            base_url=args.base_url, download=not args.offline,
+                                            progress=not args.quiet,
+                                            tfhub_module=args.tfhub_module)
     except UserError as e:
       failed.append(name)
       print(f"{name}: failed: {str(e).splitlines()[0]}", flush=True)

@@ -44,7 +44,8 @@ def _run_pipeline(args, clips: list, config) -> dict:
   from i3d.pipelines import evaluate as pipeline
   from i3d.pipelines import options
   spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
-                                 args.precision, args.rgb_checkpoint, args.flow_checkpoint)
+                                 args.precision, args.rgb_checkpoint, args.flow_checkpoint,
+                                 download=not args.offline)
   return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, config,
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),

@@ -106,7 +106,7 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
   from i3d.pipelines import options
   spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
                                 args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
-                                args.precision)
+                                args.precision, download=not args.offline)
   return pipeline.extract(spec, jobs, args.output_dir, inputs,
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
@@ -129,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
     result = _run_pipeline(args, checkpoints, settings, jobs, inputs, stored)
   else:
     extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
-                                        batch=args.batch, precision=args.precision)
+                                        download=not args.offline, batch=args.batch,
+                                        precision=args.precision)
     if stored is not None:
       result = features.extract_records(extractor, dict(jobs), args.output_dir, stored, inputs,
                                         progress=not args.quiet)

@@ -61,21 +61,22 @@ def checkpoints(args: argparse.Namespace) -> dict[str, str]:
 def add_run_flags(parser: argparse.ArgumentParser, offline: bool = True) -> None:
   """--quiet (no progress output) and, for commands that may download, --offline."""
   parser.add_argument("--quiet", action="store_true",
-                      help="no progress bars or notes on stderr (also I3D_PROGRESS=0; they are "
+                      help="no progress bars or notes on stderr (as I3D_PROGRESS=0; they are "
                            "shown only on a terminal anyway)")
   parser.add_argument("--no_progress", dest="quiet", action="store_true",
                       help=argparse.SUPPRESS)  # the spelling before --quiet
   if offline:
     parser.add_argument("--offline", action="store_true",
-                        help="never use the network (also I3D_OFFLINE=1): a missing checkpoint "
+                        help="never use the network (as I3D_OFFLINE=1): a missing checkpoint "
                              "or annotation file is an error saying where to put it")
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
   """--checkpoint_dir, for every command that loads released weights."""
   parser.add_argument("--checkpoint_dir", default=None,
-                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR or "
-                           "checkpoints/; missing checkpoints are downloaded there)")
+                      help="folder with NAME/model.ckpt.* (default: $I3D_CHECKPOINT_DIR, "
+                           "else ~/.cache/i3d/checkpoints; missing checkpoints are downloaded "
+                           "there)")
 
 
 def classifier(args: argparse.Namespace) -> Classifier:
@@ -83,7 +84,8 @@ def classifier(args: argparse.Namespace) -> Classifier:
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
                          imagenet_pretrained=args.imagenet_pretrained, precision=args.precision,
-                         rgb_checkpoint=args.rgb_checkpoint, flow_checkpoint=args.flow_checkpoint)
+                         rgb_checkpoint=args.rgb_checkpoint, flow_checkpoint=args.flow_checkpoint,
+                         download=not getattr(args, "offline", False))
 
 
 def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:

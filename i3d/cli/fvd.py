@@ -40,8 +40,8 @@ def main(args: argparse.Namespace) -> None:
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", fvd.RankDeficiencyWarning)
     result = fvd.folder_distances(args.real, args.generated, args.num_frames, args.kvd,
-                                  args.batch, args.checkpoint_dir, progress=not args.quiet,
-                                  checkpoint=args.rgb_checkpoint)
+                                  args.batch, args.checkpoint_dir, download=not args.offline,
+                                  progress=not args.quiet, checkpoint=args.rgb_checkpoint)
   for warning in caught:
     progress.warn(str(warning.message))
   if args.json:

@@ -98,10 +98,11 @@ def _clips(args, path: Path | None) -> list[kinetics.Clip]:
 def _fetch_annotations(args, split: str) -> Path:
   """The official annotations of `split` from --base_url; a failure names this command's flags."""
   try:
-    return kinetics_download.fetch_annotations(args.version, split, base_url=args.base_url)
+    return kinetics_download.fetch_annotations(args.version, split, base_url=args.base_url,
+                                               offline=args.offline)
   except UserError as e:
     instead = " (or pass a copy with --annotations FILE)" if "annotations" in args else ""
-    mirror = "" if env.offline() else "; --base_url names another mirror"
+    mirror = "" if args.offline or env.offline() else "; --base_url names another mirror"
     raise UsageError(f"{e}{instead}{mirror}") from None
 
 
@@ -119,15 +120,17 @@ def _subset(args) -> None:
 
 
 def _download(args) -> int:
+  kinetics_download.check_pool(args.num_workers, args.retries)  # before any annotation fetch
   if args.clips is not None:
     results = kinetics_download.download_clips(
         _clips(args, args.clips), args.video_dir, num_workers=args.num_workers,
-        retries=args.retries)
+        retries=args.retries, offline=args.offline)
   elif args.split:
     split = kinetics.normalize_split(args.split)
     results = kinetics_download.download_split(
         args.version, split, args.video_dir, annotations=_fetch_annotations(args, split),
-        base_url=args.base_url, num_workers=args.num_workers, retries=args.retries)
+        base_url=args.base_url, num_workers=args.num_workers, retries=args.retries,
+        offline=args.offline)
   else:
     raise UsageError("pass an annotation file of clips to fetch from YouTube, or --split to "
                      "fetch a whole split from the CVDF mirror")

@@ -9,9 +9,9 @@ error: ...`).
 
 import argparse
 import importlib
-import os
 import sys
 
+from i3d._util import env, progress
 from i3d.errors import UsageError, UserError
 
 COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics",
@@ -39,12 +39,18 @@ class Parser(argparse.ArgumentParser):
 
 def _parser() -> Parser:
   parser = Parser(prog="i3d", description="I3D action recognition toolkit (Kinetics, TensorFlow).")
+  parser.add_argument("--version", action="version", version=f"i3d {_version()}")
   subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in sorted(COMMANDS):
     importlib.import_module(f"i3d.cli.{name}").register(subparsers)
   for leaf in _leaves(parser):
     leaf.set_defaults(parser=leaf)
   return parser
+
+
+def _version() -> str:
+  import i3d  # pylint: disable=import-outside-toplevel
+  return i3d.__version__
 
 
 def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -68,10 +74,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _main(args: argparse.Namespace) -> None:
   parser = args.parser
-  if getattr(args, "offline", False):
-    os.environ["I3D_OFFLINE"] = "1"
-  if getattr(args, "quiet", False):
-    os.environ["I3D_PROGRESS"] = "0"
+  progress.set_enabled(False if getattr(args, "quiet", False) else None)
   try:
     status = args.run(args)
   except UserError as e:
@@ -90,7 +93,8 @@ def _main(args: argparse.Namespace) -> None:
 
 
 def run() -> None:
-  """Console-script entry point."""
+  """Console-script entry point: a quiet TensorFlow start, then the command."""
+  env.set_library_defaults()
   if hasattr(sys.stdout, "reconfigure"):  # print file names that are not UTF-8 as their bytes
     sys.stdout.reconfigure(errors="surrogateescape")
   _main(_parse(sys.argv))

@@ -64,11 +64,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _one_video(args: argparse.Namespace) -> int:
-  from i3d.inputs import cache  # pylint: disable=import-outside-toplevel
+  from i3d.inputs import cache, flow  # pylint: disable=import-outside-toplevel
   source = Path(args.video)
   settings = flags.input_settings(args)
   output = Path(args.output) if args.output else cache.default_cache_path(source)
-  computed = cache.compute_inputs(source, settings)
+  with flow.flow_advice(flow.PREPROCESS_ADVICE):
+    computed = cache.compute_inputs(source, settings)
   try:
     cache.save_inputs(output, computed, settings.record(source))
   except OSError as e:

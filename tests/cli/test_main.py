@@ -4,11 +4,14 @@ unless start-up output is what is tested."""
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import i3d
 from i3d.cli import main as cli
 from i3d.model.registry import CHECKPOINTS
 
@@ -19,13 +22,6 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     cli._main(cli._parse(["i3d", *map(str, argv)]))
   out = capsys.readouterr()
   return exit_.value.code, out.out, out.err
-
-
-@pytest.fixture(autouse=True)
-def _restore_env(monkeypatch):
-  """--offline and --quiet set I3D_OFFLINE / I3D_PROGRESS; give them back after each test."""
-  monkeypatch.setenv("I3D_OFFLINE", "")
-  monkeypatch.setenv("I3D_PROGRESS", "")
 
 
 def subcommands(parser=None, prefix="i3d"):
@@ -129,3 +125,40 @@ def test_commands_start_without_tensorflow_lines(tmp_path):
                                                   "(rgb_imagenet)")
   for noise in ("cuInit", "oneDNN", "absl::InitializeLog", "cuda drivers", "I0000", "E0000"):
     assert noise not in result.stderr
+
+
+def test_version(capsys):
+  status, out, _ = run_cli(capsys, "--version")
+  assert status == 0 and out.strip() == f"i3d {i3d.__version__}" and i3d.__version__ != ""
+
+
+def test_offline_and_quiet_are_passed_not_put_in_the_environment(capsys, tmp_path):
+  before = dict(os.environ)
+  status, _, err = run_cli(capsys, "predict", "clip.mp4", "--eval_type", "rgb",
+                           "--checkpoint_dir", tmp_path, "--offline", "--quiet")
+  assert status == 2 and "downloads are off" in err
+  assert dict(os.environ) == before
+
+
+def test_joint_without_its_flow_checkpoint_suggests_rgb(capsys, tmp_path, checkpoint_dir):
+  shutil.copytree(checkpoint_dir / "rgb_imagenet", tmp_path / "rgb_imagenet")
+  status, _, err = run_cli(capsys, "predict", "clip.mp4", "--checkpoint_dir", tmp_path,
+                           "--offline")
+  assert status == 2
+  assert err.splitlines()[0] == ("i3d predict: error: 1 checkpoint missing (flow_imagenet); the "
+                                 "RGB one is here: --eval_type rgb classifies without flow:")
+
+
+def test_preprocess_advice_does_not_suggest_itself(capsys, tmp_path, monkeypatch):
+  from i3d.inputs import flow
+  from tests.support.servers import write_video
+  monkeypatch.setenv("I3D_PROGRESS", "1")
+  monkeypatch.setattr(flow, "ESTIMATE_ABOVE_SECONDS", 0.0)  # a tiny clip gets the note too
+  monkeypatch.setattr(flow, "_opencv_flow",  # the note is under test, not TV-L1: skip its cost
+                      lambda first, second, params, done: np.zeros((*first.shape, 2), np.float32))
+  video = write_video(tmp_path / "clip.mp4", frames=4)
+  status, _, err = run_cli(capsys, "preprocess", video, "--output", tmp_path / "x.npz",
+                           "--flow_backend", "opencv")
+  assert status == 0
+  [note] = [line for line in err.splitlines() if line.startswith("optical flow:")]
+  assert note.endswith(f"faster: {flow.PREPROCESS_ADVICE}") and "i3d preprocess" not in note

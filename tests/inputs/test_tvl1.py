@@ -16,6 +16,8 @@ SMALL = TVL1Params(scales=2, warps=2, inner_iterations=10, outer_iterations=2)
 
 MIXED_SIZES = """
 import sys
+from i3d._util import env
+env.set_library_defaults()  # the XLA cache of $I3D_XLA_CACHE_DIR, as the `i3d` command sets it
 import numpy as np
 import tensorflow as tf
 from i3d.inputs import flow

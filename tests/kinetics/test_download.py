@@ -316,3 +316,31 @@ def test_shards_with_the_same_name_in_two_splits_are_both_fetched(tmp_path):
 def _short(split: str) -> str:
   """The CVDF folder name of a split."""
   return {"validation": "val", "train": "train"}[split]
+
+
+def test_cached_annotations_are_verified_before_use(tmp_path):
+  """A foreign or damaged cached file is refetched online and refused offline, in one line."""
+  rows = "label,youtube_id,time_start,time_end,split\nzumba,good,0,10,val\n"
+  path = "/400/annotations/val.csv"
+  cached = kinetics_download.annotations_cache(400) / "val.csv"
+  with MirrorServer({path: rows.encode()}) as mirror:
+    assert kinetics_download.fetch_annotations(400, "validation", base_url=mirror.url) == cached
+    # From this mirror, unchanged: used as it is, not fetched again.
+    kinetics_download.fetch_annotations(400, "validation", base_url=mirror.url)
+    assert len(mirror.gets(path)) == 1
+    # Fetched from another mirror: not the official file.
+    with pytest.raises(UserError, match=r"was fetched from 'http://127\.0\.0\.1:\d+/400/anno"):
+      kinetics_download.fetch_annotations(400, "validation", offline=True)
+    # Changed since: refetched online.
+    cached.write_text(rows + "yoga,bad,0,10,val\n")
+    kinetics_download.fetch_annotations(400, "validation", base_url=mirror.url)
+    assert len(mirror.gets(path)) == 2 and cached.read_text() == rows
+  # Placed by hand without a record, and far too short for an official file: refused offline.
+  next(cached.parent.glob(".*.fetched.json")).unlink()
+  with pytest.raises(UserError) as error:
+    kinetics_download.fetch_annotations(400, "validation", offline=True)
+  assert "\n" not in str(error.value)
+  assert f"{cached} holds 1 rows, fewer than any official annotation file" in str(error.value)
+  # A hand-placed file of official size is trusted.
+  cached.write_text(rows.splitlines()[0] + "\n" + "zumba,good,0,10,val\n" * 10_000)
+  assert kinetics_download.fetch_annotations(400, "validation", offline=True) == cached

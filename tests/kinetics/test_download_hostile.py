@@ -121,15 +121,19 @@ def test_bad_pool_flags_are_one_line(tmp_path, capsys, flags, message):
 
 
 def test_file_base_url_is_one_line(tmp_path, capsys):
-  err = one_line_error(capsys, "kinetics", "download", "--split", "validation", "--video_dir",
-                       tmp_path / "v", "--base_url", f"file://{tmp_path}")
-  assert "use an http" in err
+  assert run_cli("kinetics", "download", "--split", "validation", "--video_dir", tmp_path / "v",
+                 "--base_url", f"file://{tmp_path}") == 2
+  err = capsys.readouterr().err
+  assert "Traceback" not in err  # the usage, then one line saying what to do
+  assert err.splitlines()[-1].startswith("i3d kinetics download: error: ")
+  assert "use an http" in err.splitlines()[-1]
 
 
-@pytest.mark.parametrize("variable", ["I3D_KINETICS_DIR", "HOME"])
+@pytest.mark.parametrize("variable", ["I3D_KINETICS_DIR", "XDG_CACHE_HOME", "HOME"])
 def test_unwritable_cache_folder_is_one_line(tmp_path, capsys, monkeypatch, variable):
   (tmp_path / "a_file").write_text("")
   monkeypatch.delenv("I3D_KINETICS_DIR", raising=False)
+  monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
   monkeypatch.setenv(variable, str(tmp_path / "a_file"))
   assert run_cli("kinetics", "index", "--split", "validation", "--video_dir", tmp_path,
                  "--base_url", "http://127.0.0.1:9") == 2

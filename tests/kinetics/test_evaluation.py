@@ -135,6 +135,7 @@ def test_missing_and_failed_videos_are_listed_and_not_scored(rgb_run):
   summary = (output / "summary.md").read_text()
   assert "| missing (not scored) | 1 |" in summary and "| videos scored | 4 |" in summary
   assert "- failed: bad_clip_05" in summary
+  assert not (output / ".lock").exists()  # the folder lock is removed when the run ends
 
 
 def test_activitynet_results_file_is_valid(rgb_run):

@@ -57,3 +57,32 @@ def test_confusion_plot_draws_without_warnings_even_with_nothing_confused(tmp_pa
     report.plot_confusion(metrics({"a": 0.5, "b": 1.0}, [("a", "b")] if shown else [], shown),
                           path)
   assert matplotlib.image.imread(path).shape[-1] in (3, 4)
+
+
+def test_not_scored_section_only_when_something_was_not_scored():
+  clean = metrics({"a": 0.5}, [], [])
+  assert "Not scored" not in report.summary_markdown(clean)
+  text = report.summary_markdown({**clean, "missing": ["x_000001_000011.mp4"]})
+  assert text.endswith("## Not scored\n\n- missing: x_000001_000011.mp4\n")
+
+
+@pytest.mark.parametrize("count", [2, 12])
+def test_confusion_title_lies_inside_the_figure(tmp_path, monkeypatch, count):
+  names = [f"a long class name {i}" for i in range(count)]
+  result = metrics({n: 0.5 for n in names}, [(names[0], names[1])], names)
+  saved = report._save
+  boxes = []
+
+  def measure(figure, path):
+    figure.canvas.draw()  # lays out the figure as savefig will
+    renderer = figure.canvas.get_renderer()
+    boxes.append((figure.get_suptitle(), figure._suptitle.get_window_extent(renderer),
+                  figure.bbox, [a.get_window_extent(renderer) for a in figure.axes]))
+    saved(figure, path)
+
+  monkeypatch.setattr(report, "_save", measure)
+  report.plot_confusion(result, tmp_path / "confusion.png")
+  title, box, page, axes = boxes[0]
+  assert title.startswith("Confusion among")
+  assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
+  assert all(box.y0 >= a.y1 for a in axes)  # above the heat map and the colour bar, not over them

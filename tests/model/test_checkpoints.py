@@ -1,12 +1,15 @@
 """Loading the five released checkpoints (format-exact stand-ins) strictly, with their quirks."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import i3d
+from i3d._util import env
+from i3d.model.checkpoints import fetch_checkpoint
 from i3d.model.registry import CHECKPOINTS, DATA_FILE, INDEX_FILE
 from tests.support.clips import random_clip
 
@@ -131,6 +134,30 @@ def test_every_missing_checkpoint_is_named_at_once(checkpoint_dir, tmp_path):
     assert f"into {tmp_path / name}/:" in message
     assert CHECKPOINTS[name].url(DATA_FILE) in message
   assert "rgb_scratch" not in message  # present, so not named
+
+
+def test_default_folder_is_the_per_user_cache(monkeypatch, tmp_path):
+  monkeypatch.delenv("I3D_CHECKPOINT_DIR", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert env.checkpoint_dir() == tmp_path / "xdg" / "i3d" / "checkpoints"
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  assert env.checkpoint_dir() == Path.home() / ".cache" / "i3d" / "checkpoints"
+  monkeypatch.setenv("I3D_CHECKPOINT_DIR", str(tmp_path / "mine"))
+  assert env.checkpoint_dir() == tmp_path / "mine"
+
+
+def test_a_failed_download_leaves_no_empty_folder(monkeypatch, tmp_path):
+  monkeypatch.delenv("I3D_CHECKPOINT_DIR", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  with pytest.raises(i3d.DownloadError):  # nothing listens on port 9
+    fetch_checkpoint("rgb_imagenet", base_url="http://127.0.0.1:9", retries=0)
+  assert list(tmp_path.iterdir()) == []
+  with pytest.raises(i3d.DownloadError, match="downloads are off"):
+    fetch_checkpoint("rgb_imagenet", download=False)
+  assert list(tmp_path.iterdir()) == []
+  with pytest.raises(i3d.DownloadError, match="downloads are off"):  # converted, not downloaded
+    fetch_checkpoint("rgb_tfhub", download=False)
+  assert list(tmp_path.iterdir()) == []
 
 
 def test_a_checkpoint_path_brings_its_own_labels(checkpoint_dir, tmp_path):

@@ -182,7 +182,10 @@ def test_beam_flags_pass_through_and_typos_are_refused():
   chosen = options.pipeline_options(args.runner, 2, args.beam_args).get_all_options(
       drop_default=True)
   assert chosen == {"runner": "DataflowRunner", "project": "p", "region": "europe-west1",
-                    "temp_location": "gs://b/tmp"}
+                    "temp_location": "gs://b/tmp",
+                    "default_sdk_harness_log_level": "CRITICAL"}  # workers quiet unless asked
+  asked = options.pipeline_options("DirectRunner", 2, ["--default_sdk_harness_log_level", "INFO"])
+  assert asked.get_all_options()["default_sdk_harness_log_level"] == "INFO"
   local = options.pipeline_options("DirectRunner", 3).get_all_options(drop_default=True)
   assert (local["direct_running_mode"], local["direct_num_workers"]) == ("multi_processing", 3)
   with pytest.raises(UserError, match="--projekt"):
@@ -239,3 +242,15 @@ def test_a_run_started_by_one_process_is_finished_by_beam_and_the_other_way(
   evaluation.evaluate(classifier, clips, video_dir, output, CONFIG, progress=False)
   assert loaded == ["gen_clip_03_000000_000010.mp4"]
   assert_same_outputs(output, single)
+
+
+def test_offline_workers_never_fetch_a_checkpoint(tmp_path):
+  from i3d.errors import CheckpointError
+  from i3d.pipelines.features import ExtractorSpec
+  classifier = pipeline.ClassifierSpec("rgb", str(tmp_path), download=False)
+  extractor = ExtractorSpec((("rgb", "rgb_imagenet"),), checkpoint_dir=str(tmp_path),
+                            download=False)
+  for spec in (classifier, extractor):
+    with pytest.raises(CheckpointError, match="downloads are off"):
+      spec.load()
+  assert list(tmp_path.iterdir()) == []

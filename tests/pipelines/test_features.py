@@ -147,7 +147,8 @@ def test_runner_flags_reach_beam():
                  "--flink_master", "localhost:8081", "--workers", "3"])
   chosen = options.pipeline_options(args.runner, args.workers, args.beam_args).get_all_options(
       drop_default=True)
-  assert chosen == {"runner": "FlinkRunner", "flink_master": "localhost:8081"}
+  assert chosen == {"runner": "FlinkRunner", "flink_master": "localhost:8081",
+                    "default_sdk_harness_log_level": "CRITICAL"}
   with pytest.raises(SystemExit):
     _parse(["i3d", "features", "v.mp4", "--output_dir", "o", "--flink_master", "x"])
 
