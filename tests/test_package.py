@@ -12,8 +12,8 @@ from tests.support.clips import REPO
 
 PACKAGE = REPO / "i3d"
 # Lowest first; a module may import its own layer and any layer before it.
-LAYERS = ("errors", "_util", "model", "inputs", "classify", "embed", "kinetics", "pipelines",
-          "cli")
+LAYERS = ("errors", "_util", "runs", "model", "inputs", "classify", "embed", "kinetics",
+          "pipelines", "cli")
 # Modules outside the layers: the lazy public front, and test support that builds fixtures.
 FREE = {"__init__", "testing"}
 
