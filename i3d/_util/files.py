@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import filelock
 import numpy as np
 
 from i3d.errors import UserError
@@ -114,6 +116,45 @@ def check_npy_header(f: IO[bytes], size: int, name: str) -> None:
   if claimed > size - f.tell():
     raise UserError(f"{name}: its header claims a {shape} {dtype} array ({claimed} bytes) but "
                     f"the file has {size} bytes; the file is damaged or not an array")
+
+
+def file_sha256(path: Path) -> str:
+  """SHA-256 of a file's bytes, read a megabyte at a time."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def making(target: Path, what: str = "folder") -> Iterator[None]:
+  """Holds `.NAME.lock` beside `target` while it is made, so that concurrent processes take turns
+  (the lock file is removed at the end); the folders made for `target` are removed again when
+  the work fails, so a failed attempt leaves none behind.
+
+  Raises:
+    UserError: the folder cannot be written (`what` names it in the message).
+  """
+  created = [p for p in (target, *target.parents) if not p.exists()]
+  lock = filelock.FileLock(str(target.with_name(f".{target.name}.lock")))
+  done = False
+  try:
+    try:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      lock.acquire()
+    except OSError as e:
+      raise UserError(f"cannot write to {target.parent} ({e.strerror or e}); choose a writable "
+                      f"{what}") from None
+    try:
+      yield
+      done = True
+    finally:
+      Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
+      lock.release()
+  finally:
+    if not done:
+      remove_empty(created)
 
 
 def remove_empty(folders: list[Path]) -> None:

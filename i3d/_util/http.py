@@ -13,14 +13,13 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import filelock
 import requests
 
 from i3d._util import env
 from i3d._util import progress as progress_output
-from i3d._util.files import remove_empty
+from i3d._util.files import making
 from i3d._util.retry import retry
-from i3d.errors import DownloadError, UserError
+from i3d.errors import DownloadError
 
 CHUNK_BYTES = 1 << 16
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -51,28 +50,10 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
     return dest
   if offline or env.offline():
     raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
-  created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
-  lock = filelock.FileLock(str(dest.with_name(f".{dest.name}.lock")))
-  done = False
-  try:
-    try:
-      dest.parent.mkdir(parents=True, exist_ok=True)
-      lock.acquire()
-    except OSError as e:
-      raise UserError(f"cannot write to {dest.parent} ({e.strerror or e}); choose a writable "
-                      f"folder") from None
-    try:
-      if not dest.exists():
-        _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
-      done = True
-    finally:
-      Path(lock.lock_file).unlink(missing_ok=True)  # waiters see the unlinked file and retry
-      lock.release()
-  finally:
-    if not done:
-      remove_empty(created)
+  with making(dest):
+    if not dest.exists():
+      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
   return dest
-
 
 
 def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,

@@ -5,9 +5,9 @@ No TensorFlow needed."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
+from i3d._util.files import file_sha256
 from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE
 
@@ -51,13 +51,6 @@ class InputSettings:
             "video_sha256": file_sha256(source)}
 
 
-def file_sha256(path: Path) -> str:
-  """SHA-256 of a file's bytes: identifies the video a cache was made from."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

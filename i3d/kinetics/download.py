@@ -8,7 +8,6 @@ run killed at any point (even SIGKILL) resumes without losing or refetching anyt
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import json
 import os
 import posixpath
@@ -24,7 +23,7 @@ from typing import TypeVar
 
 from i3d._util import env, extras, text
 from i3d._util import progress as progress_output
-from i3d._util.files import inside, write_json
+from i3d._util.files import file_sha256, inside, write_json
 from i3d._util.http import download
 from i3d._util.jsonl import JsonLines
 from i3d._util.retry import retry
@@ -277,7 +276,7 @@ def fetch_annotations(version: int | str, split: str, dest_dir: str | Path | Non
     _fetch_record(dest).unlink(missing_ok=True)
   try:
     _fetch_file(url, dest, offline=offline)
-    write_json(_fetch_record(dest), {"url": url, "sha256": _sha256(dest)})
+    write_json(_fetch_record(dest), {"url": url, "sha256": file_sha256(dest)})
     return dest
   except FetchError as e:
     online = "" if offline or env.offline() else "check the network and the mirror, or "
@@ -290,12 +289,6 @@ def _fetch_record(path: Path) -> Path:
   return path.with_name(f".{path.name}.fetched.json")
 
 
-def _sha256(path: Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def cached_annotations_problem(path: Path, url: str) -> str | None:
@@ -318,7 +311,7 @@ def cached_annotations_problem(path: Path, url: str) -> str | None:
       return "has a damaged fetch record"
     if record.get("url") != url:
       return f"was fetched from {record.get('url')!r}, not {url}"
-    if record.get("sha256") != _sha256(path):
+    if record.get("sha256") != file_sha256(path):
       return "changed since it was fetched (its SHA-256 differs)"
     return None
   with open(path, "rb") as f:

@@ -27,14 +27,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
-import filelock
 import numpy as np
 import tensorflow as tf
 
 from i3d._util import env, files
 from i3d._util import progress as progress_output
 from i3d._util.array_pickle import load_arrays
-from i3d._util.files import remove_empty
 from i3d.errors import CheckpointError, DownloadError, UserError
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import DATA_FILE, INDEX_FILE, PREFIX, CheckpointInfo
@@ -75,27 +73,10 @@ def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathL
   prefix = folder / PREFIX
   if _complete(folder):
     return prefix
-  created = [p for p in (folder, *folder.parents) if not p.exists()]
-  lock = filelock.FileLock(str(folder.parent / f".{folder.name}.lock"))
-  done = False
-  try:
-    try:
-      folder.parent.mkdir(parents=True, exist_ok=True)
-      lock.acquire()
-    except OSError as e:
-      raise UserError(f"cannot write to {folder.parent} ({e.strerror or e}); choose a writable "
-                      f"checkpoint folder") from None
-    try:
-      if not _complete(folder):
-        weights, source = _weights(folder, tfhub_module, progress, download)
-        _write(folder, weights, source)
-      done = True
-    finally:
-      Path(lock.lock_file).unlink(missing_ok=True)
-      lock.release()
-  finally:
-    if not done:
-      remove_empty(created)
+  with files.making(folder, "checkpoint folder"):
+    if not _complete(folder):
+      weights, source = _weights(folder, tfhub_module, progress, download)
+      _write(folder, weights, source)
   return prefix
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import Protocol
+from i3d.inputs.views import ViewProtocol
 from i3d.model.streams import STREAMS
 
 RNG = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def test_tiny_frames_and_too_many_frames_are_refused_naming_shard_and_clip(tmp_p
   with pytest.raises(UserError, match=r"more than 2 rgb frames \(\$I3D_MAX_FRAMES\)"):
     records.check_shard(path, ("rgb",))
   # The readers behind predict, evaluate and features report it, naming the shard.
-  [(key, reason)] = list(records.read_listed({"clip_a": path}, ("rgb",), Protocol(crops=1)))
+  [(key, reason)] = list(records.read_listed({"clip_a": path}, ("rgb",), ViewProtocol(crops=1)))
   assert key == "clip_a" and reason.startswith(path) and "more than 2 rgb frames" in reason
 
 
