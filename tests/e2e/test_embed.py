@@ -50,8 +50,8 @@ def test_fvd_of_folders_equals_the_python_api(checkpoint_dir, tmp_path):
                 "--rgb_checkpoint", "rgb_imagenet")
   assert result.returncode == 0, result.stderr
   warned = [line for line in result.stderr.splitlines() if "rank-deficient" in line]
-  assert [line.split("'s")[0] for line in warned] == ["i3d fvd: warning: the real set",
-                                                      "i3d fvd: warning: the generated set"]
+  assert [line.split("'s")[0] for line in warned] == ["i3d: warning: the real set",
+                                                      "i3d: warning: the generated set"]
   lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
   with pytest.warns(i3d.fvd.RankDeficiencyWarning):
     expected = i3d.fvd.frechet_video_distance(real, generated, checkpoint_dir=checkpoint_dir,
