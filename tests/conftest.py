@@ -62,6 +62,14 @@ def _user_state() -> tuple:
 
 
 _BEFORE = _user_state()
+# Started first, so that the suite's two workers (`-n 2`) end together rather than one of them
+# finishing a long run of commands in subprocesses, Beam jobs or TV-L1 compilations alone.
+SLOW_FIRST = ("tests/e2e/", "tests/pipelines/", "tests/conformance/", "tests/inputs/test_tvl1.py",
+              "tests/inputs/test_flow.py")
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))  # stable: order kept
 
 
 def pytest_sessionfinish(session, exitstatus):
