@@ -55,7 +55,7 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   folder = _folder(info, checkpoint_dir)
   if info.source == TFHUB:
     try:
-      return tfhub.fetch(info, folder, tfhub_module=tfhub_module, progress=progress,
+      return tfhub.fetch(folder, tfhub_module=tfhub_module, progress=progress,
                          download=download)
     except DownloadError as e:
       raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",

