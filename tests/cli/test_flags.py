@@ -2,16 +2,15 @@
 --precision and loads its classifier in that precision."""
 
 import importlib
-import subprocess
-import sys
 
 import pytest
 
+import i3d
 from i3d import kinetics
 from i3d.classify import classifier as classifier_module
 from i3d.cli import main as cli_main
 from i3d.embed import features as features_module
-from tests.support.clips import REPO
+from tests.support.sample_script import run_sample
 
 
 class Reached(Exception):
@@ -70,24 +69,13 @@ def test_unknown_precision_is_refused_by_the_parser(capsys):
   assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
-# In its own process: evaluate_sample's absl flags would clash with the `i3d` parser's here.
-SPY_EVALUATE_SAMPLE = """
-import sys
-import i3d, evaluate_sample
-def load_classifier(*args, **kwargs):
-  print("precision", kwargs["precision"])
-  sys.exit(0)
-i3d.load_classifier = load_classifier
-evaluate_sample.app.run(evaluate_sample.main, argv=["evaluate_sample.py", *sys.argv[1:]])
-"""
-
-
-def test_evaluate_sample_passes_the_flag(checkpoint_dir):
-  result = subprocess.run([sys.executable, "-c", SPY_EVALUATE_SAMPLE, "--eval_type", "rgb",
-                           "--precision", "bfloat16", "--checkpoint_dir", str(checkpoint_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr
-  assert result.stdout.splitlines() == ["precision bfloat16"]
+def test_evaluate_sample_passes_the_flag(checkpoint_dir, monkeypatch):
+  calls: list = []
+  monkeypatch.setattr(i3d, "load_classifier", spy_all(calls))
+  with pytest.raises(Reached):
+    run_sample("--eval_type", "rgb", "--precision", "bfloat16", "--checkpoint_dir",
+               str(checkpoint_dir))
+  assert [kwargs["precision"] for _, kwargs in calls] == ["bfloat16"]
 
 
 @pytest.mark.parametrize("command, module, run, loader", [
@@ -175,16 +163,12 @@ def test_fvd_embeds_with_the_tfhub_weights_unless_told(tmp_path, monkeypatch):
     assert calls.pop()[1]["rgb_checkpoint"] == expected
 
 
-SPY_EVALUATE_SAMPLE_CHECKPOINTS = SPY_EVALUATE_SAMPLE.replace(
-    'print("precision", kwargs["precision"])',
-    'print(kwargs["rgb_checkpoint"], kwargs["flow_checkpoint"])')
-
-
-def test_evaluate_sample_passes_the_stream_checkpoints(checkpoint_dir):
+def test_evaluate_sample_passes_the_stream_checkpoints(checkpoint_dir, monkeypatch):
+  calls: list = []
+  monkeypatch.setattr(i3d, "load_classifier", spy_all(calls))
   flow = str(checkpoint_dir / "flow_scratch")
-  result = subprocess.run([sys.executable, "-c", SPY_EVALUATE_SAMPLE_CHECKPOINTS,
-                           "--rgb_checkpoint", str(checkpoint_dir / "rgb_scratch"),
-                           "--flow_checkpoint", flow, "--checkpoint_dir", str(checkpoint_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr
-  assert result.stdout.splitlines() == [f"{checkpoint_dir / 'rgb_scratch'} {flow}"]
+  with pytest.raises(Reached):
+    run_sample("--rgb_checkpoint", str(checkpoint_dir / "rgb_scratch"), "--flow_checkpoint",
+               flow, "--checkpoint_dir", str(checkpoint_dir))
+  assert [(k["rgb_checkpoint"], k["flow_checkpoint"]) for _, k in calls] == [
+      (str(checkpoint_dir / "rgb_scratch"), flow)]

@@ -1,4 +1,5 @@
-"""Every test here runs the toolkit's commands in subprocesses: select with `-m e2e`."""
+"""The toolkit's commands end to end as users run them, most in subprocesses: select with
+`-m e2e`."""
 
 import pytest
 

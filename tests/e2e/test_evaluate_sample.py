@@ -1,4 +1,7 @@
-"""evaluate_sample.py end to end on format-exact checkpoints: released output format and errors."""
+"""evaluate_sample.py end to end on format-exact checkpoints: released output format and errors.
+
+The default joint run goes through a subprocess as users run it; the others run the script in
+this process (`tests.support.sample_script`)."""
 
 import os
 import re
@@ -13,6 +16,7 @@ from i3d.model.labels import load_label_map
 from tests.support.clips import REPO as ROOT
 from tests.support.clips import random_clip
 from tests.support.reference_i3d import reference_logits
+from tests.support.sample_script import run_sample
 
 LINE = re.compile(r"^(\S+) (\S+) (.+)$")
 NOISE = ("cuInit", "oneDNN custom operations", "absl::InitializeLog", "cuda drivers")
@@ -57,7 +61,7 @@ def test_joint_default_sample_prints_released_format(checkpoint_dir):
 def test_rgb600_with_npy_sample_uses_600_labels(checkpoint_dir, tmp_path):
   clip = random_clip(9, 3, seed=5)
   np.save(tmp_path / "rgb.npy", clip)
-  result = _run("--eval_type", "rgb600", "--checkpoint_dir", str(checkpoint_dir),
+  result = run_sample("--eval_type", "rgb600", "--checkpoint_dir", str(checkpoint_dir),
                 "--rgb_sample", str(tmp_path / "rgb.npy"), "--top_k", "3")
   assert result.returncode == 0, result.stderr
   _, rows = _parse(result.stdout)
@@ -69,7 +73,7 @@ def test_rgb600_with_npy_sample_uses_600_labels(checkpoint_dir, tmp_path):
 def test_flow_scratch_uses_scratch_checkpoint(checkpoint_dir, tmp_path):
   clip = random_clip(9, 2, seed=6)
   np.save(tmp_path / "flow.npy", clip)
-  result = _run("--eval_type", "flow", "--noimagenet_pretrained", "--checkpoint_dir",
+  result = run_sample("--eval_type", "flow", "--noimagenet_pretrained", "--checkpoint_dir",
                 str(checkpoint_dir), "--flow_sample", str(tmp_path / "flow.npy"), "--top_k", "1")
   assert result.returncode == 0, result.stderr
   _, rows = _parse(result.stdout)
@@ -87,7 +91,7 @@ def test_bad_samples_are_one_line_errors(checkpoint_dir, tmp_path, flags, messag
   (tmp_path / "text.npy").write_text("hello")
   flags = [f.format(bad_npy=tmp_path / "bad.npy", tmp=tmp_path, text=tmp_path / "text.npy")
            for f in flags]
-  result = _run(*flags, "--checkpoint_dir", str(checkpoint_dir))
+  result = run_sample(*flags, "--checkpoint_dir", str(checkpoint_dir))
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
   errors = [l for l in result.stderr.splitlines() if l.startswith("evaluate_sample.py: error:")]
@@ -95,7 +99,7 @@ def test_bad_samples_are_one_line_errors(checkpoint_dir, tmp_path, flags, messag
 
 
 def test_missing_checkpoint_offline_is_a_clear_error(tmp_path):
-  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(tmp_path),
+  result = run_sample("--eval_type", "rgb", "--checkpoint_dir", str(tmp_path),
                 env={"I3D_CHECKPOINT_BASE_URL": "http://127.0.0.1:9"})
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert "by hand" in result.stderr and "rgb_imagenet/model.ckpt.index" in result.stderr
@@ -103,7 +107,7 @@ def test_missing_checkpoint_offline_is_a_clear_error(tmp_path):
 
 
 def test_offline_joint_names_both_missing_checkpoints_at_once(tmp_path):
-  result = _run("--eval_type", "joint", "--checkpoint_dir", str(tmp_path), "--offline")
+  result = run_sample("--eval_type", "joint", "--checkpoint_dir", str(tmp_path), "--offline")
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert result.stderr.startswith("evaluate_sample.py: error: 2 checkpoints missing "
                                   "(rgb_imagenet, flow_imagenet):")
@@ -113,7 +117,7 @@ def test_offline_joint_names_both_missing_checkpoints_at_once(tmp_path):
 
 def test_missing_label_map_is_a_clear_error(checkpoint_dir, tmp_path):
   np.save(tmp_path / "rgb.npy", random_clip(9, 3))
-  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
+  result = run_sample("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
                 "--rgb_sample", str(tmp_path / "rgb.npy"),
                 env={"I3D_DATA_DIR": str(tmp_path / "empty")})
   assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -5,14 +5,14 @@ import re
 
 import numpy as np
 
-from tests.e2e.test_evaluate_sample import _run
 from tests.inputs.test_decode_hostile import lying_header
 from tests.support.clips import random_clip
+from tests.support.sample_script import run_sample
 
 
 def test_a_short_sample_is_looped_not_nan(checkpoint_dir, tmp_path):
   np.save(tmp_path / "rgb.npy", random_clip(5, 3))
-  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
+  result = run_sample("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
                 "--rgb_sample", str(tmp_path / "rgb.npy"), "--top_k", "1")
   assert result.returncode == 0, result.stderr
   norm = float(re.match(r"Norm of logits: (\S+)", result.stdout).group(1))
@@ -33,9 +33,10 @@ def test_empty_nan_and_lying_samples_are_one_line(checkpoint_dir, tmp_path):
     lying_header(f)
   for name, words in (("empty", "1 clips of 0 frames"), ("nan", "NaN or infinite"),
                       ("huge", "header claims")):
-    result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
+    result = run_sample("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
                   "--rgb_sample", str(tmp_path / f"{name}.npy"))
     assert words in one_error(result)
   # Refused as `i3d predict` refuses it, not a bare header with exit 0.
-  result = _run("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir), "--top_k", "0")
+  result = run_sample("--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir),
+                      "--top_k", "0")
   assert one_error(result) == "evaluate_sample.py: error: --top_k must be at least 1, got 0"

@@ -73,7 +73,8 @@ def test_flow_runs_once_per_wanted_pair_and_equals_the_whole_clip(tmp_path, monk
 
 def test_streamed_windows_hold_a_bounded_number_of_frames(tmp_path):
   """Features windows of a 300-frame video: traced memory stays far under the clip's inputs
-  (300 x 0.6 MB) and equal for a 4x longer clip."""
+  (300 x 0.6 MB) and grows by far less than the 225 extra frames' inputs (135 MB) over a 75-frame
+  clip (the slack covers TensorFlow's and the collector's own variation)."""
   peaks = []
   for frames in (75, 300):
     path = write_indexed_video(tmp_path / f"v{frames}.avi", frames, 25)
@@ -83,7 +84,7 @@ def test_streamed_windows_hold_a_bounded_number_of_frames(tmp_path):
     peaks.append(tracemalloc.get_traced_memory()[1])
     tracemalloc.stop()
     assert count == -(-frames // 16)
-  assert peaks[1] < 120e6 and peaks[1] < 1.1 * peaks[0]  # the clip's inputs: 180 MB
+  assert peaks[1] < 120e6 and peaks[1] - peaks[0] < 40e6, peaks  # the clip's inputs: 180 MB
 
 
 def test_errors_inside_the_chain_stay_one_line(tmp_path, monkeypatch):
