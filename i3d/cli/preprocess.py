@@ -3,6 +3,7 @@ labelled set of one's own classes (a folder per class, a CSV, UCF101 or HMDB51 s
 MediaSequence TFRecord shards (RGB JPEGs and 8-bit TV-L1 flow), resumable and in parallel."""
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -122,14 +123,14 @@ def _split(args: argparse.Namespace) -> int:
     raise UserError("--workers must be at least 1")
   if args.runner is None:
     env.check_workers(args.workers)
-  clips, video_dir, labels = (_kinetics(args) if args.annotations is not None
-                               else _labelled(args))
-  streams = tuple(s.strip() for s in args.streams.split(","))
   config = preprocess.PreprocessConfig(
       settings=flags.input_settings(args), name=args.name, num_shards=args.num_shards,
       compression=args.compression, workers=args.workers, label_version=args.version,
       encoding=Encoding(args.rgb_quality, args.flow_quality),
-      streams=streams, labels=labels)
+      streams=tuple(s.strip() for s in args.streams.split(",")))
+  clips, video_dir, labels = (_kinetics(args) if args.annotations is not None
+                               else _labelled(args))
+  config = dataclasses.replace(config, labels=labels)
   encoder = None
   if args.runner:
     # pylint: disable=import-outside-toplevel
@@ -185,6 +186,9 @@ def _labelled_set(args: argparse.Namespace) -> labelled_sets.LabelledSet:
     if args.video_dir is None or args.subset is None:
       raise UsageError("--ucf101_splits and --hmdb51_splits need --video_dir (the videos) and "
                        "--subset train or test")
+    if args.split is not None:
+      raise UsageError("--split picks a CSV's rows; for --ucf101_splits and --hmdb51_splits "
+                       "give --split_number and --subset")
     read = (labelled_sets.ucf101_set if args.ucf101_splits is not None
             else labelled_sets.hmdb51_set)
     return read(args.ucf101_splits or args.hmdb51_splits, args.video_dir, args.split_number,

@@ -5,7 +5,6 @@ class list a test set shares with its training set, and the refusals, each one l
 import json
 from pathlib import Path
 
-import pytest
 import tensorflow as tf
 
 from i3d.inputs import records

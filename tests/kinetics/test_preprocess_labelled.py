@@ -3,7 +3,6 @@ CSV set's split, their labels from the given class list, and the refusal of a la
 
 import dataclasses
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
