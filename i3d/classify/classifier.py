@@ -5,7 +5,7 @@ through `load_classifier`, so this is the one place inference is made fast.
 """
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -59,6 +59,12 @@ class Classifier(tf.Module):
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
     self._chunked: dict[str, tuple] = {}  # stream -> (backbone, head), made on first use
+
+  def relabel(self, labels: Sequence[str], where: str) -> None:
+    """Names the classes `labels` (a class list read from `where`, e.g. a records folder's
+    labels.txt) instead of the checkpoints' label map; another number of classes than the
+    checkpoints classify is a `UserError`."""
+    self.labels = check_class_list(labels, self.num_classes, self.checkpoints, where)
 
   def _compile(self, stream: str):
     """The tower of `stream` as a tf.function over any batch, length and frame size."""
@@ -214,6 +220,17 @@ def load_classifier(eval_type: str = "joint",
     models[stream] = model
   return Classifier(models, _shared_labels(names, label_maps), optimize, precision, jit_compile,
                     eval_type=eval_type, checkpoints=names)
+
+
+def check_class_list(labels: Sequence[str], num_classes: int, checkpoints: dict[str, str],
+                     where: str) -> tuple[str, ...]:
+  """`labels` (read from `where`) as the class names of checkpoints of `num_classes` classes;
+  another count is a `UserError`."""
+  if len(labels) != num_classes:
+    raise UserError(f"{where} lists {len(labels)} classes but the checkpoint "
+                    f"{', '.join(checkpoints.values()) or '(given)'} classifies {num_classes}; "
+                    f"use a checkpoint trained on these classes")
+  return tuple(labels)
 
 
 def _shared_labels(names: dict[str, str], label_maps: dict[str, str]) -> tuple[str, ...]:

@@ -1,10 +1,12 @@
-"""`i3d evaluate`: score a classifier on annotated Kinetics clips; resumable, with reports."""
+"""`i3d evaluate`: score a classifier on annotated Kinetics clips, or on the records of a labelled
+set (named by the records' labels.txt); resumable, with reports."""
 
 import dataclasses
 from pathlib import Path
 
 from i3d.cli import flags
 from i3d.errors import UsageError
+from i3d.model.labels import CLASS_LIST_FILE as LABELS_FILE
 
 
 def register(subparsers) -> None:
@@ -18,7 +20,9 @@ def register(subparsers) -> None:
   parser.add_argument("--records", default=None,
                       help="read the clips' inputs from this records folder (`i3d preprocess "
                            "--output_dir`; with --runner also gs://...) instead of videos; "
-                           "--annotations is then optional")
+                           "--annotations is then optional; records of a labelled set are "
+                           "scored against their labels.txt, whose class count must be the "
+                           "checkpoint's")
   parser.add_argument("--output_dir", required=True,
                       help="where results go (with --runner also gs://...)")
   flags.add_classifier_flags(parser)
@@ -38,14 +42,17 @@ def register(subparsers) -> None:
   parser.set_defaults(run=main)
 
 
-def _run_pipeline(args, clips: list, config) -> dict:
-  """The evaluation as a Beam pipeline on --runner."""
+def _run_pipeline(args, clips: list, config, class_list: tuple[str, ...] | None,
+                  where: str) -> dict:
+  """The evaluation as a Beam pipeline on --runner (`class_list`: the records' labels.txt, read
+  from `where`)."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import evaluate as pipeline
   from i3d.pipelines import options
   spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
                                  args.precision, args.rgb_checkpoint, args.flow_checkpoint,
-                                 download=not args.offline)
+                                 download=not args.offline, class_list=class_list,
+                                 class_list_file=where)
   return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, config,
                            options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
@@ -63,20 +70,26 @@ def main(args) -> None:
       protocol=flags.protocol(args), input_settings=flags.input_settings(args),
       top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
       workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
+  class_list = None
   if args.records is not None:
     from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
     clips, inputs = recordset.records_run(
         args.records, flags.annotated_clips(args) if args.annotations else None, args.flow_backend)
     config = dataclasses.replace(config, input_settings=inputs)
+    class_list = recordset.read_labels(args.records)
   else:
     clips = flags.annotated_clips(args)
+  where = f"{args.records}/{LABELS_FILE}"
   if args.runner:
-    result = _run_pipeline(args, clips, config)
+    result = _run_pipeline(args, clips, config, class_list, where)
   else:
     if any("://" in str(path) for path in (args.video_dir, args.output_dir, args.records)):
       raise UsageError("remote --video_dir, --records or --output_dir need a Beam --runner (e.g. "
                       "--runner DirectRunner)")
-    result = evaluation.evaluate(flags.classifier(args), clips, args.video_dir and
+    classifier = flags.classifier(args)
+    if class_list is not None:
+      classifier.relabel(class_list, where)
+    result = evaluation.evaluate(classifier, clips, args.video_dir and
                                  Path(args.video_dir), Path(args.output_dir), config,
                                  progress=not args.quiet,
                                  records_dir=args.records and Path(args.records))

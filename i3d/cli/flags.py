@@ -144,7 +144,9 @@ def add_annotation_flags(parser: argparse.ArgumentParser, required: bool = True,
                       help="clips named {youtube_id}_{start:06d}_{end:06d}.mp4, anywhere below"
                            + (" (with --runner also gs://... or any filesystem tf.io.gfile "
                               "reads)" if remote else ""))
-  parser.add_argument("--split", default="validation", help="split of the annotations to use")
+  parser.add_argument("--split", default=None,
+                      help="split of the annotations to use (default: validation); for a "
+                           "--dataset CSV, the rows whose third column is this (default: all)")
   parser.add_argument("--classes", default=None,
                       help="comma-separated class names to keep (default: all)")
   parser.add_argument("--max_samples", type=int, default=None,
@@ -159,7 +161,7 @@ def annotated_clips(args: argparse.Namespace) -> list[kinetics.Clip]:
   names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
   version = getattr(args, "version", None) or (600 if args.eval_type == "rgb600" else 400)
   classes = kinetics.check_classes(names, version) if names else None
-  return kinetics.select(clips, splits=[args.split], classes=classes,
+  return kinetics.select(clips, splits=[args.split or "validation"], classes=classes,
                          max_samples=args.max_samples)
 
 
@@ -176,10 +178,11 @@ def add_runner_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def print_problems(path: Path, problems: list[kinetics.Problem], shown: int = 10) -> None:
-  """Tells the user about malformed annotation rows, with line numbers."""
+  """Tells the user about malformed annotation rows, with line numbers (or, for a problem of a
+  file rather than a row, line 0, the file's name)."""
   if problems:
     print(f"{path}: {text.count(len(problems), 'malformed row')} skipped:", file=sys.stderr)
   for p in problems[:shown]:
-    print(f"  line {p.line}: {p.reason}", file=sys.stderr)
+    print(f"  {f'line {p.line}' if p.line else p.text}: {p.reason}", file=sys.stderr)
   if len(problems) > shown:
     print(f"  ... and {len(problems) - shown} more", file=sys.stderr)

@@ -38,23 +38,37 @@ _MAX_NAME = 200
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-  """One annotated 10 s window of a YouTube video; `label` is None in the test split."""
+  """One annotated 10 s window of a YouTube video; `label` is None in the test split.
+
+  A whole video of another labelled set (`i3d.datasets`) has `video`, its path below the video
+  folder with forward slashes; its `youtube_id` is that path too (its id wherever clips are keyed)
+  and its times are 0 (see `video_clip`).
+  """
   youtube_id: str
   time_start: int
   time_end: int
   split: str
   label: str | None = None
   is_cc: bool | None = None
+  video: str | None = None
 
   @property
   def filename(self) -> str:
-    """The name Kinetics tools and the CVDF mirror use: `{id}_{start:06d}_{end:06d}.mp4`."""
+    """The name Kinetics tools and the CVDF mirror use: `{id}_{start:06d}_{end:06d}.mp4` (a
+    dataset video's path below its folder)."""
+    if self.video is not None:
+      return self.video
     return f"{self.youtube_id}_{self.time_start:06d}_{self.time_end:06d}.mp4"
 
   @property
   def relpath(self) -> PurePosixPath:
     """Where the clip lives under a video directory: `split/label/filename`."""
     return PurePosixPath(self.split, *([self.label] if self.label else []), self.filename)
+
+
+def video_clip(path: str, label: str, split: str = "") -> Clip:
+  """The `Clip` of a whole labelled video at `path` (below its video folder, forward slashes)."""
+  return Clip(path, 0, 0, split, label, video=path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,10 @@ is encoded by a worker process (`i3d.inputs.records.encode_clip`: RGB JPEGs and 
 flow) into `.staging/KEY.pb`, written atomically. When every clip of a shard is staged or has
 failed, the shard is written under a temporary name, renamed to `NAME-0000i-of-0000N.tfrecord`
 (`.tfrecord.gz` when GZIP-compressed),
-listed in `manifest.jsonl` (which clip is in which shard) and its staged files removed. A run
+listed in `manifest.jsonl` (which clip is in which shard) and its staged files removed. The clips
+are Kinetics windows (labelled from the Kinetics-`label_version` map) or whole videos of another
+labelled set (`i3d.datasets`: `Clip.video`, labelled from `PreprocessConfig.labels`, which is
+written beside the records as `labels.txt`, line i naming class i). A run
 killed at any moment loses at most the clips being encoded; a rerun does only what is missing,
 and every clip ends in exactly one shard. Missing and undecodable videos are listed with the
 reason in `failures.jsonl`; `records.json` holds the settings, and a rerun with others is refused.
@@ -21,7 +24,9 @@ to, are rewritten whole (atomically) before anything depends on them (`jsonl.Rem
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,8 +39,8 @@ from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.kinetics.annotations import Clip, clip_list, video_files
-from i3d.kinetics.recordset import MANIFEST_FILE, SETTINGS_FILE, clip_key, folder_path
-from i3d.model.labels import load_label_map
+from i3d.kinetics.recordset import LABELS_FILE, MANIFEST_FILE, SETTINGS_FILE, clip_key, folder_path
+from i3d.model.labels import class_list_text, load_label_map, parse_class_list
 from i3d.model.streams import STREAMS
 from i3d.runs import executors
 from i3d.runs.folder import RunFolder, failure_reason
@@ -49,9 +54,9 @@ Result = tuple[str, int, str, bool]
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
-  """What goes into the records (`settings`, `encoding`, `streams`) and how they are laid out and
-  made (`name`, `num_shards`, `compression` of the shard files: see `records.COMPRESSIONS`,
-  `workers`)."""
+  """What goes into the records (`settings`, `encoding`, `streams`; the class list: `labels`, or
+  when empty the Kinetics-`label_version` map) and how they are laid out and made (`name`,
+  `num_shards`, `compression` of the shard files: see `records.COMPRESSIONS`, `workers`)."""
   settings: InputSettings = InputSettings()
   encoding: records.Encoding = records.Encoding()
   streams: tuple[str, ...] = STREAMS
@@ -60,14 +65,22 @@ class PreprocessConfig:
   compression: str = "none"
   workers: int = 1
   label_version: int = 400
+  labels: tuple[str, ...] = ()
 
   def __post_init__(self):
     records.check_shard_prefix(self.name)
+    unknown = sorted(set(self.streams) - set(STREAMS))
+    if unknown or not self.streams:
+      raise UserError(f"unknown stream {', '.join(unknown) or '(none)'}; choose rgb, flow or "
+                      f"rgb,flow")
+
+  def class_list(self) -> tuple[str, ...]:
+    """The class names, in label index order."""
+    return self.labels or load_label_map(self.label_version)
 
 
-def clip_info(clip: Clip, data_path: str, version: int = 400) -> records.ClipInfo:
-  """The record metadata of an annotated clip (label index from the Kinetics-`version` map)."""
-  labels = load_label_map(version)
+def clip_info(clip: Clip, data_path: str, labels: Sequence[str]) -> records.ClipInfo:
+  """The record metadata of an annotated clip (label index: its position in `labels`)."""
   index = labels.index(clip.label) if clip.label in labels else None
   return records.ClipInfo(clip_key(clip), data_path, clip.youtube_id, clip.time_start * 1_000_000,
                           clip.time_end * 1_000_000, clip.label, index)
@@ -80,10 +93,14 @@ def plan(clips: Sequence[Clip], num_shards: int) -> list[list[Clip]]:
 
 
 def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) -> dict:
-  """`records.json`: the record settings, the shard layout and a digest of the clip list."""
+  """`records.json`: the record settings, the shard layout and digests of the clip list and
+  (for a set other than Kinetics) of the class list."""
+  labels = ({"num_classes": len(config.labels), "labels_sha256": hashlib.sha256(
+      class_list_text(config.labels).encode()).hexdigest()} if config.labels
+            else {"label_version": config.label_version})
   return {"records": records.settings_record(config.settings, config.encoding, config.streams),
           "name": config.name, "num_shards": num_shards, "compression": config.compression,
-          **clip_list(clips), "label_version": config.label_version}
+          **clip_list(clips), **labels}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,14 +151,15 @@ class _Shards:
     self.staging = storage.join(output_dir, STAGING_DIR)
     self.manifest = open_lines(storage.join(output_dir, MANIFEST_FILE))
     self.closed = {r["shard"] for r in self.manifest.records}
-    self.ready = {n.removesuffix(".pb") for n in storage.list_names(self.staging, ".pb")}
+    staged = set(storage.list_names(self.staging, ".pb"))
+    self.ready = {clip_key(c) for s in layout for c in s if staged_name(clip_key(c)) in staged}
     self.retry: set[str] = set()  # clips that failed for the machine's reasons: never left out
 
   def shard(self, index: int) -> str:
     return records.shard_name(self.name, index, len(self.layout), self.compression)
 
   def staged(self, clip: Clip) -> str:
-    return storage.inside(self.staging, f"{clip_key(clip)}.pb")
+    return storage.inside(self.staging, staged_name(clip_key(clip)))
 
   def failed(self) -> set[str]:
     return {r["id"] for r in self.failures.records}
@@ -183,13 +201,29 @@ class _Shards:
       path = storage.inside(self.output_dir, name)
       if not storage.exists(path):
         records.write_shard(path, (storage.read_bytes(self.staged(c)) for c in kept))
-      self.manifest.append({"shard": name, "clips": [
-          {"id": clip_key(c), "youtube_id": c.youtube_id, "time_start": c.time_start,
-           "time_end": c.time_end, "split": c.split, "label": c.label} for c in kept]})
+      self.manifest.append({"shard": name, "clips": [manifest_entry(c) for c in kept]})
       self.closed.add(name)
       closing += kept
     self.manifest.sync()
     self._unstage(closing)
+
+
+def manifest_entry(clip: Clip) -> dict:
+  """What the manifest says of a clip in a shard (`recordset.manifest_clips` reads it back)."""
+  entry = {"id": clip_key(clip), "youtube_id": clip.youtube_id, "time_start": clip.time_start,
+           "time_end": clip.time_end, "split": clip.split, "label": clip.label}
+  return entry if clip.video is None else {**entry, "video": clip.video}
+
+
+_PLAIN_KEY = re.compile(r"^[^/\\\x00.][^/\\\x00]{0,199}$")
+
+
+def staged_name(key: str) -> str:
+  """The file name of a clip's staged example: `KEY.pb`, or, for a key that is no plain file name
+  (a dataset video's path), `~` and its SHA-256 `.pb`."""
+  if _PLAIN_KEY.match(key):
+    return f"{key}.pb"
+  return f"~{hashlib.sha256(key.encode()).hexdigest()}.pb"
 
 
 # Runs `encode_job` over the jobs (an executor of `i3d.runs.executors` bound to it).
@@ -211,8 +245,13 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   `encode_job` over the jobs (default: a pool of `config.workers` processes; `i3d.pipelines`
   passes a Beam pipeline)."""
   keys = [clip_key(c) for c in clips]
-  if len(set(keys)) != len(keys):
+  if len(set(keys)) != len(keys) or len(set(map(staged_name, keys))) != len(keys):
     raise UserError("a clip appears twice in the annotations; each clip goes in one record")
+  unknown = sorted({c.label for c in clips if c.label is not None and c.video is not None}
+                   - set(config.class_list()))
+  if unknown:
+    raise UserError(f"label {unknown[0]!r} is not in the class list; give a class list that "
+                    f"holds every label")
   output_dir, video_dir = folder_path(output_dir), folder_path(video_dir)
   with RunFolder(output_dir, "preprocessing run").locked() as folder:
     return _preprocess_locked(clips, video_dir, folder, config, progress,
@@ -234,6 +273,8 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
   if not 1 <= num_shards <= max(1, len(clips)):
     raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
   folder.check_settings(_settings(clips, config, num_shards), SETTINGS_FILE, "records")
+  if config.labels:
+    _write_labels(folder, config.labels)
   with open_lines(storage.join(output_dir, FAILURES_FILE)) as failures:
     shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
     storage.makedirs(shards.staging)
@@ -242,16 +283,16 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
     done = shards.failed()
     todo = [c for c in shards.open_clips()
             if clip_key(c) not in done and clip_key(c) not in shards.ready]
-    videos = video_files(video_dir) if todo else {}
+    videos = _videos(todo, video_dir)
     jobs = []
     for clip in todo:
-      video = videos.get(clip.filename)
+      video = videos.get(clip_key(clip))
       if video is None:
         failures.append({"id": clip_key(clip), "filename": clip.filename,
                          "reason": f"missing: no {clip.filename} under {video_dir}"})
         continue
       jobs.append(EncodeJob(clip_key(clip), video, clip_info(
-          clip, _relative(video, video_dir), config.label_version), shards.staged(clip),
+          clip, _relative(video, video_dir), config.class_list()), shards.staged(clip),
           config.settings, config.encoding, tuple(config.streams)))
     _run(jobs, encoder, shards, progress)
     shards.close_ready()
@@ -259,6 +300,31 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
     written = sum(len(r["clips"]) for r in shards.manifest.records)
     return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
             "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
+
+
+def _write_labels(folder: RunFolder, labels: Sequence[str]) -> None:
+  """Writes `labels.txt`; one that lists other classes (edited since) is refused."""
+  path = folder.file(LABELS_FILE)
+  if storage.exists(path) and parse_class_list(storage.read_bytes(path), path) != tuple(labels):
+    raise UserError(f"{path} lists other classes than these records were made with; restore it "
+                    f"or use a new --output_dir")
+  storage.write_bytes(path, class_list_text(labels).encode())
+
+
+def _videos(clips: Sequence[Clip], video_dir: str) -> dict[str, str]:
+  """{clip key: its video} of the clips whose video is there: Kinetics clips by file name
+  anywhere below `video_dir`, dataset videos at their path, which must stay inside it."""
+  found = {}
+  if any(c.video is None for c in clips):
+    by_name = video_files(video_dir)
+    found = {clip_key(c): by_name[c.filename] for c in clips
+             if c.video is None and c.filename in by_name}
+  for clip in clips:
+    if clip.video is not None:
+      path = storage.inside(video_dir, *clip.video.split("/"))
+      if storage.exists(path):
+        found[clip_key(clip)] = path
+  return found
 
 
 def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress: bool) -> None:

@@ -15,15 +15,16 @@ from i3d.inputs import records
 from i3d.inputs.settings import InputSettings, TVL1Params
 from i3d.inputs.views import ViewProtocol
 from i3d.kinetics.annotations import Clip, IndexRow
+from i3d.model.labels import CLASS_LIST_FILE, parse_class_list, read_class_list
 
 SETTINGS_FILE = "records.json"
 MANIFEST_FILE = "manifest.jsonl"
+LABELS_FILE = CLASS_LIST_FILE  # the class list of records of a set other than Kinetics
 
 
 def clip_key(clip: Clip) -> str:
-  """A clip's `example/id`: its file name without `.mp4`."""
-  return clip.filename.removesuffix(".mp4")
-
+  """A clip's `example/id`: its file name without `.mp4` (a dataset video's path)."""
+  return clip.video if clip.video is not None else clip.filename.removesuffix(".mp4")
 
 
 def folder_path(path: str | Path) -> str:
@@ -47,6 +48,17 @@ def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
     raise UserError(f"{settings_path}: not the settings of a records folder (a JSON object with "
                     f"\"records\"); remake the folder with `i3d preprocess`")
   return settings, read_lines(storage.join(records_dir, MANIFEST_FILE))
+
+
+def read_labels(records_dir: str | Path) -> tuple[str, ...] | None:
+  """The class list (`labels.txt`) of a records folder, None when it has none (Kinetics records,
+  labelled from the label map of the checkpoint)."""
+  path = storage.join(folder_path(records_dir), LABELS_FILE)
+  if not storage.exists(path):
+    return None
+  if storage.is_remote(path):
+    return parse_class_list(storage.read_bytes(path), path)
+  return read_class_list(path)
 
 
 def manifest_clips(lines: Sequence[dict]) -> dict[str, tuple[str, Clip]]:
@@ -74,10 +86,11 @@ def _manifest_clip(entry: dict) -> Clip:
   if not all(type(t) is int and t >= 0 for t in times):  # pylint: disable=unidiomatic-typecheck
     raise ValueError(f"clip times {times} are not whole seconds")
   texts = entry["id"], entry["youtube_id"], entry["split"]
-  if not all(isinstance(t, str) for t in texts) or not isinstance(entry["label"],
-                                                                   (str, type(None))):
+  if not all(isinstance(t, str) for t in texts) or not all(
+      isinstance(entry.get(k), (str, type(None))) for k in ("label", "video")):
     raise ValueError("clip names are not strings")
-  return Clip(entry["youtube_id"], *times, entry["split"], entry["label"])
+  return Clip(entry["youtube_id"], *times, entry["split"], entry["label"],
+              video=entry.get("video"))
 
 
 def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,

@@ -29,7 +29,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
-from i3d.classify.classifier import Classifier, load_classifier
+from i3d.classify.classifier import Classifier, check_class_list, load_classifier
 from i3d.inputs.views import video_views
 from i3d.kinetics import evaluation, metrics, recordset, report, scoring
 from i3d.kinetics.annotations import Clip, IndexRow, video_files
@@ -58,6 +58,10 @@ class ClassifierSpec:
   rgb_checkpoint: str | None = None
   flow_checkpoint: str | None = None
   download: bool = True  # False (`--offline`): workers never fetch a missing checkpoint
+  # The class list (`labels.txt` of records of a set other than Kinetics) and where it is from,
+  # instead of the checkpoint's label map.
+  class_list: tuple[str, ...] | None = None
+  class_list_file: str = ""
 
   @property
   def checkpoints(self) -> dict[str, str]:
@@ -66,8 +70,11 @@ class ClassifierSpec:
 
   @property
   def labels(self) -> tuple[str, ...]:
-    return load_label_map(label_map_of(next(iter(self.checkpoints.values())),
-                                       self.checkpoint_dir))
+    own = load_label_map(label_map_of(next(iter(self.checkpoints.values())),
+                                      self.checkpoint_dir))
+    if self.class_list is None:
+      return own
+    return check_class_list(self.class_list, len(own), self.checkpoints, self.class_list_file)
 
   @property
   def streams(self) -> tuple[str, ...]:
@@ -75,10 +82,13 @@ class ClassifierSpec:
 
   def load(self) -> Classifier:
     folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
-    return load_classifier(self.eval_type, checkpoint_dir=folder,
-                           imagenet_pretrained=self.imagenet_pretrained, precision=self.precision,
-                           rgb_checkpoint=self.rgb_checkpoint,
-                           flow_checkpoint=self.flow_checkpoint, download=self.download)
+    classifier = load_classifier(self.eval_type, checkpoint_dir=folder,
+                                 imagenet_pretrained=self.imagenet_pretrained,
+                                 precision=self.precision, rgb_checkpoint=self.rgb_checkpoint,
+                                 flow_checkpoint=self.flow_checkpoint, download=self.download)
+    if self.class_list is not None:
+      classifier.relabel(self.class_list, self.class_list_file)
+    return classifier
 
 
 class LoadViews(WorkerDoFn):
