@@ -24,7 +24,7 @@ from i3d.model.streams import STREAM_CHANNELS
 
 LABELS_FILE = "labels.txt"
 MAX_LABELS_BYTES = 1 << 20
-SHUFFLE_BUFFER = 1024
+SHUFFLE_BLOCK = 256  # records shuffled together (held in memory at once)
 
 
 def read_labels(folder: str | Path) -> tuple[str, ...]:
@@ -153,10 +153,12 @@ def _check_label(context: dict, names: tuple[str, ...], shard: str, key: str) ->
 
 @dataclasses.dataclass(frozen=True)
 class ClipShape:
-  """What the model sees of a clip: `frames` frames, `crop` pixels square, these streams."""
+  """What the model sees of a clip: `frames` frames, `crop` pixels square, these streams;
+  training clips mirrored at random with `flip` (not for classes told apart by left and right)."""
   streams: tuple[str, ...]
   frames: int
   crop: int
+  flip: bool = True
 
 
 def _window(total: tf.Tensor, frames: int, start: tf.Tensor) -> tf.Tensor:
@@ -183,7 +185,7 @@ def clip_inputs(serialized: tf.Tensor, shape: ClipShape, seed: tf.Tensor | None)
     start, top, left = tf.unstack(tf.cast(draws[:3] * tf.cast(spare + 1, tf.float32), tf.int32))
     start, top, left = (tf.minimum(start, spare[0]), tf.minimum(top, spare[1]),
                         tf.minimum(left, spare[2]))
-    flip = draws[3] < 0.5
+    flip = tf.logical_and(draws[3] < 0.5, shape.flip)
   index = _window(total, shape.frames, start)
   inputs = {}
   for stream in shape.streams:
@@ -222,12 +224,18 @@ def _records(paths: Sequence[str], order: tf.Tensor | None = None,
 
 def _epoch(paths: Sequence[str], seed: int, epoch: tf.Tensor, take: int) -> tf.data.Dataset:
   """The first `take` records of one epoch, in its order: shards shuffled, read 8 at a time,
-  clips shuffled in a buffer; all from (seed, epoch)."""
-  order = tf.random.experimental.stateless_shuffle(
-      tf.range(len(paths)), tf.stack([tf.constant(seed, tf.int64), epoch]))
+  then shuffled in blocks of `SHUFFLE_BLOCK` records; every permutation from (seed, epoch)."""
+  base = tf.constant(seed, tf.int64)
+  order = tf.random.experimental.stateless_shuffle(tf.range(len(paths)), tf.stack([base, epoch]))
+
+  def shuffled(block: tf.Tensor, serialized: tf.Tensor) -> tf.Tensor:
+    count = tf.shape(serialized, out_type=tf.int64)[0]
+    where = tf.random.experimental.stateless_shuffle(
+        tf.range(count), tf.stack([base, epoch * (1 << 32) + block]))
+    return tf.gather(serialized, where)
+
   return (_records(paths, order, min(len(paths), 8))
-          .shuffle(SHUFFLE_BUFFER, seed=tf.constant(seed, tf.int64) * 1_000_003 + epoch,
-                   reshuffle_each_iteration=False)
+          .batch(SHUFFLE_BLOCK).enumerate().map(shuffled).unbatch()
           .take(take))
 
 

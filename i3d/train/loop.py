@@ -5,7 +5,7 @@ Run folder (`TrainConfig.output_dir`):
 
 - `run.json`: the settings; a rerun with other settings is refused with the differences;
 - `labels.txt`, and per stream `STREAM/model.ckpt.*` + `STREAM/labels.txt`: the model in the
-  released layout (written at every checkpoint), loadable wherever a checkpoint is;
+  released layout (written when the last step is done), loadable wherever a checkpoint is;
 - `checkpoints/`: model, optimizer and step every `checkpoint_every` steps (the last `keep`),
   `best/`: the one with the best evaluation top-1; `state.json`: step, time, top-1s;
 - `tensorboard/`: loss, learning rate, top-1; `summary.md` at the end.
@@ -61,6 +61,7 @@ class TrainConfig:
   warmup_steps: int = 0
   clip_frames: int = 64
   crop_size: int = 224
+  flip: bool = True
   batch: int = 8
   steps: int | None = None
   epochs: float | None = None
@@ -166,7 +167,8 @@ class Trainer:
     self.total = config.steps or max(1, round(config.epochs * per_epoch))
     root = Path(config.output_dir)
     self.folder = root if self.worker == 0 else root / f"worker-{self.worker}"
-    self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size)
+    self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size,
+                                config.flip)
 
   @property
   def streams(self) -> tuple[str, ...]:
@@ -176,6 +178,7 @@ class Trainer:
     """Towers, optimizer and checkpoint, made where the strategy wants the variables."""
     distributed = not self.apply_outside and self.strategy is not tf.distribute.get_strategy()
     scope = self.strategy.scope() if distributed else contextlib.nullcontext()
+    tf.random.set_seed(self.config.seed)  # the new logits and `scratch` weights
     self.rate = tf.Variable(self.config.learning_rate, trainable=False, name="learning_rate")
     with scope:
       self.towers = model.build_towers(self.streams, len(self.labels))
@@ -206,7 +209,7 @@ class Trainer:
 
   def _resume(self, manager: tf.train.CheckpointManager) -> dict:
     state = {"step": 0, "seconds": 0.0, "top1": None, "best_top1": None, "best_step": None,
-             "loss": None}
+             "loss": None, "train_top1": None}
     if manager.latest_checkpoint:
       self.checkpoint.restore(manager.latest_checkpoint).expect_partial()
       saved = _read_json(self.folder / STATE_FILE)
@@ -284,7 +287,7 @@ class Trainer:
           raise UserError(f"the loss became {loss} at step {number + 1}; lower --learning_rate")
         self.step.assign(number + 1)
         examples += config.batch
-        state.update(loss=loss, step=number + 1)
+        state.update(loss=loss, step=number + 1, train_top1=float(correct) / config.batch)
         rate = examples / max(1e-9, time.monotonic() - started)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.1f}", refresh=False)
@@ -321,10 +324,11 @@ class Trainer:
       best.save(checkpoint_number=number)
 
   def _save(self, state: dict, manager) -> None:
-    """The training checkpoint (written, then listed: a kill keeps the previous one), the model
-    in the released layout, then the state."""
+    """The training checkpoint (written, then listed: a kill keeps the previous one), after the
+    last step the model in the released layout, then the state."""
     manager.save(checkpoint_number=int(self.step.numpy()))
-    model.export(self.towers, self.labels, self.folder)
+    if int(self.step.numpy()) == self.total:
+      model.export(self.towers, self.labels, self.folder)
     (self.folder / data.LABELS_FILE).write_text("".join(f"{n}\n" for n in self.labels),
                                                 encoding="utf-8")
     with atomic_write(self.folder / STATE_FILE) as f:

@@ -1,5 +1,6 @@
-"""Labelled records of generated clips for the training tests: a vertical grating drifting left
-or right across 256x256 frames, so any crop of any size shows which way it moves."""
+"""Labelled records of generated clips for the training tests: a horizontal grating drifting up
+or down across 256x256 frames, so any crop of any size, mirrored or not, shows which way it
+moves."""
 
 from pathlib import Path
 
@@ -8,15 +9,15 @@ import numpy as np
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
 
-CLASSES = ("left", "right")
+CLASSES = ("up", "down")
 
 
 def drifting_clip(direction: int, frames: int, phase: float, size: int = 256) -> np.ndarray:
-  """uint8 (frames, size, size, 3): stripes 16 px apart moving 4 px a frame (+1 right, -1 left)."""
-  x = np.arange(size)
-  rows = [127.5 + 120 * np.sin(2 * np.pi * (x - direction * 4 * t + phase) / 16)
-          for t in range(frames)]
-  return np.repeat(np.stack(rows)[:, None, :, None], size, axis=1).repeat(3, axis=3).astype(
+  """uint8 (frames, size, size, 3): stripes 16 px apart moving 4 px a frame (+1 down, -1 up)."""
+  y = np.arange(size)
+  columns = [127.5 + 120 * np.sin(2 * np.pi * (y - direction * 4 * t + phase) / 16)
+             for t in range(frames)]
+  return np.repeat(np.stack(columns)[:, :, None, None], size, axis=2).repeat(3, axis=3).astype(
       np.uint8)
 
 
