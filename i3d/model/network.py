@@ -10,13 +10,7 @@ from typing import Optional
 import sonnet as snt
 import tensorflow as tf
 
-from i3d.model.streams import MIN_FRAMES, InputSpec
-
-VALID_ENDPOINTS = (
-    "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
-    "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
-    "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c", "Logits", "Predictions",
-)
+from i3d.model.streams import MIN_FRAMES, VALID_ENDPOINTS, InputSpec
 
 # Output channels of each Inception block: Branch_0 1x1; Branch_1 1x1 -> 3x3; Branch_2 1x1 -> 3x3;
 # Branch_3 max-pool -> 1x1.
