@@ -177,14 +177,16 @@ class Trainer:
   def _build(self) -> None:
     """Towers, optimizer and checkpoint, made where the strategy wants the variables."""
     distributed = not self.apply_outside and self.strategy is not tf.distribute.get_strategy()
-    scope = self.strategy.scope() if distributed else contextlib.nullcontext()
+    scope = (lambda: self.strategy.scope()) if distributed else contextlib.nullcontext
     tf.random.set_seed(self.config.seed)  # the new logits and `scratch` weights
     self.rate = tf.Variable(self.config.learning_rate, trainable=False, name="learning_rate")
-    with scope:
+    with scope():
       self.towers = model.build_towers(self.streams, len(self.labels))
       self.optimizer = snt.optimizers.Momentum(self.rate, self.config.momentum)
     self.variables = [v for s in self.streams for v in model.trained_variables(
         self.towers[s], self.config.freeze_until)]
+    with scope():  # the momentum slots, made now: a replicated step cannot make variables
+      self.optimizer._initialize(self.variables)  # pylint: disable=protected-access
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.checkpoint = tf.train.Checkpoint(towers=self.towers, optimizer=self.optimizer,
                                           step=self.step)
@@ -278,10 +280,11 @@ class Trainer:
       for number in range(first, self.total):
         self.rate.assign(learning_rate(config, number, self.total))
         try:
-          loss, correct = step_fn(next(iterator), tf.constant(number, tf.int64))
-        except tf.errors.InvalidArgumentError as e:
+          batch = next(iterator)
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
           raise UserError(f"{config.records}: a record cannot be read "
                           f"({records.tf_message(e)[:300]})") from None
+        loss, correct = step_fn(batch, tf.constant(number, tf.int64))
         loss = float(loss)
         if not math.isfinite(loss):
           raise UserError(f"the loss became {loss} at step {number + 1}; lower --learning_rate")
