@@ -164,7 +164,7 @@ class Trainer:
                              config.eval_records)
       self.eval_set = data.scan(config.eval_records, self.streams, self.labels, every_class=False)
     per_epoch = data.steps_per_epoch(self.train_set.size, config.batch)
-    self.total = config.steps or max(1, round(config.epochs * per_epoch))
+    self.total = config.steps or max(1, round((config.epochs or 1) * per_epoch))
     root = Path(config.output_dir)
     self.folder = root if self.worker == 0 else root / f"worker-{self.worker}"
     self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size,
@@ -309,6 +309,7 @@ class Trainer:
 
   def _evaluate(self, state: dict, best, number: int) -> None:
     """Top-1 over the evaluation records (centre window and crop); the best is kept."""
+    assert self.eval_set is not None
     @tf.function
     def predict(inputs):
       return tf.argmax(self._logits(inputs, False), -1)

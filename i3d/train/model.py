@@ -37,7 +37,8 @@ def build_towers(streams: tuple[str, ...], num_classes: int) -> dict[str, Incept
 
 
 def initialise(tower: InceptionI3d, stream: str, init: str,
-               checkpoint_dir: os.PathLike | None = None, download: bool = True) -> str:
+               checkpoint_dir: str | os.PathLike | None = None,
+               download: bool = True) -> str:
   """Fill every variable of `tower` but the logits from `init` (a released name, `rgb_tfhub`, a
   checkpoint path or a training run folder; `scratch` keeps the random weights), strictly: a
   variable missing from the checkpoint or of another shape is a `CheckpointError`. Returns the
@@ -46,7 +47,8 @@ def initialise(tower: InceptionI3d, stream: str, init: str,
     return SCRATCH
   source = checkpoints.stream_path(stream, init)
   backbone = InceptionI3d(tower.num_classes, final_endpoint="Mixed_5c", name="backbone")
-  prefix = checkpoints.load_checkpoint(backbone, source, checkpoint_dir=checkpoint_dir,
+  folder = Path(checkpoint_dir) if checkpoint_dir else None
+  prefix = checkpoints.load_checkpoint(backbone, source, checkpoint_dir=folder,
                                        download=download)
   if backbone.input_channels != STREAM_CHANNELS[stream]:
     raise CheckpointError(f"--init {init} is not a {stream} model ({backbone.input_channels} "

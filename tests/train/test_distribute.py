@@ -19,7 +19,8 @@ import sys, tensorflow as tf
 devices = int(sys.argv[2])
 cpu = tf.config.list_physical_devices("CPU")[0]
 if devices > 1:
-  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 import sonnet as snt
 from i3d.train import loop
 from i3d.cli.train import strategy_for
