@@ -14,11 +14,11 @@ import tensorflow as tf
 from i3d._util import env, progress
 from i3d.errors import UserError
 from i3d.model import chunks
-from i3d.model.checkpoints import fetch_checkpoints, load_checkpoint, stream_checkpoint
+from i3d.model.checkpoints import choose, fetch_checkpoints, load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
 from i3d.model.network import InceptionI3d, logits_head, pool_space
-from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec, choose_checkpoints
+from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec
 
 if TYPE_CHECKING:
   from i3d.inputs.views import ViewArray
@@ -186,7 +186,8 @@ def load_classifier(eval_type: str = "joint",
                     precision: str = "float32",
                     jit_compile: bool = False,
                     rgb_checkpoint: Optional[str | os.PathLike] = None,
-                    flow_checkpoint: Optional[str | os.PathLike] = None) -> Classifier:
+                    flow_checkpoint: Optional[str | os.PathLike] = None,
+                    checkpoint: Optional[str | os.PathLike] = None) -> Classifier:
   """Build the towers of `eval_type` and restore their weights.
 
   Args:
@@ -201,12 +202,16 @@ def load_classifier(eval_type: str = "joint",
     jit_compile: compile the forward pass with XLA.
     rgb_checkpoint: the RGB tower's checkpoint instead of the one `eval_type` picks: a known
       name (e.g. `rgb_tfhub`) or a checkpoint path.
-    flow_checkpoint: the same for the flow tower.
+    flow_checkpoint: the same for the flow tower. Either may be a training run folder (`i3d
+      train --output_dir`), which gives that stream's tower.
+    checkpoint: instead of the three above, one checkpoint or training run folder for all the
+      streams it has (`eval_type` joint: all of them).
 
   Returns:
     A `Classifier` that knows its eval type, checkpoints and labels.
   """
-  names = choose_checkpoints(eval_type, imagenet_pretrained, rgb_checkpoint, flow_checkpoint)
+  eval_type, names = choose(eval_type, imagenet_pretrained, rgb_checkpoint, flow_checkpoint,
+                            checkpoint)
   check_precision(precision, optimize)
   fetch_checkpoints(names.values(), checkpoint_dir, download=download,  # names all missing ones
                     eval_type=eval_type)

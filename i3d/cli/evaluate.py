@@ -62,6 +62,7 @@ def _run_pipeline(args, clips: list, config, class_list: tuple[str, ...] | None,
 
 def main(args) -> None:
   from i3d.kinetics import evaluation, scoring  # pylint: disable=import-outside-toplevel
+  flags.resolve_checkpoints(args)
   if (args.records is None) == (args.video_dir is None):
     raise UsageError("give --video_dir (with --annotations) or --records, not both")
   if args.records is None and args.annotations is None:

@@ -26,6 +26,10 @@ def add_classifier_flags(parser: argparse.ArgumentParser) -> None:
   accepted too)."""
   parser.add_argument("--eval_type", choices=EVAL_TYPES, default="joint",
                       help="streams and checkpoints: rgb, rgb600, flow or joint")
+  parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                      help="a training run folder (`i3d train --output_dir`) or checkpoint for "
+                           "every stream it has, with its own labels.txt (--eval_type joint: all "
+                           "its streams; rgb or flow: that one)")
   add_checkpoint_flag(parser)
   parser.add_argument("--imagenet_pretrained", default=True, action="store_true",
                       help="ImageNet+Kinetics checkpoints (default); --noimagenet_pretrained "
@@ -52,8 +56,24 @@ def add_stream_checkpoint_flags(parser: argparse.ArgumentParser, streams=("rgb",
                                f"or a checkpoint prefix or folder")
 
 
+def resolve_checkpoints(args: argparse.Namespace) -> None:
+  """Rewrites the classifier flags so that --checkpoint and training run folders name each
+  tower's checkpoint: --eval_type becomes the streams found, --rgb_checkpoint /
+  --flow_checkpoint their checkpoints (`i3d.model.checkpoints.choose`)."""
+  if getattr(args, "checkpoint", None) is None and not any(
+      getattr(args, f"{s}_checkpoint", None) for s in ("rgb", "flow")):
+    return
+  from i3d.model import checkpoints as found  # pylint: disable=import-outside-toplevel
+  args.eval_type, names = found.choose(args.eval_type, args.imagenet_pretrained,
+                                       args.rgb_checkpoint, args.flow_checkpoint,
+                                       getattr(args, "checkpoint", None))
+  args.checkpoint = None
+  args.rgb_checkpoint, args.flow_checkpoint = names.get("rgb"), names.get("flow")
+
+
 def checkpoints(args: argparse.Namespace) -> dict[str, str]:
   """Checkpoint per stream named by the classifier flags."""
+  resolve_checkpoints(args)
   return choose_checkpoints(args.eval_type, args.imagenet_pretrained, args.rgb_checkpoint,
                             args.flow_checkpoint)
 
@@ -82,6 +102,7 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
 def classifier(args: argparse.Namespace) -> Classifier:
   """The classifier the classifier flags name."""
   from i3d.classify.classifier import load_classifier  # pylint: disable=import-outside-toplevel
+  resolve_checkpoints(args)
   return load_classifier(args.eval_type, checkpoint_dir=args.checkpoint_dir,
                          imagenet_pretrained=args.imagenet_pretrained, precision=args.precision,
                          rgb_checkpoint=args.rgb_checkpoint, flow_checkpoint=args.flow_checkpoint,

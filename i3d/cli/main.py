@@ -15,7 +15,7 @@ from i3d._util import env, progress
 from i3d.errors import UsageError, UserError
 
 COMMANDS = ("predict", "preprocess", "evaluate", "export", "download", "report", "kinetics",
-            "features", "fvd")
+            "features", "fvd", "train")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -230,15 +230,28 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   (T, H, W, 3) decoded JPEGs (for flow, the 8-bit levels; see `flow_from_levels`). A record of
   another format fails with `tf.errors.InvalidArgumentError`.
   """
-  context_spec, sequence_spec = _features(streams)
-  context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
+  context, jpegs = parse_jpegs(serialized, streams)
   out = dict(context)
   for name in streams:
-    jpegs = _checked_jpegs(lists[STREAM_PREFIX[name] + ENCODED], context, name)
-    out[name] = tf.map_fn(
-        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE"),
-        jpegs, fn_output_signature=tf.uint8)
+    out[name] = decode_jpegs(jpegs[name])
   return out
+
+
+def parse_jpegs(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS
+                ) -> tuple[dict, dict[str, tf.Tensor]]:
+  """A serialized clip example -> (its context, {stream: its JPEGs, one a frame}), the JPEGs
+  checked (count, sizes) but not decoded, for readers that decode only the frames they use."""
+  context_spec, sequence_spec = _features(streams)
+  context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
+  return dict(context), {name: _checked_jpegs(lists[STREAM_PREFIX[name] + ENCODED], context, name)
+                         for name in streams}
+
+
+def decode_jpegs(jpegs: tf.Tensor) -> tf.Tensor:
+  """JPEGs (T,) -> uint8 images (T, H, W, 3), decoded as the records were written."""
+  return tf.map_fn(
+      lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE"),
+      jpegs, fn_output_signature=tf.uint8)
 
 
 def _checked_jpegs(jpegs: tf.Tensor, context: dict, stream: str) -> tf.Tensor:

@@ -29,9 +29,11 @@ from i3d.model.registry import (
   CheckpointInfo,
   get_info,
 )
-from i3d.model.streams import STREAM_CHANNELS
+from i3d.model.streams import STREAM_CHANNELS, STREAMS, choose_checkpoints
 
 LABELS_FILE = "labels.txt"  # class names beside a checkpoint that is not a Kinetics one
+# A training run folder (`i3d train --output_dir RUN`) holds each stream's model in the released
+# layout as RUN/STREAM/model.ckpt.*, with RUN/STREAM/labels.txt beside it.
 
 # Optimizer state and bookkeeping that training left in a checkpoint; never model weights.
 NON_MODEL_VARIABLE = re.compile(r"(^|/)(global_step|beta[12]_power)$|/(Momentum|Adam(_1)?|"
@@ -137,6 +139,55 @@ def manual_instructions(names: Iterable[str], checkpoint_dir: Optional[os.PathLi
   lines.append(f"(or point --checkpoint_dir / $I3D_CHECKPOINT_DIR at a folder holding "
                f"NAME/{INDEX_FILE} and NAME/{DATA_FILE})")
   return "\n".join(lines)
+
+
+def run_streams(path: str | os.PathLike) -> dict[str, Path]:
+  """{stream: its checkpoint folder} of a training run folder (`RUN/STREAM/model.ckpt.index`);
+  empty when `path` is not one (a checkpoint folder or prefix, a name)."""
+  folder = Path(path)
+  if not folder.is_dir() or (folder / f"{PREFIX}.index").exists():
+    return {}
+  return {s: folder / s for s in STREAMS if (folder / s / f"{PREFIX}.index").is_file()}
+
+
+def stream_path(stream: str, checkpoint: str | os.PathLike) -> str:
+  """`checkpoint` for the tower of `stream`: a training run folder becomes its `stream` folder;
+  names and other paths are returned as they are. A run without that stream is a
+  `CheckpointError`."""
+  found = run_streams(checkpoint)
+  if not found:
+    return os.fspath(checkpoint)
+  if stream not in found:
+    raise CheckpointError(f"training run {checkpoint} has no {stream} model (it has "
+                          f"{', '.join(found)}); pass it for --eval_type {' or '.join(found)}")
+  return str(found[stream])
+
+
+def choose(eval_type: str, imagenet_pretrained: bool = True,
+           rgb: Optional[str | os.PathLike] = None, flow: Optional[str | os.PathLike] = None,
+           checkpoint: Optional[str | os.PathLike] = None) -> tuple[str, dict[str, str]]:
+  """(eval type, checkpoint per stream) that the checkpoint flags name: `choose_checkpoints`,
+  with training run folders resolved to their towers. `checkpoint` (a training run folder, or
+  any checkpoint) serves every stream it has: `eval_type` joint takes all of a run's streams,
+  rgb or flow that one."""
+  if checkpoint is not None:
+    if rgb is not None or flow is not None:
+      raise CheckpointError("give --checkpoint or --rgb_checkpoint / --flow_checkpoint, not both")
+    found = run_streams(checkpoint)
+    if not found:
+      name = str(checkpoint)
+      stream = CHECKPOINTS[name].stream if name in CHECKPOINTS else checkpoint_facts(name)[1]
+      found = {stream: Path(checkpoint)}
+    if eval_type in STREAMS:
+      found = {eval_type: Path(stream_path(eval_type, checkpoint))} if eval_type in found else {}
+    elif eval_type != "joint":
+      found = {}
+    if not found:
+      raise CheckpointError(f"checkpoint {checkpoint} has no model for --eval_type {eval_type}")
+    eval_type = "joint" if len(found) == 2 else next(iter(found))
+    return eval_type, {s: str(p) for s, p in found.items()}
+  names = choose_checkpoints(eval_type, imagenet_pretrained, rgb, flow)
+  return eval_type, {s: stream_path(s, n) for s, n in names.items()}
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike, checkpoint_dir=None, *,

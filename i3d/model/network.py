@@ -10,13 +10,7 @@ from typing import Optional
 import sonnet as snt
 import tensorflow as tf
 
-from i3d.model.streams import MIN_FRAMES, InputSpec
-
-VALID_ENDPOINTS = (
-    "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
-    "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
-    "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c", "Logits", "Predictions",
-)
+from i3d.model.streams import MIN_FRAMES, VALID_ENDPOINTS, InputSpec
 
 # Output channels of each Inception block: Branch_0 1x1; Branch_1 1x1 -> 3x3; Branch_2 1x1 -> 3x3;
 # Branch_3 max-pool -> 1x1.
@@ -46,6 +40,8 @@ class BatchNorm(snt.Module):
   Inference normalises with the moving statistics; training normalises with the batch
   statistics and moves the averages towards them with `decay_rate`. Variables are named
   `beta`, `moving_mean` and `moving_variance`, shaped (C,), as in the released checkpoints.
+  Under a `tf.distribute` strategy of several replicas the batch statistics are those of the
+  global batch (all-reduced), so every replica normalises and updates alike.
   """
 
   def __init__(self, eps: float = 1e-3, decay_rate: float = 0.999, name: str = "batch_norm"):
@@ -63,13 +59,25 @@ class BatchNorm(snt.Module):
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
     self._initialize(inputs.shape[-1])
     if is_training:
-      mean, variance = tf.nn.moments(inputs, axes=list(range(inputs.shape.rank - 1)))
+      mean, variance = batch_moments(inputs)
       self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay_rate))
       self.moving_variance.assign_sub((self.moving_variance - variance) * (1.0 - self.decay_rate))
     else:
       mean, variance = self.moving_mean, self.moving_variance
     return tf.nn.batch_normalization(inputs, mean, variance, offset=self.beta, scale=None,
                                      variance_epsilon=self.eps)
+
+
+def batch_moments(inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Mean and variance per channel of `inputs` (..., C); in a replica context of several
+  replicas (equal batches each), those of the global batch."""
+  axes = list(range(inputs.shape.rank - 1))
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return tf.nn.moments(inputs, axes=axes)
+  mean, square = context.all_reduce(
+      "mean", [tf.reduce_mean(inputs, axes), tf.reduce_mean(tf.square(inputs), axes)])
+  return mean, tf.maximum(square - tf.square(mean), 0.0)
 
 
 class Unit3D(snt.Module):
@@ -150,14 +158,20 @@ def pool_space(net: tf.Tensor) -> tf.Tensor:
 
 def logits_head(net: tf.Tensor, classify: Callable[[tf.Tensor], tf.Tensor],
                 spatial_squeeze: bool = True, dropout_keep_prob: float = 1.0,
-                space_pooled: bool = False) -> tf.Tensor:
+                space_pooled: bool = False, dropout_seed: Optional[tf.Tensor] = None
+                ) -> tf.Tensor:
   """I3D's head over Mixed_5c: average-pool 2x7x7 (VALID), dropout (as released: whenever
   keep_prob < 1; evaluation passes 1.0), `classify` (the 1x1x1 convolution to classes), the
   spatial squeeze, then the average over time. `space_pooled`: `net` is already `pool_space`d,
-  so only pairs of steps are averaged (the same values to float32 round-off)."""
+  so only pairs of steps are averaged (the same values to float32 round-off). `dropout_seed`
+  (shape [2] integers) makes the dropout mask a function of the seed (training that resumes)."""
   window = (2, 1, 1) if space_pooled else (2, 7, 7)
   net = tf.nn.avg_pool3d(net, ksize=window, strides=1, padding="VALID")
-  if not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
+  if dropout_seed is not None and (not isinstance(dropout_keep_prob, (int, float))
+                                   or dropout_keep_prob < 1.0):
+    net = tf.nn.experimental.stateless_dropout(net, rate=1.0 - dropout_keep_prob,
+                                               seed=dropout_seed)
+  elif not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
     net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob)
   logits = classify(net)
   if spatial_squeeze:

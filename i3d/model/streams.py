@@ -12,6 +12,12 @@ import numpy as np
 from i3d.errors import InputError, UserError
 
 STREAMS = ("rgb", "flow")
+# The network's endpoints in order (`i3d.model.network`), named as the released graph names them.
+VALID_ENDPOINTS = (
+    "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
+    "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
+    "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c", "Logits", "Predictions",
+)
 # Input channels: RGB, or the horizontal and vertical components of optical flow.
 STREAM_CHANNELS = {"rgb": 3, "flow": 2}
 # Name scope of each stream's tower in the released joint graph (`RGB/inception_i3d/...`).

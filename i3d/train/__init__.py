@@ -1,0 +1,1 @@
+"""Fine-tuning I3D on labelled records (`i3d train`): `TrainConfig` and `train`."""
