@@ -13,7 +13,7 @@ from tests.support.clips import REPO
 PACKAGE = REPO / "i3d"
 # Lowest first; a module may import its own layer and any layer before it.
 LAYERS = ("errors", "_util", "runs", "model", "inputs", "classify", "embed", "train", "kinetics",
-          "pipelines", "cli")
+          "datasets", "pipelines", "cli")
 # Modules outside the layers: the lazy public front, and test support that builds fixtures.
 FREE = {"__init__", "testing"}
 

@@ -128,9 +128,6 @@ def _split(args: argparse.Namespace) -> int:
       compression=args.compression, workers=args.workers, label_version=args.version,
       encoding=Encoding(args.rgb_quality, args.flow_quality),
       streams=tuple(s.strip() for s in args.streams.split(",")))
-  clips, video_dir, labels = (_kinetics(args) if args.annotations is not None
-                               else _labelled(args))
-  config = dataclasses.replace(config, labels=labels)
   encoder = None
   if args.runner:
     # pylint: disable=import-outside-toplevel
@@ -139,6 +136,9 @@ def _split(args: argparse.Namespace) -> int:
     encoder = beam_encoder(options.pipeline_options(args.runner, args.workers, args.beam_args),
                            options.threads_per_worker(args.runner, args.workers),
                            progress=not args.quiet)
+  clips, video_dir, labels = (_kinetics(args) if args.annotations is not None
+                               else _labelled(args))
+  config = dataclasses.replace(config, labels=labels)
   summary = preprocess.preprocess(clips, video_dir, args.output_dir, config,
                                   progress=not args.quiet, encoder=encoder)
   classes = (f"; {text.count(len(labels), 'class', 'classes')} in {preprocess.LABELS_FILE}"
