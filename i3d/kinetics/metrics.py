@@ -86,10 +86,11 @@ class Counts:
 
   @classmethod
   def of(cls, predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> "Counts":
-    """The counts of ranked predictions (N, k >= 5) against labels (N,)."""
+    """The counts of ranked predictions (N, k >= min(5, classes)) against labels (N,); with
+    fewer than 5 classes, top-5 is over all of them (every video a hit)."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     return cls(confusion_matrix(predictions[:, 0], labels, num_classes),
-               int(top_k_hits(predictions, labels, 5).sum()))
+               int(top_k_hits(predictions, labels, min(5, num_classes)).sum()))
 
   def __add__(self, other: "Counts") -> "Counts":
     return Counts(self.confusion + other.confusion, self.top5_hits + other.top5_hits)
