@@ -5,13 +5,13 @@ shape and batch: steps/s, examples/s, the ratio, and the hours one UCF101 epoch 
     python -m bench.train                          # default cells, ~5 min on 2 cores
     python -m bench.train --cells 16:2:224 --repeats 5
 
-Candidates, timed round-robin in one process after two warm-up steps each (the first traces):
+Candidates, timed round-robin in one process after three warm-up steps each (the first traces; PyTorch's first two are slow too):
 
 - `i3d train`: the step `i3d train` runs (`Trainer._step_function`: forward, cross-entropy,
   gradients, weight decay, `snt.optimizers.Momentum`), with its defaults: BatchNorm frozen,
   dropout keep 0.5, nothing frozen; one per precision when `TrainConfig` has a `precision`;
 - `i3d train bn`: the same with `batchnorm="trained"` (the work PyTorch's train mode does);
-- `torch`: `bench/torch_i3d.py` in train mode (BatchNorm on batch statistics), its head pooled
+- `torch`: in its own process, `bench/torch_i3d.py` in train mode (BatchNorm on batch statistics), its head pooled
   over all of Mixed_5c as `i3d train`'s is (so smaller crops work), dropout 0.5, cross-entropy,
   `torch.optim.SGD` with momentum 0.9 and weight decay.
 
@@ -102,21 +102,66 @@ def torch_step(frames: int, batch: int, crop: int) -> Callable:
     loss = nn.functional.cross_entropy(model(clips), labels)
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
   return step
 
 
-def bench_cell(candidates: dict[str, Callable], repeats: int) -> dict[str, list[float]]:
-  """Seconds per step of each candidate, round-robin, after two warm-up steps each."""
+class TorchWorker:
+  """The PyTorch step in its own process (as a PyTorch user runs it: no TensorFlow thread pools
+  or allocator beside it, which made its steps several times slower in one process), driven
+  step by step so it still interleaves with the others; each step is timed in the worker."""
+
+  def __init__(self):
+    self.process = subprocess.Popen(
+        [sys.executable, "-m", "bench.train", "--torch-worker"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+
+  def ask(self, line: str) -> float:
+    assert self.process.stdin and self.process.stdout
+    self.process.stdin.write(line + "\n")
+    self.process.stdin.flush()
+    return float(self.process.stdout.readline())
+
+  def step_for(self, frames: int, batch: int, crop: int) -> Callable[[], float]:
+    self.ask(f"{frames} {batch} {crop}")
+    return lambda: self.ask("step")
+
+  def close(self) -> None:
+    assert self.process.stdin
+    self.process.stdin.close()
+    self.process.wait()
+
+
+def torch_worker() -> None:
+  """The worker's loop: `FRAMES BATCH CROP` builds a step (answers 0), `step` runs it (answers
+  its seconds)."""
+  step = None
+  for line in sys.stdin:
+    if line.strip() == "step":
+      assert step is not None
+      start = time.perf_counter()
+      step()
+      answer = time.perf_counter() - start
+    else:
+      step, answer = torch_step(*(int(v) for v in line.split())), 0.0
+    print(answer, flush=True)
+
+
+def bench_cell(candidates: dict[str, Callable], repeats: int,
+               warmup: int = 3) -> dict[str, list[float]]:
+  """Seconds per step of each candidate, round-robin, after `warmup` steps each (PyTorch's
+  first two steps here take 3-10 times its later ones). A candidate returning a float reports
+  its own step time (the PyTorch worker)."""
   for run in candidates.values():
-    run()
-    run()
+    for _ in range(warmup):
+      run()
   times: dict[str, list[float]] = {k: [] for k in candidates}
   for _ in range(repeats):
     for label, run in candidates.items():
       start = time.perf_counter()
-      run()
-      times[label].append(time.perf_counter() - start)
+      reported = run()
+      elapsed = time.perf_counter() - start
+      times[label].append(reported if label == "torch" else elapsed)
   return times
 
 
@@ -127,11 +172,15 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
   parser.add_argument("--no-bn", action="store_true", help="skip the BatchNorm-trained row")
+  parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
   return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
   args = parse_args(argv)
+  if args.torch_worker:
+    torch_worker()
+    return
   torch_version = None if args.no_torch else optional_version("torch")
   kinds = precisions()
   print(f"# {cpu_description()}\n# {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, PyTorch "
@@ -140,6 +189,7 @@ def main(argv=None) -> None:
   print("| T | batch | crop | candidate | best s/step | median s/step | steps/s | examples/s | "
         "vs PyTorch | UCF101 epoch (h) |")
   print("|---|---|---|---|---|---|---|---|---|---|")
+  worker = TorchWorker() if torch_version else None
   with tempfile.TemporaryDirectory() as tmp:
     records = tiny_records(Path(tmp))
     for cell in args.cells.split(","):
@@ -151,8 +201,8 @@ def main(argv=None) -> None:
         candidates[name] = i3d_step(records, frames, batch, crop, **extra)
       if not args.no_bn:
         candidates["i3d train bn"] = i3d_step(records, frames, batch, crop, batchnorm="trained")
-      if torch_version:
-        candidates["torch"] = torch_step(frames, batch, crop)
+      if worker:
+        candidates["torch"] = worker.step_for(frames, batch, crop)
       times = bench_cell(candidates, args.repeats)
       for label, ts in times.items():
         best = min(ts)
@@ -162,6 +212,8 @@ def main(argv=None) -> None:
         print(f"| {frames} | {batch} | {crop} | {label} | {best:.2f} | "
               f"{statistics.median(ts):.2f} | {1 / best:.3f} | {batch / best:.2f} | {versus} | "
               f"{epoch} |", flush=True)
+  if worker:
+    worker.close()
 
 
 if __name__ == "__main__":
