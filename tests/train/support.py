@@ -2,9 +2,11 @@
 or down across 256x256 frames, so any crop of any size, mirrored or not, shows which way it
 moves."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
@@ -40,3 +42,14 @@ def write_set(folder: Path, clips_per_class: int, frames: int = 12, seed: int = 
     records.write_shard(folder / records.shard_name("train", k, shards), examples[k::shards])
   (folder / "labels.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
   return folder
+
+
+@contextlib.contextmanager
+def eagerly():
+  """`tf.function`s run as plain Python: a step's checks without the seconds of tracing the
+  network (the loop and command tests run the traced step)."""
+  tf.config.run_functions_eagerly(True)
+  try:
+    yield
+  finally:
+    tf.config.run_functions_eagerly(False)
