@@ -104,12 +104,21 @@ class Unit3D(snt.Module):
     self.bn = BatchNorm() if use_batch_norm else None
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    net = self.conv(inputs)
+    net = self._convolve(inputs)
     if self.bn is not None:
       net = self.bn(net, is_training=is_training)
     if self.activation_fn is not None:
       net = self.activation_fn(net)
     return net
+
+
+  def _convolve(self, inputs: tf.Tensor) -> tf.Tensor:
+    """The convolution in the precision of `inputs`: float32 as `snt.Conv3D` computes it; a
+    lower one (bfloat16 training) from the float32 weights cast on read."""
+    if inputs.dtype == tf.float32 or not hasattr(self.conv, "w"):
+      return self.conv(inputs)
+    net = tf.nn.conv3d(inputs, tf.cast(self.conv.w, inputs.dtype), (1, *self.stride, 1), "SAME")
+    return tf.nn.bias_add(net, tf.cast(self.conv.b, inputs.dtype)) if self.conv.with_bias else net
 
 
 class MaxPool3D(snt.Module):

@@ -5,14 +5,12 @@ released variable layout so every command loads the result as a checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import sonnet as snt
 import tensorflow as tf
 
 from i3d.errors import CheckpointError, UserError
@@ -105,7 +103,8 @@ def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_unti
   The layers up to `freeze_until` run in inference mode and pass no gradient; BatchNorm after
   them uses batch statistics (and moves its averages) only when training with `batchnorm`
   "trained". With `precision` bfloat16 the layers up to Mixed_5c compute in it from float32
-  variables cast on read (gradients reach the float32 variables); the head stays float32. The
+  variables cast on read (`Unit3D`; gradients reach the float32 variables); the head stays
+  float32. The
   head is the released one (2x7x7 average pool, dropout, 1x1x1 convolution, mean over time) with
   its spatial pool over the whole of Mixed_5c, the same at 224 pixels and defined for smaller
   crops too."""
@@ -114,26 +113,15 @@ def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_unti
     raise UserError(f"--batchnorm {batchnorm!r}: expected {' or '.join(BATCHNORM_MODES)}")
   dtype = check_precision(precision)
   net = tf.cast(tf.convert_to_tensor(clips, tf.float32), dtype)
-  with _convolutions_in(tower, dtype):
-    for endpoint in VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1]:
-      train_here = is_training and batchnorm == "trained" and endpoint not in frozen
-      net = tower.layers[endpoint](net, train_here)
-      if endpoint == freeze_until:
-        net = tf.stop_gradient(net)
+  for endpoint in VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1]:
+    train_here = is_training and batchnorm == "trained" and endpoint not in frozen
+    net = tower.layers[endpoint](net, train_here)
+    if endpoint == freeze_until:
+      net = tf.stop_gradient(net)
   pooled = tf.reduce_mean(tf.cast(net, tf.float32), axis=(2, 3), keepdims=True)
   return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
                      dropout_keep_prob=dropout_keep_prob if is_training else 1.0,
                      space_pooled=True, dropout_seed=dropout_seed)
-
-
-def _convolutions_in(tower: InceptionI3d, dtype: tf.DType):
-  """A context in which the convolutions of `tower` below the logits read their float32 weights
-  cast to `dtype` (Sonnet's custom variable getter); nothing for float32."""
-  if dtype == tf.float32:
-    return contextlib.nullcontext()
-  head = set(tower.units["Logits"].submodules)
-  convolutions = [m for m in tower.submodules if isinstance(m, snt.Conv3D) and m not in head]
-  return snt.custom_variable_getter(lambda v: tf.cast(v, dtype), instances=convolutions)
 
 
 def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: Path) -> None:
