@@ -95,7 +95,8 @@ def main(args: argparse.Namespace) -> None:
       warmup_steps=args.warmup_steps, clip_frames=args.clip_frames, crop_size=args.crop_size,
       flip=args.flip, batch=args.batch, steps=args.steps, epochs=args.epochs, seed=args.seed,
       checkpoint_every=args.checkpoint_every, keep=args.keep, eval_every=args.eval_every,
-      eval_batch=args.eval_batch, precision=args.precision, checkpoint_dir=args.checkpoint_dir, download=not args.offline)
+      eval_batch=args.eval_batch, precision=args.precision, checkpoint_dir=args.checkpoint_dir,
+      download=not args.offline)
   state = loop.train(config, strategy_for("TF_CONFIG" in os.environ))
   best = state["best_top1"]
   print(f"trained {state['step']} steps into {args.output_dir} (final loss {state['loss']:.4f}"

@@ -58,9 +58,7 @@ def _reference_loss(prefix, weights):
   """Mean cross-entropy over CLIPS of the reference graph up to Mixed_5c with `weights`, then
   the training head written out: the mean over space, pairs of steps averaged, the 1x1x1
   convolution as a product, the mean over time."""
-  for name, net in reference_layers(prefix, CLIPS, weights):
-    if name == "Mixed_5c":
-      break
+  net = next(x for name, x in reference_layers(prefix, CLIPS, weights) if name == "Mixed_5c")
   pooled = tf.reduce_mean(net, axis=(2, 3))
   pairs = (pooled[:, 1:] + pooled[:, :-1]) / 2
   logits = tf.reduce_mean(pairs @ weights[LOGITS_W][0, 0, 0] + weights[LOGITS_B], axis=1)
