@@ -66,3 +66,9 @@ def test_summarize_by_hand():
 def test_summarize_with_no_videos_gives_nan_not_an_error():
   summary = metrics.summarize(np.zeros((0, 5), np.int64), np.zeros(0, np.int64), NAMES)
   assert math.isnan(summary["top1"]) and summary["confused_pairs"] == []
+
+
+def test_a_set_of_fewer_than_five_classes_has_every_label_in_its_top_5():
+  ranked = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0]])  # every class ranked; top-1 right once
+  summary = metrics.summarize(ranked, np.array([0, 1, 2]), ("a", "b", "c"))
+  assert summary["top1"] == pytest.approx(1 / 3) and summary["top5"] == 1.0
