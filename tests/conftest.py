@@ -64,7 +64,8 @@ def _user_state() -> tuple:
 _BEFORE = _user_state()
 # Started first, so that the suite's two workers (`-n 2`) end together rather than one of them
 # finishing a long run of commands in subprocesses, Beam jobs or TV-L1 compilations alone.
-SLOW_FIRST = ("tests/e2e/", "tests/pipelines/", "tests/conformance/", "tests/inputs/test_tvl1.py",
+SLOW_FIRST = ("tests/test_install.py", "tests/e2e/", "tests/pipelines/", "tests/conformance/",
+              "tests/train/test_distribute.py", "tests/inputs/test_tvl1.py",
               "tests/inputs/test_flow.py")
 
 

@@ -62,6 +62,10 @@ def register(subparsers) -> None:
   parser.add_argument("--eval_every", type=int, default=0,
                       help="steps between evaluations (0: at every checkpoint)")
   parser.add_argument("--eval_batch", type=int, default=4, help="clips per evaluation batch")
+  parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                      help="compute precision of the layers up to Mixed_5c (variables, logits and "
+                           "loss stay float32): float32 (default), or bfloat16 on CPUs and GPUs "
+                           "that have it (a warning says when it would be emulated)")
   flags.add_checkpoint_flag(parser)
   flags.add_run_flags(parser)
   parser.set_defaults(run=main)
@@ -91,7 +95,8 @@ def main(args: argparse.Namespace) -> None:
       warmup_steps=args.warmup_steps, clip_frames=args.clip_frames, crop_size=args.crop_size,
       flip=args.flip, batch=args.batch, steps=args.steps, epochs=args.epochs, seed=args.seed,
       checkpoint_every=args.checkpoint_every, keep=args.keep, eval_every=args.eval_every,
-      eval_batch=args.eval_batch, checkpoint_dir=args.checkpoint_dir, download=not args.offline)
+      eval_batch=args.eval_batch, precision=args.precision, checkpoint_dir=args.checkpoint_dir,
+      download=not args.offline)
   state = loop.train(config, strategy_for("TF_CONFIG" in os.environ))
   best = state["best_top1"]
   print(f"trained {state['step']} steps into {args.output_dir} (final loss {state['loss']:.4f}"

@@ -513,10 +513,16 @@ def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
     for _ in tf.data.TFRecordDataset(str(path), compression_type=_compression_type(path)).map(
         lambda r: parse_clip(r, streams)):
       count += 1
-  except tf.errors.DataLossError as e:
-    raise UserError(f"{path}: damaged shard after {text.count(count, 'record')} "
-                    f"({tf_message(e)}); preprocess it again") from None
-  except tf.errors.InvalidArgumentError as e:
-    raise UserError(f"{path}: record {count} is not an I3D MediaSequence clip "
-                    f"({tf_message(e)[:200]})") from None
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    raise shard_read_error(path, count, e) from None
   return count
+
+
+def shard_read_error(path: str | Path, count: int, error: tf.errors.OpError) -> UserError:
+  """The one line for a shard that failed to read after `count` good records: damaged (a
+  `DataLossError`), or holding a record of another format."""
+  if isinstance(error, tf.errors.DataLossError):
+    return UserError(f"{path}: damaged shard after {text.count(count, 'record')} "
+                     f"({tf_message(error)}); preprocess it again")
+  return UserError(f"{path}: record {count} is not an I3D MediaSequence clip "
+                   f"({tf_message(error)[:200]})")

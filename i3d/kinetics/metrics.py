@@ -86,8 +86,8 @@ class Counts:
 
   @classmethod
   def of(cls, predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> "Counts":
-    """The counts of ranked predictions (N, k >= min(5, classes)) against labels (N,); with
-    fewer than 5 classes, top-5 is over all of them (every video a hit)."""
+    """The counts of ranked predictions (N, k >= 5, or every class of a set of fewer) against
+    labels (N,); with fewer than 5 classes every label is within the top 5."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     return cls(confusion_matrix(predictions[:, 0], labels, num_classes),
                int(top_k_hits(predictions, labels, min(5, num_classes)).sum()))

@@ -41,7 +41,8 @@ class BatchNorm(snt.Module):
   statistics and moves the averages towards them with `decay_rate`. Variables are named
   `beta`, `moving_mean` and `moving_variance`, shaped (C,), as in the released checkpoints.
   Under a `tf.distribute` strategy of several replicas the batch statistics are those of the
-  global batch (all-reduced), so every replica normalises and updates alike.
+  global batch (all-reduced), so every replica normalises and updates alike. Inputs of a lower
+  precision (bfloat16) are normalised in it; batch statistics and variables stay float32.
   """
 
   def __init__(self, eps: float = 1e-3, decay_rate: float = 0.999, name: str = "batch_norm"):
@@ -59,12 +60,14 @@ class BatchNorm(snt.Module):
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
     self._initialize(inputs.shape[-1])
     if is_training:
-      mean, variance = batch_moments(inputs)
+      mean, variance = batch_moments(tf.cast(inputs, tf.float32))
       self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay_rate))
       self.moving_variance.assign_sub((self.moving_variance - variance) * (1.0 - self.decay_rate))
     else:
       mean, variance = self.moving_mean, self.moving_variance
-    return tf.nn.batch_normalization(inputs, mean, variance, offset=self.beta, scale=None,
+    dtype = inputs.dtype  # float32; bfloat16 in mixed-precision training (statistics float32)
+    return tf.nn.batch_normalization(inputs, tf.cast(mean, dtype), tf.cast(variance, dtype),
+                                     offset=tf.cast(self.beta, dtype), scale=None,
                                      variance_epsilon=self.eps)
 
 
@@ -101,12 +104,21 @@ class Unit3D(snt.Module):
     self.bn = BatchNorm() if use_batch_norm else None
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    net = self.conv(inputs)
+    net = self._convolve(inputs)
     if self.bn is not None:
       net = self.bn(net, is_training=is_training)
     if self.activation_fn is not None:
       net = self.activation_fn(net)
     return net
+
+
+  def _convolve(self, inputs: tf.Tensor) -> tf.Tensor:
+    """The convolution in the precision of `inputs`: float32 as `snt.Conv3D` computes it; a
+    lower one (bfloat16 training) from the float32 weights cast on read."""
+    if inputs.dtype == tf.float32 or not hasattr(self.conv, "w"):
+      return self.conv(inputs)
+    net = tf.nn.conv3d(inputs, tf.cast(self.conv.w, inputs.dtype), (1, *self.stride, 1), "SAME")
+    return tf.nn.bias_add(net, tf.cast(self.conv.b, inputs.dtype)) if self.conv.with_bias else net
 
 
 class MaxPool3D(snt.Module):

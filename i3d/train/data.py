@@ -106,12 +106,8 @@ def scan(folder: str | Path, streams: Sequence[str], labels: tuple[str, ...] | N
         settings = _check_settings(context, settings, streams, shard, key)
         _check_label(context, names, shard, key)
         counts[context[records.LABEL_INDEX]] += 1
-    except tf.errors.DataLossError as e:
-      raise UserError(f"{shard}: damaged shard after {text.count(seen, 'record')} "
-                      f"({records.tf_message(e)}); preprocess it again") from None
-    except tf.errors.InvalidArgumentError as e:
-      raise UserError(f"{shard}: record {seen} is not an I3D clip record "
-                      f"({records.tf_message(e)[:200]})") from None
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      raise records.shard_read_error(shard, seen, e) from None
   empty = [n for n, c in zip(names, counts) if c == 0]
   if every_class and empty:
     raise UserError(f"{folder}: {text.count(len(empty), 'class', 'classes')} of {LABELS_FILE} "

@@ -32,6 +32,7 @@ from i3d._util import progress
 from i3d._util.files import atomic_write
 from i3d.errors import UserError
 from i3d.inputs import records
+from i3d.model.fast import precision_warning
 from i3d.runs.folder import RunFolder
 from i3d.train import data, model
 
@@ -70,6 +71,7 @@ class TrainConfig:
   keep: int = 3
   eval_every: int = 0
   eval_batch: int = 4
+  precision: str = "float32"
   checkpoint_dir: str | None = None
   download: bool = True
 
@@ -112,6 +114,7 @@ class TrainConfig:
       raise UserError(f"bad training settings: {'; '.join(bad)}")
     model.check_clip(self.clip_frames, self.crop_size)
     model.frozen_endpoints(self.freeze_until)
+    model.check_precision(self.precision)
     if self.batchnorm not in model.BATCHNORM_MODES:
       raise UserError(f"--batchnorm {self.batchnorm!r}: expected frozen or trained")
 
@@ -169,10 +172,18 @@ class Trainer:
     self.folder = root if self.worker == 0 else root / f"worker-{self.worker}"
     self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size,
                                 config.flip)
+    if config.precision != "float32" and (warning := precision_warning(config.precision)):
+      progress.warn(warning)
 
   @property
   def streams(self) -> tuple[str, ...]:
     return self.config.streams
+
+  def prepare(self) -> None:
+    """Builds the towers and the optimizer and loads the starting weights (`init`), for a run
+    that starts afresh (`run` does this itself)."""
+    self._build()
+    self._initialise()
 
   def _build(self) -> None:
     """Towers, optimizer and checkpoint, made where the strategy wants the variables."""
@@ -219,10 +230,13 @@ class Trainer:
       state["step"] = int(self.step.numpy())
       progress.note(f"resuming {self.folder} at step {state['step']} of {self.total}")
     else:
-      for stream, init in self.config.inits().items():
-        model.initialise(self.towers[stream], stream, init, self.config.checkpoint_dir,
-                         self.config.download)
+      self._initialise()
     return state
+
+  def _initialise(self) -> None:
+    for stream, init in self.config.inits().items():
+      model.initialise(self.towers[stream], stream, init, self.config.checkpoint_dir,
+                       self.config.download)
 
   def _dataset(self, first_step: int):
     config = self.config
@@ -255,9 +269,13 @@ class Trainer:
   def _logits(self, inputs, is_training: bool, seed=None):
     return tf.add_n([model.logits(self.towers[s], inputs[s], is_training,
                                   self.config.freeze_until, self.config.batchnorm,
-                                  self.config.dropout_keep_prob, seed) for s in self.streams])
+                                  self.config.dropout_keep_prob, seed, self.config.precision)
+                     for s in self.streams])
 
-  def _step_function(self):
+  def step_function(self):
+    """The training step, a `tf.function` of ((inputs, labels), step number) applying one
+    update to the trained variables and returning (loss, correct): the global batch's mean
+    cross-entropy and its count of right top-1 predictions."""
     @tf.function
     def step(batch, number):
       inputs, labels = batch
@@ -272,7 +290,7 @@ class Trainer:
     config = self.config
     first = state["step"]
     iterator = iter(self._dataset(first))
-    step_fn = self._step_function()
+    step_fn = self.step_function()
     writer = tf.summary.create_file_writer(str(self.folder / "tensorboard"))
     started, examples = time.monotonic(), 0
     eval_every = config.eval_every or config.checkpoint_every

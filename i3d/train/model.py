@@ -23,6 +23,7 @@ SCRATCH = "scratch"  # --init: random weights
 # --freeze_until: nothing frozen, or every layer up to and including this endpoint.
 FREEZABLE = ("none", *VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1])
 BATCHNORM_MODES = ("frozen", "trained")
+PRECISIONS = ("float32", "bfloat16")  # --precision: the compute dtype; variables stay float32
 
 
 def build_towers(streams: tuple[str, ...], num_classes: int) -> dict[str, InceptionI3d]:
@@ -87,26 +88,37 @@ def check_clip(frames: int, crop: int) -> None:
                     f"{MIN_FRAMES} frames and a crop of at least 1 pixel")
 
 
+def check_precision(precision: str) -> tf.DType:
+  """The compute dtype of `--precision`, or a `UserError`."""
+  if precision not in PRECISIONS:
+    raise UserError(f"--precision {precision!r}: expected {' or '.join(PRECISIONS)}")
+  return tf.as_dtype(precision)
+
+
 def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_until: str = "none",
            batchnorm: str = "frozen", dropout_keep_prob: float = 1.0,
-           dropout_seed: tf.Tensor | None = None) -> tf.Tensor:
-  """Logits (B, classes) of `tower` on clips (B, T, H, W, C).
+           dropout_seed: tf.Tensor | None = None, precision: str = "float32") -> tf.Tensor:
+  """Logits (B, classes), float32, of `tower` on clips (B, T, H, W, C).
 
   The layers up to `freeze_until` run in inference mode and pass no gradient; BatchNorm after
   them uses batch statistics (and moves its averages) only when training with `batchnorm`
-  "trained". The head is the released one (2x7x7 average pool, dropout, 1x1x1 convolution,
-  mean over time) with its spatial pool over the whole of Mixed_5c, the same at 224 pixels and
-  defined for smaller crops too."""
+  "trained". With `precision` bfloat16 the layers up to Mixed_5c compute in it from float32
+  variables cast on read (`Unit3D`; gradients reach the float32 variables); the head stays
+  float32. The
+  head is the released one (2x7x7 average pool, dropout, 1x1x1 convolution, mean over time) with
+  its spatial pool over the whole of Mixed_5c, the same at 224 pixels and defined for smaller
+  crops too."""
   frozen = set(frozen_endpoints(freeze_until))
   if batchnorm not in BATCHNORM_MODES:
     raise UserError(f"--batchnorm {batchnorm!r}: expected {' or '.join(BATCHNORM_MODES)}")
-  net = tf.convert_to_tensor(clips, tf.float32)
+  dtype = check_precision(precision)
+  net = tf.cast(tf.convert_to_tensor(clips, tf.float32), dtype)
   for endpoint in VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1]:
     train_here = is_training and batchnorm == "trained" and endpoint not in frozen
     net = tower.layers[endpoint](net, train_here)
     if endpoint == freeze_until:
       net = tf.stop_gradient(net)
-  pooled = tf.reduce_mean(net, axis=(2, 3), keepdims=True)
+  pooled = tf.reduce_mean(tf.cast(net, tf.float32), axis=(2, 3), keepdims=True)
   return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
                      dropout_keep_prob=dropout_keep_prob if is_training else 1.0,
                      space_pooled=True, dropout_seed=dropout_seed)

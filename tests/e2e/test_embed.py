@@ -1,4 +1,5 @@
-"""`i3d features` and `i3d fvd` as users run them."""
+"""`i3d features` and `i3d fvd` as users run them: the first run of each in a subprocess, the
+reruns in this process (a subprocess costs a TensorFlow start)."""
 
 import json
 import subprocess
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 import i3d
+from tests.support.cli import run_cli
 from tests.support.videos import write_indexed_video
 
 
@@ -15,7 +17,7 @@ def _run(*args):
   return subprocess.run(["i3d", *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
-def test_features_of_both_streams_with_a_bad_video(checkpoint_dir, tmp_path):
+def test_features_of_both_streams_with_a_bad_video(checkpoint_dir, tmp_path, capsys):
   good = write_indexed_video(tmp_path / "good.avi", 12, 25)
   bad = tmp_path / "bad.mp4"
   bad.write_text("not a video")
@@ -31,11 +33,12 @@ def test_features_of_both_streams_with_a_bad_video(checkpoint_dir, tmp_path):
   assert record["settings"]["checkpoints"] == {"rgb": "rgb_imagenet", "flow": "flow_imagenet"}
   for stream in ("rgb", "flow"):
     assert np.load(tmp_path / "out" / f"good_{stream}.npy").shape == (2, 480)
-  second = _run(*args)
-  assert "0 videos written, 1 already done, 1 failed" in second.stdout
+  capsys.readouterr()
+  assert run_cli(*args) == 1
+  assert "0 videos written, 1 already done, 1 failed" in capsys.readouterr().out
 
 
-def test_fvd_of_folders_equals_the_python_api(checkpoint_dir, tmp_path):
+def test_fvd_of_folders_equals_the_python_api(checkpoint_dir, tmp_path, capsys):
   rng = np.random.default_rng(7)
   real = rng.integers(0, 256, (3, 9, 32, 32, 3), dtype=np.uint8)
   generated = rng.integers(0, 256, (3, 9, 32, 32, 3), dtype=np.uint8)
@@ -61,7 +64,8 @@ def test_fvd_of_folders_equals_the_python_api(checkpoint_dir, tmp_path):
   assert protocol == ("(rgb_imagenet weights; 3 real and 3 generated clips of 9 frames at 32x32 "
                       "(resized to 224x224))")
   assert lines["KVD"].endswith(protocol)
-  short = _run("fvd", "--real", tmp_path / "real.npy", "--generated", tmp_path / "generated",
-               "--num_frames", 10, "--checkpoint_dir", checkpoint_dir, "--no_progress",
-               "--rgb_checkpoint", "rgb_imagenet")
-  assert short.returncode == 2 and "fewer than the 10" in short.stderr
+  capsys.readouterr()
+  assert run_cli("fvd", "--real", tmp_path / "real.npy", "--generated", tmp_path / "generated",
+                 "--num_frames", 10, "--checkpoint_dir", checkpoint_dir, "--no_progress",
+                 "--rgb_checkpoint", "rgb_imagenet") == 2
+  assert "fewer than the 10" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`i3d preprocess` of a split into (GZIP) records with a process pool, then `i3d predict`,
 `i3d evaluate --records` and `i3d features --records` from them, and the one-line errors of bad
-requests. The preprocessing and the evaluation run in subprocesses as users run them; the other
-commands in this process (each subprocess costs a TensorFlow start)."""
+requests. The preprocessing runs in a subprocess (with its pool of workers) as users run it; the
+other commands in this process (each subprocess costs a TensorFlow start)."""
 
 import json
 import subprocess
@@ -51,8 +51,9 @@ def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_p
   names = sorted(r["video"] for r in json.loads(predicted.stdout))
   assert names == ["clips-00000-of-00002.tfrecord.gz:bikes_clip1_000000_000010",
                    "clips-00000-of-00002.tfrecord.gz:gen_clip_02_000000_000010"]
-  scored = i3d("evaluate", "--records", str(out), "--output_dir", str(tmp_path / "run"),
-               "--eval_type", "rgb", "--checkpoint_dir", str(checkpoint_dir), "--no_progress")
+  scored = in_process(capsys, "evaluate", "--records", str(out), "--output_dir",
+                      str(tmp_path / "run"), "--eval_type", "rgb", "--checkpoint_dir",
+                      str(checkpoint_dir), "--no_progress")
   assert scored.returncode == 0, scored.stderr
   assert "(2 videos; 0 missing and 0 failed, not scored)" in scored.stdout
   feats = in_process(capsys, "features", "--records", str(out), "--output_dir",

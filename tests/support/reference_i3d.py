@@ -32,14 +32,22 @@ def reference_logits(prefix: str, clips: np.ndarray) -> np.ndarray:
   return x.numpy()
 
 
-def _layers(prefix: str, clips: np.ndarray):
+def reference_layers(prefix: str, clips: np.ndarray, weights: dict | None = None):
+  """(endpoint name, output tensor) of every layer in order, the logits last, computed lazily.
+  `weights` maps names below the tower (`Conv3d_1a_7x7/conv_3d/w`) to tensors used instead of
+  the checkpoint's values (to take gradients with respect to them)."""
+  return _layers(prefix, clips, weights or {})
+
+
+def _layers(prefix: str, clips: np.ndarray, weights: dict | None = None):
   """(endpoint name, output) of every layer in order, the logits last."""
   reader = tf.train.load_checkpoint(prefix)
   names = reader.get_variable_to_shape_map()
   scope = next(n for n in names if n.endswith("Conv3d_1a_7x7/conv_3d/w"))[:-23]
+  weights = weights or {}
 
   def get(name):
-    return tf.constant(reader.get_tensor(scope + name))
+    return weights[name] if name in weights else tf.constant(reader.get_tensor(scope + name))
 
   def unit(x, name, stride=1, bn=True):
     x = tf.nn.conv3d(x, get(name + "/conv_3d/w"), [1, stride, stride, stride, 1], "SAME")

@@ -2,9 +2,11 @@
 or down across 256x256 frames, so any crop of any size, mirrored or not, shows which way it
 moves."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from i3d.inputs import records
 from i3d.inputs.settings import InputSettings
@@ -40,3 +42,31 @@ def write_set(folder: Path, clips_per_class: int, frames: int = 12, seed: int = 
     records.write_shard(folder / records.shard_name("train", k, shards), examples[k::shards])
   (folder / "labels.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
   return folder
+
+
+@contextlib.contextmanager
+def eagerly():
+  """`tf.function`s run as plain Python: a step's checks without the seconds of tracing the
+  network (the loop and command tests run the traced step)."""
+  tf.config.run_functions_eagerly(True)
+  try:
+    yield
+  finally:
+    tf.config.run_functions_eagerly(False)
+
+
+def write_videos(root: Path, clips_per_class: int, frames: int = 12, seed: int = 0) -> Path:
+  """A folder per class (`root/up/*.mp4`, `root/down/*.mp4`) of drifting-grating videos, for
+  `i3d preprocess --dataset`."""
+  import cv2
+  rng = np.random.default_rng(seed)
+  for i in range(clips_per_class * len(CLASSES)):
+    index = i % len(CLASSES)
+    clip = drifting_clip(1 if index else -1, frames, float(rng.uniform(0, 16)))
+    path = root / CLASSES[index] / f"v{i:03d}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, clip.shape[2:0:-1])  # type: ignore[attr-defined]
+    for frame in clip:
+      writer.write(frame)
+    writer.release()
+  return root
