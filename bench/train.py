@@ -5,15 +5,17 @@ shape and batch: steps/s, examples/s, the ratio, and the hours one UCF101 epoch 
     python -m bench.train                          # default cells, ~5 min on 2 cores
     python -m bench.train --cells 16:2:224 --repeats 5
 
-Candidates, timed round-robin in one process after three warm-up steps each (the first traces; PyTorch's first two are slow too):
+Candidates, timed round-robin after three warm-up steps each (the first traces; PyTorch's first
+two are slow too):
 
-- `i3d train`: the step `i3d train` runs (`Trainer._step_function`: forward, cross-entropy,
+- `i3d train`: the step `i3d train` runs (`Trainer.step_function`: forward, cross-entropy,
   gradients, weight decay, `snt.optimizers.Momentum`), with its defaults: BatchNorm frozen,
   dropout keep 0.5, nothing frozen; one per precision when `TrainConfig` has a `precision`;
 - `i3d train bn`: the same with `batchnorm="trained"` (the work PyTorch's train mode does);
-- `torch`: in its own process, `bench/torch_i3d.py` in train mode (BatchNorm on batch statistics), its head pooled
-  over all of Mixed_5c as `i3d train`'s is (so smaller crops work), dropout 0.5, cross-entropy,
-  `torch.optim.SGD` with momentum 0.9 and weight decay.
+- `torch`: in a process of its own (`TorchWorker`), `bench/torch_i3d.py` in train mode
+  (BatchNorm on batch statistics), its head pooled over all of Mixed_5c as `i3d train`'s is (so
+  smaller crops work), dropout 0.5, cross-entropy, `torch.optim.SGD` with momentum 0.9 and weight
+  decay.
 
 Inputs are in memory (the data pipeline is not timed); weights are random (same compute).
 A cell is `frames:batch:crop`; 101 classes. The projection is 9,537 clips (UCF101 split 1's
@@ -74,8 +76,8 @@ def i3d_step(records: Path, frames: int, batch: int, crop: int, **settings) -> C
                             init="scratch", clip_frames=frames, crop_size=crop, batch=batch,
                             steps=1, **settings)
   trainer = loop.Trainer(config)
-  trainer._build()  # pylint: disable=protected-access
-  step = trainer._step_function()  # pylint: disable=protected-access
+  trainer.prepare()
+  step = trainer.step_function()
   rng = np.random.default_rng(0)
   clips = tf.constant(rng.uniform(-1, 1, (batch, frames, crop, crop, 3)).astype(np.float32))
   labels = tf.constant(rng.integers(0, 2, batch), tf.int64)
