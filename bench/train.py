@@ -18,7 +18,9 @@ two are slow too):
   decay.
 
 Inputs are in memory (the data pipeline is not timed); weights are random (same compute).
-A cell is `frames:batch:crop`; 101 classes. The projection is 9,537 clips (UCF101 split 1's
+A cell is `frames:batch:crop`. PyTorch's logits are for 101 classes, `i3d train`'s for the
+2 of the tiny records `Trainer` is given: a 1x1x1 convolution of 1024 channels either way,
+a negligible share of the step. The projection is 9,537 clips (UCF101 split 1's
 training list) of 64 frames at 224 divided by the 64-frame cell's examples/s.
 """
 
