@@ -272,11 +272,24 @@ def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
   return output_dir / f"{vid}_{stream}.npy"
 
 
+def _subfolder(output_dir: Path, vid: str) -> None:
+  """Makes the folders of an id `A/B/NAME` below `output_dir`, refusing links among them."""
+  folder = output_dir
+  for part in vid.split("/")[:-1]:
+    folder = folder / part
+    if folder.is_symlink():
+      raise UserError(f"{folder} is a link; remove it so {vid}'s features stay in {output_dir}")
+    folder.mkdir(exist_ok=True)
+
+
 def check_jobs(jobs: Sequence[tuple[str, str | Path]]) -> None:
-  """Ids must be plain, unique file names, so outputs stay in the output folder."""
+  """Ids must be unique plain file names, or plain names joined by `/` (a labelled set's
+  `CLASS/VIDEO` record ids: their files go into subfolders), so outputs stay in the output
+  folder."""
   seen: dict[str, str | Path] = {}
   for vid, path in jobs:
-    if not vid or vid.startswith(".") or "/" in vid or "\\" in vid or vid != vid.strip():
+    if not all(part and not part.startswith(".") and "\\" not in part and part == part.strip()
+               for part in vid.split("/")):
       raise UserError(f"{path}: cannot name output files after {vid!r}; rename the video")
     if vid in seen:
       raise UserError(f"{seen[vid]} and {path} would both be written as {vid}_*.npy; rename "
@@ -450,13 +463,15 @@ def video_features(extractor: FeatureExtractor, inputs: dict[str, np.ndarray]) -
 def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures,
                 record: dict) -> None:
   """One video's `.npy` files and JSON, each written atomically under a name fixed by `vid`,
-  the JSON last (it marks the video finished)."""
+  the JSON last (it marks the video finished); an id `CLASS/NAME` writes into the subfolder
+  CLASS, which must be a folder of its own, not a link."""
+  _subfolder(output_dir, vid)
   files = {}
   for stream, array in computed.features.items():
     target = feature_file(output_dir, vid, stream)
     with atomic_write(target, "wb") as f:
       np.save(f, array)
-    files[stream] = target.name
+    files[stream] = target.relative_to(output_dir).as_posix()
   bounds = computed.bounds.tolist()
   write_json(output_dir / f"{vid}.json", {
       "id": vid, "source": source, "frames": computed.frames,

@@ -49,7 +49,8 @@ def preprocess(*argv) -> int:
   return run_cli("preprocess", *map(str, argv), "--workers", "1", "--quiet")
 
 
-def test_folder_set_rgb_records_with_labels_txt_resume_and_changed_settings(tmp_path, capsys):
+def test_folder_set_rgb_records_with_labels_txt_resume_and_changed_settings(tmp_path, capsys,
+                                                                            checkpoint_dir):
   train = videos(tmp_path / "train", "walk/a.mp4", "run/b.mp4", "run/c d.mp4")
   out = tmp_path / "rec"
   assert preprocess("--dataset", train, "--output_dir", out, "--streams", "rgb") == 0
@@ -74,6 +75,21 @@ def test_folder_set_rgb_records_with_labels_txt_resume_and_changed_settings(tmp_
   error = one_line_error(capsys, "preprocess", "--dataset", train, "--output_dir", out,
                          "--workers", "1")
   assert "holds records made with other settings" in error and "streams" in error
+  # Features of the records go into a subfolder per class, as their ids name them; a class
+  # subfolder that is a link is that clip's failure, and nothing is written through it.
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  (tmp_path / "feats").mkdir()
+  (tmp_path / "feats" / "walk").symlink_to(elsewhere)
+  assert run_cli("features", "--records", out, "--output_dir", tmp_path / "feats",
+                 "--eval_type", "rgb", "--checkpoint_dir", checkpoint_dir, "--endpoint",
+                 "Mixed_3b", "--window_frames", "4", "--stride", "4", "--quiet") == 1
+  assert sorted(p.relative_to(tmp_path / "feats").as_posix()
+                for p in (tmp_path / "feats").glob("*/*_rgb.npy")) == [
+      "run/b.mp4_rgb.npy", "run/c d.mp4_rgb.npy"]
+  assert json.loads((tmp_path / "feats" / "run" / "b.mp4.json").read_text())["files"] == {
+      "rgb": "run/b.mp4_rgb.npy"}
+  assert "walk is a link" in capsys.readouterr().err and not list(elsewhere.iterdir())
 
 
 def test_a_test_set_labelled_with_the_training_class_list(tmp_path, capsys):
