@@ -62,7 +62,7 @@ def _user_state() -> tuple:
 
 
 _BEFORE = _user_state()
-# Started first, so that the suite's two workers (`-n 2`) end together rather than one of them
+# Started first, so that the suite's workers (`-n 3`) end together rather than one of them
 # finishing a long run of commands in subprocesses, Beam jobs or TV-L1 compilations alone.
 SLOW_FIRST = ("tests/test_install.py", "tests/e2e/", "tests/pipelines/", "tests/conformance/",
               "tests/train/test_distribute.py", "tests/inputs/test_tvl1.py",

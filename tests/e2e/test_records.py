@@ -1,7 +1,8 @@
-"""`i3d preprocess` of a split into (GZIP) records with a process pool, then `i3d predict`,
+"""`i3d preprocess` of a split into (GZIP) records, then `i3d predict`,
 `i3d evaluate --records` and `i3d features --records` from them, and the one-line errors of bad
-requests. The preprocessing runs in a subprocess (with its pool of workers) as users run it; the
-other commands in this process (each subprocess costs a TensorFlow start)."""
+requests. The preprocessing runs in a subprocess as users run it (its process pool is tested in
+tests/kinetics and tests/runs); the other commands in this process (each subprocess costs a
+TensorFlow start)."""
 
 import json
 import subprocess
@@ -38,7 +39,7 @@ def test_preprocess_then_predict_and_evaluate_from_records(checkpoint_dir, tmp_p
   out = tmp_path / "records"
   made = i3d("preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
              "--output_dir", str(out), "--flow_backend", "opencv", "--num_shards", "2",
-             "--workers", "2", "--compression", "gzip", "--rgb_quality", "85",
+             "--workers", "1", "--compression", "gzip", "--rgb_quality", "85",
              "--flow_quality", "90", "--no_progress")
   assert made.returncode == 0, made.stderr
   assert "2 clips in 2 of 2 shards; 1 clip failed" in made.stdout
