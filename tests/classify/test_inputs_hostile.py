@@ -68,14 +68,14 @@ def test_short_npz_is_looped_not_nan(rgb_classifier, tmp_path):
 def test_many_windows_are_copied_out_one_batch_at_a_time(tmp_path, rgb_classifier, monkeypatch):
   clip = random_clip(40, 3)
   path = cache.save_inputs(tmp_path / "x.npz", {"rgb": clip}, {})
-  protocol = views.ViewProtocol(windows=200, window_frames=32)
+  protocol = views.ViewProtocol(windows=100, window_frames=32)
   tracemalloc.start()
   made = views.video_views(path, ["rgb"], InputSettings(), protocol)["rgb"]
   peak = tracemalloc.get_traced_memory()[1]
   tracemalloc.stop()
   window_bytes = 32 * 224 * 224 * 3 * 4
-  assert len(made) == 200 and made.shape == (200, 32, 224, 224, 3)
-  assert peak < 10 * window_bytes  # all 200 windows at once would be 200 windows' worth
+  assert len(made) == 100 and made.shape == (100, 32, 224, 224, 3)
+  assert peak < 10 * window_bytes  # all 100 windows at once would be 100 windows' worth
   sizes = []
 
   def counted(**inputs):  # what the model is handed each call; no model run keeps it cheap
@@ -83,10 +83,10 @@ def test_many_windows_are_copied_out_one_batch_at_a_time(tmp_path, rgb_classifie
     return {"rgb": tf.fill([len(inputs["rgb"]), 400], float(len(sizes)))}
 
   monkeypatch.setattr(rgb_classifier, "stream_logits", counted)
-  averaged = rgb_classifier.view_logits({"rgb": made}, batch=64)["rgb"]
-  assert [s[0] for s in sizes] == [64, 64, 64, 8] and sizes[0][1:] == (32, 224, 224, 3)
-  np.testing.assert_allclose(averaged, (64 * (1 + 2 + 3) + 8 * 4) / 200)
-  np.testing.assert_array_equal(made[7], views.windows(clip[0], 200, 32)[7])
+  averaged = rgb_classifier.view_logits({"rgb": made}, batch=32)["rgb"]
+  assert [s[0] for s in sizes] == [32, 32, 32, 4] and sizes[0][1:] == (32, 224, 224, 3)
+  np.testing.assert_allclose(averaged, (32 * (1 + 2 + 3) + 4 * 4) / 100)
+  np.testing.assert_array_equal(made[7], views.windows(clip[0], 100, 32)[7])
 
 
 def test_view_batch_zero_is_one_line(checkpoint_dir, tmp_path, capsys):

@@ -55,12 +55,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self.close_connection = cut
 
   def _send(self, body: bytes, mirror: "MirrorServer") -> None:
-    """Writes the body in small chunks, `mirror.delay` seconds apart."""
+    """Writes the body in small chunks, `mirror.delay` seconds apart (each counted before it is
+    written, so a client that has read everything never sees a count short of it)."""
     for i in range(0, len(body), mirror.chunk):
-      self.wfile.write(body[i:i + mirror.chunk])
-      self.wfile.flush()
       with mirror.lock:
         mirror.bytes_sent[self.path] += len(body[i:i + mirror.chunk])
+      self.wfile.write(body[i:i + mirror.chunk])
+      self.wfile.flush()
       time.sleep(mirror.delay)
 
   def log_message(self, *args) -> None:
