@@ -4,10 +4,8 @@ import argparse
 import os
 
 from i3d.cli import flags
-from i3d.model.streams import VALID_ENDPOINTS
+from i3d.model.streams import FREEZABLE
 
-# --freeze_until: nothing, or the layers up to an endpoint (`i3d.train.model.FREEZABLE`).
-FREEZABLE = ("none", *VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1])
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(

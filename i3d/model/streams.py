@@ -18,6 +18,8 @@ VALID_ENDPOINTS = (
     "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
     "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c", "Logits", "Predictions",
 )
+# Fine-tuning's --freeze_until: nothing frozen, or every layer up to and including an endpoint.
+FREEZABLE = ("none", *VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1])
 # Input channels: RGB, or the horizontal and vertical components of optical flow.
 STREAM_CHANNELS = {"rgb": 3, "flow": 2}
 # Name scope of each stream's tower in the released joint graph (`RGB/inception_i3d/...`).

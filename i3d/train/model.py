@@ -17,11 +17,9 @@ from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d, logits_head
 from i3d.model.registry import PREFIX
-from i3d.model.streams import MIN_FRAMES, STREAM_CHANNELS, STREAM_SCOPE
+from i3d.model.streams import FREEZABLE, MIN_FRAMES, STREAM_CHANNELS, STREAM_SCOPE
 
 SCRATCH = "scratch"  # --init: random weights
-# --freeze_until: nothing frozen, or every layer up to and including this endpoint.
-FREEZABLE = ("none", *VALID_ENDPOINTS[:VALID_ENDPOINTS.index("Mixed_5c") + 1])
 BATCHNORM_MODES = ("frozen", "trained")
 PRECISIONS = ("float32", "bfloat16")  # --precision: the compute dtype; variables stay float32
 
