@@ -73,14 +73,16 @@ class BatchNorm(snt.Module):
 
 def batch_moments(inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """Mean and variance per channel of `inputs` (..., C); in a replica context of several
-  replicas (equal batches each), those of the global batch."""
+  replicas (equal batches each), those of the global batch: the mean all-reduced first, then the
+  mean squared deviation from it (as `tf.nn.moments`; E[x^2] - E[x]^2 cancels badly when the mean
+  is large against the spread)."""
   axes = list(range(inputs.shape.rank - 1))
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
     return tf.nn.moments(inputs, axes=axes)
-  mean, square = context.all_reduce(
-      "mean", [tf.reduce_mean(inputs, axes), tf.reduce_mean(tf.square(inputs), axes)])
-  return mean, tf.maximum(square - tf.square(mean), 0.0)
+  mean = context.all_reduce("mean", tf.reduce_mean(inputs, axes))
+  deviation = tf.math.squared_difference(inputs, tf.stop_gradient(mean))
+  return mean, context.all_reduce("mean", tf.reduce_mean(deviation, axes))
 
 
 class Unit3D(snt.Module):
