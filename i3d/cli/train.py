@@ -46,8 +46,12 @@ def register(subparsers) -> None:
   parser.add_argument("--clip_frames", type=int, default=64,
                       help="frames of each random window (shorter clips are looped)")
   parser.add_argument("--crop_size", type=int, default=224, help="random crop size in pixels")
+  parser.add_argument("--flip", dest="flip", action="store_true", default=False,
+                      help="mirror training clips at random (flow: x negated); for classes that "
+                           "stay what they are in a mirror, as in UCF101, HMDB51 and Kinetics. "
+                           "Off by default: a mirrored clip of 'moving left' shows 'moving right'")
   parser.add_argument("--no_flip", dest="flip", action="store_false",
-                      help="no random horizontal flips (for classes told apart by left and right)")
+                      help="no random horizontal flips (the default)")
   parser.add_argument("--batch", type=int, default=8,
                       help="global batch, split over the replicas")
   parser.add_argument("--steps", type=int, default=None, help="training steps")
@@ -60,10 +64,11 @@ def register(subparsers) -> None:
   parser.add_argument("--eval_every", type=int, default=0,
                       help="steps between evaluations (0: at every checkpoint)")
   parser.add_argument("--eval_batch", type=int, default=4, help="clips per evaluation batch")
-  parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+  parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                       help="compute precision of the layers up to Mixed_5c (variables, logits and "
-                           "loss stay float32): float32 (default), or bfloat16 on CPUs and GPUs "
-                           "that have it (a warning says when it would be emulated)")
+                           "loss stay float32): auto (default: bfloat16 on GPUs of compute "
+                           "capability 8.0+ and CPUs with AVX512_BF16 or AMX, else float32), "
+                           "float32, or bfloat16 (a warning says when it would be emulated)")
   flags.add_checkpoint_flag(parser)
   flags.add_run_flags(parser)
   parser.set_defaults(run=main)

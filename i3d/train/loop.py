@@ -62,7 +62,7 @@ class TrainConfig:
   warmup_steps: int = 0
   clip_frames: int = 64
   crop_size: int = 224
-  flip: bool = True
+  flip: bool = False
   batch: int = 8
   steps: int | None = None
   epochs: float | None = None
@@ -71,7 +71,7 @@ class TrainConfig:
   keep: int = 3
   eval_every: int = 0
   eval_batch: int = 4
-  precision: str = "float32"
+  precision: str = model.AUTO
   checkpoint_dir: str | None = None
   download: bool = True
 
@@ -114,7 +114,7 @@ class TrainConfig:
       raise UserError(f"bad training settings: {'; '.join(bad)}")
     model.check_clip(self.clip_frames, self.crop_size)
     model.frozen_endpoints(self.freeze_until)
-    model.check_precision(self.precision)
+    model.resolve_precision(self.precision)
     if self.batchnorm not in model.BATCHNORM_MODES:
       raise UserError(f"--batchnorm {self.batchnorm!r}: expected frozen or trained")
 
@@ -172,7 +172,10 @@ class Trainer:
     self.folder = root if self.worker == 0 else root / f"worker-{self.worker}"
     self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size,
                                 config.flip)
-    if config.precision != "float32" and (warning := precision_warning(config.precision)):
+    self.precision = model.resolve_precision(config.precision)
+    if config.precision == model.AUTO:
+      progress.note(f"precision auto: computing in {self.precision} on this machine")
+    elif self.precision != "float32" and (warning := precision_warning(self.precision)):
       progress.warn(warning)
 
   @property
@@ -269,7 +272,7 @@ class Trainer:
   def _logits(self, inputs, is_training: bool, seed=None):
     return tf.add_n([model.logits(self.towers[s], inputs[s], is_training,
                                   self.config.freeze_until, self.config.batchnorm,
-                                  self.config.dropout_keep_prob, seed, self.config.precision)
+                                  self.config.dropout_keep_prob, seed, self.precision)
                      for s in self.streams])
 
   def step_function(self):
@@ -365,7 +368,8 @@ class Trainer:
     rows = "\n".join(f"| {k} | {v} |" for k, v in self.config.record().items())
     text = (f"# Training run\n\n"
             f"- steps: {state['step']} of {self.total} (batch {self.config.batch}, "
-            f"{self.replicas} replica{'s' if self.replicas > 1 else ''})\n"
+            f"{self.replicas} replica{'s' if self.replicas > 1 else ''}, "
+            f"computing in {self.precision})\n"
             f"- classes: {len(self.labels)}; training clips: {self.train_set.size}"
             f"{f'; evaluation clips: {self.eval_set.size}' if self.eval_set else ''}\n"
             f"- final loss: {loss}\n"

@@ -14,13 +14,14 @@ import numpy as np
 import tensorflow as tf
 
 from i3d.errors import CheckpointError, UserError
-from i3d.model import checkpoints
+from i3d.model import checkpoints, hardware
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d, logits_head
 from i3d.model.registry import PREFIX
 from i3d.model.streams import FREEZABLE, MIN_FRAMES, STREAM_CHANNELS, STREAM_SCOPE
 
 SCRATCH = "scratch"  # --init: random weights
 BATCHNORM_MODES = ("frozen", "trained")
+AUTO = "auto"  # --precision: bfloat16 where the machine computes it natively, else float32
 PRECISIONS = ("float32", "bfloat16")  # --precision: the compute dtype; variables stay float32
 
 
@@ -87,10 +88,28 @@ def check_clip(frames: int, crop: int) -> None:
 
 
 def check_precision(precision: str) -> tf.DType:
-  """The compute dtype of `--precision`, or a `UserError`."""
+  """The compute dtype of `--precision` (not `auto`: see `resolve_precision`), or a
+  `UserError`."""
   if precision not in PRECISIONS:
-    raise UserError(f"--precision {precision!r}: expected {' or '.join(PRECISIONS)}")
+    raise UserError(f"--precision {precision!r}: expected {', '.join((AUTO, *PRECISIONS))}")
   return tf.as_dtype(precision)
+
+
+def resolve_precision(precision: str) -> str:
+  """`--precision` made concrete: `auto` is bfloat16 where every GPU has it natively (compute
+  capability 8.0 or later), or, without GPUs, where the CPU has AVX512_BF16 or AMX-BF16; float32
+  elsewhere (and where the CPU's flags cannot be read). Other values are returned checked."""
+  if precision != AUTO:
+    check_precision(precision)
+    return precision
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    native = all(tuple(tf.config.experimental.get_device_details(g).get(
+        "compute_capability", (0, 0))) >= (8, 0) for g in gpus)
+  else:
+    flags = hardware.cpu_flags()
+    native = flags is not None and hardware.is_native("bfloat16", flags)
+  return "bfloat16" if native else "float32"
 
 
 def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_until: str = "none",

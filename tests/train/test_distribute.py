@@ -35,7 +35,7 @@ def train(folder, strategy):
   loop.train(loop.TrainConfig(
       records=records, output_dir=folder, init="scratch", clip_frames=9, crop_size=32, batch=4,
       steps=2, checkpoint_every=2, batchnorm=batchnorm, dropout_keep_prob=1.0,
-      learning_rate=0.01, freeze_until="Mixed_5b"), strategy)
+      learning_rate=0.01, freeze_until="Mixed_5b", precision="float32"), strategy)
 
 if mode == "workers":
   train(output, strategy_for(True))

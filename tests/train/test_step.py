@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from i3d.errors import UserError
 from i3d.model import checkpoints
 from i3d.model.streams import VALID_ENDPOINTS
 from i3d.train import loop, model
@@ -33,7 +34,7 @@ def _step(sets, checkpoint_dir, folder, **changes):
   settings = dict(records=str(sets[0]), output_dir=str(folder), init="rgb_imagenet",
                   checkpoint_dir=str(checkpoint_dir), download=False, clip_frames=9,
                   crop_size=32, batch=2, steps=1, dropout_keep_prob=1.0, learning_rate=RATE,
-                  weight_decay=DECAY)
+                  weight_decay=DECAY, precision="float32")
   trainer = loop.Trainer(loop.TrainConfig(**{**settings, **changes}))
   trainer.prepare()
   tower = trainer.towers["rgb"]
@@ -133,3 +134,22 @@ def test_a_bfloat16_step_computes_the_float32_step_on_float32_weights(
   model.export(trainer.towers, trainer.labels, tmp_path / "export")
   written = tf.train.load_checkpoint(str(tmp_path / "export" / "rgb" / "model.ckpt"))
   assert set(written.get_variable_to_dtype_map().values()) == {tf.float32}
+
+
+@pytest.mark.parametrize("flags, gpus, expected", [
+    (frozenset({"avx512f", "amx_bf16"}), [], "bfloat16"),
+    (frozenset({"avx512f", "avx512_bf16"}), [], "bfloat16"),
+    (frozenset({"avx2", "fma"}), [], "float32"),
+    (None, [], "float32"),  # flags unknown
+    (frozenset({"avx2"}), [(8, 0), (9, 0)], "bfloat16"),
+    (frozenset({"amx_bf16"}), [(8, 0), (7, 5)], "float32"),  # every GPU must have it
+])
+def test_auto_precision_is_bfloat16_where_the_machine_has_it(flags, gpus, expected, monkeypatch):
+  monkeypatch.setattr(model.hardware, "cpu_flags", lambda: flags)
+  monkeypatch.setattr(model.tf.config, "list_physical_devices", lambda kind: list(gpus))
+  monkeypatch.setattr(model.tf.config.experimental, "get_device_details",
+                      lambda gpu: {"compute_capability": gpu})
+  assert model.resolve_precision("auto") == expected
+  assert model.resolve_precision("float32") == "float32"
+  with pytest.raises(UserError, match="auto, float32, bfloat16"):
+    model.resolve_precision("float16")
