@@ -1,11 +1,13 @@
 """Files that are never half written: a reader sees the old content or the new, nothing between."""
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +44,74 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
   encoding = None if "b" in mode else "utf-8"
   with atomic_path(path) as temporary, open(temporary, mode, encoding=encoding) as f:
     yield f
+
+
+def fsync_tree(folder: Path) -> None:
+  """Flushes every file under `folder`, and the folders themselves, to disk."""
+  for root, _, names in os.walk(folder):
+    for name in names:
+      with open(os.path.join(root, name), "rb") as f:
+        os.fsync(f.fileno())
+    _fsync_folder(root)
+
+
+def _fsync_folder(folder: str | Path) -> None:
+  fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # renameat2's flag (Linux 3.15+): swap two names in one step
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+  """Swaps the names `first` and `second` atomically; False where the system cannot."""
+  renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+  if renameat2 is None:
+    return False
+  renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                        ctypes.c_uint]
+  if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
+               _RENAME_EXCHANGE) == 0:
+    return True
+  error = ctypes.get_errno()
+  if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+    return False
+  raise OSError(error, os.strerror(error), str(second))
+
+
+def staging_folder(target: Path) -> Path:
+  """An empty folder `.NAME.tmp` beside `target` to build its replacement in (`replace_folder`);
+  what an earlier, killed attempt left there is removed first."""
+  staging = target.with_name(f".{target.name}.tmp")
+  shutil.rmtree(staging, ignore_errors=True)
+  staging.mkdir(parents=True)
+  return staging
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+  """Puts the finished folder `staging` in the place of `target` (absent, or a folder replaced
+  whole), so that a reader, or a kill at any moment, finds the old folder or the new one.
+
+  `staging` is flushed to disk first. An existing `target` is swapped with `staging` in one
+  step (Linux's `renameat2` exchange) and then removed; where the system cannot swap, it is first
+  moved to `.NAME.old` (for an instant there is no `target`).
+  """
+  fsync_tree(staging)
+  old = target.with_name(f".{target.name}.old")
+  if not target.exists():
+    staging.rename(target)
+  elif _exchange(staging, target):
+    shutil.rmtree(staging)
+  else:
+    shutil.rmtree(old, ignore_errors=True)
+    target.rename(old)
+    staging.rename(target)
+  shutil.rmtree(old, ignore_errors=True)  # also what a kill between those two renames left
+  _fsync_folder(target.parent)
 
 
 def open_no_follow(path: str | Path, flags: int, mode: int = 0o644) -> int:

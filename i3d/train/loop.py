@@ -4,10 +4,12 @@
 Run folder (`TrainConfig.output_dir`):
 
 - `run.json`: the settings; a rerun with other settings is refused with the differences;
-- `labels.txt`, and per stream `STREAM/model.ckpt.*` + `STREAM/labels.txt`: the model in the
-  released layout (written when the last step is done), loadable wherever a checkpoint is;
-- `checkpoints/`: model, optimizer and step every `checkpoint_every` steps (the last `keep`),
-  `best/`: the one with the best evaluation top-1; `state.json`: step, time, top-1s;
+- `checkpoints/step-N/`: model, optimizer, step and state every `checkpoint_every` steps and
+  at the end (the last `keep`), `best/`: the one with the best evaluation top-1 (`saving`:
+  each complete or absent whenever a kill comes);
+- `labels.txt`, and per stream `STREAM/model.ckpt.*` + `STREAM/labels.txt`: the model of the
+  last checkpoint in the released layout, loadable wherever a checkpoint is (each stream
+  folder replaced whole); `state.json`: its step, time, top-1s;
 - `tensorboard/`: loss, learning rate, top-1; `summary.md` at the end.
 
 Under `MultiWorkerMirroredStrategy` every worker runs the same command; worker 0 writes
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -29,18 +30,15 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from i3d._util import progress
-from i3d._util.files import atomic_write
+from i3d._util.files import atomic_write, write_json
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.model.fast import precision_warning
 from i3d.runs.folder import RunFolder
-from i3d.train import data, model
+from i3d.train import data, model, saving
 
 SCHEDULES = ("cosine", "step")
-STATE_FILE = "state.json"
 SUMMARY_FILE = "summary.md"
-CHECKPOINTS_DIR = "checkpoints"
-BEST_DIR = "best"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,28 +211,37 @@ class Trainer:
     with run.locked():
       run.check_settings(config.record())
       self._build()
-      manager = tf.train.CheckpointManager(self.checkpoint, str(self.folder / CHECKPOINTS_DIR),
-                                           max_to_keep=config.keep)
-      best = tf.train.CheckpointManager(self.checkpoint, str(self.folder / BEST_DIR),
-                                        max_to_keep=1)
-      state = self._resume(manager)
+      state = self._resume()
       if state["step"] < self.total:
-        self._train(state, manager, best)
+        self._train(state)
       self._write_summary(state)
     return state
 
-  def _resume(self, manager: tf.train.CheckpointManager) -> dict:
+  def _resume(self) -> dict:
+    """The state of the last checkpoint, loaded (or of the starting weights, loaded)."""
     state = {"step": 0, "seconds": 0.0, "top1": None, "best_top1": None, "best_step": None,
              "loss": None, "train_top1": None}
-    if manager.latest_checkpoint:
-      self.checkpoint.restore(manager.latest_checkpoint).expect_partial()
-      saved = _read_json(self.folder / STATE_FILE)
-      state.update({k: v for k, v in saved.items() if k in state})
-      state["step"] = int(self.step.numpy())
-      progress.note(f"resuming {self.folder} at step {state['step']} of {self.total}")
-    else:
+    saving.clean(self.folder)
+    found = saving.saved(self.folder)
+    if not found:
       self._initialise()
+      return state
+    saved = saving.restore(self.checkpoint, found[-1])
+    state.update({k: v for k, v in saved.items() if k in state})
+    state["step"] = int(self.step.numpy())
+    progress.note(f"resuming {self.folder} at step {state['step']} of {self.total}")
+    self._catch_up(state)
     return state
+
+  def _catch_up(self, state: dict) -> None:
+    """Writes what a kill right after the last checkpoint prevented: `best/` when that step
+    was the best, and the released model with `state.json`."""
+    best = self.folder / saving.BEST_DIR
+    if state["best_step"] == state["step"] and (
+        saving.read_state(best).get("step") or 0) < state["step"]:
+      saving.write(self.checkpoint, state, best)
+    if saving.read_state(self.folder).get("step") != state["step"]:
+      self._publish(state)
 
   def _initialise(self) -> None:
     for stream, init in self.config.inits().items():
@@ -289,7 +296,7 @@ class Trainer:
       return loss, correct
     return step
 
-  def _train(self, state: dict, manager, best) -> None:
+  def _train(self, state: dict) -> None:
     config = self.config
     first = state["step"]
     iterator = iter(self._dataset(first))
@@ -320,16 +327,22 @@ class Trainer:
         _scalar("train/learning_rate", float(self.rate), step=number + 1)
         _scalar("train/examples_per_second", rate, step=number + 1)
         last = number + 1 == self.total
+        best = False
         if self.eval_set is not None and ((number + 1) % eval_every == 0 or last):
-          self._evaluate(state, best, number + 1)
-        if (number + 1) % config.checkpoint_every == 0 or last:
+          best = self._evaluate(state, number + 1)
+        checkpoint = (number + 1) % config.checkpoint_every == 0 or last
+        if checkpoint:
           state["seconds"] += time.monotonic() - started
           started, examples = time.monotonic(), 0
-          self._save(state, manager)
+          saving.save(self.checkpoint, state, self.folder, config.keep)
+        if best:
+          saving.write(self.checkpoint, state, self.folder / saving.BEST_DIR)
+        if checkpoint:
+          self._publish(state)
       writer.flush()
 
-  def _evaluate(self, state: dict, best, number: int) -> None:
-    """Top-1 over the evaluation records (centre window and crop); the best is kept."""
+  def _evaluate(self, state: dict, number: int) -> bool:
+    """Top-1 over the evaluation records (centre window and crop); whether it is the best."""
     assert self.eval_set is not None
     @tf.function
     def predict(inputs):
@@ -344,20 +357,18 @@ class Trainer:
     _scalar("eval/top1", top1, step=number)
     progress.note(f"step {number}: eval top-1 {top1:.4f} over {seen} clips")
     state["top1"] = top1
-    if state["best_top1"] is None or top1 > state["best_top1"]:
-      state.update(best_top1=top1, best_step=number)
-      best.save(checkpoint_number=number)
+    if state["best_top1"] is not None and top1 <= state["best_top1"]:
+      return False
+    state.update(best_top1=top1, best_step=number)
+    return True
 
-  def _save(self, state: dict, manager) -> None:
-    """The training checkpoint (written, then listed: a kill keeps the previous one), after the
-    last step the model in the released layout, then the state."""
-    manager.save(checkpoint_number=int(self.step.numpy()))
-    if int(self.step.numpy()) == self.total:
-      model.export(self.towers, self.labels, self.folder)
-    (self.folder / data.LABELS_FILE).write_text("".join(f"{n}\n" for n in self.labels),
-                                                encoding="utf-8")
-    with atomic_write(self.folder / STATE_FILE) as f:
-      json.dump(state, f, indent=1)
+  def _publish(self, state: dict) -> None:
+    """The model in the released layout (each stream folder replaced whole), the labels, then
+    `state.json`: the run as a checkpoint for the other commands, and for people."""
+    model.export(self.towers, self.labels, self.folder)
+    with atomic_write(self.folder / data.LABELS_FILE) as f:
+      f.write("".join(f"{n}\n" for n in self.labels))
+    write_json(self.folder / saving.STATE_FILE, state)
 
   def _write_summary(self, state: dict) -> None:
     def top(value):
@@ -386,14 +397,6 @@ def _scalar(tag: str, value: float, step: int) -> None:
   metadata = summary_pb2.SummaryMetadata()
   metadata.plugin_data.plugin_name = "scalars"
   tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=metadata)
-
-
-def _read_json(path: Path) -> dict:
-  try:
-    found = json.loads(path.read_text(encoding="utf-8"))
-  except (OSError, ValueError):
-    return {}
-  return found if isinstance(found, dict) else {}
 
 
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:

@@ -6,13 +6,13 @@ released variable layout so every command loads the result as a checkpoint.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from i3d._util import files
 from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints, hardware
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d, logits_head
@@ -143,13 +143,11 @@ def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_unti
 
 def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: Path) -> None:
   """Write each tower as `folder/STREAM/model.ckpt.*` in the released variable layout
-  (`RGB/inception_i3d/...`) with `labels.txt` beside it; a stream folder is replaced whole, so
-  readers see the old model or the new one."""
+  (`RGB/inception_i3d/...`) with `labels.txt` beside it; a stream folder is replaced whole
+  (`files.replace_folder`), so readers, and a kill at any moment, see the old model or the new
+  one."""
   for stream, tower in towers.items():
-    target = folder / stream
-    staging = folder / f".{stream}.new"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = files.staging_folder(folder / stream)
     scope = f"{STREAM_SCOPE[stream]}/inception_i3d/"
     names = [scope + checkpoints.relative_name(tower, v) for v in tower.variables]
     tensors = [tf.convert_to_tensor(np.asarray(v.numpy())) for v in tower.variables]
@@ -157,10 +155,5 @@ def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: 
                       shape_and_slices=[""] * len(names), tensors=tensors)
     (staging / checkpoints.LABELS_FILE).write_text("".join(f"{n}\n" for n in labels),
                                                    encoding="utf-8")
-    old = folder / f".{stream}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-      target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    files.replace_folder(staging, folder / stream)
 

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from i3d._util import files
 from i3d._util.files import atomic_write, write_json
 
 
@@ -26,6 +27,27 @@ def test_a_failed_write_keeps_the_old_content(tmp_path):
       raise RuntimeError("disk full")
   assert path.read_bytes() == b"old"
   assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchanged", "renamed-twice"])
+def test_a_folder_is_replaced_whole_with_nothing_left_beside_it(tmp_path, monkeypatch,
+                                                                exchange):
+  exchanged, real = [], files._exchange  # False: systems without Linux's renameat2 exchange
+  monkeypatch.setattr(files, "_exchange", lambda first, second: exchanged.append(
+      exchange and real(first, second)) or exchanged[-1])
+  target = tmp_path / "rgb"
+  for content in ("first", "second"):
+    staging = files.staging_folder(target)
+    (staging / "model").write_text(content)
+    (staging / "labels.txt").write_text(content)
+    files.replace_folder(staging, target)
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"model": content,
+                                                                  "labels.txt": content}
+    assert [p.name for p in tmp_path.iterdir()] == ["rgb"]
+  assert exchanged == [exchange]  # the second time, in one step where the system can
+  (tmp_path / ".rgb.tmp").mkdir()  # what a killed attempt left
+  (tmp_path / ".rgb.tmp" / "model").write_text("half")
+  assert list(files.staging_folder(target).iterdir()) == []
 
 
 def test_environmental_failures_are_told_from_the_inputs_own():
