@@ -143,11 +143,12 @@ def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_unti
 
 def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: Path) -> None:
   """Write each tower as `folder/STREAM/model.ckpt.*` in the released variable layout
-  (`RGB/inception_i3d/...`) with `labels.txt` beside it; a stream folder is replaced whole
-  (`files.replace_folder`), so readers, and a kill at any moment, see the old model or the new
-  one."""
+  (`RGB/inception_i3d/...`) with `labels.txt` beside it. Every stream is written beside its
+  folder first, then each folder is replaced whole (`files.replace_folder`), so readers, and a
+  kill at any moment, see the old model or the new one."""
+  staged = {}
   for stream, tower in towers.items():
-    staging = files.staging_folder(folder / stream)
+    staged[stream] = staging = files.staging_folder(folder / stream)
     scope = f"{STREAM_SCOPE[stream]}/inception_i3d/"
     names = [scope + checkpoints.relative_name(tower, v) for v in tower.variables]
     tensors = [tf.convert_to_tensor(np.asarray(v.numpy())) for v in tower.variables]
@@ -155,5 +156,5 @@ def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: 
                       shape_and_slices=[""] * len(names), tensors=tensors)
     (staging / checkpoints.LABELS_FILE).write_text("".join(f"{n}\n" for n in labels),
                                                    encoding="utf-8")
+  for stream, staging in staged.items():
     files.replace_folder(staging, folder / stream)
-

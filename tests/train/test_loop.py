@@ -129,7 +129,7 @@ def _check_usable(run, step: int) -> None:
 
 
 def test_a_killed_run_resumes_to_the_same_weights_and_is_a_checkpoint_all_along(
-    straight, tmp_path):
+    straight, tmp_path, monkeypatch):
   config = dataclasses.replace(straight, output_dir=str(tmp_path / "killed"), checkpoint_every=1)
   run = tmp_path / "killed"
   _kill(config, "save:2")
@@ -139,8 +139,20 @@ def test_a_killed_run_resumes_to_the_same_weights_and_is_a_checkpoint_all_along(
   _kill(config, "step:3")  # resumed at step 1, killed as step 4 starts
   assert not staged.exists()
   _check_usable(run, 3)
+  export = loop.model.export
+
+  def stop_at_the_last(towers, labels, folder):
+    if saving.saved(run)[-1].name == "step-00000004":
+      raise KeyboardInterrupt  # as a kill after the last checkpoint, before its model is out
+    export(towers, labels, folder)
+
+  monkeypatch.setattr(loop.model, "export", stop_at_the_last)
+  with eagerly(), pytest.raises(KeyboardInterrupt):
+    loop.train(config)
+  monkeypatch.setattr(loop.model, "export", export)
+  assert saving.read_state(run)["step"] == 3
   with eagerly():
-    assert loop.train(config)["step"] == 4
+    assert loop.train(config)["step"] == 4  # no step left: the model of step 4 written
   _check_usable(run, 4)
   reference = straight.output_dir
   for step in (2, 4):  # model, optimizer state and step
