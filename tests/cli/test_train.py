@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from i3d.testing import write_clip
+from i3d.train import saving
 from tests.support.cli import one_line_error, run_cli
 from tests.train.support import write_videos
 
@@ -32,6 +33,10 @@ def run(tmp_path_factory):
 def test_the_run_learns_and_is_a_released_layout_model_with_its_labels(run):
   state = json.loads((run / "run" / "state.json").read_text())
   assert state["step"] == 16 and state["train_top1"] == 1.0 and state["loss"] < 0.1, state
+  best = saving.read_state(run / "run" / saving.BEST_DIR)  # the checkpoint of the best step
+  assert (best["step"], best["best_top1"]) == (state["best_step"], state["best_top1"]), best
+  assert tf.train.load_checkpoint(str(run / "run" / saving.BEST_DIR / saving.PREFIX))
+  assert [p.name for p in saving.saved(run / "run")] == ["step-00000016"]
   reader = tf.train.load_checkpoint(str(run / "run" / "rgb" / "model.ckpt"))
   shapes = reader.get_variable_to_shape_map()
   assert shapes["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/w"] == [1, 1, 1, 1024, 2]
