@@ -2,10 +2,10 @@
 middle of writing one resumes to the weights of an uninterrupted run, its folder a usable
 checkpoint all along; changed settings are refused. Small shapes (32x32 crops, 9 frames, batch
 2) from random weights (`--init scratch`, BatchNorm trained), layers up to Mixed_5b frozen so
-each run traces a short backward pass. The killed run is two child processes (stopped where
-the test chooses: they write a marker file and wait to be killed) and its end in this one, all
-with the step run eagerly (no trace; the uninterrupted run traces it: the same numbers to
-round-off).
+each run traces a short backward pass; float32 (bfloat16's step is `test_step.py`'s). The
+killed run is two child processes (stopped where the test chooses: they write a marker file and
+wait to be killed) and its end in this one, all with the step run eagerly (no trace; the
+uninterrupted run traces it: the same numbers to round-off).
 (A run that learns is `tests/cli/test_train.py`'s; one step's numbers are `test_step.py`'s.)"""
 
 import dataclasses
@@ -64,7 +64,7 @@ def _config(sets, output, **changes) -> loop.TrainConfig:
   settings = dict(records=str(train), eval_records=str(evaluation), output_dir=str(output),
                   init="scratch", clip_frames=9, crop_size=32, batch=2, steps=30,
                   learning_rate=0.01, batchnorm="trained", dropout_keep_prob=1.0,
-                  checkpoint_every=30, eval_every=30)
+                  checkpoint_every=30, eval_every=30, precision="float32")
   return loop.TrainConfig(**{**settings, **changes})
 
 
