@@ -1,5 +1,6 @@
 """The start of each local Beam worker process: `pipeline_options` names this module in
-`--beam_plugins`, so Beam's worker imports it before it connects to the launcher or loads a step.
+`--beam_plugins`, so Beam's worker imports it as it starts, before it asks the launcher for work
+or loads a step (and TensorFlow with it).
 
 Like a pool worker (`i3d.runs.executors`), the worker dies with its launcher (`lifeline`: Beam
 starts it through a shell, which a `kill -9` of the launcher would leave behind with the worker),
