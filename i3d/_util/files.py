@@ -237,8 +237,9 @@ def remove_empty(folders: list[Path]) -> None:
     except OSError:  # not empty (a resumable .part file), or not ours to remove
       return
 # Failures of the machine, not of the input: a rerun once the cause is gone may succeed.
+# EFBIG: a file over the size limit of the process (`ulimit -f`) or of the filesystem.
 ENVIRONMENTAL_ERRNOS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,
     errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ETIMEDOUT, errno.ECONNRESET, errno.ESTALE,
     errno.EAGAIN})
 # Exceptions (by class name: TensorFlow's and the process pool's are not imported here) that say

@@ -148,9 +148,10 @@ def _split(args: argparse.Namespace) -> int:
         f"{text.count(summary['failed'], 'clip')} failed "
         f"(see {preprocess.FAILURES_FILE}){classes}")
   if summary["retry"]:
-    print(f"{text.count(summary['retry'], 'clip')} could not be written for reasons of this "
-          f"machine (disk, permissions, memory, a killed worker; above); their shards stay "
-          f"open: fix the cause and run the same command again to finish", file=sys.stderr)
+    print(f"i3d preprocess: {text.count(summary['retry'], 'clip')} not written for reasons of "
+          f"this machine (disk, permissions, memory, a killed worker; first: "
+          f"{summary['retry_reason'][:300]}); their shards stay open: fix the cause and run the "
+          f"same command again to finish", file=sys.stderr)
   return 0 if summary["shards"] == summary["num_shards"] else 1
 
 

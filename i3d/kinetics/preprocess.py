@@ -153,7 +153,8 @@ class _Shards:
     self.closed = {r["shard"] for r in self.manifest.records}
     staged = set(storage.list_names(self.staging, ".pb"))
     self.ready = {clip_key(c) for s in layout for c in s if staged_name(clip_key(c)) in staged}
-    self.retry: set[str] = set()  # clips that failed for the machine's reasons: never left out
+    # Clips that failed for the machine's reasons (key -> why): never left out of a shard.
+    self.retry: dict[str, str] = {}
 
   def shard(self, index: int) -> str:
     return records.shard_name(self.name, index, len(self.layout), self.compression)
@@ -241,7 +242,8 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
                config: PreprocessConfig = PreprocessConfig(), progress: bool = True,
                encoder: Encoder | None = None) -> dict:
   """Writes the records of `clips` found under `video_dir` into `output_dir`, resuming what an
-  earlier run left; returns a summary (shards, clips written, failures). `encoder` runs
+  earlier run left; returns a summary (shards, clips written, failures, clips to retry and the
+  first one's reason: `retry`, `retry_reason`). `encoder` runs
   `encode_job` over the jobs (default: a pool of `config.workers` processes; `i3d.pipelines`
   passes a Beam pipeline)."""
   keys = [clip_key(c) for c in clips]
@@ -299,7 +301,8 @@ def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
     shards.manifest.close()
     written = sum(len(r["clips"]) for r in shards.manifest.records)
     return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
-            "clips": written, "failed": len(failures.records), "retry": len(shards.retry)}
+            "clips": written, "failed": len(failures.records), "retry": len(shards.retry),
+            "retry_reason": next(iter(shards.retry.values()), "")}
 
 
 def _write_labels(folder: RunFolder, labels: Sequence[str]) -> None:
@@ -337,9 +340,8 @@ def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress:
   try:
     for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
-      if retry:
-        shards.retry.add(key)
-        bar.write(f"not done (rerun to retry; its shard waits for it): {filename}: {error}")
+      if retry:  # summed up by the caller (`retry`, `retry_reason`): a full disk fails them all
+        shards.retry[key] = f"{filename}: {error}"
       elif error:
         shards.failures.append({"id": key, "filename": filename, "reason": error})
         bar.write(f"failed: {filename}: {error}")

@@ -8,6 +8,17 @@ Importing a submodule imports Apache Beam; only the commands that run a pipeline
 Apache Beam installed (the `beam` extra), importing this package is a `UserError` saying so.
 """
 
+import logging
+
 from i3d._util import extras
 
-extras.require("apache_beam", "--runner (Apache Beam pipelines)")
+# Without apitools, importing Beam logs a warning through the root logger, which, when nothing
+# configured logging, would also give the root logger a handler on stderr for good
+# (`logging.basicConfig`): a handler that drops records stands in while Beam loads.
+_ROOT, _HELD = logging.getLogger(), logging.NullHandler()
+if not _ROOT.handlers:
+  _ROOT.addHandler(_HELD)
+try:
+  extras.require("apache_beam", "--runner (Apache Beam pipelines)")
+finally:
+  _ROOT.removeHandler(_HELD)

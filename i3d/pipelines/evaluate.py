@@ -37,7 +37,7 @@ from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
 from i3d.model.streams import choose_checkpoints
 from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import WorkerDoFn, by_shard, pipeline_error
+from i3d.pipelines.options import WorkerDoFn, by_shard, running
 from i3d.runs import folder as runs
 
 FAILED = "failed"
@@ -326,9 +326,6 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     if progress:
       print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
             file=sys.stderr)
-    try:
-      with beam.Pipeline(options=options) as pipeline:
-        build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
-    except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
-      raise pipeline_error(e) from e
+    with running(options) as pipeline:
+      build(pipeline, spec, jobs, earlier, outputs, threads, progress, records_dir)
   return json.loads(storage.read_bytes(storage.join(output_dir, report.METRICS_FILE)))

@@ -4,8 +4,10 @@ what the pipelines share in how they lay out and run their work, including the B
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Optional, TypeVar
@@ -13,7 +15,7 @@ from typing import Any, Optional, TypeVar
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from i3d._util import env, storage
+from i3d._util import env, stderr, storage
 from i3d._util.files import environmental
 from i3d.errors import UserError
 from i3d.runs import executors
@@ -21,6 +23,11 @@ from i3d.runs import executors
 LOCAL_RUNNER = "DirectRunner"
 # Beam's workers log only what stops them; pass --default_sdk_harness_log_level=INFO to see more.
 QUIET_WORKERS = "--default_sdk_harness_log_level=CRITICAL"
+# Imported first by each local worker (`i3d.pipelines.worker`).
+WORKER_START = "--beam_plugins=i3d.pipelines.worker"
+# What a local worker writes before its log level applies: Python logging's lines below ERROR
+# in logging's default format ("WARNING:root:apitools not found, ...").
+_START_UP_LINE = re.compile(rb"^(DEBUG|INFO|WARNING):[\w.]*:")
 
 ItemT = TypeVar("ItemT")
 
@@ -40,7 +47,8 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
   if runner == LOCAL_RUNNER:
     env.check_workers(workers)
-    args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}",
+             WORKER_START]
   options = PipelineOptions(args)
   known = options.get_all_options(retain_unknown_options=False)
   unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
@@ -138,11 +146,29 @@ def run_collected(options: PipelineOptions,
   def save(outputs: list) -> None:
     storage.write_bytes(scratch, json.dumps(outputs).encode())
 
-  try:
-    with beam.Pipeline(options=options) as pipeline:
-      _ = build(pipeline) | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save)
-  except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
-    raise pipeline_error(e) from e
+  with running(options) as pipeline:
+    _ = build(pipeline) | "Collect" >> beam.combiners.ToList() | "Save" >> beam.Map(save)
   outputs = json.loads(storage.read_bytes(scratch))
   storage.remove(scratch)
   return outputs
+
+
+@contextlib.contextmanager
+def running(options: PipelineOptions) -> Iterator[beam.Pipeline]:
+  """A pipeline on the runner `options` name, run when the block ends. Its failure is one line
+  (`pipeline_error`); unless Beam's logs were asked for, the lines local workers write before
+  their log level applies (`_START_UP_LINE`) stay off the terminal."""
+  chosen = options.get_all_options()
+  quiet = (chosen["runner"] == LOCAL_RUNNER and chosen["direct_running_mode"] == "multi_processing"
+           and chosen["default_sdk_harness_log_level"] == QUIET_WORKERS.split("=")[1])
+  with stderr.filtered(_start_up_line) if quiet else contextlib.nullcontext():
+    try:
+      with beam.Pipeline(options=options) as pipeline:
+        yield pipeline
+    except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
+      raise pipeline_error(e) from e
+
+
+def _start_up_line(line: bytes) -> bool:
+  """Whether `line` is a worker's log line of `_START_UP_LINE`."""
+  return _START_UP_LINE.match(line) is not None

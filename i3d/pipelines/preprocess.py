@@ -26,7 +26,9 @@ RESULTS_FILE = "beam_results.json"
 
 def describe(result: preprocess.Result) -> str:
   """A worker's progress line for one encoded clip."""
-  key, frames, error, _ = result
+  key, frames, error, retry = result
+  if retry:
+    return f"{key}: not done, to retry (the machine's failure): {error}"
   return f"{key}: {f'failed: {error}' if error else f'{frames} frames'}"
 
 

@@ -55,6 +55,9 @@ def test_environmental_failures_are_told_from_the_inputs_own():
   from i3d.errors import UserError
   assert environmental(OSError(errno.ENOSPC, "No space left on device"))
   assert environmental(PermissionError(errno.EACCES, "Permission denied"))
+  # A file over `ulimit -f` (or the filesystem's largest), also as Beam relays it in words.
+  assert environmental(OSError(errno.EFBIG, "File too large"))
+  assert environmental(RuntimeError("OSError: [Errno 27] File too large [while running 'Run']"))
   assert not environmental(FileNotFoundError(errno.ENOENT, "No such file"))
   assert not environmental(UserError("clip.mp4: not a video"))
   try:  # a full disk behind a one-line error is still the machine's fault

@@ -59,7 +59,7 @@ def split(tmp_path_factory):
   clips = kinetics.read_annotations(annotations).clips
   summary = preprocess.preprocess(clips, video_dir, root / "records", CONFIG, progress=False)
   assert summary == {"output_dir": str(root / "records"), "shards": 3, "num_shards": 3,
-                     "clips": 4, "failed": 2, "retry": 0}
+                     "clips": 4, "failed": 2, "retry": 0, "retry_reason": ""}
   return root, clips, video_dir, root / "records"
 
 

@@ -48,6 +48,8 @@ def test_a_full_disk_while_staging_is_retried_and_never_seals_a_shard(small_spli
   monkeypatch.setattr(storage, "write_bytes", full_for_clip_1)
   summary = preprocess.preprocess(clips, video_dir, out, RGB, progress=False)
   assert (summary["shards"], summary["clips"], summary["failed"], summary["retry"]) == (1, 2, 0, 1)
+  assert summary["retry_reason"].startswith(
+      "gen_clip_01_000000_000010.mp4: OSError: [Errno 28] No space left on device")
   # The shard of the clip that hit the full disk is not sealed, and the clip is no failure.
   assert [p.name for p in out.glob("*.tfrecord")] == ["clips-00001-of-00002.tfrecord"]
   assert not (out / preprocess.FAILURES_FILE).exists() or not (

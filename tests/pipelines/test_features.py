@@ -226,7 +226,7 @@ def test_a_shard_that_cannot_be_read_fails_each_of_its_clips(record_reference):
 
 
 def test_cli_extracts_records_on_two_local_workers_and_resumes(record_reference, checkpoint_dir,
-                                                              capsys):
+                                                              capfd):
   folder, _, _, _, _, single = record_reference
   output = single.parent / "cli"
   output.mkdir()
@@ -235,8 +235,13 @@ def test_cli_extracts_records_on_two_local_workers_and_resumes(record_reference,
   args = _parse(["i3d", "features", "--records", str(folder), "--output_dir", str(output),
                  "--checkpoint_dir", str(checkpoint_dir), *RECORD_ARGS, "--runner",
                  "DirectRunner", "--workers", "2"])
+  capfd.readouterr()
   assert args.run(args) == 1  # two clips failed
-  out, err = capsys.readouterr()
-  assert "4 videos to extract, 1 done earlier" in err
+  out, err = capfd.readouterr()  # the workers' too
+  first, *progress = err.splitlines()
+  assert first == "4 videos to extract, 1 done earlier"
+  # One line a video from the workers; none of Beam's or TensorFlow's.
+  assert len(progress) == 4 and all(line.endswith(": written") or line.startswith("failed: ")
+                                    for line in progress), err
   assert "2 videos written, 1 already done, 2 failed" in out
   assert_same_outputs(output, single, RECORDS_WRITTEN)

@@ -2,6 +2,10 @@
 `i3d evaluate --records --runner` scores them as the single-process evaluation does."""
 
 import json
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,8 @@ from i3d.pipelines import options
 from i3d.pipelines.preprocess import beam_encoder
 from i3d.testing import write_validation_set
 from tests.pipelines.test_evaluate import CONFIG, FAST_FLOW, LABELS, SPECS, assert_same_outputs
+from tests.support.cli import run_cli
+from tests.support.clips import REPO
 
 SETTINGS = preprocess.PreprocessConfig(settings=FAST_FLOW, num_shards=2)
 
@@ -47,10 +53,11 @@ def test_beam_records_equal_single_process_records_and_score_alike(tmp_path, che
   capfd.readouterr()
   summary = preprocess.preprocess(clips, video_dir, beam, SETTINGS, progress=False,
                                   encoder=encoder)
-  # Beam's workers' INFO and WARNING lines stay off the terminal.
-  assert not [line for line in capfd.readouterr().err.splitlines() if "apache_beam" in line]
+  # Nothing from Beam's workers reaches the terminal: neither their log lines nor TensorFlow's
+  # start-up lines (`i3d.pipelines.worker`, `options.running`).
+  assert capfd.readouterr().err == ""
   assert summary == {"output_dir": str(beam), "shards": 2, "num_shards": 2, "clips": 2,
-                     "failed": 2, "retry": 0}
+                     "failed": 2, "retry": 0, "retry_reason": ""}
   names = [p.name for p in records.list_shards(single)]
   assert names == [p.name for p in records.list_shards(beam)] == [
       "clips-00000-of-00002.tfrecord", "clips-00001-of-00002.tfrecord"]
@@ -116,7 +123,7 @@ def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_pa
   # The staged clip and the recorded failure are not done again.
   assert sorted(encoded) == ["bad_clip_05_000000_000010", "gen_clip_02_000000_000010"]
   assert summary == {"output_dir": url, "shards": 2, "num_shards": 2, "clips": 2, "failed": 2,
-                     "retry": 0}
+                     "retry": 0, "retry_reason": ""}
   names = [p.name for p in records.list_shards(local)]
   assert names == [p.name for p in records.list_shards(remote)] == [
       "clips-00000-of-00002.tfrecord", "clips-00001-of-00002.tfrecord"]
@@ -145,3 +152,47 @@ def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_pa
   assert [item[:2] for item in read[0]] == [(b"gen_clip_01", b""), (b"gen_clip_02", b"")]
   for ours, theirs in zip(*read):
     np.testing.assert_array_equal(ours[2], theirs[2])
+
+
+def small_files(limit: int):
+  """For `subprocess.Popen(preexec_fn=...)`: files written by the process and its children
+  (Beam's workers) end at `limit` bytes, where a write fails with EFBIG ("File too large"), as
+  on a full disk without needing one (`ulimit -f`; SIGXFSZ ignored, as Python does anyway)."""
+
+  def limited() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  return limited
+
+
+def test_a_full_disk_in_a_beam_run_is_one_line_records_nothing_and_the_rerun_finishes(tmp_path):
+  specs = [("gen_clip_01", LABELS[3], "generated"), ("gen_clip_02", LABELS[7], "generated")]
+  annotations, video_dir = write_validation_set(tmp_path, specs, seconds=0.16, size=(48, 32))
+  out = tmp_path / "records"
+  args = ["preprocess", "--annotations", str(annotations), "--video_dir", str(video_dir),
+          "--output_dir", str(out), "--streams", "rgb", "--num_shards", "2"]
+  # The staged clips (tens of KB) cannot be written; records.json and the results can.
+  run = subprocess.run([sys.executable, "-m", "i3d.cli", *args, "--runner", "DirectRunner",
+                        "--workers", "1"], cwd=REPO, capture_output=True, text=True,
+                       preexec_fn=small_files(4096), timeout=300)
+  assert run.returncode == 1, run.stderr
+  assert run.stdout == (f"wrote {out}/: 0 clips in 0 of 2 shards; 0 clips failed (see "
+                        f"failures.jsonl)\n")
+  # A progress line per clip from the worker, then one line; none of Beam's or TensorFlow's.
+  *progress, last = run.stderr.splitlines()
+  assert sorted(progress) == [
+      f"gen_clip_0{i}_000000_000010: not done, to retry (the machine's failure): OSError: "
+      f"[Errno 27] File too large" for i in (1, 2)], run.stderr
+  assert last.startswith("i3d preprocess: 2 clips not written for reasons of this machine (disk, "
+                         "permissions, memory, a killed worker; first: gen_clip_0"), last
+  assert last.endswith("File too large); their shards stay open: fix the cause and run the same "
+                       "command again to finish"), last
+  # Nothing recorded against the clips, no shard sealed.
+  assert sorted(p.name for p in out.iterdir()) == [preprocess.STAGING_DIR,
+                                                   preprocess.SETTINGS_FILE]
+
+  assert run_cli(*args, "--workers", "1", "--quiet") == 0  # room again
+  assert [len(examples(out / p.name)) for p in records.list_shards(out)] == [1, 1]
+  assert [c["id"] for m in manifest(out) for c in m["clips"]] == [
+      "gen_clip_01_000000_000010", "gen_clip_02_000000_000010"]
+  assert not (out / preprocess.FAILURES_FILE).exists()
