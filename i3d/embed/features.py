@@ -10,10 +10,11 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
-as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel. Its pieces
-(`run_jobs`: the locked, resumable loop; `record_inputs`; `video_features`; `write_video`)
-also make the Beam pipeline `i3d.pipelines.features`.
+videos logged to `failures.jsonl` and skipped, and a video that killed the process twice
+(noted in the run folder's started log, `i3d.runs.folder`) recorded as failed. `extract_records`
+does the same for clips stored as MediaSequence records (`i3d.inputs.records`), read once and
+decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `record_inputs`;
+`video_features`; `write_outcome`) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from i3d._util import storage, text
 from i3d._util.files import environmental
@@ -93,7 +92,7 @@ class RunFolder:
   """The output folder of one batch job (`job` names it in messages: "evaluation")."""
 
   def __init__(self, path: str | os.PathLike, job: str):
-    self.path = str(path) if storage.is_remote(path) else str(Path(path))
+    self.path = storage.join(path)
     self.job = job
 
   def file(self, *parts: str) -> str:
