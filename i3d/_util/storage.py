@@ -33,7 +33,8 @@ def is_remote(path: str | os.PathLike) -> bool:
 
 
 def join(root: str | os.PathLike, *parts: str) -> str:
-  """`root/part/...` for local and remote roots alike."""
+  """`root/part/...` for local and remote roots alike (`join(root)`: the folder `root` as a
+  string, a local path as `Path` spells it)."""
   if is_remote(root):
     return posixpath.join(str(root), *parts)
   return str(Path(root).joinpath(*parts))

@@ -67,10 +67,8 @@ def main(args) -> None:
     raise UsageError("give --video_dir (with --annotations) or --records, not both")
   if args.records is None and args.annotations is None:
     raise UsageError("--annotations is required with --video_dir")
-  config = evaluation.EvalConfig(
-      protocol=flags.protocol(args), input_settings=flags.input_settings(args),
-      top_k=args.top_k, save_logits=args.save_logits, use_cache=args.use_cache,
-      workers=args.workers, view_batch=args.view_batch, retry_failed=args.retry_failed)
+  config = flags.config(evaluation.EvalConfig, args, protocol=flags.protocol(args),
+                        input_settings=flags.input_settings(args))
   class_list = None
   if args.records is not None:
     from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel

@@ -115,8 +115,7 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
 
 def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
-  settings = features.FeatureSettings(args.endpoint, args.window_frames, args.stride,
-                                      args.whole_clip, args.pool)
+  settings = flags.config(features.FeatureSettings, args)
   checkpoints = flags.checkpoints(args)
   stored: Optional[dict] = None
   jobs: Sequence[tuple[str, str | Path]]
@@ -138,7 +137,6 @@ def main(args: argparse.Namespace) -> int:
       result = features.extract_videos(extractor, jobs, args.output_dir, inputs, args.use_cache,
                                        progress=not args.quiet)
   print(f"{args.output_dir}: {text.count(len(result.written), 'video')} written, "
-        f"{len(result.skipped)} "
-        f"already done, {len(result.failed)} failed"
+        f"{len(result.skipped)} already done, {len(result.failed)} failed"
         + (f" (see {features.FAILURES_FILE})" if result.failed else ""))
   return 1 if result.failed else 0

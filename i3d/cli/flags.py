@@ -4,9 +4,10 @@ meaning everywhere), and the objects they name. Importing this module loads no T
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from i3d import kinetics
 from i3d._util import text
@@ -18,6 +19,13 @@ from i3d.model.streams import EVAL_TYPES, MIN_FRAMES, choose_checkpoints
 if TYPE_CHECKING:
   from i3d.classify.classifier import Classifier
   from i3d.inputs.views import ViewProtocol
+
+
+def config(cls: Any, args: argparse.Namespace, **given: Any) -> Any:
+  """The dataclass `cls` of the flags named as its fields, and of the fields `given`."""
+  flagged = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+             if f.name not in given and hasattr(args, f.name)}
+  return cls(**flagged, **given)
 
 
 def add_classifier_flags(parser: argparse.ArgumentParser) -> None:

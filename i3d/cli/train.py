@@ -89,17 +89,7 @@ def main(args: argparse.Namespace) -> None:
   from i3d.train import loop  # pylint: disable=import-outside-toplevel
   if args.steps is None and args.epochs is None:
     args.steps = 1000
-  config = loop.TrainConfig(
-      records=args.records, output_dir=args.output_dir, eval_records=args.eval_records,
-      eval_type=args.eval_type, init=args.init, flow_init=args.flow_init,
-      freeze_until=args.freeze_until, batchnorm=args.batchnorm,
-      dropout_keep_prob=args.dropout_keep_prob, learning_rate=args.learning_rate,
-      momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-      warmup_steps=args.warmup_steps, clip_frames=args.clip_frames, crop_size=args.crop_size,
-      flip=args.flip, batch=args.batch, steps=args.steps, epochs=args.epochs, seed=args.seed,
-      checkpoint_every=args.checkpoint_every, keep=args.keep, eval_every=args.eval_every,
-      eval_batch=args.eval_batch, precision=args.precision, checkpoint_dir=args.checkpoint_dir,
-      download=not args.offline)
+  config = flags.config(loop.TrainConfig, args, download=not args.offline)
   state = loop.train(config, strategy_for("TF_CONFIG" in os.environ))
   best = state["best_top1"]
   print(f"trained {state['step']} steps into {args.output_dir} (final loss {state['loss']:.4f}"

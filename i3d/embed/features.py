@@ -10,16 +10,18 @@ averaged over time, as the released model does).
 
 `extract_videos` runs many videos into one folder: `{id}_{stream}.npy` and `{id}.json` per
 video, written atomically (the JSON last, so it marks a finished video), resumable, with bad
-videos logged to `failures.jsonl` and skipped. `extract_records` does the same for clips stored
-as MediaSequence records (`i3d.inputs.records`), read once and decoded in parallel. Its pieces
-(`run_jobs`: the locked, resumable loop; `record_inputs`; `video_features`; `write_video`)
-also make the Beam pipeline `i3d.pipelines.features`.
+videos logged to `failures.jsonl` and skipped, and a video that killed the process twice
+(noted in the run folder's started log, `i3d.runs.folder`) recorded as failed. `extract_records`
+does the same for clips stored as MediaSequence records (`i3d.inputs.records`), read once and
+decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `record_inputs`;
+`video_features`; `write_outcome`) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import sys
@@ -32,7 +34,6 @@ import tensorflow as tf
 
 from i3d._util import progress as progress_output
 from i3d._util.files import atomic_write, write_json
-from i3d._util.jsonl import JsonLines
 from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs import stream as stream_chain
@@ -51,6 +52,7 @@ from i3d.model.streams import MIN_FRAMES, STREAM_CHANNELS, STREAMS, InputSpec, c
 from i3d.runs import folder as runs
 
 FAILURES_FILE = "failures.jsonl"
+STARTED_FILE = ".started.jsonl"  # hidden: the folder's other files are the features
 FORMAT = 1
 # Endpoints computed through the logits head (see `InputSpec` for what it needs).
 HEAD_ENDPOINTS = ("Logits", "Predictions")
@@ -267,11 +269,6 @@ def video_id(source: str | Path) -> str:
   return stem
 
 
-def feature_file(output_dir: Path, vid: str, stream: str) -> Path:
-  """Where a video's features of `stream` go."""
-  return output_dir / f"{vid}_{stream}.npy"
-
-
 def _subfolder(output_dir: Path, vid: str) -> None:
   """Makes the folders of an id `A/B/NAME` below `output_dir`, refusing links among them."""
   folder = output_dir
@@ -314,8 +311,9 @@ def _finished(output_dir: Path, vid: str, record: dict) -> bool:
 
 # (id, source, None when its files were written or the reason they were not) of each job run.
 Outcomes = Iterable[tuple[str, str, Optional[str]]]
-# Runs the pending jobs (id, path) of `run_jobs`, writing each one's files with `write_video`.
-Runner = Callable[[Sequence[tuple[str, str | Path]]], Outcomes]
+# Runs the pending jobs (id, path) of `run_jobs`, writing each one's files with `write_video`;
+# the second argument, `start(id, path)`, notes that work on a video begins.
+Runner = Callable[[Sequence[tuple[str, str | Path]], Callable[[str, str | Path], None]], Outcomes]
 
 
 def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | Path]],
@@ -323,18 +321,14 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
                    use_cache: bool = True, progress: bool = True) -> ExtractionResult:
   """Features of every video of `jobs` (id, path to a video or an inputs `.npz`) into
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
-  output_dir = Path(output_dir)
   check_jobs(jobs)
   record = extractor.record(input_settings)
 
-  def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
     for vid, path in pending:
-      try:
-        computed = source_features(extractor, path, input_settings, use_cache)
-        write_video(output_dir, vid, str(path), computed, record)
-        yield vid, str(path), None
-      except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-        yield vid, str(path), runs.item_failure(e)
+      start(vid, path)
+      yield vid, str(path), write_outcome(output_dir, vid, path, record, functools.partial(
+          source_features, extractor, path, input_settings, use_cache))
 
   return run_jobs(jobs, output_dir, record, run, progress)
 
@@ -369,23 +363,27 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
     workers: shards read and clips decoded in parallel.
     progress: show a progress bar.
   """
-  output_dir = Path(output_dir)
   listed = list(jobs.items())
   check_jobs(listed)
   record = extractor.record(input_settings, stored)
 
-  def run(pending: Sequence[tuple[str, str | Path]]) -> Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
     for key, source, inputs in record_inputs(dict(pending), extractor.streams, stored, workers):
-      if isinstance(inputs, str):
-        yield key, source, inputs
-        continue
-      try:
-        write_video(output_dir, key, source, video_features(extractor, inputs), record)
-        yield key, source, None
-      except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-        yield key, source, runs.item_failure(e)
+      yield key, source, inputs if isinstance(inputs, str) else write_outcome(
+          output_dir, key, source, record, functools.partial(video_features, extractor, inputs))
 
   return run_jobs(listed, output_dir, record, run, progress)
+
+
+def write_outcome(output_dir: str | Path, vid: str, source: str | Path, record: dict,
+                  compute: Callable[[], VideoFeatures]) -> Optional[str]:
+  """Writes the features `compute()` gives a video (`write_video`): None, or the reason they
+  could not be (`runs.item_failure`: the machine's failure stops the run instead)."""
+  try:
+    write_video(Path(output_dir), vid, str(source), compute(), record)
+    return None
+  except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+    return runs.item_failure(e)
 
 
 def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored: dict,
@@ -411,30 +409,34 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
              run: Runner, progress: bool = True) -> ExtractionResult:
   """Runs the jobs (`check_jobs`) not finished with `record` in `output_dir` through `run`
   under the folder's lock, appending the failures to `failures.jsonl` in the order `run`
-  reports them."""
-  with runs.RunFolder(output_dir, "feature extraction").locked() as folder:
-    return _run_locked(jobs, Path(folder.path), record, run, progress)
-
-
-def _run_locked(jobs: Sequence[tuple[str, str | Path]], output_dir: Path, record: dict, run: Runner,
-                progress: bool) -> ExtractionResult:
-  """The locked body of `run_jobs`."""
-  finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
-  result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
-  pending = [(vid, path) for vid, path in jobs if vid not in finished]
-  bar = progress_output.outer(len(jobs), "features", "video", show=progress,
-                             initial=len(jobs) - len(pending))
-  with JsonLines(output_dir / FAILURES_FILE) as failures:
+  reports them. A video `run` started (`start`) `runs.MAX_STARTS` times and never finished (it
+  killed the process) is recorded as failed instead of run again, until its file changes."""
+  output_dir = Path(output_dir)
+  with runs.RunFolder(output_dir, "feature extraction").locked() as folder, runs.Ledger(
+      folder, failures=FAILURES_FILE, started=STARTED_FILE, item="video",
+      retried="when the file changes") as ledger:
+    finished = {vid for vid, _ in jobs if _finished(output_dir, vid, record)}
+    crashed = ledger.crashes({vid: runs.file_state(path) for vid, path in jobs
+                              if vid not in finished}, set())
+    pending = [(vid, path) for vid, path in jobs if vid not in finished and vid not in crashed]
+    paths = {vid: str(path) for vid, path in jobs}
+    outcomes = itertools.chain(((vid, paths[vid], reason) for vid, reason in crashed.items()),
+                               run(pending, lambda vid, path: ledger.start(
+                                   vid, runs.file_state(path))))
+    result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
+    bar = progress_output.outer(len(jobs), "features", "video", show=progress,
+                                initial=len(finished))
     try:
-      for vid, path, reason in run(pending):
+      for vid, path, reason in outcomes:
         if reason is None:
           result.written.append(vid)
         else:
-          failure = {"id": vid, "path": path, "reason": reason}
-          failures.append(failure)
-          result.failed.append(failure)
+          result.failed.append(ledger.fail({"id": vid, "path": path, "reason": reason}))
           bar.write(f"failed: {path}: {reason}", file=sys.stderr)
         bar.update()
+    except UserError:  # the machine's failure: the videos in progress did not kill the run
+      ledger.forget_begun()
+      raise
     finally:
       bar.close()
   return result
@@ -468,7 +470,7 @@ def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures
   _subfolder(output_dir, vid)
   files = {}
   for stream, array in computed.features.items():
-    target = feature_file(output_dir, vid, stream)
+    target = output_dir / f"{vid}_{stream}.npy"
     with atomic_write(target, "wb") as f:
       np.save(f, array)
     files[stream] = target.relative_to(output_dir).as_posix()

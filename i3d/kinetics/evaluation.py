@@ -88,9 +88,6 @@ def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
   """(id, error, *stream inputs) per video id, loaded `workers` at a time, one video ahead of
   the model. Ids, not paths, go through TensorFlow, so any file name works."""
 
-  def generate() -> Iterator[str]:
-    yield from jobs
-
   def load_one(video_id: tf.Tensor) -> list:
     try:
       inputs = load(video_id.numpy().decode())
@@ -104,8 +101,7 @@ def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
     out = tf.py_function(load_one, [video_id], [tf.string] + [tf.float32] * len(streams))
     return (video_id, *out)
 
-  spec = tf.TensorSpec([], tf.string)
-  return (tf.data.Dataset.from_generator(generate, output_signature=spec)
+  return (tf.data.Dataset.from_tensor_slices(tf.constant(list(jobs), tf.string))
           .map(load_map, num_parallel_calls=workers, deterministic=True).prefetch(1))
 
 

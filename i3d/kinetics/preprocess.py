@@ -39,7 +39,7 @@ from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.kinetics.annotations import Clip, clip_list, video_files
-from i3d.kinetics.recordset import LABELS_FILE, MANIFEST_FILE, SETTINGS_FILE, clip_key, folder_path
+from i3d.kinetics.recordset import LABELS_FILE, MANIFEST_FILE, SETTINGS_FILE, clip_key
 from i3d.model.labels import class_list_text, load_label_map, parse_class_list
 from i3d.model.streams import STREAMS
 from i3d.runs import executors
@@ -254,7 +254,7 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
   if unknown:
     raise UserError(f"label {unknown[0]!r} is not in the class list; give a class list that "
                     f"holds every label")
-  output_dir, video_dir = folder_path(output_dir), folder_path(video_dir)
+  output_dir, video_dir = storage.join(output_dir), storage.join(video_dir)
   with RunFolder(output_dir, "preprocessing run").locked() as folder:
     return _preprocess_locked(clips, video_dir, folder, config, progress,
                               encoder or pool_encoder(config.workers))

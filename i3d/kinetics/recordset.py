@@ -27,15 +27,10 @@ def clip_key(clip: Clip) -> str:
   return clip.video if clip.video is not None else clip.filename.removesuffix(".mp4")
 
 
-def folder_path(path: str | Path) -> str:
-  """A folder as `storage` takes it: a remote URL as given, a local path as `Path` spells it."""
-  return str(path) if storage.is_remote(path) else str(Path(path))
-
-
 def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
   """(`records.json`, manifest lines) of a records folder (local or remote); a folder that is not
   one is a `UserError`."""
-  records_dir = folder_path(records_dir)
+  records_dir = storage.join(records_dir)
   settings_path = storage.join(records_dir, SETTINGS_FILE)
   if not storage.exists(settings_path):
     raise UserError(f"{records_dir}: not a records folder (no {SETTINGS_FILE}); make one with "
@@ -53,7 +48,7 @@ def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
 def read_labels(records_dir: str | Path) -> tuple[str, ...] | None:
   """The class list (`labels.txt`) of a records folder, None when it has none (Kinetics records,
   labelled from the label map of the checkpoint)."""
-  path = storage.join(folder_path(records_dir), LABELS_FILE)
+  path = storage.join(records_dir, LABELS_FILE)
   if not storage.exists(path):
     return None
   if storage.is_remote(path):

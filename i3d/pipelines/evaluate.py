@@ -108,7 +108,7 @@ class LoadViews(WorkerDoFn):
                             self._config.protocol,
                             self._config.use_cache and not storage.is_remote(path))
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, path, e))
+      yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, path, runs.item_failure(e)))
       return
     yield (clip, path), views
 
@@ -131,17 +131,14 @@ class LoadRecordViews(WorkerDoFn):
         self._records_dir, rows, self._streams, self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
-        failure = {"kind": FAILURE, "record": scoring.failure_record(clip, shard,
-                                                                        error.decode())}
-        yield beam.pvalue.TaggedOutput(FAILED, failure)
+        yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, shard, error.decode()))
       else:
         yield (clip, shard), dict(zip(self._streams, arrays))
 
 
-def failure_result(clip: Clip, path: str, error: Exception) -> dict:
-  """The result of a clip that could not be scored."""
-  return {"kind": FAILURE,
-          "record": scoring.failure_record(clip, path, runs.item_failure(error))}
+def failure_result(clip: Clip, path: str, reason: str) -> dict:
+  """The result of a clip that could not be scored, for `reason`."""
+  return {"kind": FAILURE, "record": scoring.failure_record(clip, path, reason)}
 
 
 class ClassifierHandler(SpecModelHandler[dict, Classifier]):
@@ -262,8 +259,8 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
       "kind": PREDICTION, "record": scoring.prediction_record(
           key[0], result.inference, labels, top_k, save_logits)})
   unscored = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
-      lambda batch, error: [failure_result(clip, path, RuntimeError(f"inference: {error[1]}"))
-                            for (clip, path), _ in batch])
+      lambda batch, error: [failure_result(clip, path, runs.item_failure(
+          RuntimeError(f"inference: {error[1]}"))) for (clip, path), _ in batch])
   new = ((predicted, unscored, loaded[FAILED]) | "NewResults" >> beam.Flatten()
          | "WriteResults" >> beam.ParDo(WriteResult(outputs.output_dir, progress)))
   old = (pipeline | "Earlier" >> beam.Create(list(earlier))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional, cast
 
@@ -131,12 +131,8 @@ class WriteFeatures(beam.DoFn):
 
   def process(self, element: tuple[FeatureJob, PredictionResult]) -> Iterator[Outcome]:
     (vid, path), result = element
-    reason = None
-    try:
-      features.write_video(Path(self._output_dir), vid, path,
-                           cast(features.VideoFeatures, result.inference), self._record)
-    except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      reason = runs.item_failure(e)
+    reason = features.write_outcome(self._output_dir, vid, path, self._record,
+                                    lambda: cast(features.VideoFeatures, result.inference))
     if self._progress:
       print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
             flush=True)
@@ -186,7 +182,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
   features.check_jobs(jobs)
   record = spec.record(input_settings, stored)
 
-  def run(pending: Sequence[tuple[str, str | Path]]) -> features.Outcomes:
+  def run(pending: Sequence[tuple[str, str | Path]], _start: Callable) -> features.Outcomes:
     if progress:
       print(f"{len(pending)} videos to extract, {len(jobs) - len(pending)} done earlier",
             file=sys.stderr)

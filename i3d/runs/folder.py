@@ -25,7 +25,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from i3d._util import storage, text
 from i3d._util.files import environmental
@@ -93,7 +92,7 @@ class RunFolder:
   """The output folder of one batch job (`job` names it in messages: "evaluation")."""
 
   def __init__(self, path: str | os.PathLike, job: str):
-    self.path = str(path) if storage.is_remote(path) else str(Path(path))
+    self.path = storage.join(path)
     self.job = job
 
   def file(self, *parts: str) -> str:
@@ -150,18 +149,20 @@ def stage(folder: str, staged: str, outcome: dict) -> None:
 class Ledger:
   """The outcomes of a run's items, keyed by id: the results, failures and started logs of
   `folder`, with the staged outcomes (`staged`) folded in; `item` names an item in messages
-  ("video"). Close it (or use it as a context
+  ("video"), `retried` says when a failed one is tried again. Close it (or use it as a context
   manager) when the run ends."""
 
   def __init__(self, folder: RunFolder, results: str = RESULTS_FILE,
                failures: str = FAILURES_FILE, started: str = STARTED_FILE,
-               staged: str = STAGED_DIR, item: str = "item"):
-    self.folder, self.staged, self.item = folder, staged, item
+               staged: str = STAGED_DIR, item: str = "item",
+               retried: str = "when the file changes, or with --retry_failed"):
+    self.folder, self.staged, self.item, self.retried = folder, staged, item, retried
     self.results = open_lines(folder.file(results))
     self.failures = open_lines(folder.file(failures))
     self.started = open_lines(folder.file(started))
     self._lock = threading.Lock()
     self._begun: dict[str, dict] = {}  # this process's starts of items not yet done
+    self._failed: set[str] = set()  # items this process started that failed on their own
     for log in (self.failures, self.started):
       if not all(isinstance(r.get("id"), str) for r in log.records):
         raise UserError(f"{log.path} is damaged (a line has no item id); delete it to try the "
@@ -194,8 +195,8 @@ class Ledger:
     (`file_state`) of each item whose file is there.
 
     A failure is dropped, so its item is tried again, when its file changed or went, or with
-    `retry_all`. An item started `MAX_STARTS` times with the same file and never finished is
-    recorded as failed, with the record `crashed(id, reason)`.
+    `retry_all`. An item that killed the process (`crashes`) is recorded as failed, with the
+    record `crashed(id, reason)`.
     """
     def current(record: dict) -> bool:
       return record["id"] in found and record.get("file") == found[record["id"]]
@@ -205,14 +206,19 @@ class Ledger:
       self.keep(lambda r: r["id"] not in stale)
     failures = {r["id"]: r for r in self.failures.records if r["id"] in ids}
     done = {r.get("id") for r in self.results.records} | set(failures)
-    crashes = collections.Counter(r["id"] for r in self.started.records
-                                  if current(r) and r["id"] not in done)
-    for item_id in sorted(i for i, n in crashes.items() if n >= MAX_STARTS):
-      failures[item_id] = self.fail(crashed(item_id, (
-          f"the run died {crashes[item_id]} times while this {self.item} was being processed "
-          f"(out of memory or a decoder crash?); it is tried again when the file changes, or "
-          f"with --retry_failed")))
+    for item_id, reason in self.crashes(found, done).items():
+      failures[item_id] = self.fail(crashed(item_id, reason))
     return failures
+
+  def crashes(self, found: dict[str, str | None], done: set) -> dict[str, str]:
+    """The reason to record, by id, for each item of `found` (id: its file's state) that was
+    started `MAX_STARTS` times with that file and never finished (not in `done`): it killed the
+    process each time (out of memory, a decoder crash)."""
+    counts = collections.Counter(r["id"] for r in self.started.records if r["id"] in found
+                                 and r.get("file") == found[r["id"]] and r["id"] not in done)
+    return {item_id: f"the run died {n} times while this {self.item} was being processed (out "
+                     f"of memory or a decoder crash?); it is tried again {self.retried}"
+            for item_id, n in sorted(counts.items()) if n >= MAX_STARTS}
 
   def keep(self, wanted: Callable[[dict], bool]) -> None:
     """Drops the failures and starts of the items for which `wanted(failure)` is false, with
@@ -238,9 +244,11 @@ class Ledger:
     return record
 
   def fail(self, record: dict) -> dict:
-    """Records an item's failure ({"id", ..., "reason"})."""
+    """Records an item's failure ({"id", ..., "reason"}); when this process started the item, it
+    failed on its own, so its starts are dropped when the ledger closes."""
     self.failures.append(record)
-    self._begun.pop(record["id"], None)
+    if self._begun.pop(record["id"], None) is not None:
+      self._failed.add(record["id"])
     return record
 
   def forget_begun(self) -> None:
@@ -252,6 +260,10 @@ class Ledger:
       self._begun.clear()
 
   def close(self) -> None:
+    with self._lock:
+      if self._failed:
+        self.started.keep(lambda r: r["id"] not in self._failed)
+        self._failed.clear()
     for log in (self.results, self.failures, self.started):
       log.close()
 

