@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from tests.support import procs
 from tests.support.clips import REPO
 
 WORKER = ("import sys, time\n"
@@ -35,16 +35,7 @@ def launch(delay: float) -> subprocess.Popen:
 
 
 def processes(group: int) -> list[int]:
-  """Live (not zombie) processes of the process group `group`."""
-  found = []
-  for stat in Path("/proc").glob("[0-9]*/stat"):
-    try:
-      fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-      continue
-    if int(fields[2]) == group and fields[0] != "Z":
-      found.append(int(stat.parent.name))
-  return found
+  return procs.live("group", group)
 
 
 def end(launcher: subprocess.Popen) -> list[int]:

