@@ -90,6 +90,13 @@ def children(pid: int) -> list[int]:
   return procs.live("parent", pid)
 
 
+def cmdline(pid: int) -> bytes:
+  try:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+  except OSError:
+    return b""
+
+
 def alive(pid: int) -> bool:
   try:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -146,8 +153,9 @@ def test_a_clip_whose_worker_died_is_retried_not_failed(tmp_path):
   try:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-      workers = [w for w in children(launcher.pid)
-                 if b"resource_tracker" not in Path(f"/proc/{w}/cmdline").read_bytes()]
+      # the pool's worker once it runs spawn's code: a child caught between its fork and its
+      # exec still shows the launcher's command line, as multiprocessing's resource tracker does
+      workers = [w for w in children(launcher.pid) if b"spawn_main" in cmdline(w)]
       if workers:
         break
       time.sleep(0.05)
@@ -156,3 +164,4 @@ def test_a_clip_whose_worker_died_is_retried_not_failed(tmp_path):
     assert retry == "True" and error.startswith("its worker process died")
   finally:
     launcher.kill()
+    launcher.wait()
