@@ -195,9 +195,10 @@ LIMITS = {
 
 # Settings that trade memory for speed, each overridable by its environment variable.
 SETTINGS = {
-    # Frames per pass of the network over a whole clip: longer clips run in overlapping chunks
-    # (`i3d.model.chunks`), with the same logits; memory grows with this, not with the clip.
-    "I3D_CHUNK_FRAMES": 512,
+    # The most frames of a whole clip in one pass of the network (every Kinetics clip: 10 s at
+    # up to 30 fps); longer clips run in overlapping chunks (`i3d.model.chunks`), with the same
+    # logits; memory grows with this, not with the clip.
+    "I3D_CHUNK_FRAMES": 320,
 }
 
 

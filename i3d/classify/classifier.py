@@ -77,28 +77,32 @@ class Classifier(tf.Module):
     return logits
 
   def _compile_chunked(self, stream: str) -> tuple:
-    """The tower of `stream` split for `i3d.model.chunks`: (backbone to Mixed_5c averaged over
-    space, logits head over the joined steps), tf.functions over any batch and length."""
+    """The tower of `stream` split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged
+    over space, logits head over the joined steps), functions over any batch and length."""
     if stream in self._chunked:
       return self._chunked[stream]
     tower = self.towers[stream]
+    fast = isinstance(tower, FastI3d)
+
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
-    def backbone(clips):
-      if isinstance(tower, FastI3d):
-        return pool_space(tower.backbone(clips))
-      return pool_space(tower(clips, is_training=False)[1]["Mixed_5c"])
+    def stem(clips):
+      return tower.backbone(clips, until=chunks.STEM_END)
+
+    @tf.function(input_signature=[tf.TensorSpec([None] * 5, tf.float32)], autograph=False)
+    def trunk(net):
+      return pool_space(tower.backbone(net, after=chunks.STEM_END))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 1, 1, None], tf.float32)],
                  autograph=False)
     def head(pooled):
-      if isinstance(tower, FastI3d):
+      if fast:
         return tower.logits(pooled, space_pooled=True)
       return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
                          space_pooled=True)
 
-    self._chunked[stream] = (lambda x: backbone(x).numpy(), lambda x: head(x).numpy())
+    self._chunked[stream] = tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
     return self._chunked[stream]
 
   def clip_logits(self, blocks: "Iterable[Mapping[str, np.ndarray]]", frames: int,
@@ -118,9 +122,9 @@ class Classifier(tf.Module):
       parts = list(blocks)
       whole = {s: np.concatenate([p[s] for p in parts], axis=1) for s in self.streams}
       return {s: v.numpy() for s, v in self.stream_logits(**whole).items()}
-    split = {s: self._compile_chunked(s) for s in self.streams}
-    clip = chunks.ChunkedClip(frames, budget, {s: b for s, (b, _) in split.items()},
-                              {s: h for s, (_, h) in split.items()})
+    stems, trunks, heads = zip(*map(self._compile_chunked, self.streams))
+    clip = chunks.ChunkedClip(frames, budget, dict(zip(self.streams, stems)),
+                              dict(zip(self.streams, trunks)), dict(zip(self.streams, heads)))
     with progress.bar(frames, "classifying in chunks", "frame") as bar:
       for block in blocks:
         for s in self.streams:

@@ -19,7 +19,14 @@ import tensorflow as tf
 from i3d._util import progress
 from i3d.errors import UserError
 from i3d.model import hardware
-from i3d.model.network import InceptionBlock, InceptionI3d, MaxPool3D, Unit3D, logits_head
+from i3d.model.network import (
+  InceptionBlock,
+  InceptionI3d,
+  MaxPool3D,
+  Unit3D,
+  endpoint_range,
+  logits_head,
+)
 
 PRECISIONS = {name: tf.as_dtype(name) for name in hardware.PRECISIONS}
 
@@ -243,7 +250,8 @@ class FastI3d(tf.Module):
       _log_once(self.precision_warning)
     self.softmax = model.final_endpoint == "Predictions"
     self.check_input = model._check_input  # a bound method: not tracked, no duplicate weights
-    self.layers = [self._layer(layer) for e, layer in model.layers.items() if e != "Logits"]
+    self.endpoints = [e for e in model.layers if e != "Logits"]
+    self.layers = [self._layer(model.layers[e]) for e in self.endpoints]
     if self.head:
       self.logits_w, self.logits_b = (tf.Variable(tf.constant(v, tf.float32), trainable=False)
                                       for v in fold_batch_norm(model.units["Logits"]))
@@ -264,10 +272,13 @@ class FastI3d(tf.Module):
     logits = self.logits(net)
     return tf.nn.softmax(logits) if self.softmax else logits
 
-  def backbone(self, clips: tf.Tensor) -> tf.Tensor:
-    """The layers before the head: Mixed_5c (or the endpoint the model ends at), float32."""
+  def backbone(self, clips: tf.Tensor, after: Optional[str] = None,
+               until: Optional[str] = None) -> tf.Tensor:
+    """The layers before the head: Mixed_5c (or the endpoint the model ends at), float32; or
+    those after endpoint `after` (`net` is its output) up to endpoint `until`."""
+    first, last = endpoint_range(self.endpoints, after, until)
     net = tf.cast(clips, self.compute_dtype)
-    for layer in self.layers:
+    for layer in self.layers[first:last]:
       net = layer(net)
     return tf.cast(net, tf.float32)
 

@@ -170,6 +170,14 @@ def pool_space(net: tf.Tensor) -> tf.Tensor:
   return tf.nn.avg_pool3d(net, ksize=(1, 7, 7), strides=1, padding="VALID")
 
 
+def endpoint_range(endpoints: Sequence[str], after: Optional[str],
+                   until: Optional[str]) -> tuple[int, int]:
+  """The indices [first, last) of the layers after endpoint `after` (from the input when None)
+  up to endpoint `until` (to the end when None) in a model's `endpoints`."""
+  first = endpoints.index(after) + 1 if after is not None else 0
+  return first, endpoints.index(until) + 1 if until is not None else len(endpoints)
+
+
 def logits_head(net: tf.Tensor, classify: Callable[[tf.Tensor], tf.Tensor],
                 spatial_squeeze: bool = True, dropout_keep_prob: float = 1.0,
                 space_pooled: bool = False, dropout_seed: Optional[tf.Tensor] = None
@@ -254,6 +262,16 @@ class InceptionI3d(snt.Module):
         net = self.layers[endpoint](net, is_training)
       end_points[endpoint] = net
     return net, end_points
+
+  def backbone(self, net: tf.Tensor, after: Optional[str] = None, until: str = "Mixed_5c"
+               ) -> tf.Tensor:
+    """The layers (in inference) after endpoint `after` (`net` is its output; None: the
+    clips) up to endpoint `until`."""
+    layers = [e for e in self.endpoints if e not in ("Logits", "Predictions")]
+    first, last = endpoint_range(layers, after, until)
+    for endpoint in layers[first:last]:
+      net = self.layers[endpoint](net, is_training=False)
+    return net
 
   def create_variables(self, channels: int) -> None:
     """Make the weights now rather than on the first call, via a 1x1x1 pass through each unit."""
