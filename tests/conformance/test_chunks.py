@@ -73,8 +73,10 @@ def test_a_clip_of_other_length_than_counted_is_a_frame_count_error(rgb_parts):
     long.add({"rgb": clip})
 
 
-def test_chunked_whole_clip_logits_equal_one_pass_of_the_reference(checkpoint_dir):
-  classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False)
+@pytest.mark.parametrize("optimize", [True, False])  # FastI3d, and the Sonnet InceptionI3d
+def test_chunked_whole_clip_logits_equal_one_pass_of_the_reference(checkpoint_dir, optimize):
+  classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
+                                   optimize=optimize)
   frames, budget = 235, 140  # residue 3: 4 stem chunks of 98 frames, 1 trunk chunk
   clip = random_clip(frames, 3, seed=7)
   expected = reference_logits(str(checkpoint_dir / "rgb_imagenet" / "model.ckpt"), clip)
