@@ -13,6 +13,13 @@ checkpoints, no `.npz` cache) and prints a markdown table: peak resident memory 
 time includes TensorFlow's start and the model load, a few seconds). `--python` runs the same
 commands from another checkout too (e.g. the code before streaming), interleaved, for ratios.
 
+The third form runs whole-clip logits (`Classifier.clip_logits`, random 16-frame blocks) of
+clips of each length under each `$I3D_CHUNK_FRAMES` budget, one fresh process per cell, and
+prints a markdown table: one pass or chunks, peak resident memory, seconds and frames/s of the
+network (model load and tracing excluded):
+
+    python -m bench.memory chunks [--frames 250 1500] [--budgets 160 320 448] [--work DIR]
+
 The second form prints one JSON line (MiB): resident memory once the model is loaded and the clip
 made, the process's high-water mark after classifying it, their difference, and the activation
 memory the network needs at least (the largest input + output of any one layer, float32).
@@ -65,6 +72,42 @@ def main(eval_type: str, frames: int, checkpoint_dir: str) -> None:
   print(json.dumps({"loaded_rss_mib": round(loaded), "peak_rss_mib": round(peak),
                     "peak_minus_loaded_mib": round(peak - loaded),
                     "min_activations_mib": round(needed)}))
+
+
+def chunks_cell(eval_type: str, frames: int, budget: int, checkpoint_dir: str) -> None:
+  """Prints JSON: peak memory and time of `clip_logits` on one clip of `frames` frames that
+  arrives in 16-frame blocks, under `budget`."""
+  clf = i3d.load_classifier(eval_type, checkpoint_dir=checkpoint_dir, download=False)
+  rng = np.random.default_rng(0)
+  block = {s: rng.uniform(-1, 1, (1, 16, 224, 224, STREAM_CHANNELS[s])).astype(np.float32)
+           for s in clf.streams}
+  def blocks(length: int):
+    return ({s: b[:, :min(16, length - start)] for s, b in block.items()}
+            for start in range(0, length, 16))
+  clf.clip_logits(blocks(16), 16, budget)  # traced once each, before the clock starts
+  clf.clip_logits(blocks(64), 64, 48)
+  loaded = status_mib("VmRSS")
+  start = time.perf_counter()
+  clf.clip_logits(blocks(frames), frames, budget)
+  print(json.dumps({"loaded_rss_mib": round(loaded), "peak_rss_mib": round(status_mib("VmHWM")),
+                    "seconds": time.perf_counter() - start}))
+
+
+def chunks_table(args: argparse.Namespace) -> None:
+  """The third form: each (frames, budget) cell in a fresh process, one after the other."""
+  ckpt = write_checkpoints(Path(args.work or tempfile.mkdtemp(prefix="i3d-memory-"))
+                           / "checkpoints")
+  print("| frames | budget | path | peak RSS MiB | network s | frames/s |")
+  print("|---|---|---|---|---|---|")
+  for frames in args.frames:
+    for budget in args.budgets:
+      result = subprocess.run([sys.executable, "-m", "bench.memory", "chunks-cell",
+                               args.eval_type, str(frames), str(budget), str(ckpt)],
+                              capture_output=True, text=True, check=True)
+      cell = json.loads(result.stdout.strip().splitlines()[-1])
+      path = "one pass" if frames <= budget else "chunks"
+      print(f"| {frames} | {budget} | {path} | {cell['peak_rss_mib']} | "
+            f"{cell['seconds']:.1f} | {frames / cell['seconds']:.1f} |", flush=True)
 
 
 # Command lines per benchmark name ({video}, {out}, {ckpt} and {eval_type} filled in).
@@ -153,8 +196,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+def parse_chunks(argv: list[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description="whole-clip logits against chunk budgets")
+  parser.add_argument("--frames", type=int, nargs="+", default=[250, 1500])
+  parser.add_argument("--budgets", type=int, nargs="+", default=[160, 320, 448])
+  parser.add_argument("--eval_type", default="rgb")
+  parser.add_argument("--work", help="folder for the checkpoints (kept between runs)")
+  return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
   if sys.argv[1:2] == ["clip"]:
     main(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+  elif sys.argv[1:2] == ["chunks-cell"]:
+    chunks_cell(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+  elif sys.argv[1:2] == ["chunks"]:
+    chunks_table(parse_chunks(sys.argv[2:]))
   else:
     benchmark(parse(sys.argv[1:]))
