@@ -189,12 +189,9 @@ def check_npy_header(f: IO[bytes], size: int, name: str) -> None:
 
 
 def file_sha256(path: Path) -> str:
-  """SHA-256 of a file's bytes, read a megabyte at a time."""
-  digest = hashlib.sha256()
+  """SHA-256 of a file's bytes, read a block at a time."""
   with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

@@ -31,11 +31,9 @@ class _Transient(Exception):
 
 def git_blob_sha1(path: Path) -> str:
   """Git's object id of a file: SHA-1 of `blob <size>\\0<content>` (how GitHub names files)."""
-  digest = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+  header = b"blob %d\0" % os.path.getsize(path)
   with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
+    return hashlib.file_digest(f, lambda: hashlib.sha1(header)).hexdigest()
 
 
 def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: bool = True,

@@ -4,7 +4,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from i3d._util import storage
 from i3d._util.files import atomic_write, open_no_follow
@@ -23,7 +23,20 @@ def parse(data: bytes, name: str | os.PathLike) -> list[dict]:
   return records
 
 
-class JsonLines:
+class Closing:
+  """Closes itself (`close`) when its `with` block ends."""
+
+  def close(self) -> None:
+    raise NotImplementedError
+
+  def __enter__(self) -> Self:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+
+class JsonLines(Closing):
   """A JSON-lines file whose records are each one fsynced line.
 
   A torn last line (no newline: the process died mid-write) is cut off when the file is opened,
@@ -80,14 +93,8 @@ class JsonLines:
       self._file.close()
       self._file = None
 
-  def __enter__(self) -> "JsonLines":
-    return self
 
-  def __exit__(self, *exc_info) -> None:
-    self.close()
-
-
-class RemoteLines:
+class RemoteLines(Closing):
   """A JSON-lines file on a filesystem `storage` reaches remotely (gs://...), which cannot be
   appended to: the records are kept here and `sync` rewrites the whole file atomically, so a
   reader sees the records of the last `sync` (call it before anything depends on them)."""
@@ -116,12 +123,6 @@ class RemoteLines:
 
   def close(self) -> None:
     self.sync()
-
-  def __enter__(self) -> "RemoteLines":
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    self.close()
 
 
 def open_lines(path: str) -> JsonLines | RemoteLines:

@@ -1,9 +1,15 @@
-"""Wording shared by messages: counts with the right noun form, changed settings."""
+"""Wording shared by messages: counts with the right noun form, lists cut short, changed
+settings."""
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
   """`1 malformed row`, `2 malformed rows` (`plural` for irregular nouns)."""
   return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def some(items: list[str], shown: int, sep: str = ", ") -> str:
+  """The first `shown` of `items` joined by `sep`, with ` ...` when there are more."""
+  return sep.join(items[:shown]) + (" ..." if len(items) > shown else "")
 
 
 def differences(earlier: object, now: object, name: str = "") -> list[str]:

@@ -97,16 +97,13 @@ def _skipped(missing: int, where: str) -> None:
     print(f"{text.count(missing, 'annotated clip')} not {where} (skipped)", file=sys.stderr)
 
 
-def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], settings,
-                  jobs: Sequence[tuple[str, str | Path]], inputs: InputSettings,
-                  stored: Optional[dict]):
-  """The extraction as a Beam pipeline on --runner (of records made with `made`, if given)."""
+def _run_pipeline(args: argparse.Namespace, spec, jobs: Sequence[tuple[str, str | Path]],
+                  inputs: InputSettings, stored: Optional[dict]):
+  """The extraction of `spec` as a Beam pipeline on --runner (of records made with `stored`,
+  if given)."""
   # pylint: disable=import-outside-toplevel
   from i3d.pipelines import features as pipeline
   from i3d.pipelines import options
-  spec = pipeline.ExtractorSpec(tuple(checkpoints.items()), settings,
-                                args.checkpoint_dir and str(args.checkpoint_dir), args.batch,
-                                args.precision, download=not args.offline)
   return pipeline.extract(spec, jobs, args.output_dir, inputs,
                           options.pipeline_options(args.runner, args.workers, args.beam_args),
                           args.use_cache, options.threads_per_worker(args.runner, args.workers),
@@ -116,7 +113,9 @@ def _run_pipeline(args: argparse.Namespace, checkpoints: dict[str, str], setting
 def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = flags.config(features.FeatureSettings, args)
-  checkpoints = flags.checkpoints(args)
+  spec = features.ExtractorSpec(tuple(flags.checkpoints(args).items()), settings,
+                                args.checkpoint_dir, args.batch, args.precision,
+                                download=not args.offline)
   stored: Optional[dict] = None
   jobs: Sequence[tuple[str, str | Path]]
   if args.records is not None:
@@ -125,11 +124,9 @@ def main(args: argparse.Namespace) -> int:
   else:
     jobs, inputs = _jobs(args), flags.input_settings(args)
   if args.runner:
-    result = _run_pipeline(args, checkpoints, settings, jobs, inputs, stored)
+    result = _run_pipeline(args, spec, jobs, inputs, stored)
   else:
-    extractor = features.load_extractor(checkpoints, settings, args.checkpoint_dir,
-                                        download=not args.offline, batch=args.batch,
-                                        precision=args.precision)
+    extractor = spec.load()
     if stored is not None:
       result = features.extract_records(extractor, dict(jobs), args.output_dir, stored, inputs,
                                         progress=not args.quiet)

@@ -173,18 +173,38 @@ class FeatureExtractor:
                          np.asarray(bounds, np.int64), bounds[-1][1])
 
   def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
-    """What made a video's features, stored in its JSON and compared when a run resumes; for
-    clips read from records, `stored` is the records' `records.settings_record`."""
-    return features_record(self.settings, self.checkpoints, input_settings, self.precision, stored)
+    """`features_record` of this extractor."""
+    return features_record(self, input_settings, stored)
 
 
-def features_record(settings: FeatureSettings, checkpoints: dict[str, str],
-                    input_settings: InputSettings, precision: str = "float32",
+@dataclasses.dataclass(frozen=True)
+class ExtractorSpec:
+  """A feature extractor described (`load_extractor`'s arguments): small enough to ship to Beam
+  workers, which load it (`load`), instead of the weights."""
+  checkpoints: tuple[tuple[str, str], ...]  # (stream, checkpoint name)
+  settings: FeatureSettings = FeatureSettings()
+  checkpoint_dir: Optional[str] = None
+  batch: int = 8
+  precision: str = "float32"
+  download: bool = True  # False (`--offline`): never fetch a missing checkpoint
+
+  @property
+  def streams(self) -> tuple[str, ...]:
+    return tuple(stream for stream, _ in self.checkpoints)
+
+  def load(self) -> FeatureExtractor:
+    folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None
+    return load_extractor(dict(self.checkpoints), self.settings, folder, download=self.download,
+                          batch=self.batch, precision=self.precision)
+
+
+def features_record(extractor: FeatureExtractor | ExtractorSpec, input_settings: InputSettings,
                     stored: Optional[dict] = None) -> dict:
-  """`FeatureExtractor.record` of an extractor of `checkpoints`, `settings` and `precision`,
-  without one."""
-  record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(settings),
-            "checkpoints": dict(checkpoints), "precision": precision,
+  """What made a video's features (the `extractor`'s settings, checkpoints and precision, and
+  `input_settings`), stored in its JSON and compared when a run resumes; for clips read from
+  records, `stored` is the records' `records.settings_record`."""
+  record = {"format": FORMAT, "fps": FPS, **dataclasses.asdict(extractor.settings),
+            "checkpoints": dict(extractor.checkpoints), "precision": extractor.precision,
             "input": dataclasses.asdict(input_settings)}
   return record if stored is None else {**record, "records": stored}
 

@@ -5,6 +5,7 @@ The first stage of the video pipeline (decode -> transforms -> flow -> views). N
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -58,6 +59,19 @@ def open_video(path: Path) -> cv2.VideoCapture:
   _check_frame_size(path, int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                     int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
   return capture
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[cv2.VideoCapture]:
+  """`open_video(path)`, released when the block ends; a frame OpenCV fails to decode in the
+  block is a `UserError`."""
+  capture = open_video(path)
+  try:
+    yield capture
+  except cv2.error as e:
+    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
+  finally:
+    capture.release()
 
 
 def _is_utf8(path: Path) -> bool:
@@ -171,21 +185,17 @@ def iter_frames(path: str | Path, time_start: float | None = None, time_end: flo
   """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
   path = Path(path)
   start, end = _trim(path, time_start, time_end)
-  capture = open_video(path)
   most = env.limit("I3D_MAX_FRAMES")
-  try:
-    with progress.bar(_expected_frames(capture, start, end, fps), f"decoding {path.name}",
-                      "frame") as bar:
-      for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
-        _check_count(path, count, most, fps)
-        if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
-          raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
-                          f"small to resize and crop")
-        _check_frame_size(path, *bgr.shape[:2])
-        bar.update()
-        yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-  finally:
-    capture.release()
+  with _opened(path) as capture, progress.bar(_expected_frames(capture, start, end, fps),
+                                              f"decoding {path.name}", "frame") as bar:
+    for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
+      _check_count(path, count, most, fps)
+      if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+        raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
+                        f"small to resize and crop")
+      _check_frame_size(path, *bgr.shape[:2])
+      bar.update()
+      yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def count_frames(path: str | Path, time_start: float | None = None,
@@ -195,19 +205,13 @@ def count_frames(path: str | Path, time_start: float | None = None,
   chunked whole clips). Guarded by `$I3D_MAX_FRAMES` as `iter_frames` is."""
   path = Path(path)
   start, end = _trim(path, time_start, time_end)
-  capture = open_video(path)
   most, count = env.limit("I3D_MAX_FRAMES"), 0
-  try:
-    with progress.bar(_expected_frames(capture, start, end, fps), f"counting {path.name}",
-                      "frame") as bar:
-      for _ in _resampled(_decoded(capture, retrieve=False), fps, start, end):
-        _check_count(path, count, most, fps)
-        count += 1
-        bar.update()
-  except cv2.error as e:
-    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
-  finally:
-    capture.release()
+  with _opened(path) as capture, progress.bar(_expected_frames(capture, start, end, fps),
+                                              f"counting {path.name}", "frame") as bar:
+    for _ in _resampled(_decoded(capture, retrieve=False), fps, start, end):
+      _check_count(path, count, most, fps)
+      count += 1
+      bar.update()
   return count
 
 
@@ -217,11 +221,8 @@ def expected_frames(path: str | Path, time_start: float | None = None,
   does not say); for estimates, never for plans."""
   path = Path(path)
   start, end = _trim(path, time_start, time_end)
-  capture = open_video(path)
-  try:
+  with _opened(path) as capture:
     return _expected_frames(capture, start, end, fps)
-  finally:
-    capture.release()
 
 
 def _expected_frames(capture: cv2.VideoCapture, start: float, end: float,
@@ -238,10 +239,7 @@ def read_video(path: str | Path, time_start: float | None = None,
                time_end: float | None = None, fps: float = FPS) -> SampledVideo:
   """All frames of `path` sampled at `fps` and trimmed; no decodable frame is a `UserError`."""
   path = Path(path)
-  try:
-    pairs = list(iter_frames(path, time_start, time_end, fps))
-  except cv2.error as e:
-    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
+  pairs = list(iter_frames(path, time_start, time_end, fps))
   if not pairs:
     raise UserError(no_frames_message(path, time_start, time_end))
   times, frames = zip(*pairs)
@@ -253,17 +251,12 @@ def first_frames(path: str | Path, count: int) -> np.ndarray:
   RGB (<= count, H, W, 3); fewer when the video is shorter. Used where clips are frame
   sequences, such as generated videos for FVD."""
   path = Path(path)
-  capture = open_video(path)
   frames: list[np.ndarray] = []
-  try:
+  with _opened(path) as capture:
     for _, bgr in _decoded(capture):
       if len(frames) == count:
         break
       frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-  except cv2.error as e:
-    raise UserError(f"{path}: cannot decode ({e.err or e})") from None
-  finally:
-    capture.release()
   if not frames:
     raise UserError(no_frames_message(path, None, None))
   return np.stack(frames)
@@ -281,16 +274,11 @@ def no_frames_message(path: Path, time_start: float | None, time_end: float | No
 
 def _decoded_length(path: Path) -> float:
   """Seconds of decodable video in `path` (0 when none)."""
-  capture = open_video(path)
-  try:
+  with _opened(path) as capture:
     times = [t for t, _ in _decoded(capture)]
-  finally:
-    capture.release()
   if not times:
     return 0.0
   return times[-1] - times[0] + (times[-1] - times[0]) / max(len(times) - 1, 1)
-
-
 
 
 def is_readable(path: Path) -> bool:

@@ -120,10 +120,6 @@ def _ints(values: Iterable[int]) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
 
-def _float(value: float) -> tf.train.Feature:
-  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-
-
 def _jpegs(images: np.ndarray, quality: int) -> list[bytes]:
   """uint8 (T, H, W, 3) -> one JPEG each, without chroma subsampling."""
   return [tf.io.encode_jpeg(image, quality=quality, chroma_downsampling=False).numpy()
@@ -178,7 +174,8 @@ def _example(images: Mapping[str, Sequence[bytes]], size: tuple[int, int], info:
   for prefix, jpegs in images.items():
     context.update({prefix + HEIGHT: _ints([height]), prefix + WIDTH: _ints([width]),
                     prefix + CHANNELS: _ints([3]), prefix + FORMAT: _bytes([b"JPEG"]),
-                    prefix + FRAME_RATE: _float(FPS)})
+                    prefix + FRAME_RATE: tf.train.Feature(float_list=tf.train.FloatList(
+                        value=[FPS]))})
     lists[prefix + ENCODED] = tf.train.FeatureList(feature=[_bytes([j]) for j in jpegs])
     lists[prefix + TIMESTAMP] = tf.train.FeatureList(feature=[_ints([s]) for s in stamps])
   return tf.train.SequenceExample(context=tf.train.Features(feature=context),
@@ -334,7 +331,7 @@ def shard_compression(path: str | Path) -> str:
   return "gzip" if str(path).endswith(SHARD_SUFFIX + COMPRESSIONS["gzip"][0]) else "none"
 
 
-def _compression_type(path: str | Path) -> str:
+def compression_type(path: str | Path) -> str:
   """The TFRecord `compression_type` that opens the shard `path`."""
   return COMPRESSIONS[shard_compression(path)][1]
 
@@ -359,15 +356,13 @@ def write_shard(path: _P, serialized: Iterable[bytes]) -> _P:
   """
   try:
     with (storage.atomic_path(str(path)) as temporary,
-          tf.io.TFRecordWriter(temporary, options=_compression_type(path)) as writer):
+          tf.io.TFRecordWriter(temporary, options=compression_type(path)) as writer):
       for record in serialized:
         writer.write(record)
-  except tf.errors.OpError as e:  # a full disk is a ResourceExhaustedError
-    raise UserError(f"{path}: cannot write the shard ({tf_message(e)}); free space or fix the "
-                    f"folder and run again") from e
-  except OSError as e:
-    raise UserError(f"{path}: cannot write the shard ({e.strerror or e}); free space or fix the "
-                    f"folder and run again") from e
+  except (tf.errors.OpError, OSError) as e:  # a full disk is a ResourceExhaustedError
+    reason = tf_message(e) if isinstance(e, tf.errors.OpError) else e.strerror or e
+    raise UserError(f"{path}: cannot write the shard ({reason}); free space or fix the folder "
+                    f"and run again") from e
   return path
 
 
@@ -391,7 +386,7 @@ def _dataset(paths: Sequence[str], streams: Sequence[str], workers: int) -> tf.d
   def records(path: tf.Tensor, compression: tf.Tensor) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(path, compression_type=compression).map(lambda r: (path, r))
 
-  compressions = [_compression_type(p) for p in paths]
+  compressions = [compression_type(p) for p in paths]
   return (tf.data.Dataset.from_tensor_slices((list(paths), compressions))
           .interleave(records, cycle_length=max(1, workers), num_parallel_calls=max(1, workers),
                       deterministic=True)
@@ -510,7 +505,7 @@ def check_shard(path: str | Path, streams: Sequence[str] = STREAMS) -> int:
   _check_shard_file(str(path))
   count = 0
   try:
-    for _ in tf.data.TFRecordDataset(str(path), compression_type=_compression_type(path)).map(
+    for _ in tf.data.TFRecordDataset(str(path), compression_type=compression_type(path)).map(
         lambda r: parse_clip(r, streams)):
       count += 1
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:

@@ -51,8 +51,6 @@ class InputSettings:
             "video_sha256": file_sha256(source)}
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class Encoding:
   """JPEG qualities of the stored images of MediaSequence records (`i3d.inputs.records`;

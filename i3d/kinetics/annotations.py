@@ -89,7 +89,7 @@ class Annotations:
 @dataclasses.dataclass(frozen=True)
 class IndexRow:
   """Whether an annotated clip is in a video directory: "found", "missing" or "unreadable" (or
-  in records: the path of its shard, a string when remote)."""
+  in records: the path of its shard, a string)."""
   clip: Clip
   status: str
   path: Path | str | None

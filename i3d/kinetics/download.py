@@ -289,8 +289,6 @@ def _fetch_record(path: Path) -> Path:
   return path.with_name(f".{path.name}.fetched.json")
 
 
-
-
 def cached_annotations_problem(path: Path, url: str) -> str | None:
   """Why the cached annotation file `path` cannot stand for `url`, or None when it can.
 

@@ -120,16 +120,9 @@ def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow
   rows = []
   for clip in clips:
     shard = located.get(clip_key(clip), (None, None))[0]
-    rows.append(IndexRow(clip, "found", _shard_path(records_dir, shard)) if shard
+    rows.append(IndexRow(clip, "found", storage.join(records_dir, shard)) if shard
                 else IndexRow(clip, "missing", None))
   return rows
-
-
-def _shard_path(records_dir: str | Path, shard: str) -> str | Path:
-  """The path of the shard `shard` in `records_dir` (a `Path` when local)."""
-  if storage.is_remote(records_dir):
-    return storage.join(str(records_dir), shard)
-  return Path(records_dir) / shard
 
 
 def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],

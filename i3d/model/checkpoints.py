@@ -55,21 +55,16 @@ def fetch_checkpoint(name: str, checkpoint_dir: Optional[os.PathLike] = None, *,
   """
   info = get_info(name)
   folder = _folder(info, checkpoint_dir)
-  if info.source == TFHUB:
-    try:
+  try:
+    if info.source == TFHUB:
       return tfhub.fetch(folder, tfhub_module=tfhub_module, progress=progress,
                          download=download)
-    except DownloadError as e:
-      raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
-                          status=e.status) from None
-  wanted = tuple(info.sha1) if all_files else REQUIRED_FILES
-  for file in wanted:
-    try:
+    for file in tuple(info.sha1) if all_files else REQUIRED_FILES:
       http.download(info.url(file, base_url), folder / file, git_sha1=info.sha1[file],
                     progress=progress, retries=retries, offline=not download)
-    except DownloadError as e:
-      raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
-                          status=e.status) from None
+  except DownloadError as e:
+    raise DownloadError(f"{e}\n{manual_instructions([name], checkpoint_dir, base_url)}",
+                        status=e.status) from None
   return folder / PREFIX
 
 
@@ -355,20 +350,13 @@ def _match(model: InceptionI3d, wanted: dict[str, str], shapes, prefix: Path):
   bad_shapes = [f"{n}: model {ours[n].shape.as_list()}, checkpoint {shapes[wanted[n]]}"
                 for n in sorted(set(ours) & set(wanted))
                 if not _shapes_fit(n, ours[n].shape.as_list(), shapes[wanted[n]])]
-  problems = []
-  hint = _mismatch_hint(model, wanted, shapes)
-  if missing:
-    problems.append(f"{len(missing)} model variables missing from the checkpoint: "
-                    f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-  if unexpected:
-    problems.append(f"{len(unexpected)} checkpoint variables not in the model: "
-                    f"{', '.join(unexpected[:10])}{' ...' if len(unexpected) > 10 else ''}")
-  if bad_shapes:
-    problems.append(f"{len(bad_shapes)} shape mismatches: {'; '.join(bad_shapes[:5])}"
-                    f"{' ...' if len(bad_shapes) > 5 else ''}")
+  problems = [f"{len(names)} {what}: {text.some(names, n, sep)}" for names, what, n, sep in (
+      (missing, "model variables missing from the checkpoint", 10, ", "),
+      (unexpected, "checkpoint variables not in the model", 10, ", "),
+      (bad_shapes, "shape mismatches", 5, "; ")) if names]
   if problems:
-    raise CheckpointError(f"checkpoint {prefix} does not fit the model{hint}: "
-                          + " | ".join(problems))
+    raise CheckpointError(f"checkpoint {prefix} does not fit the model"
+                          f"{_mismatch_hint(model, wanted, shapes)}: " + " | ".join(problems))
   return [(ours[n], wanted[n]) for n in sorted(ours)]
 
 

@@ -34,6 +34,7 @@ MAX_POOLS = {
     "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
 }
 
+
 class BatchNorm(snt.Module):
   """Sonnet 1's BatchNorm as the released model used it: offset only, no scale, eps 1e-3.
 
@@ -113,7 +114,6 @@ class Unit3D(snt.Module):
       net = self.activation_fn(net)
     return net
 
-
   def _convolve(self, inputs: tf.Tensor) -> tf.Tensor:
     """The convolution in the precision of `inputs`: float32 as `snt.Conv3D` computes it; a
     lower one (bfloat16 training) from the float32 weights cast on read."""
@@ -189,12 +189,10 @@ def logits_head(net: tf.Tensor, classify: Callable[[tf.Tensor], tf.Tensor],
   (shape [2] integers) makes the dropout mask a function of the seed (training that resumes)."""
   window = (2, 1, 1) if space_pooled else (2, 7, 7)
   net = tf.nn.avg_pool3d(net, ksize=window, strides=1, padding="VALID")
-  if dropout_seed is not None and (not isinstance(dropout_keep_prob, (int, float))
-                                   or dropout_keep_prob < 1.0):
-    net = tf.nn.experimental.stateless_dropout(net, rate=1.0 - dropout_keep_prob,
-                                               seed=dropout_seed)
-  elif not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
-    net = tf.nn.dropout(net, rate=1.0 - dropout_keep_prob)
+  if not isinstance(dropout_keep_prob, (int, float)) or dropout_keep_prob < 1.0:
+    rate = 1.0 - dropout_keep_prob
+    net = (tf.nn.dropout(net, rate=rate) if dropout_seed is None
+           else tf.nn.experimental.stateless_dropout(net, rate=rate, seed=dropout_seed))
   logits = classify(net)
   if spatial_squeeze:
     logits = tf.squeeze(logits, axis=(2, 3), name="SpatialSqueeze")

@@ -17,7 +17,6 @@ bundle rewrites the same files and a killed run resumes from the videos whose JS
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d.embed import features
+from i3d.embed.features import ExtractorSpec
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import cropped_inputs
 from i3d.pipelines.inference import SpecModelHandler
@@ -39,32 +39,6 @@ OUTCOMES_FILE = ".beam_outcomes.json"
 
 FeatureJob = tuple[str, str]  # a video's id and path, or a record's id and shard
 Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtractorSpec:
-  """The feature extractor each worker loads (`features.load_extractor`'s arguments)."""
-  checkpoints: tuple[tuple[str, str], ...]  # (stream, checkpoint name)
-  settings: features.FeatureSettings = features.FeatureSettings()
-  checkpoint_dir: Optional[str] = None
-  batch: int = 8
-  precision: str = "float32"
-  download: bool = True  # False (`--offline`): workers never fetch a missing checkpoint
-
-  @property
-  def streams(self) -> tuple[str, ...]:
-    return tuple(stream for stream, _ in self.checkpoints)
-
-  def record(self, input_settings: InputSettings, stored: Optional[dict] = None) -> dict:
-    """`FeatureExtractor.record` of the extractor this loads."""
-    return features.features_record(self.settings, dict(self.checkpoints), input_settings,
-                                    self.precision, stored)
-
-  def load(self) -> features.FeatureExtractor:
-    folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
-    return features.load_extractor(dict(self.checkpoints), self.settings, folder,
-                                   download=self.download, batch=self.batch,
-                                   precision=self.precision)
 
 
 class LoadInputs(WorkerDoFn):
@@ -88,7 +62,7 @@ class LoadInputs(WorkerDoFn):
 
 class LoadRecordInputs(WorkerDoFn):
   """(shard, ids of its clips) -> ((id, shard), inputs) for each clip read from the shard of
-  records made with `made` (`features.record_inputs`); a clip that cannot be read becomes a
+  records made with `stored` (`features.record_inputs`); a clip that cannot be read becomes a
   failed outcome on the FAILED output, as does every clip left when reading the shard raises
   (an error Beam would retry forever)."""
 
@@ -161,9 +135,8 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJo
   loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
   inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
-  written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir,
-                                                           spec.record(input_settings, stored),
-                                                           progress))
+  record = features.features_record(spec, input_settings, stored)
+  written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir, record, progress))
   unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
       lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
   return ((written, unextracted, loaded[FAILED]) | "Outcomes" >> beam.Flatten()
@@ -180,7 +153,7 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
   the records')."""
   output_dir = Path(output_dir)
   features.check_jobs(jobs)
-  record = spec.record(input_settings, stored)
+  record = features.features_record(spec, input_settings, stored)
 
   def run(pending: Sequence[tuple[str, str | Path]], _start: Callable) -> features.Outcomes:
     if progress:

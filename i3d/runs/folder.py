@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from i3d._util import storage, text
 from i3d._util.files import environmental
-from i3d._util.jsonl import open_lines
+from i3d._util.jsonl import Closing, open_lines
 from i3d.errors import UserError
 
 RUN_FILE = "run.json"
@@ -146,7 +146,7 @@ def stage(folder: str, staged: str, outcome: dict) -> None:
                       json.dumps(outcome).encode())
 
 
-class Ledger:
+class Ledger(Closing):
   """The outcomes of a run's items, keyed by id: the results, failures and started logs of
   `folder`, with the staged outcomes (`staged`) folded in; `item` names an item in messages
   ("video"), `retried` says when a failed one is tried again. Close it (or use it as a context
@@ -266,9 +266,3 @@ class Ledger:
         self._failed.clear()
     for log in (self.results, self.failures, self.started):
       log.close()
-
-  def __enter__(self) -> Ledger:
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    self.close()

@@ -20,31 +20,24 @@ from i3d._util import text
 from i3d._util.files import check_regular
 from i3d.errors import UserError
 from i3d.inputs import records
+from i3d.model.labels import CLASS_LIST_FILE, read_class_list
 from i3d.model.streams import STREAM_CHANNELS
 
-LABELS_FILE = "labels.txt"
-MAX_LABELS_BYTES = 1 << 20
+LABELS_FILE = CLASS_LIST_FILE
 SHUFFLE_BLOCK = 256  # records shuffled together (held in memory at once)
 
 
 def read_labels(folder: str | Path) -> tuple[str, ...]:
-  """The class names of a records folder: its `labels.txt`, one a line (line i: label i)."""
+  """The class names of a records folder: its `labels.txt` (`read_class_list`: line i names
+  class i), at least two."""
   path = Path(folder) / LABELS_FILE
   if not path.exists():
     raise UserError(f"{path}: no class list; labelled records (`i3d preprocess --dataset`) hold "
                     f"one class name a line there")
-  check_regular(path, f"{path} (the class list)")
-  if path.stat().st_size > MAX_LABELS_BYTES:
-    raise UserError(f"{path}: more than {MAX_LABELS_BYTES >> 20} MiB; not a class list")
-  try:
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-  except UnicodeDecodeError:
-    raise UserError(f"{path}: not UTF-8 text; write one class name a line") from None
-  names = tuple(n for n in names if n)
-  if len(names) < 2 or len(set(names)) != len(names):
-    raise UserError(f"{path}: {text.count(len(names), 'class', 'classes')}"
-                    f"{' with repeats' if len(set(names)) != len(names) else ''}; a classifier "
-                    f"needs at least two distinct class names, one a line")
+  names = read_class_list(path)
+  if len(names) < 2:
+    raise UserError(f"{path}: {text.count(len(names), 'class', 'classes')}; a classifier needs at "
+                    f"least two distinct class names, one a line")
   return names
 
 
@@ -96,8 +89,7 @@ def scan(folder: str | Path, streams: Sequence[str], labels: tuple[str, ...] | N
   settings = None
   for shard in shards:
     check_regular(shard, f"{shard} (a shard)")
-    dataset = tf.data.TFRecordDataset(shard, records.COMPRESSIONS[
-        records.shard_compression(shard)][1]).map(_context)
+    dataset = tf.data.TFRecordDataset(shard, records.compression_type(shard)).map(_context)
     seen = 0
     try:
       for context in dataset.as_numpy_iterator():
@@ -111,7 +103,7 @@ def scan(folder: str | Path, streams: Sequence[str], labels: tuple[str, ...] | N
   empty = [n for n, c in zip(names, counts) if c == 0]
   if every_class and empty:
     raise UserError(f"{folder}: {text.count(len(empty), 'class', 'classes')} of {LABELS_FILE} "
-                    f"without clips ({', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}); "
+                    f"without clips ({text.some(empty, 5)}); "
                     f"add clips or remove the class")
   return RecordSet(folder, tuple(shards), names, tuple(int(c) for c in counts), settings or {})
 
@@ -209,7 +201,7 @@ def _records(paths: Sequence[str], order: tf.Tensor | None = None,
              cycle: int = 1) -> tf.data.Dataset:
   """The serialized records of shards `paths` (in `order`, indices into them), `cycle` shards
   read in turn."""
-  kinds = [records.COMPRESSIONS[records.shard_compression(p)][1] for p in paths]
+  kinds = [records.compression_type(p) for p in paths]
   names, compressions = tf.constant(list(paths)), tf.constant(kinds)
   if order is not None:
     names, compressions = tf.gather(names, order), tf.gather(compressions, order)
