@@ -163,6 +163,7 @@ class Ledger(Closing):
     self._lock = threading.Lock()
     self._begun: dict[str, dict] = {}  # this process's starts of items not yet done
     self._failed: set[str] = set()  # items this process started that failed on their own
+    self._stopped = False  # the run stops for the machine's failure: no item starts now
     for log in (self.failures, self.started):
       if not all(isinstance(r.get("id"), str) for r in log.records):
         raise UserError(f"{log.path} is damaged (a line has no item id); delete it to try the "
@@ -230,9 +231,12 @@ class Ledger(Closing):
       storage.remove(staged_path(self.folder.path, self.staged, item_id))
 
   def start(self, item_id: str, state: str | None) -> None:
-    """Notes, durably, that work on an item begins (safe from several threads)."""
+    """Notes, durably, that work on an item begins (safe from several threads); a
+    `RuntimeError` once the run stops for the machine's failure (`forget_begun`)."""
     record = {"id": item_id, "file": state}
     with self._lock:
+      if self._stopped:
+        raise RuntimeError("the run is stopping for the machine's failure")
       self.started.append(record)
       self.started.sync()
       self._begun[item_id] = record
@@ -253,8 +257,10 @@ class Ledger(Closing):
 
   def forget_begun(self) -> None:
     """Drops this process's starts of the items it has not finished: it stops for the machine's
-    failure, not theirs, so they are not counted as having killed it."""
+    failure, not theirs, so they are not counted as having killed it; no item starts after
+    this (workers still loading the next items when the run stops)."""
     with self._lock:
+      self._stopped = True
       begun = {id(r) for r in self._begun.values()}
       self.started.keep(lambda r: id(r) not in begun)
       self._begun.clear()

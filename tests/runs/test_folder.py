@@ -91,6 +91,18 @@ def test_failures_stand_until_their_file_changes_and_crashes_become_failures(tmp
     assert [r["id"] for r in ledger.started.records] == ["once"]  # its state tells it is old
 
 
+def test_a_run_stopping_for_the_machine_forgets_its_starts_and_starts_nothing_more(tmp_path):
+  with runs.Ledger(runs.RunFolder(tmp_path, "evaluation")) as ledger:
+    ledger.start("done", None)
+    ledger.succeed({"id": "done"})
+    ledger.start("loading", None)
+    ledger.forget_begun()
+    with pytest.raises(RuntimeError, match="stopping"):  # a worker still loading the next one
+      ledger.start("next", None)
+  with runs.Ledger(runs.RunFolder(tmp_path, "evaluation")) as ledger:
+    assert [r["id"] for r in ledger.started.records] == ["done"]
+
+
 def test_damaged_logs_are_one_line_errors(tmp_path):
   (tmp_path / runs.STARTED_FILE).write_text('{"file": "1:2"}\n')
   with pytest.raises(UserError, match="started.jsonl is damaged"):
