@@ -275,7 +275,7 @@ class FastI3d(tf.Module):
   def backbone(self, clips: tf.Tensor, after: Optional[str] = None,
                until: Optional[str] = None) -> tf.Tensor:
     """The layers before the head: Mixed_5c (or the endpoint the model ends at), float32; or
-    those after endpoint `after` (`net` is its output) up to endpoint `until`."""
+    those after endpoint `after` (`clips` is then its output) up to endpoint `until`."""
     first, last = endpoint_range(self.endpoints, after, until)
     net = tf.cast(clips, self.compute_dtype)
     for layer in self.layers[first:last]:
