@@ -28,7 +28,7 @@ from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import ViewProtocol, cropped_inputs, temporal_views
 from i3d.kinetics import recordset, scoring
-from i3d.kinetics.annotations import Clip, IndexRow, clip_list, index_videos
+from i3d.kinetics.annotations import Clip, IndexRow, clip_list, video_files
 from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 from i3d.runs import folder as runs
@@ -150,22 +150,38 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
     raise UserError(f"video folder {video_dir} does not exist; pass the folder holding the clips")
   with runs.RunFolder(output_dir, "evaluation").locked() as folder:
     folder.check_settings(config.record(clips, classifier))
-    rows = (recordset.record_rows(clips, records_dir) if records_dir is not None
-            else index_videos(clips, Path(str(video_dir)), check_readable=False))
-    found = {r.clip.youtube_id: Path(r.path) for r in rows if r.path is not None}
+    found = locate(clips, video_dir, records_dir)
     if clips and not found:
       raise UserError(f"none of the {len(clips)} annotated clips is in "
                       f"{records_dir or video_dir}; check --video_dir (or --records) and --split")
     with open_ledger(folder) as ledger:
       scored, failures = resume(ledger, clips, found, classifier.labels, config.retry_failed)
-      pending = [i for i in found if i not in scored and i not in failures]
-      items = _items(rows, pending, found, classifier.streams, config, ledger, records_dir)
+      pending = [c for c in clips if c.youtube_id in found
+                 and c.youtube_id not in scored and c.youtube_id not in failures]
+      if records_dir is None:
+        items = _decoded_views(pending, found, classifier.streams, config, ledger)
+      else:
+        items = recordset.record_items(
+            records_dir, [IndexRow(c, "found", found[c.youtube_id]) for c in pending],
+            classifier.streams, config.protocol, config.workers)
       _score(classifier, clips, items, found, len(pending), config, ledger, (scored, failures),
              progress)
-    missing = [r.clip for r in rows if r.status == "missing" and r.clip.youtube_id not in scored]
+    missing = [c for c in clips if c.youtube_id not in found and c.youtube_id not in scored]
     return scoring.write_outputs(Path(output_dir), classifier.labels, list(scored.values()),
                                  list(failures.values()), missing, config.protocol.describe(),
                                  classifier.eval_type)
+
+
+def locate(clips: Sequence[Clip], video_dir: str | Path | None,
+           records_dir: str | Path | None) -> dict[str, str]:
+  """Where each clip that is there is, by id: its video anywhere under `video_dir` (local, or on
+  any filesystem `storage` reaches), or its shard in the records `records_dir`."""
+  if records_dir is None:
+    files = video_files(str(video_dir))
+  else:
+    files = {r.clip.filename: str(r.path) for r in recordset.record_rows(clips, records_dir)
+             if r.path is not None}
+  return {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
 
 
 def open_ledger(folder: runs.RunFolder) -> runs.Ledger:
@@ -173,31 +189,20 @@ def open_ledger(folder: runs.RunFolder) -> runs.Ledger:
   return runs.Ledger(folder, results=PREDICTIONS_FILE, staged=STAGED_DIR, item="video")
 
 
-def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: Mapping[str, str | Path],
+def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: Mapping[str, str],
            labels: Sequence[str], retry_failed: bool) -> tuple[dict[str, dict], dict[str, dict]]:
   """(the stored prediction, the standing failure) of each clip done earlier, by id; `found` is
   where each found clip's video (or shard) is."""
   by_id = {c.youtube_id: c for c in clips}
   scored = _checked_predictions(ledger.results, by_id, labels)
   failures = ledger.standing_failures(
-      {i: runs.file_state(str(p)) for i, p in found.items()}, set(by_id), retry_failed,
+      {i: runs.file_state(p) for i, p in found.items()}, set(by_id), retry_failed,
       lambda i, reason: scoring.failure_record(by_id[i], found[i], reason))
   return scored, failures
 
 
-def _items(rows: Sequence[IndexRow], pending: Sequence[str], found: dict[str, Path],
-           streams: Sequence[str], config: EvalConfig, ledger: runs.Ledger,
-           records_dir: Path | None) -> Iterator[tuple]:
-  """(id, error, *stream views) of each pending clip, from its video or its records shard."""
-  if records_dir is None:
-    return _decoded_views(pending, found, streams, config, ledger)
-  located = {r.clip.youtube_id: r for r in rows}
-  return recordset.record_items(records_dir, [located[i] for i in pending], streams,
-                                 config.protocol, config.workers)
-
-
 def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple],
-           found: dict[str, Path], pending: int, config: EvalConfig, ledger: runs.Ledger,
+           found: dict[str, str], pending: int, config: EvalConfig, ledger: runs.Ledger,
            outcomes: tuple[dict[str, dict], dict[str, dict]], progress: bool) -> None:
   """Scores the `pending` clips of `items`, recording each outcome in `ledger` and in
   `outcomes` (predictions, failures by id) as it comes."""
@@ -227,7 +232,7 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
     bar.close()
 
 
-def _decoded_views(pending: Sequence[str], found: dict[str, Path], streams: Sequence[str],
+def _decoded_views(pending: Sequence[Clip], found: dict[str, str], streams: Sequence[str],
                    config: EvalConfig, ledger: runs.Ledger) -> Iterator[tuple]:
   """(id, error, *stream views) of each pending video, decoded `config.workers` at a time.
 
@@ -236,10 +241,10 @@ def _decoded_views(pending: Sequence[str], found: dict[str, Path], streams: Sequ
   """
   def load(video_id: str) -> dict[str, np.ndarray]:
     ledger.start(video_id, runs.file_state(found[video_id]))
-    return cropped_inputs(found[video_id], config.input_settings, streams,
+    return cropped_inputs(Path(found[video_id]), config.input_settings, streams,
                           config.protocol.crops, config.use_cache)
 
-  dataset = _pipeline(pending, load, streams, config.workers)
+  dataset = _pipeline([c.youtube_id for c in pending], load, streams, config.workers)
   for video_id, error, *crops in dataset.as_numpy_iterator():
     yield (video_id, error) if error else (
         video_id, error, *(temporal_views(c, config.protocol) for c in crops))

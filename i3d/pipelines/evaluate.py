@@ -32,7 +32,8 @@ from i3d._util import storage
 from i3d.classify.classifier import Classifier, check_class_list, load_classifier
 from i3d.inputs.views import video_views
 from i3d.kinetics import evaluation, metrics, recordset, report, scoring
-from i3d.kinetics.annotations import Clip, IndexRow, video_files
+from i3d.kinetics.annotations import Clip, IndexRow
+from i3d.kinetics.annotations import video_files as video_files  # re-exported
 from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
 from i3d.model.streams import choose_checkpoints
@@ -305,12 +306,7 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
   evaluation.check_annotations(clips, labels)
   with runs.RunFolder(output_dir, "evaluation").locked() as folder:
     folder.check_settings(config.record(clips, spec))
-    if records_dir is None:
-      files = video_files(str(video_dir))
-    else:
-      files = {r.clip.filename: str(r.path) for r in recordset.record_rows(clips, records_dir)
-               if r.path is not None}
-    found = {c.youtube_id: files[c.filename] for c in clips if c.filename in files}
+    found = evaluation.locate(clips, video_dir, records_dir)
     with evaluation.open_ledger(folder) as ledger:
       scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
     earlier = _earlier(folder.path, scored, failures)
