@@ -13,7 +13,7 @@ when its file changes.
 import dataclasses
 import sys
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,28 +81,6 @@ class EvalConfig:
             "num_classes": len(classifier.labels), "protocol": dataclasses.asdict(self.protocol),
             "input_settings": dataclasses.asdict(self.input_settings), "top_k": self.top_k,
             "save_logits": self.save_logits, **clip_list(clips)}
-
-
-def _pipeline(jobs: Sequence[str], load: Callable[[str], dict[str, np.ndarray]],
-              streams: Sequence[str], workers: int) -> tf.data.Dataset:
-  """(id, error, *stream inputs) per video id, loaded `workers` at a time, one video ahead of
-  the model. Ids, not paths, go through TensorFlow, so any file name works."""
-
-  def load_one(video_id: tf.Tensor) -> list:
-    try:
-      inputs = load(video_id.numpy().decode())
-      return [""] + [inputs[s] for s in streams]
-    except Exception as e:  # noqa: BLE001 - one bad video must not stop a 20,000-video run
-      empty = [np.zeros((0, 0, INPUT_SIZE, INPUT_SIZE, STREAM_CHANNELS[s]), np.float32)
-               for s in streams]
-      return [runs.item_failure(e)] + empty
-
-  def load_map(video_id: tf.Tensor):
-    out = tf.py_function(load_one, [video_id], [tf.string] + [tf.float32] * len(streams))
-    return (video_id, *out)
-
-  return (tf.data.Dataset.from_tensor_slices(tf.constant(list(jobs), tf.string))
-          .map(load_map, num_parallel_calls=workers, deterministic=True).prefetch(1))
 
 
 def check_annotations(clips: Sequence[Clip], labels: Sequence[str]) -> None:
@@ -234,17 +212,31 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
 
 def _decoded_views(pending: Sequence[Clip], found: dict[str, str], streams: Sequence[str],
                    config: EvalConfig, ledger: runs.Ledger) -> Iterator[tuple]:
-  """(id, error, *stream views) of each pending video, decoded `config.workers` at a time.
+  """(id, error, *stream views) of each pending video, decoded `config.workers` at a time, one
+  video ahead of the model. Ids, not paths, go through TensorFlow, so any file name works.
 
   Each video is noted as started in `ledger` before it is decoded. The crops travel through
   `tf.data` and become views (`temporal_views`, lazy for windows) only here, one video at a time.
   """
-  def load(video_id: str) -> dict[str, np.ndarray]:
-    ledger.start(video_id, runs.file_state(found[video_id]))
-    return cropped_inputs(Path(found[video_id]), config.input_settings, streams,
-                          config.protocol.crops, config.use_cache)
+  def load(video_id: tf.Tensor) -> list:
+    try:
+      video = video_id.numpy().decode()
+      ledger.start(video, runs.file_state(found[video]))
+      inputs = cropped_inputs(Path(found[video]), config.input_settings, streams,
+                              config.protocol.crops, config.use_cache)
+      return [""] + [inputs[s] for s in streams]
+    except Exception as e:  # noqa: BLE001 - one bad video must not stop a 20,000-video run
+      empty = [np.zeros((0, 0, INPUT_SIZE, INPUT_SIZE, STREAM_CHANNELS[s]), np.float32)
+               for s in streams]
+      return [runs.item_failure(e)] + empty
 
-  dataset = _pipeline([c.youtube_id for c in pending], load, streams, config.workers)
+  def load_map(video_id: tf.Tensor):
+    out = tf.py_function(load, [video_id], [tf.string] + [tf.float32] * len(streams))
+    return (video_id, *out)
+
+  ids = tf.constant([c.youtube_id for c in pending], tf.string)
+  dataset = (tf.data.Dataset.from_tensor_slices(ids)
+             .map(load_map, num_parallel_calls=config.workers, deterministic=True).prefetch(1))
   for video_id, error, *crops in dataset.as_numpy_iterator():
     yield (video_id, error) if error else (
         video_id, error, *(temporal_views(c, config.protocol) for c in crops))
