@@ -49,11 +49,6 @@ def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:
   return metrics.Counts.of(ranked, truth, len(labels))
 
 
-def score(records: Sequence[dict], labels: Sequence[str]) -> dict:
-  """Metrics of prediction records (from predictions.jsonl) against their labels."""
-  return metrics.summarize_counts(counts(records, labels), tuple(labels))
-
-
 def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
   """The ActivityNet challenge classification format read by the official evaluation code."""
   return {"version": f"KINETICS-{num_classes}",
@@ -68,9 +63,10 @@ def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dic
                   eval_type: str | None, scores: dict | None = None) -> dict:
   """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
 
-  `scores` are the records' metrics when already computed (`score` otherwise).
+  `scores` are the records' metrics when already computed (from their `counts` otherwise).
   """
-  scores = score(records, labels) if scores is None else scores
+  if scores is None:
+    scores = metrics.summarize_counts(counts(records, labels), tuple(labels))
   if not records:  # strict JSON has no NaN: null, and why
     scores = {**scores, **{k: None for k in SCORES},
               "not_scored": f"no video was scored ({len(missing)} missing, {len(failures)} "
