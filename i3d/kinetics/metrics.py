@@ -65,12 +65,7 @@ def confused_pairs(confusion: np.ndarray, count: int) -> list[tuple[int, int, in
 
 def most_confused_classes(pairs: list[tuple[int, int, int]], count: int) -> list[int]:
   """Up to `count` distinct classes taking part in the given confused pairs, in pair order."""
-  classes: dict[int, None] = {}
-  for true, predicted, _ in pairs:
-    for c in (true, predicted):
-      if len(classes) < count:
-        classes.setdefault(c)
-  return list(classes)
+  return list(dict.fromkeys(c for true, predicted, _ in pairs for c in (true, predicted)))[:count]
 
 
 @dataclasses.dataclass
