@@ -42,24 +42,6 @@ def register(subparsers) -> None:
   parser.set_defaults(run=main)
 
 
-def _run_pipeline(args, clips: list, config, class_list: tuple[str, ...] | None,
-                  where: str) -> dict:
-  """The evaluation as a Beam pipeline on --runner (`class_list`: the records' labels.txt, read
-  from `where`)."""
-  # pylint: disable=import-outside-toplevel
-  from i3d.pipelines import evaluate as pipeline
-  from i3d.pipelines import options
-  spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
-                                 args.precision, args.rgb_checkpoint, args.flow_checkpoint,
-                                 download=not args.offline, class_list=class_list,
-                                 class_list_file=where)
-  return pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, config,
-                           options.pipeline_options(args.runner, args.workers, args.beam_args),
-                           options.threads_per_worker(args.runner, args.workers),
-                           progress=not args.quiet,
-                           records_dir=args.records)
-
-
 def main(args) -> None:
   from i3d.kinetics import evaluation, scoring  # pylint: disable=import-outside-toplevel
   flags.resolve_checkpoints(args)
@@ -80,7 +62,18 @@ def main(args) -> None:
     clips = flags.annotated_clips(args)
   where = f"{args.records}/{LABELS_FILE}"
   if args.runner:
-    result = _run_pipeline(args, clips, config, class_list, where)
+    # The evaluation as a Beam pipeline on --runner (`class_list`: the records' labels.txt, read
+    # from `where`).
+    from i3d.pipelines import evaluate as pipeline  # pylint: disable=import-outside-toplevel
+    from i3d.pipelines import options  # pylint: disable=import-outside-toplevel
+    spec = pipeline.ClassifierSpec(args.eval_type, args.checkpoint_dir, args.imagenet_pretrained,
+                                   args.precision, args.rgb_checkpoint, args.flow_checkpoint,
+                                   download=not args.offline, class_list=class_list,
+                                   class_list_file=where)
+    result = pipeline.evaluate(spec, clips, args.video_dir, args.output_dir, config,
+                               options.pipeline_options(args.runner, args.workers, args.beam_args),
+                               options.threads_per_worker(args.runner, args.workers),
+                               progress=not args.quiet, records_dir=args.records)
   else:
     if any("://" in str(path) for path in (args.video_dir, args.output_dir, args.records)):
       raise UsageError("remote --video_dir, --records or --output_dir need a Beam --runner (e.g. "
