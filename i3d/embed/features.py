@@ -154,21 +154,11 @@ class FeatureExtractor:
       raise ValueError("whole-clip features take the whole clip (video_features)")
     features: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
     bounds: list[tuple[int, int]] = []
-    pending: list[stream_chain.Window] = []
-
-    def flush() -> None:
+    windows = stream_chain.windows(inputs, self.settings.window_frames, stride=self.settings.stride)
+    while batch := list(itertools.islice(windows, self.batch)):
+      bounds += [(w.start, w.stop) for w in batch]
       for s in self.streams:
-        features[s].append(self.window_features(s, np.stack([w.arrays[s][0] for w in pending])))
-      pending.clear()
-
-    for window in stream_chain.windows(inputs, self.settings.window_frames,
-                                       stride=self.settings.stride):
-      pending.append(window)
-      bounds.append((window.start, window.stop))
-      if len(pending) == self.batch:
-        flush()
-    if pending:
-      flush()
+        features[s].append(self.window_features(s, np.stack([w.arrays[s][0] for w in batch])))
     return VideoFeatures({s: np.concatenate(f) for s, f in features.items()},
                          np.asarray(bounds, np.int64), bounds[-1][1])
 
