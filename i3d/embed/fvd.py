@@ -20,6 +20,7 @@ The distances here are NumPy and SciPy; TensorFlow loads only when clips are emb
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import warnings
@@ -201,17 +202,6 @@ class EmbeddedSet:
   num_frames: int = 0
 
 
-def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-  batch: list[np.ndarray] = []
-  for clip in clips:
-    batch.append(clip)
-    if len(batch) == size:
-      yield batch
-      batch = []
-  if batch:
-    yield batch
-
-
 def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int = 16,
               keep_features: bool = False, progress: Optional[tqdm] = None,
               name: str = "clip") -> EmbeddedSet:
@@ -221,7 +211,8 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
     raise UserError(f"the clip batch must be at least 1, got {batch}")
   stats, kept, frames = GaussianStats(), [], 0
   sizes: set[str] = set()
-  for group in _batches(clips, batch):
+  clips = iter(clips)
+  while group := list(itertools.islice(clips, batch)):
     features = embedder(group)
     stats.update(features)
     sizes.update(f"{c.shape[1]}x{c.shape[2]}" for c in group)
