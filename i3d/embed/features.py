@@ -188,6 +188,9 @@ class ExtractorSpec:
                           batch=self.batch, precision=self.precision)
 
 
+_cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
+
+
 def features_record(extractor: FeatureExtractor | ExtractorSpec, input_settings: InputSettings,
                     stored: Optional[dict] = None) -> dict:
   """What made a video's features (the `extractor`'s settings, checkpoints and precision, and
@@ -212,14 +215,6 @@ def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = Feat
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
   return FeatureExtractor(models, settings, checkpoints, batch, precision)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_extractor(stream: str, checkpoint: str, settings: FeatureSettings,
-                      checkpoint_dir: Optional[str], download: bool,
-                      batch: int) -> FeatureExtractor:
-  folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-  return load_extractor({stream: checkpoint}, settings, folder, download, batch)
 
 
 def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mixed_5c", *,
@@ -256,9 +251,9 @@ def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mi
     raise UserError(f"clips must be (batch, frames, height, width, channels); got {clips.shape}")
   checkpoint = checkpoint or checkpoint_names(stream, imagenet_pretrained)[stream]
   settings = FeatureSettings(endpoint, window_frames, stride, whole_clip, pool)
-  extractor = _cached_extractor(stream, checkpoint, settings,
-                                None if checkpoint_dir is None else str(checkpoint_dir),
-                                download, batch)
+  folder = None if checkpoint_dir is None else str(Path(checkpoint_dir))  # "" is the current folder
+  extractor = _cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
+                                              download=download))
   return np.stack([extractor.clip_features(stream, clip)[0] for clip in clips])
 
 
