@@ -458,13 +458,10 @@ class VideoFeatures:
 
 def video_features(extractor: FeatureExtractor, inputs: dict[str, np.ndarray]) -> VideoFeatures:
   """The features of one video's inputs {stream: (1, T, H, W, C)} (`cropped_inputs`)."""
-  features, bounds, frames = {}, None, 0
-  for stream in extractor.streams:
-    clip = inputs[stream][0]
-    features[stream], bounds = extractor.clip_features(stream, clip)
-    frames = len(clip)
-  assert bounds is not None
-  return VideoFeatures(features, bounds, frames)
+  computed = {s: extractor.clip_features(s, inputs[s][0]) for s in extractor.streams}
+  last = extractor.streams[-1]
+  return VideoFeatures({s: f for s, (f, _) in computed.items()}, computed[last][1],
+                       len(inputs[last][0]))
 
 
 def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures,
