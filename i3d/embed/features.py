@@ -268,10 +268,7 @@ class ExtractionResult:
 def video_id(source: str | Path) -> str:
   """The output name of a video: its file name without extension (`clip_inputs.npz` -> `clip`)."""
   source = Path(source)
-  stem = source.stem
-  if source.suffix == ".npz" and stem.endswith("_inputs"):
-    stem = stem[:-len("_inputs")]
-  return stem
+  return source.stem.removesuffix("_inputs") if source.suffix == ".npz" else source.stem
 
 
 def _subfolder(output_dir: Path, vid: str) -> None:
