@@ -268,9 +268,8 @@ def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
   """FVD (and KVD) between two streams of clips (T, H, W, 3) in [0, 255] of equal length."""
   a = embed_set(embedder, real, batch, kvd, progress, "real")
   b = embed_set(embedder, generated, batch, kvd, progress, "generated")
-  kernel = None
-  if a.features is not None and b.features is not None:
-    kernel = kernel_distance(a.features, b.features)
+  kernel = (kernel_distance(a.features, b.features)
+            if a.features is not None and b.features is not None else None)
   return Distances(stats_distance(a.stats, b.stats), kernel, a.stats.count, b.stats.count,
                    embedder.checkpoint, a.num_frames, a.sizes, b.sizes)
 
