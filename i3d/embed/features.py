@@ -395,16 +395,12 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored
   `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
   last)."""
   for key, item in records.read_listed(jobs, streams, None, stored, workers):
-    source = str(jobs[key])
-    if isinstance(item, str):
-      yield key, source, item
-      continue
     try:
-      stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
-      inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
+      inputs = item if isinstance(item, str) else records.clip_crops(
+          {s: np.asarray(v) for s, v in item.inputs.items()}, streams)  # read without a protocol
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
       inputs = runs.item_failure(e)
-    yield key, source, inputs
+    yield key, str(jobs[key]), inputs
 
 
 def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,
