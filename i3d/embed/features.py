@@ -422,21 +422,19 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
                                run(pending, lambda vid, path: ledger.start(
                                    vid, runs.file_state(path))))
     result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
-    bar = progress_output.outer(len(jobs), "features", "video", show=progress,
-                                initial=len(finished))
-    try:
-      for vid, path, reason in outcomes:
-        if reason is None:
-          result.written.append(vid)
-        else:
-          result.failed.append(ledger.fail({"id": vid, "path": path, "reason": reason}))
-          bar.write(f"failed: {path}: {reason}", file=sys.stderr)
-        bar.update()
-    except UserError:  # the machine's failure: the videos in progress did not kill the run
-      ledger.forget_begun()
-      raise
-    finally:
-      bar.close()
+    with progress_output.outer(len(jobs), "features", "video", show=progress,
+                               initial=len(finished)) as bar:
+      try:
+        for vid, path, reason in outcomes:
+          if reason is None:
+            result.written.append(vid)
+          else:
+            result.failed.append(ledger.fail({"id": vid, "path": path, "reason": reason}))
+            bar.write(f"failed: {path}: {reason}", file=sys.stderr)
+          bar.update()
+      except UserError:  # the machine's failure: the videos in progress did not kill the run
+        ledger.forget_begun()
+        raise
   return result
 
 
