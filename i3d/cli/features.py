@@ -72,8 +72,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 
 def _record_jobs(
-    args: argparse.Namespace) -> tuple[dict[str, Path | str], dict, InputSettings]:
-  """({clip id: its shard}, the records' settings record, their input settings) of --records."""
+    args: argparse.Namespace) -> tuple[list[tuple[str, Path | str]], dict, InputSettings]:
+  """([(clip id, its shard)], the records' settings record, their input settings) of --records."""
   from i3d.kinetics import recordset  # pylint: disable=import-outside-toplevel
   if args.videos or args.video_dir is not None:
     raise UserError("give videos (or --annotations with --video_dir), or --records, not both")
@@ -89,7 +89,7 @@ def _record_jobs(
   jobs = {recordset.clip_key(r.clip): r.path for r in rows if r.path is not None}
   if not jobs:
     raise UserError(f"{args.records}: no clips to extract")
-  return jobs, stored["records"], inputs
+  return list(jobs.items()), stored["records"], inputs
 
 
 def _skipped(missing: int, where: str) -> None:
@@ -119,8 +119,7 @@ def main(args: argparse.Namespace) -> int:
   stored: Optional[dict] = None
   jobs: Sequence[tuple[str, str | Path]]
   if args.records is not None:
-    shards, stored, inputs = _record_jobs(args)
-    jobs = list(shards.items())
+    jobs, stored, inputs = _record_jobs(args)
   else:
     jobs, inputs = _jobs(args), flags.input_settings(args)
   if args.runner:

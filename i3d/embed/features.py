@@ -154,21 +154,11 @@ class FeatureExtractor:
       raise ValueError("whole-clip features take the whole clip (video_features)")
     features: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
     bounds: list[tuple[int, int]] = []
-    pending: list[stream_chain.Window] = []
-
-    def flush() -> None:
+    windows = stream_chain.windows(inputs, self.settings.window_frames, stride=self.settings.stride)
+    while batch := list(itertools.islice(windows, self.batch)):
+      bounds += [(w.start, w.stop) for w in batch]
       for s in self.streams:
-        features[s].append(self.window_features(s, np.stack([w.arrays[s][0] for w in pending])))
-      pending.clear()
-
-    for window in stream_chain.windows(inputs, self.settings.window_frames,
-                                       stride=self.settings.stride):
-      pending.append(window)
-      bounds.append((window.start, window.stop))
-      if len(pending) == self.batch:
-        flush()
-    if pending:
-      flush()
+        features[s].append(self.window_features(s, np.stack([w.arrays[s][0] for w in batch])))
     return VideoFeatures({s: np.concatenate(f) for s, f in features.items()},
                          np.asarray(bounds, np.int64), bounds[-1][1])
 
@@ -198,6 +188,9 @@ class ExtractorSpec:
                           batch=self.batch, precision=self.precision)
 
 
+_cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
+
+
 def features_record(extractor: FeatureExtractor | ExtractorSpec, input_settings: InputSettings,
                     stored: Optional[dict] = None) -> dict:
   """What made a video's features (the `extractor`'s settings, checkpoints and precision, and
@@ -222,14 +215,6 @@ def load_extractor(checkpoints: dict[str, str], settings: FeatureSettings = Feat
     load_checkpoint(model, name, checkpoint_dir=checkpoint_dir, download=download)
     models[stream] = model
   return FeatureExtractor(models, settings, checkpoints, batch, precision)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_extractor(stream: str, checkpoint: str, settings: FeatureSettings,
-                      checkpoint_dir: Optional[str], download: bool,
-                      batch: int) -> FeatureExtractor:
-  folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-  return load_extractor({stream: checkpoint}, settings, folder, download, batch)
 
 
 def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mixed_5c", *,
@@ -266,9 +251,9 @@ def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mi
     raise UserError(f"clips must be (batch, frames, height, width, channels); got {clips.shape}")
   checkpoint = checkpoint or checkpoint_names(stream, imagenet_pretrained)[stream]
   settings = FeatureSettings(endpoint, window_frames, stride, whole_clip, pool)
-  extractor = _cached_extractor(stream, checkpoint, settings,
-                                None if checkpoint_dir is None else str(checkpoint_dir),
-                                download, batch)
+  folder = None if checkpoint_dir is None else str(Path(checkpoint_dir))  # "" is the current folder
+  extractor = _cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
+                                              download=download))
   return np.stack([extractor.clip_features(stream, clip)[0] for clip in clips])
 
 
@@ -283,10 +268,7 @@ class ExtractionResult:
 def video_id(source: str | Path) -> str:
   """The output name of a video: its file name without extension (`clip_inputs.npz` -> `clip`)."""
   source = Path(source)
-  stem = source.stem
-  if source.suffix == ".npz" and stem.endswith("_inputs"):
-    stem = stem[:-len("_inputs")]
-  return stem
+  return source.stem.removesuffix("_inputs") if source.suffix == ".npz" else source.stem
 
 
 def _subfolder(output_dir: Path, vid: str) -> None:
@@ -413,16 +395,12 @@ def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored
   `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
   last)."""
   for key, item in records.read_listed(jobs, streams, None, stored, workers):
-    source = str(jobs[key])
-    if isinstance(item, str):
-      yield key, source, item
-      continue
     try:
-      stored = {s: np.asarray(v) for s, v in item.inputs.items()}  # read without a protocol
-      inputs: dict[str, np.ndarray] | str = records.clip_crops(stored, streams)
+      inputs = item if isinstance(item, str) else records.clip_crops(
+          {s: np.asarray(v) for s, v in item.inputs.items()}, streams)  # read without a protocol
     except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
       inputs = runs.item_failure(e)
-    yield key, source, inputs
+    yield key, str(jobs[key]), inputs
 
 
 def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,
@@ -444,21 +422,19 @@ def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, rec
                                run(pending, lambda vid, path: ledger.start(
                                    vid, runs.file_state(path))))
     result = ExtractionResult(skipped=[vid for vid, _ in jobs if vid in finished])
-    bar = progress_output.outer(len(jobs), "features", "video", show=progress,
-                                initial=len(finished))
-    try:
-      for vid, path, reason in outcomes:
-        if reason is None:
-          result.written.append(vid)
-        else:
-          result.failed.append(ledger.fail({"id": vid, "path": path, "reason": reason}))
-          bar.write(f"failed: {path}: {reason}", file=sys.stderr)
-        bar.update()
-    except UserError:  # the machine's failure: the videos in progress did not kill the run
-      ledger.forget_begun()
-      raise
-    finally:
-      bar.close()
+    with progress_output.outer(len(jobs), "features", "video", show=progress,
+                               initial=len(finished)) as bar:
+      try:
+        for vid, path, reason in outcomes:
+          if reason is None:
+            result.written.append(vid)
+          else:
+            result.failed.append(ledger.fail({"id": vid, "path": path, "reason": reason}))
+            bar.write(f"failed: {path}: {reason}", file=sys.stderr)
+          bar.update()
+      except UserError:  # the machine's failure: the videos in progress did not kill the run
+        ledger.forget_begun()
+        raise
   return result
 
 
@@ -473,13 +449,10 @@ class VideoFeatures:
 
 def video_features(extractor: FeatureExtractor, inputs: dict[str, np.ndarray]) -> VideoFeatures:
   """The features of one video's inputs {stream: (1, T, H, W, C)} (`cropped_inputs`)."""
-  features, bounds, frames = {}, None, 0
-  for stream in extractor.streams:
-    clip = inputs[stream][0]
-    features[stream], bounds = extractor.clip_features(stream, clip)
-    frames = len(clip)
-  assert bounds is not None
-  return VideoFeatures(features, bounds, frames)
+  computed = {s: extractor.clip_features(s, inputs[s][0]) for s in extractor.streams}
+  last = extractor.streams[-1]
+  return VideoFeatures({s: f for s, (f, _) in computed.items()}, computed[last][1],
+                       len(inputs[last][0]))
 
 
 def write_video(output_dir: Path, vid: str, source: str, computed: VideoFeatures,

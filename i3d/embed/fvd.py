@@ -20,6 +20,7 @@ The distances here are NumPy and SciPy; TensorFlow loads only when clips are emb
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import warnings
@@ -201,17 +202,6 @@ class EmbeddedSet:
   num_frames: int = 0
 
 
-def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-  batch: list[np.ndarray] = []
-  for clip in clips:
-    batch.append(clip)
-    if len(batch) == size:
-      yield batch
-      batch = []
-  if batch:
-    yield batch
-
-
 def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int = 16,
               keep_features: bool = False, progress: Optional[tqdm] = None,
               name: str = "clip") -> EmbeddedSet:
@@ -221,7 +211,8 @@ def embed_set(embedder: VideoEmbedder, clips: Iterable[np.ndarray], batch: int =
     raise UserError(f"the clip batch must be at least 1, got {batch}")
   stats, kept, frames = GaussianStats(), [], 0
   sizes: set[str] = set()
-  for group in _batches(clips, batch):
+  clips = iter(clips)
+  while group := list(itertools.islice(clips, batch)):
     features = embedder(group)
     stats.update(features)
     sizes.update(f"{c.shape[1]}x{c.shape[2]}" for c in group)
@@ -277,9 +268,8 @@ def distances(real: Iterable[np.ndarray], generated: Iterable[np.ndarray],
   """FVD (and KVD) between two streams of clips (T, H, W, 3) in [0, 255] of equal length."""
   a = embed_set(embedder, real, batch, kvd, progress, "real")
   b = embed_set(embedder, generated, batch, kvd, progress, "generated")
-  kernel = None
-  if a.features is not None and b.features is not None:
-    kernel = kernel_distance(a.features, b.features)
+  kernel = (kernel_distance(a.features, b.features)
+            if a.features is not None and b.features is not None else None)
   return Distances(stats_distance(a.stats, b.stats), kernel, a.stats.count, b.stats.count,
                    embedder.checkpoint, a.num_frames, a.sizes, b.sizes)
 

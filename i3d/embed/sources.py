@@ -56,9 +56,7 @@ def list_clips(root: str | os.PathLike) -> list[ClipSource]:
     check_regular(root)
     return _npy_clips(root) if root.suffix == ".npy" else [ClipSource(root, "video")]
   clips: list[ClipSource] = []
-  for entry in sorted(root.iterdir()):
-    if entry.name.startswith("."):
-      continue
+  for entry in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
     if entry.is_dir():
       clips.append(ClipSource(entry, "frames"))
     elif entry.suffix == ".npy":

@@ -126,12 +126,9 @@ def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJo
   clips (`example/id`, shard) of records made with it. Returns the outcomes (id, (path, None or
   the reason it failed)), one per id."""
   handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
-  work: list[Any]
-  load: beam.DoFn
-  if stored is None:
-    work, load = list(jobs), LoadInputs(spec.streams, input_settings, use_cache, threads)
-  else:
-    work, load = by_shard(jobs), LoadRecordInputs(spec.streams, stored, threads)
+  work: list[Any] = list(jobs) if stored is None else by_shard(jobs)
+  load = (LoadInputs(spec.streams, input_settings, use_cache, threads) if stored is None
+          else LoadRecordInputs(spec.streams, stored, threads))
   loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
   inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
