@@ -142,25 +142,24 @@ def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info
   """
   if fields is not None and fields.shape[:3] != np.shape(frames)[:3]:
     raise ValueError(f"flow {fields.shape} does not match frames {np.shape(frames)}")
-  images = _encoded(stream.Block(0, np.asarray(frames, np.float32), fields), encoding)
-  return _example(images, np.shape(frames)[1:3], info, record)
+  return _example([stream.Block(0, np.asarray(frames, np.float32), fields)], info, record,
+                  encoding)
 
 
-def _encoded(block: stream.Block, encoding: Encoding) -> dict[str, list[bytes]]:
-  """One JPEG per frame of `block` {feature-list prefix: JPEGs}: RGB rounded to uint8, flow
-  quantised (`quantise_flow`)."""
-  rgb = np.clip(np.rint(block.images), 0, 255).astype(np.uint8)
-  images = {"": _jpegs(rgb, encoding.rgb_quality)}
-  if block.fields is not None:
-    images[FLOW_PREFIX] = _jpegs(quantise_flow(block.fields), encoding.flow_quality)
-  return images
-
-
-def _example(images: Mapping[str, Sequence[bytes]], size: tuple[int, int], info: ClipInfo,
-             record: dict) -> tf.train.SequenceExample:
-  """The example of a clip's JPEGs {feature-list prefix: one per frame} of frames `size`."""
+def _example(blocks: Iterable[stream.Block], info: ClipInfo, record: dict,
+             encoding: Encoding) -> tf.train.SequenceExample:
+  """The example of a clip's `blocks`, JPEG-encoded a block at a time into one JPEG per frame
+  {feature-list prefix: JPEGs}: RGB rounded to uint8, flow quantised (`quantise_flow`)."""
+  images: dict[str, list[bytes]] = {}
+  height = width = 0
+  for block in blocks:
+    height, width = block.images.shape[1:3]
+    rgb = np.clip(np.rint(block.images), 0, 255).astype(np.uint8)
+    images.setdefault("", []).extend(_jpegs(rgb, encoding.rgb_quality))
+    if block.fields is not None:
+      images.setdefault(FLOW_PREFIX, []).extend(_jpegs(quantise_flow(block.fields),
+                                                       encoding.flow_quality))
   count = len(images[""])
-  height, width = size
   stamps = [info.start_us + round(i * _MICROSECONDS / FPS) for i in range(count)]
   context = {EXAMPLE_ID: _bytes([info.key.encode()]), DATA_PATH: _bytes([info.data_path.encode()]),
              MEDIA_ID: _bytes([info.media_id.encode()]), START: _ints([info.start_us]),
@@ -193,13 +192,7 @@ def encode_clip(source: str | Path, info: ClipInfo, settings: InputSettings,
   blocks: Iterable[stream.Block] = stream.resized(source, settings)
   if "flow" in streams:
     blocks = stream.with_flow(blocks, settings)
-  images: dict[str, list[bytes]] = {}
-  size = (0, 0)
-  for block in blocks:
-    size = block.images.shape[1:3]
-    for prefix, jpegs in _encoded(block, encoding).items():
-      images.setdefault(prefix, []).extend(jpegs)
-  return _example(images, size, info, settings_record(settings, encoding, streams))
+  return _example(blocks, info, settings_record(settings, encoding, streams), encoding)
 
 
 def _features(streams: Sequence[str]) -> tuple[dict, dict]:
