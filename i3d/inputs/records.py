@@ -221,10 +221,7 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   another format fails with `tf.errors.InvalidArgumentError`.
   """
   context, jpegs = parse_jpegs(serialized, streams)
-  out = dict(context)
-  for name in streams:
-    out[name] = decode_jpegs(jpegs[name])
-  return out
+  return {**context, **{name: decode_jpegs(j) for name, j in jpegs.items()}}
 
 
 def parse_jpegs(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS
@@ -275,14 +272,11 @@ def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
                crops: int = 1) -> dict[str, np.ndarray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: float32 (crops, T, 224,
   224, C)} in [-1, 1], cut by the crop stage of `i3d.inputs.stream` (no looping)."""
-  first = images[streams[0]]
-  offsets = transforms.crop_offsets(first.shape[1], first.shape[2], crops)
-  out = {}
-  for name in streams:
-    frames = (tf.cast(images[name], tf.float32) if name == "rgb"
-              else flow_from_levels(images[name]))
-    out[name] = stream.crop_all(frames, name, offsets)
-  return out
+  height, width = images[streams[0]].shape[1:3]
+  offsets = transforms.crop_offsets(height, width, crops)
+  return {name: stream.crop_all(tf.cast(images[name], tf.float32) if name == "rgb"
+                                else flow_from_levels(images[name]), name, offsets)
+          for name in streams}
 
 
 def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],
