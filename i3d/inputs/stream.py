@@ -227,9 +227,9 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
       return planned[0] if planned else None
     return done + stride if done >= 0 else 0
 
-  def window(start: int) -> Window:
-    frames = [buffer[i - base] for i in range(start, start + length)]
-    return Window(start, start + length,
+  def window(start: int) -> Window:  # a clip shorter than the window is looped from its start
+    frames = [buffer[(i - base) % len(buffer)] for i in range(start, start + length)]
+    return Window(start, min(start + length, total),
                   {s: np.stack([f[s] for f in frames], axis=1) for s in frames[0]})
 
   for item in inputs:
@@ -254,7 +254,6 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
   if planned is not None or not total:
     return
   if done < 0:  # shorter than one window: looped from its start
-    frames = [buffer[i % total] for i in range(length)]
-    yield Window(0, total, {s: np.stack([f[s] for f in frames], axis=1) for s in frames[0]})
+    yield window(0)
   elif done + length < total:
     yield window(total - length)
