@@ -195,23 +195,6 @@ def encode_clip(source: str | Path, info: ClipInfo, settings: InputSettings,
   return _example(blocks, info, settings_record(settings, encoding, streams), encoding)
 
 
-def _features(streams: Sequence[str]) -> tuple[dict, dict]:
-  """The context and sequence feature specs of `parse_clip`."""
-  context = {EXAMPLE_ID: tf.io.FixedLenFeature([], tf.string),
-             SETTINGS: tf.io.FixedLenFeature([], tf.string),
-             DATA_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             MEDIA_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             START: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-             END: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-             LABEL_STRING: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-             HEIGHT: tf.io.FixedLenFeature([], tf.int64),
-             WIDTH: tf.io.FixedLenFeature([], tf.int64)}
-  sequence = {STREAM_PREFIX[s] + ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)
-              for s in streams}
-  return context, sequence
-
-
 def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) -> dict:
   """A serialized clip example -> {context key: value} plus its decoded images per stream.
 
@@ -228,7 +211,19 @@ def parse_jpegs(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS
                 ) -> tuple[dict, dict[str, tf.Tensor]]:
   """A serialized clip example -> (its context, {stream: its JPEGs, one a frame}), the JPEGs
   checked (count, sizes) but not decoded, for readers that decode only the frames they use."""
-  context_spec, sequence_spec = _features(streams)
+  # The context and sequence feature specs.
+  context_spec = {EXAMPLE_ID: tf.io.FixedLenFeature([], tf.string),
+                  SETTINGS: tf.io.FixedLenFeature([], tf.string),
+                  DATA_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  MEDIA_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  START: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+                  END: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+                  LABEL_STRING: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+                  HEIGHT: tf.io.FixedLenFeature([], tf.int64),
+                  WIDTH: tf.io.FixedLenFeature([], tf.int64)}
+  sequence_spec = {STREAM_PREFIX[s] + ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)
+                   for s in streams}
   context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
   return dict(context), {name: _checked_jpegs(lists[STREAM_PREFIX[name] + ENCODED], context, name)
                          for name in streams}
