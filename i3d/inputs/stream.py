@@ -147,11 +147,9 @@ def cropped(blocks: Iterable[Block], streams: Sequence[str], crops: int = 1) -> 
   for block in blocks:
     height, width = block.images.shape[1:3]
     offsets = offsets or transforms.crop_offsets(height, width, crops)
-    arrays = {}
-    for stream in streams:
-      frames = tf.constant(block.images) if stream == "rgb" else flow.normalise_flow(block.fields)
-      arrays[stream] = crop_all(frames, stream, offsets)
-    yield Inputs(block.start, arrays)
+    yield Inputs(block.start, {stream: crop_all(tf.constant(block.images) if stream == "rgb"
+                                                else flow.normalise_flow(block.fields), stream,
+                                                offsets) for stream in streams})
 
 
 def crop_all(frames: tf.Tensor, stream: str, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
