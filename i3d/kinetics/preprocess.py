@@ -326,11 +326,10 @@ def _videos(clips: Sequence[Clip], video_dir: str) -> dict[str, str]:
 def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress: bool) -> None:
   """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
   """
-  bar = progress_output.outer(len(jobs), "preprocess", "clip", show=progress)
-  by_key = {j.key: j for j in jobs}
-  pairs, started = 0, time.monotonic()
-  flow = "flow" in (jobs[0].streams if jobs else ())
-  try:
+  with progress_output.outer(len(jobs), "preprocess", "clip", show=progress) as bar:
+    by_key = {j.key: j for j in jobs}
+    pairs, started = 0, time.monotonic()
+    flow = "flow" in (jobs[0].streams if jobs else ())
     for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
       if retry:  # summed up by the caller (`retry`, `retry_reason`): a full disk fails them all
@@ -345,5 +344,3 @@ def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress:
                           if flow else f"{frames / FPS:.1f} s clip")
       bar.update()
       shards.close_ready()
-  finally:
-    bar.close()
