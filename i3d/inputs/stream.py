@@ -251,7 +251,5 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
                          f"frames")
   if planned is not None or not total:
     return
-  if done < 0:  # shorter than one window: looped from its start
-    yield window(0)
-  elif done + length < total:
-    yield window(total - length)
+  if done < 0 or done + length < total:  # shorter than one window (looped from its start),
+    yield window(max(total - length, 0))  # or frames left over after the last window
