@@ -172,30 +172,10 @@ def _trim(path: Path, time_start: float | None, time_end: float | None) -> tuple
   return start, end
 
 
-def _check_count(path: Path, count: int, most: int, fps: float) -> None:
-  """The `$I3D_MAX_FRAMES` guard against timestamp bombs (a header or timestamps claiming days
-  of video), checked as frames are sampled."""
-  if count == most:
-    raise UserError(f"{path}: more than {most} frames at {fps:g} fps ($I3D_MAX_FRAMES); "
-                    f"trim it with --time_start/--time_end, or raise the limit")
-
-
 def iter_frames(path: str | Path, time_start: float | None = None, time_end: float | None = None,
                 fps: float = FPS) -> Iterator[tuple[float, np.ndarray]]:
   """(time, uint8 RGB frame) sampled at `fps` from `path`, trimmed to [time_start, time_end)."""
-  path = Path(path)
-  start, end = _trim(path, time_start, time_end)
-  most = env.limit("I3D_MAX_FRAMES")
-  with _opened(path) as capture, progress.bar(_expected_frames(capture, start, end, fps),
-                                              f"decoding {path.name}", "frame") as bar:
-    for count, (t, bgr) in enumerate(_resampled(_decoded(capture), fps, start, end)):
-      _check_count(path, count, most, fps)
-      if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
-        raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
-                        f"small to resize and crop")
-      _check_frame_size(path, *bgr.shape[:2])
-      bar.update()
-      yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+  yield from _sampled(Path(path), time_start, time_end, fps, retrieve=True)
 
 
 def count_frames(path: str | Path, time_start: float | None = None,
@@ -203,16 +183,30 @@ def count_frames(path: str | Path, time_start: float | None = None,
   """How many frames `iter_frames` yields, counted by grabbing frames without converting them
   (a first pass where the count must be known before frames are used: uniformly spaced windows,
   chunked whole clips). Guarded by `$I3D_MAX_FRAMES` as `iter_frames` is."""
-  path = Path(path)
+  return sum(1 for _ in _sampled(Path(path), time_start, time_end, fps, retrieve=False))
+
+
+def _sampled(path: Path, time_start: float | None, time_end: float | None, fps: float,
+             retrieve: bool) -> Iterator[tuple[float, np.ndarray]]:
+  """`iter_frames`, or without `retrieve` the frames only grabbed (empty arrays: `count_frames`)."""
   start, end = _trim(path, time_start, time_end)
-  most, count = env.limit("I3D_MAX_FRAMES"), 0
+  most = env.limit("I3D_MAX_FRAMES")
+  verb = "decoding" if retrieve else "counting"
   with _opened(path) as capture, progress.bar(_expected_frames(capture, start, end, fps),
-                                              f"counting {path.name}", "frame") as bar:
-    for _ in _resampled(_decoded(capture, retrieve=False), fps, start, end):
-      _check_count(path, count, most, fps)
-      count += 1
+                                              f"{verb} {path.name}", "frame") as bar:
+    for count, (t, bgr) in enumerate(_resampled(_decoded(capture, retrieve), fps, start, end)):
+      # The `$I3D_MAX_FRAMES` guard against timestamp bombs (a header or timestamps claiming days
+      # of video), checked as frames are sampled.
+      if count == most:
+        raise UserError(f"{path}: more than {most} frames at {fps:g} fps ($I3D_MAX_FRAMES); "
+                        f"trim it with --time_start/--time_end, or raise the limit")
+      if retrieve:
+        if bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+          raise UserError(f"{path}: frames of {bgr.shape[1]}x{bgr.shape[0]} pixels are too "
+                          f"small to resize and crop")
+        _check_frame_size(path, *bgr.shape[:2])
       bar.update()
-  return count
+      yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if retrieve else bgr
 
 
 def expected_frames(path: str | Path, time_start: float | None = None,

@@ -142,25 +142,24 @@ def clip_example(frames: np.ndarray | tf.Tensor, fields: np.ndarray | None, info
   """
   if fields is not None and fields.shape[:3] != np.shape(frames)[:3]:
     raise ValueError(f"flow {fields.shape} does not match frames {np.shape(frames)}")
-  images = _encoded(stream.Block(0, np.asarray(frames, np.float32), fields), encoding)
-  return _example(images, np.shape(frames)[1:3], info, record)
+  return _example([stream.Block(0, np.asarray(frames, np.float32), fields)], info, record,
+                  encoding)
 
 
-def _encoded(block: stream.Block, encoding: Encoding) -> dict[str, list[bytes]]:
-  """One JPEG per frame of `block` {feature-list prefix: JPEGs}: RGB rounded to uint8, flow
-  quantised (`quantise_flow`)."""
-  rgb = np.clip(np.rint(block.images), 0, 255).astype(np.uint8)
-  images = {"": _jpegs(rgb, encoding.rgb_quality)}
-  if block.fields is not None:
-    images[FLOW_PREFIX] = _jpegs(quantise_flow(block.fields), encoding.flow_quality)
-  return images
-
-
-def _example(images: Mapping[str, Sequence[bytes]], size: tuple[int, int], info: ClipInfo,
-             record: dict) -> tf.train.SequenceExample:
-  """The example of a clip's JPEGs {feature-list prefix: one per frame} of frames `size`."""
+def _example(blocks: Iterable[stream.Block], info: ClipInfo, record: dict,
+             encoding: Encoding) -> tf.train.SequenceExample:
+  """The example of a clip's `blocks`, JPEG-encoded a block at a time into one JPEG per frame
+  {feature-list prefix: JPEGs}: RGB rounded to uint8, flow quantised (`quantise_flow`)."""
+  images: dict[str, list[bytes]] = {}
+  height = width = 0
+  for block in blocks:
+    height, width = block.images.shape[1:3]
+    rgb = np.clip(np.rint(block.images), 0, 255).astype(np.uint8)
+    images.setdefault("", []).extend(_jpegs(rgb, encoding.rgb_quality))
+    if block.fields is not None:
+      images.setdefault(FLOW_PREFIX, []).extend(_jpegs(quantise_flow(block.fields),
+                                                       encoding.flow_quality))
   count = len(images[""])
-  height, width = size
   stamps = [info.start_us + round(i * _MICROSECONDS / FPS) for i in range(count)]
   context = {EXAMPLE_ID: _bytes([info.key.encode()]), DATA_PATH: _bytes([info.data_path.encode()]),
              MEDIA_ID: _bytes([info.media_id.encode()]), START: _ints([info.start_us]),
@@ -193,30 +192,7 @@ def encode_clip(source: str | Path, info: ClipInfo, settings: InputSettings,
   blocks: Iterable[stream.Block] = stream.resized(source, settings)
   if "flow" in streams:
     blocks = stream.with_flow(blocks, settings)
-  images: dict[str, list[bytes]] = {}
-  size = (0, 0)
-  for block in blocks:
-    size = block.images.shape[1:3]
-    for prefix, jpegs in _encoded(block, encoding).items():
-      images.setdefault(prefix, []).extend(jpegs)
-  return _example(images, size, info, settings_record(settings, encoding, streams))
-
-
-def _features(streams: Sequence[str]) -> tuple[dict, dict]:
-  """The context and sequence feature specs of `parse_clip`."""
-  context = {EXAMPLE_ID: tf.io.FixedLenFeature([], tf.string),
-             SETTINGS: tf.io.FixedLenFeature([], tf.string),
-             DATA_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             MEDIA_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             START: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-             END: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-             LABEL_STRING: tf.io.FixedLenFeature([], tf.string, default_value=""),
-             LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-             HEIGHT: tf.io.FixedLenFeature([], tf.int64),
-             WIDTH: tf.io.FixedLenFeature([], tf.int64)}
-  sequence = {STREAM_PREFIX[s] + ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)
-              for s in streams}
-  return context, sequence
+  return _example(blocks, info, settings_record(settings, encoding, streams), encoding)
 
 
 def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) -> dict:
@@ -228,17 +204,26 @@ def parse_clip(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS) 
   another format fails with `tf.errors.InvalidArgumentError`.
   """
   context, jpegs = parse_jpegs(serialized, streams)
-  out = dict(context)
-  for name in streams:
-    out[name] = decode_jpegs(jpegs[name])
-  return out
+  return {**context, **{name: decode_jpegs(j) for name, j in jpegs.items()}}
 
 
 def parse_jpegs(serialized: tf.Tensor | bytes, streams: Sequence[str] = STREAMS
                 ) -> tuple[dict, dict[str, tf.Tensor]]:
   """A serialized clip example -> (its context, {stream: its JPEGs, one a frame}), the JPEGs
   checked (count, sizes) but not decoded, for readers that decode only the frames they use."""
-  context_spec, sequence_spec = _features(streams)
+  # The context and sequence feature specs.
+  context_spec = {EXAMPLE_ID: tf.io.FixedLenFeature([], tf.string),
+                  SETTINGS: tf.io.FixedLenFeature([], tf.string),
+                  DATA_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  MEDIA_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  START: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+                  END: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+                  LABEL_STRING: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                  LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+                  HEIGHT: tf.io.FixedLenFeature([], tf.int64),
+                  WIDTH: tf.io.FixedLenFeature([], tf.int64)}
+  sequence_spec = {STREAM_PREFIX[s] + ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)
+                   for s in streams}
   context, lists = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
   return dict(context), {name: _checked_jpegs(lists[STREAM_PREFIX[name] + ENCODED], context, name)
                          for name in streams}
@@ -282,14 +267,11 @@ def clip_crops(images: dict[str, np.ndarray], streams: Sequence[str],
                crops: int = 1) -> dict[str, np.ndarray]:
   """Decoded images {stream: uint8 (T, H, W, 3)} -> model inputs {stream: float32 (crops, T, 224,
   224, C)} in [-1, 1], cut by the crop stage of `i3d.inputs.stream` (no looping)."""
-  first = images[streams[0]]
-  offsets = transforms.crop_offsets(first.shape[1], first.shape[2], crops)
-  out = {}
-  for name in streams:
-    frames = (tf.cast(images[name], tf.float32) if name == "rgb"
-              else flow_from_levels(images[name]))
-    out[name] = stream.crop_all(frames, name, offsets)
-  return out
+  height, width = images[streams[0]].shape[1:3]
+  offsets = transforms.crop_offsets(height, width, crops)
+  return {name: stream.crop_all(tf.cast(images[name], tf.float32) if name == "rgb"
+                                else flow_from_levels(images[name]), name, offsets)
+          for name in streams}
 
 
 def clip_views(images: dict[str, np.ndarray], streams: Sequence[str],

@@ -147,11 +147,9 @@ def cropped(blocks: Iterable[Block], streams: Sequence[str], crops: int = 1) -> 
   for block in blocks:
     height, width = block.images.shape[1:3]
     offsets = offsets or transforms.crop_offsets(height, width, crops)
-    arrays = {}
-    for stream in streams:
-      frames = tf.constant(block.images) if stream == "rgb" else flow.normalise_flow(block.fields)
-      arrays[stream] = crop_all(frames, stream, offsets)
-    yield Inputs(block.start, arrays)
+    yield Inputs(block.start, {stream: crop_all(tf.constant(block.images) if stream == "rgb"
+                                                else flow.normalise_flow(block.fields), stream,
+                                                offsets) for stream in streams})
 
 
 def crop_all(frames: tf.Tensor, stream: str, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -227,9 +225,9 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
       return planned[0] if planned else None
     return done + stride if done >= 0 else 0
 
-  def window(start: int) -> Window:
-    frames = [buffer[i - base] for i in range(start, start + length)]
-    return Window(start, start + length,
+  def window(start: int) -> Window:  # a clip shorter than the window is looped from its start
+    frames = [buffer[(i - base) % len(buffer)] for i in range(start, start + length)]
+    return Window(start, min(start + length, total),
                   {s: np.stack([f[s] for f in frames], axis=1) for s in frames[0]})
 
   for item in inputs:
@@ -253,8 +251,5 @@ def windows(inputs: Iterable[Inputs], length: int, starts: Sequence[int] | None 
                          f"frames")
   if planned is not None or not total:
     return
-  if done < 0:  # shorter than one window: looped from its start
-    frames = [buffer[i % total] for i in range(length)]
-    yield Window(0, total, {s: np.stack([f[s] for f in frames], axis=1) for s in frames[0]})
-  elif done + length < total:
-    yield window(total - length)
+  if done < 0 or done + length < total:  # shorter than one window (looped from its start),
+    yield window(max(total - length, 0))  # or frames left over after the last window

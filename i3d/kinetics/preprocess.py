@@ -256,8 +256,39 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
                     f"holds every label")
   output_dir, video_dir = storage.join(output_dir), storage.join(video_dir)
   with RunFolder(output_dir, "preprocessing run").locked() as folder:
-    return _preprocess_locked(clips, video_dir, folder, config, progress,
-                              encoder or pool_encoder(config.workers))
+    output_dir, encoder = folder.path, encoder or pool_encoder(config.workers)
+    num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
+    if not 1 <= num_shards <= max(1, len(clips)):
+      raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
+    folder.check_settings(_settings(clips, config, num_shards), SETTINGS_FILE, "records")
+    if config.labels:
+      _write_labels(folder, config.labels)
+    with open_lines(storage.join(output_dir, FAILURES_FILE)) as failures:
+      shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
+      storage.makedirs(shards.staging)
+      shards.close_ready()
+      shards.clean()
+      done = shards.failed()
+      todo = [c for c in shards.open_clips()
+              if clip_key(c) not in done and clip_key(c) not in shards.ready]
+      videos = _videos(todo, video_dir)
+      jobs = []
+      for clip in todo:
+        video = videos.get(clip_key(clip))
+        if video is None:
+          failures.append({"id": clip_key(clip), "filename": clip.filename,
+                           "reason": f"missing: no {clip.filename} under {video_dir}"})
+          continue
+        jobs.append(EncodeJob(clip_key(clip), video, clip_info(
+            clip, _relative(video, video_dir), config.class_list()), shards.staged(clip),
+            config.settings, config.encoding, tuple(config.streams)))
+      _run(jobs, encoder, shards, progress)
+      shards.close_ready()
+      shards.manifest.close()
+      written = sum(len(r["clips"]) for r in shards.manifest.records)
+      return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
+              "clips": written, "failed": len(failures.records), "retry": len(shards.retry),
+              "retry_reason": next(iter(shards.retry.values()), "")}
 
 
 def _relative(path: str, root: str) -> str:
@@ -265,44 +296,6 @@ def _relative(path: str, root: str) -> str:
   if storage.is_remote(root):
     return posixpath.relpath(path, root)
   return Path(path).relative_to(root).as_posix()
-
-
-def _preprocess_locked(clips: Sequence[Clip], video_dir: str, folder: RunFolder,
-                       config: PreprocessConfig, progress: bool, encoder: Encoder) -> dict:
-  """The locked body of `preprocess`."""
-  output_dir = folder.path
-  num_shards = config.num_shards or max(1, -(-len(clips) // CLIPS_PER_SHARD))
-  if not 1 <= num_shards <= max(1, len(clips)):
-    raise UserError(f"--num_shards must be between 1 and the number of clips ({len(clips)})")
-  folder.check_settings(_settings(clips, config, num_shards), SETTINGS_FILE, "records")
-  if config.labels:
-    _write_labels(folder, config.labels)
-  with open_lines(storage.join(output_dir, FAILURES_FILE)) as failures:
-    shards = _Shards(output_dir, config, plan(clips, num_shards), failures)
-    storage.makedirs(shards.staging)
-    shards.close_ready()
-    shards.clean()
-    done = shards.failed()
-    todo = [c for c in shards.open_clips()
-            if clip_key(c) not in done and clip_key(c) not in shards.ready]
-    videos = _videos(todo, video_dir)
-    jobs = []
-    for clip in todo:
-      video = videos.get(clip_key(clip))
-      if video is None:
-        failures.append({"id": clip_key(clip), "filename": clip.filename,
-                         "reason": f"missing: no {clip.filename} under {video_dir}"})
-        continue
-      jobs.append(EncodeJob(clip_key(clip), video, clip_info(
-          clip, _relative(video, video_dir), config.class_list()), shards.staged(clip),
-          config.settings, config.encoding, tuple(config.streams)))
-    _run(jobs, encoder, shards, progress)
-    shards.close_ready()
-    shards.manifest.close()
-    written = sum(len(r["clips"]) for r in shards.manifest.records)
-    return {"output_dir": output_dir, "shards": len(shards.closed), "num_shards": num_shards,
-            "clips": written, "failed": len(failures.records), "retry": len(shards.retry),
-            "retry_reason": next(iter(shards.retry.values()), "")}
 
 
 def _write_labels(folder: RunFolder, labels: Sequence[str]) -> None:
@@ -333,11 +326,10 @@ def _videos(clips: Sequence[Clip], video_dir: str) -> dict[str, str]:
 def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress: bool) -> None:
   """Encodes `jobs` with a progress bar (clips/s, frame pairs/s, ETA), closing shards as they fill.
   """
-  bar = progress_output.outer(len(jobs), "preprocess", "clip", show=progress)
-  by_key = {j.key: j for j in jobs}
-  pairs, started = 0, time.monotonic()
-  flow = "flow" in (jobs[0].streams if jobs else ())
-  try:
+  with progress_output.outer(len(jobs), "preprocess", "clip", show=progress) as bar:
+    by_key = {j.key: j for j in jobs}
+    pairs, started = 0, time.monotonic()
+    flow = "flow" in (jobs[0].streams if jobs else ())
     for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
       if retry:  # summed up by the caller (`retry`, `retry_reason`): a full disk fails them all
@@ -352,5 +344,3 @@ def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress:
                           if flow else f"{frames / FPS:.1f} s clip")
       bar.update()
       shards.close_ready()
-  finally:
-    bar.close()

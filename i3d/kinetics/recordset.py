@@ -117,12 +117,9 @@ def records_run(records_dir: str | Path, clips: Sequence[Clip] | None,
 def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow]:
   """Where each clip is in the records: "found" with its shard's path, or "missing"."""
   located = manifest_clips(read_manifest(records_dir)[1])
-  rows = []
-  for clip in clips:
-    shard = located.get(clip_key(clip), (None, None))[0]
-    rows.append(IndexRow(clip, "found", storage.join(records_dir, shard)) if shard
-                else IndexRow(clip, "missing", None))
-  return rows
+  shards = [located.get(clip_key(clip), (None, None))[0] for clip in clips]
+  return [IndexRow(clip, "found", storage.join(records_dir, shard)) if shard
+          else IndexRow(clip, "missing", None) for clip, shard in zip(clips, shards)]
 
 
 def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],
