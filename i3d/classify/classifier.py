@@ -17,7 +17,7 @@ from i3d.model import chunks
 from i3d.model.checkpoints import choose, fetch_checkpoints, load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
-from i3d.model.network import InceptionI3d, logits_head, pool_space
+from i3d.model.network import InceptionI3d, pool_space
 from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec
 
 if TYPE_CHECKING:
@@ -82,8 +82,6 @@ class Classifier(tf.Module):
     if stream in self._chunked:
       return self._chunked[stream]
     tower = self.towers[stream]
-    fast = isinstance(tower, FastI3d)
-
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
@@ -97,10 +95,7 @@ class Classifier(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, 1, 1, None], tf.float32)],
                  autograph=False)
     def head(pooled):
-      if fast:
-        return tower.logits(pooled, space_pooled=True)
-      return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
-                         space_pooled=True)
+      return tower.logits(pooled, space_pooled=True)
 
     self._chunked[stream] = tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
     return self._chunked[stream]
