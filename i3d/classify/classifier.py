@@ -58,7 +58,7 @@ class Classifier(tf.Module):
     self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
     self._logits = {stream: self._compile(stream) for stream in self.streams}
-    self._chunked: dict[str, tuple] = {}  # stream -> (backbone, head), made on first use
+    self._chunked = {stream: self._compile_chunked(stream) for stream in self.streams}
 
   def relabel(self, labels: Sequence[str], where: str) -> None:
     """Names the classes `labels` (a class list read from `where`, e.g. a records folder's
@@ -79,8 +79,6 @@ class Classifier(tf.Module):
   def _compile_chunked(self, stream: str) -> tuple:
     """The tower of `stream` split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged
     over space, logits head over the joined steps), functions over any batch and length."""
-    if stream in self._chunked:
-      return self._chunked[stream]
     tower = self.towers[stream]
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
@@ -97,8 +95,7 @@ class Classifier(tf.Module):
     def head(pooled):
       return tower.logits(pooled, space_pooled=True)
 
-    self._chunked[stream] = tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
-    return self._chunked[stream]
+    return tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
 
   def clip_logits(self, blocks: "Iterable[Mapping[str, np.ndarray]]", frames: int,
                   budget: Optional[int] = None) -> dict[str, np.ndarray]:
@@ -117,7 +114,7 @@ class Classifier(tf.Module):
       parts = list(blocks)
       whole = {s: np.concatenate([p[s] for p in parts], axis=1) for s in self.streams}
       return {s: v.numpy() for s, v in self.stream_logits(**whole).items()}
-    stems, trunks, heads = zip(*map(self._compile_chunked, self.streams))
+    stems, trunks, heads = zip(*self._chunked.values())
     clip = chunks.ChunkedClip(frames, budget, dict(zip(self.streams, stems)),
                               dict(zip(self.streams, trunks)), dict(zip(self.streams, heads)))
     with progress.bar(frames, "classifying in chunks", "frame") as bar:
