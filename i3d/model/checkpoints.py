@@ -173,10 +173,7 @@ def choose(eval_type: str, imagenet_pretrained: bool = True,
       name = str(checkpoint)
       stream = CHECKPOINTS[name].stream if name in CHECKPOINTS else checkpoint_facts(name)[1]
       found = {stream: Path(checkpoint)}
-    if eval_type in STREAMS:
-      found = {eval_type: Path(stream_path(eval_type, checkpoint))} if eval_type in found else {}
-    elif eval_type != "joint":
-      found = {}
+    found = {s: path for s, path in found.items() if eval_type in (s, "joint")}
     if not found:
       raise CheckpointError(f"checkpoint {checkpoint} has no model for --eval_type {eval_type}")
     eval_type = "joint" if len(found) == 2 else next(iter(found))
