@@ -149,14 +149,11 @@ def _windows(classifier: Classifier, source: Path, settings: InputSettings,
 
 
 def predict_views(classifier: Classifier, views: Mapping[str, ViewArray], source: str,
-                  top_k: int = 5, view_batch: int = 4, frames: int | None = None) -> Prediction:
-  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}; `frames`, when
-  known, is how many frames the clip had before views looped it."""
+                  top_k: int = 5, view_batch: int = 4) -> Prediction:
+  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}."""
   logits = ranking.fuse(classifier.view_logits(views, view_batch))
-  seen = next(iter(views.values())).shape[1]
-  frames = seen if frames is None else frames
-  return Prediction(source, frames, top_classes(logits, classifier.labels, top_k),
-                    seen if seen > frames else None)
+  return Prediction(source, next(iter(views.values())).shape[1],
+                    top_classes(logits, classifier.labels, top_k))
 
 
 def is_records(source: str | Path) -> bool:
