@@ -57,8 +57,9 @@ class Classifier(tf.Module):
     self.num_classes = len(labels)
     self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
-    self._logits = {stream: self._compile(stream) for stream in self.streams}
-    self._chunked = {stream: self._compile_chunked(stream) for stream in self.streams}
+    self._logits, self._chunked = {}, {}
+    for stream in self.streams:
+      self._logits[stream], self._chunked[stream] = self._compile(stream)
 
   def relabel(self, labels: Sequence[str], where: str) -> None:
     """Names the classes `labels` (a class list read from `where`, e.g. a records folder's
@@ -66,21 +67,16 @@ class Classifier(tf.Module):
     checkpoints classify is a `UserError`."""
     self.labels = check_class_list(labels, self.num_classes, self.checkpoints, where)
 
-  def _compile(self, stream: str):
-    """The tower of `stream` as a tf.function over any batch, length and frame size."""
+  def _compile(self, stream: str) -> tuple:
+    """The tower of `stream` as a tf.function over any batch, length and frame size; and the
+    tower split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged over space, logits
+    head over the joined steps), functions over any batch and length."""
     tower = self.towers[stream]
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
     def logits(clips):
       return tower(clips) if isinstance(tower, FastI3d) else tower(clips, is_training=False)[0]
-    return logits
-
-  def _compile_chunked(self, stream: str) -> tuple:
-    """The tower of `stream` split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged
-    over space, logits head over the joined steps), functions over any batch and length."""
-    tower = self.towers[stream]
-    spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
     def stem(clips):
@@ -95,7 +91,7 @@ class Classifier(tf.Module):
     def head(pooled):
       return tower.logits(pooled, space_pooled=True)
 
-    return tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
+    return logits, tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
 
   def clip_logits(self, blocks: "Iterable[Mapping[str, np.ndarray]]", frames: int,
                   budget: Optional[int] = None) -> dict[str, np.ndarray]:
