@@ -139,8 +139,7 @@ def _windows(classifier: Classifier, source: Path, settings: InputSettings,
 
   with progress.bar(len(starts), "classifying", "window") as bar:
     for window in stream.windows(inputs, length, starts=list(starts)):
-      if pending and sum(len(next(iter(p.values()))) for p in pending) + protocol.crops > \
-          view_batch:
+      if pending and (len(pending) + 1) * protocol.crops > view_batch:  # each window: crops views
         flush()
       pending.append(window.arrays)
       bar.update()
