@@ -356,10 +356,8 @@ def _match(model: InceptionI3d, wanted: dict[str, str], shapes, prefix: Path):
 
 def _shapes_fit(name: str, model_shape: list[int], ckpt_shape: list[int]) -> bool:
   """Equal shapes, or BatchNorm statistics stored as (1, 1, 1, 1, C) rather than (C,)."""
-  if model_shape == ckpt_shape:
-    return True
-  return "/batch_norm/" in name and [d for d in ckpt_shape if d != 1] == [
-      d for d in model_shape if d != 1]
+  return model_shape == ckpt_shape or "/batch_norm/" in name and [
+      d for d in ckpt_shape if d != 1] == [d for d in model_shape if d != 1]
 
 
 def _mismatch_hint(model: InceptionI3d, wanted: dict[str, str], shapes) -> str:
