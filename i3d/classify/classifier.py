@@ -17,7 +17,7 @@ from i3d.model import chunks
 from i3d.model.checkpoints import choose, fetch_checkpoints, load_checkpoint, stream_checkpoint
 from i3d.model.fast import FastI3d, precision_dtype, precision_warning
 from i3d.model.labels import load_label_map
-from i3d.model.network import InceptionI3d, logits_head, pool_space
+from i3d.model.network import InceptionI3d, pool_space
 from i3d.model.streams import STREAM_CHANNELS, STREAM_SCOPE, InputSpec
 
 if TYPE_CHECKING:
@@ -57,8 +57,9 @@ class Classifier(tf.Module):
     self.num_classes = len(labels)
     self.towers = {stream: FastI3d(model, precision_dtype(precision), jit_compile) if optimize
                    else model for stream, model in models.items()}
-    self._logits = {stream: self._compile(stream) for stream in self.streams}
-    self._chunked: dict[str, tuple] = {}  # stream -> (backbone, head), made on first use
+    self._logits, self._chunked = {}, {}
+    for stream in self.streams:
+      self._logits[stream], self._chunked[stream] = self._compile(stream)
 
   def relabel(self, labels: Sequence[str], where: str) -> None:
     """Names the classes `labels` (a class list read from `where`, e.g. a records folder's
@@ -66,25 +67,16 @@ class Classifier(tf.Module):
     checkpoints classify is a `UserError`."""
     self.labels = check_class_list(labels, self.num_classes, self.checkpoints, where)
 
-  def _compile(self, stream: str):
-    """The tower of `stream` as a tf.function over any batch, length and frame size."""
+  def _compile(self, stream: str) -> tuple:
+    """The tower of `stream` as a tf.function over any batch, length and frame size; and the
+    tower split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged over space, logits
+    head over the joined steps), functions over any batch and length."""
     tower = self.towers[stream]
     spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
     def logits(clips):
       return tower(clips) if isinstance(tower, FastI3d) else tower(clips, is_training=False)[0]
-    return logits
-
-  def _compile_chunked(self, stream: str) -> tuple:
-    """The tower of `stream` split for `i3d.model.chunks`: (stem, trunk to Mixed_5c averaged
-    over space, logits head over the joined steps), functions over any batch and length."""
-    if stream in self._chunked:
-      return self._chunked[stream]
-    tower = self.towers[stream]
-    fast = isinstance(tower, FastI3d)
-
-    spec = tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[stream]], tf.float32)
 
     @tf.function(input_signature=[spec], autograph=False)
     def stem(clips):
@@ -97,13 +89,9 @@ class Classifier(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, 1, 1, None], tf.float32)],
                  autograph=False)
     def head(pooled):
-      if fast:
-        return tower.logits(pooled, space_pooled=True)
-      return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
-                         space_pooled=True)
+      return tower.logits(pooled, space_pooled=True)
 
-    self._chunked[stream] = tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
-    return self._chunked[stream]
+    return logits, tuple((lambda x, f=f: f(x).numpy()) for f in (stem, trunk, head))
 
   def clip_logits(self, blocks: "Iterable[Mapping[str, np.ndarray]]", frames: int,
                   budget: Optional[int] = None) -> dict[str, np.ndarray]:
@@ -122,7 +110,7 @@ class Classifier(tf.Module):
       parts = list(blocks)
       whole = {s: np.concatenate([p[s] for p in parts], axis=1) for s in self.streams}
       return {s: v.numpy() for s, v in self.stream_logits(**whole).items()}
-    stems, trunks, heads = zip(*map(self._compile_chunked, self.streams))
+    stems, trunks, heads = zip(*self._chunked.values())
     clip = chunks.ChunkedClip(frames, budget, dict(zip(self.streams, stems)),
                               dict(zip(self.streams, trunks)), dict(zip(self.streams, heads)))
     with progress.bar(frames, "classifying in chunks", "frame") as bar:

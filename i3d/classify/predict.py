@@ -89,6 +89,17 @@ def video_logits(classifier: Classifier, source: str | Path, settings: InputSett
   if found is None and frames is not None and frames < length:  # short: looped as a whole
     found = stream.stacked(stream.video_inputs(source, settings, streams, protocol.crops))
   try:
+    held: list[Inputs] = []
+    # A streamed whole clip: held when it fits the budget, else counted and run in chunks.
+    if found is None and not protocol.windows:
+      budget = budget or env.limit("I3D_CHUNK_FRAMES")
+      inputs = iter(stream.video_inputs(source, settings, streams, protocol.crops))
+      for item in inputs:
+        held.append(item)
+        if sum(map(len, held)) > budget:
+          break
+      else:
+        found = stream.stacked(held)
     if found is not None:
       frames = next(iter(found.values())).shape[1]
       if protocol.windows:
@@ -99,35 +110,13 @@ def video_logits(classifier: Classifier, source: str | Path, settings: InputSett
     if protocol.windows:
       assert frames is not None
       return _windows(classifier, source, settings, protocol, frames, view_batch), frames, length
-    return _whole_clip(classifier, source, settings, protocol, budget)
+    frames = decode.count_frames(source, settings.time_start, settings.time_end)
+    blocks = (item.arrays for item in itertools.chain(held, inputs))
+    logits = classifier.clip_logits(blocks, frames, budget)
+    return {s: v.mean(axis=0) for s, v in logits.items()}, frames, frames
   except FrameCountError as e:
     raise UserError(f"{source}: {e} (a damaged video? decoding gave another count than the "
                     f"first pass)") from None
-
-
-def _whole_clip(classifier: Classifier, source: Path, settings: InputSettings,
-                protocol: ViewProtocol,
-                budget: int | None) -> tuple[dict[str, np.ndarray], int, int]:
-  """`video_logits` of a streamed whole clip: held when it fits the budget, else counted and
-  run in chunks."""
-  budget = budget or env.limit("I3D_CHUNK_FRAMES")
-  inputs = iter(stream.video_inputs(source, settings, classifier.streams, protocol.crops))
-  held, frames = [], 0
-  for item in inputs:
-    held.append(item.arrays)
-    frames += len(item)
-    if frames > budget:
-      break
-  else:
-    gathered = stream.stacked(Inputs(0, a) for a in held)
-    whole = {s: view_protocols.whole_clips(c) for s, c in gathered.items()}
-    seen = max(frames, MIN_FRAMES)
-    logits = classifier.clip_logits([whole], seen, budget)
-    return {s: v.mean(axis=0) for s, v in logits.items()}, frames, seen
-  frames = decode.count_frames(source, settings.time_start, settings.time_end)
-  rest = (item.arrays for item in inputs)
-  logits = classifier.clip_logits(itertools.chain(held, rest), frames, budget)
-  return {s: v.mean(axis=0) for s, v in logits.items()}, frames, frames
 
 
 def _windows(classifier: Classifier, source: Path, settings: InputSettings,
@@ -150,8 +139,7 @@ def _windows(classifier: Classifier, source: Path, settings: InputSettings,
 
   with progress.bar(len(starts), "classifying", "window") as bar:
     for window in stream.windows(inputs, length, starts=list(starts)):
-      if pending and sum(len(next(iter(p.values()))) for p in pending) + protocol.crops > \
-          view_batch:
+      if pending and (len(pending) + 1) * protocol.crops > view_batch:  # each window: crops views
         flush()
       pending.append(window.arrays)
       bar.update()
@@ -160,14 +148,11 @@ def _windows(classifier: Classifier, source: Path, settings: InputSettings,
 
 
 def predict_views(classifier: Classifier, views: Mapping[str, ViewArray], source: str,
-                  top_k: int = 5, view_batch: int = 4, frames: int | None = None) -> Prediction:
-  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}; `frames`, when
-  known, is how many frames the clip had before views looped it."""
+                  top_k: int = 5, view_batch: int = 4) -> Prediction:
+  """Top classes of one clip's model inputs {stream: (views, T, 224, 224, C)}."""
   logits = ranking.fuse(classifier.view_logits(views, view_batch))
-  seen = next(iter(views.values())).shape[1]
-  frames = seen if frames is None else frames
-  return Prediction(source, frames, top_classes(logits, classifier.labels, top_k),
-                    seen if seen > frames else None)
+  return Prediction(source, next(iter(views.values())).shape[1],
+                    top_classes(logits, classifier.labels, top_k))
 
 
 def is_records(source: str | Path) -> bool:

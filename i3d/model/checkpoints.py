@@ -173,10 +173,7 @@ def choose(eval_type: str, imagenet_pretrained: bool = True,
       name = str(checkpoint)
       stream = CHECKPOINTS[name].stream if name in CHECKPOINTS else checkpoint_facts(name)[1]
       found = {stream: Path(checkpoint)}
-    if eval_type in STREAMS:
-      found = {eval_type: Path(stream_path(eval_type, checkpoint))} if eval_type in found else {}
-    elif eval_type != "joint":
-      found = {}
+    found = {s: path for s, path in found.items() if eval_type in (s, "joint")}
     if not found:
       raise CheckpointError(f"checkpoint {checkpoint} has no model for --eval_type {eval_type}")
     eval_type = "joint" if len(found) == 2 else next(iter(found))
@@ -211,14 +208,11 @@ def checkpoint_facts(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
   if info is not None:
     return prefix, info.stream, info.num_classes, info.label_map
   shapes = read_checkpoint(prefix).get_variable_to_shape_map()
-  wanted = model_variable_names(shapes)
-  channels = _input_channels(wanted, shapes)
+  channels, classes = _channels_and_classes(model_variable_names(shapes), shapes)
   streams = [s for s, c in STREAM_CHANNELS.items() if c == channels]
-  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
-  if not streams or logits is None:
+  if not streams or classes is None:
     raise CheckpointError(f"{prefix} is not an I3D classifier: {channels} input channels, "
-                          f"{'no logits' if logits is None else 'logits'}")
-  classes = shapes[logits][0]
+                          f"{'no logits' if classes is None else 'logits'}")
   labels = Path(prefix).parent / LABELS_FILE
   if labels.is_file():
     if len(load_label_map(str(labels))) != classes:
@@ -308,25 +302,25 @@ def load_checkpoint(model: InceptionI3d, checkpoint: str | os.PathLike, *,
   wanted = model_variable_names(shapes, scope)
   if info is not None:
     _check_release(info, wanted, shapes, prefix)
-  model.create_variables(_input_channels(wanted, shapes))
+  model.create_variables(_channels_and_classes(wanted, shapes)[0])
   pairs = _match(model, wanted, shapes, prefix)
   for variable, ckpt_name in pairs:
     variable.assign(np.reshape(_read(reader, ckpt_name, prefix), variable.shape))
   return prefix
 
 
-def _input_channels(wanted: dict[str, str], shapes) -> int:
+def _channels_and_classes(wanted: dict[str, str], shapes) -> tuple[int, Optional[int]]:
+  """(input channels, classes: None without logits) of a checkpoint's model variables."""
   stem = wanted.get("Conv3d_1a_7x7/conv_3d/w")
   if stem is None:
     raise CheckpointError("the checkpoint has no I3D stem `Conv3d_1a_7x7/conv_3d/w`")
-  return shapes[stem][3]
+  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
+  return shapes[stem][3], shapes[logits][0] if logits else None
 
 
 def _check_release(info: CheckpointInfo, wanted: dict[str, str], shapes, prefix: Path) -> None:
   """A `CheckpointError` when the files in a released name's folder are another model's."""
-  channels = _input_channels(wanted, shapes)
-  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
-  classes = shapes[logits][0] if logits else None
+  channels, classes = _channels_and_classes(wanted, shapes)
   if channels != info.channels or classes not in (None, info.num_classes):
     raise CheckpointError(f"{prefix} is not {info.name!r}: it takes {channels} input channels "
                           f"and has {classes} classes, {info.name} takes {info.channels} and "
@@ -362,25 +356,22 @@ def _match(model: InceptionI3d, wanted: dict[str, str], shapes, prefix: Path):
 
 def _shapes_fit(name: str, model_shape: list[int], ckpt_shape: list[int]) -> bool:
   """Equal shapes, or BatchNorm statistics stored as (1, 1, 1, 1, C) rather than (C,)."""
-  if model_shape == ckpt_shape:
-    return True
-  return "/batch_norm/" in name and [d for d in ckpt_shape if d != 1] == [
-      d for d in model_shape if d != 1]
+  return model_shape == ckpt_shape or "/batch_norm/" in name and [
+      d for d in ckpt_shape if d != 1] == [d for d in model_shape if d != 1]
 
 
 def _mismatch_hint(model: InceptionI3d, wanted: dict[str, str], shapes) -> str:
   """A plain-words reason for the common mistakes: wrong stream, wrong class count."""
   hints = []
   stem = model.input_channels
-  ckpt_stem = _input_channels(wanted, shapes)
+  ckpt_stem, classes = _channels_and_classes(wanted, shapes)
   if stem != ckpt_stem:
     kind: dict[int | None, str] = {3: "RGB", 2: "optical-flow"}
     hints.append(f"it is a {kind.get(ckpt_stem, ckpt_stem)} checkpoint "
                  f"({ckpt_stem} input channels) but the model takes {stem} channels "
                  f"({kind.get(stem, stem)})")
-  logits = wanted.get("Logits/Conv3d_0c_1x1/conv_3d/b")
-  if "Logits" in model.units and logits and shapes[logits][0] != model.num_classes:
-    hints.append(f"it has {shapes[logits][0]} classes, the model {model.num_classes}")
+  if "Logits" in model.units and classes not in (None, model.num_classes):
+    hints.append(f"it has {classes} classes, the model {model.num_classes}")
   return f" ({'; '.join(hints)})" if hints else ""
 
 

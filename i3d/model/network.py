@@ -253,7 +253,7 @@ class InceptionI3d(snt.Module):
     net = inputs
     for endpoint in self.endpoints:
       if endpoint == "Logits":
-        net = self._logits(net, is_training, dropout_keep_prob)
+        net = self.logits(net, is_training, dropout_keep_prob)
       elif endpoint == "Predictions":
         net = tf.nn.softmax(net)
       else:
@@ -285,10 +285,12 @@ class InceptionI3d(snt.Module):
     stem = self.units["Conv3d_1a_7x7"].conv
     return stem.w.shape[3] if hasattr(stem, "w") else None
 
-  def _logits(self, net: tf.Tensor, is_training: bool, dropout_keep_prob: float) -> tf.Tensor:
-    """The released head over Mixed_5c (`logits_head`), its convolution the `Logits` unit."""
+  def logits(self, net: tf.Tensor, is_training: bool = False, dropout_keep_prob: float = 1.0,
+             space_pooled: bool = False, dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """The released head over Mixed_5c (`logits_head`; `space_pooled` and `dropout_seed` as
+    there), its convolution the `Logits` unit."""
     return logits_head(net, lambda x: self.units["Logits"](x, is_training),
-                       self.spatial_squeeze, dropout_keep_prob)
+                       self.spatial_squeeze, dropout_keep_prob, space_pooled, dropout_seed)
 
   def _check_input(self, inputs: tf.Tensor) -> None:
     """An `InputError` (a ValueError) saying what was expected (`InputSpec`), instead of a shape

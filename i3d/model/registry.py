@@ -36,9 +36,9 @@ class CheckpointInfo:
   """
   name: str
   stream: str
-  num_classes: int
-  label_map: str
-  scoped: bool
+  num_classes: int = 400
+  label_map: str = "label_map.txt"
+  scoped: bool = True
   sha1: dict[str, str]
   source: str = RELEASE
 
@@ -58,38 +58,33 @@ class CheckpointInfo:
 
 
 CHECKPOINTS = {info.name: info for info in (
-    CheckpointInfo(name="rgb_imagenet", stream="rgb", num_classes=400,
-                   label_map="label_map.txt", scoped=True, sha1={
-                       STATE_FILE: "4ca69b22d0b129450e6fd8532e297795daa08ae1",
-                       DATA_FILE: "2958652e0c9c48a65010c0ebda5c9cfd4edc7c18",
-                       INDEX_FILE: "5ab1058b8f4f89a896c01f67c0a4c96a31548af7",
-                       META_FILE: "5959445a7c2adf3ea0968e22612085a5c4bce4d2"}),
-    CheckpointInfo(name="flow_imagenet", stream="flow", num_classes=400,
-                   label_map="label_map.txt", scoped=True, sha1={
-                       STATE_FILE: "b1d98a470052b65ddfb29656d5b1b8dff29b169e",
-                       DATA_FILE: "bf56831f663abc3de0d35f193030b73a3df7fb61",
-                       INDEX_FILE: "8217f9450d851d24782aaf1af01c5c3b35b81a35",
-                       META_FILE: "084e3ed7a9e7efc559ccee773097c71be7196780"}),
-    CheckpointInfo(name="rgb_scratch", stream="rgb", num_classes=400,
-                   label_map="label_map.txt", scoped=True, sha1={
-                       STATE_FILE: "d0c807cae5dd117942f2673f28503c5ebfd431b7",
-                       DATA_FILE: "fa7df95674dbf3579e7fccd954e51e706b4734c1",
-                       INDEX_FILE: "84dd4518e982d9ca6ce1ff02e95fca2e8cbb1f73",
-                       META_FILE: "41ff43137ea26b1f26853429e7458e3519e071a9"}),
-    CheckpointInfo(name="flow_scratch", stream="flow", num_classes=400,
-                   label_map="label_map.txt", scoped=True, sha1={
-                       STATE_FILE: "4441936dd6ed920127c129e15b311959c1e9f8c6",
-                       DATA_FILE: "1d6a0b68f32544af11111342857e47e30d13afa9",
-                       INDEX_FILE: "193bc425100f3978c793da66bd9eb54baea8dc6a",
-                       META_FILE: "fa8d81c913ef531e8007a292db2e4969033e7cf9"}),
+    CheckpointInfo(name="rgb_imagenet", stream="rgb", sha1={
+        STATE_FILE: "4ca69b22d0b129450e6fd8532e297795daa08ae1",
+        DATA_FILE: "2958652e0c9c48a65010c0ebda5c9cfd4edc7c18",
+        INDEX_FILE: "5ab1058b8f4f89a896c01f67c0a4c96a31548af7",
+        META_FILE: "5959445a7c2adf3ea0968e22612085a5c4bce4d2"}),
+    CheckpointInfo(name="flow_imagenet", stream="flow", sha1={
+        STATE_FILE: "b1d98a470052b65ddfb29656d5b1b8dff29b169e",
+        DATA_FILE: "bf56831f663abc3de0d35f193030b73a3df7fb61",
+        INDEX_FILE: "8217f9450d851d24782aaf1af01c5c3b35b81a35",
+        META_FILE: "084e3ed7a9e7efc559ccee773097c71be7196780"}),
+    CheckpointInfo(name="rgb_scratch", stream="rgb", sha1={
+        STATE_FILE: "d0c807cae5dd117942f2673f28503c5ebfd431b7",
+        DATA_FILE: "fa7df95674dbf3579e7fccd954e51e706b4734c1",
+        INDEX_FILE: "84dd4518e982d9ca6ce1ff02e95fca2e8cbb1f73",
+        META_FILE: "41ff43137ea26b1f26853429e7458e3519e071a9"}),
+    CheckpointInfo(name="flow_scratch", stream="flow", sha1={
+        STATE_FILE: "4441936dd6ed920127c129e15b311959c1e9f8c6",
+        DATA_FILE: "1d6a0b68f32544af11111342857e47e30d13afa9",
+        INDEX_FILE: "193bc425100f3978c793da66bd9eb54baea8dc6a",
+        META_FILE: "fa8d81c913ef531e8007a292db2e4969033e7cf9"}),
     CheckpointInfo(name="rgb_scratch_kin600", stream="rgb", num_classes=600,
                    label_map="label_map_600.txt", scoped=False, sha1={
                        STATE_FILE: "febd7d546081c498d644978b31e8c836a8931736",
                        DATA_FILE: "6392a74c3180e706cabada39d8f40a50a48642e5",
                        INDEX_FILE: "d378d8f01215fe92a29cd170f040c284070e9cd5",
                        META_FILE: "a2d73a13a94a9470b5e5949cbf7d244469e31a5b"}),
-    CheckpointInfo(name="rgb_tfhub", stream="rgb", num_classes=400,
-                   label_map="label_map.txt", scoped=True, sha1={}, source=TFHUB),
+    CheckpointInfo(name="rgb_tfhub", stream="rgb", sha1={}, source=TFHUB),
 )}
 RELEASED = tuple(name for name, info in CHECKPOINTS.items() if info.source == RELEASE)
 

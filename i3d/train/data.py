@@ -170,9 +170,8 @@ def clip_inputs(serialized: tf.Tensor, shape: ClipShape, seed: tf.Tensor | None)
     flip = tf.constant(False)
   else:
     draws = tf.random.stateless_uniform([4], seed, dtype=tf.float32)
-    start, top, left = tf.unstack(tf.cast(draws[:3] * tf.cast(spare + 1, tf.float32), tf.int32))
-    start, top, left = (tf.minimum(start, spare[0]), tf.minimum(top, spare[1]),
-                        tf.minimum(left, spare[2]))
+    start, top, left = tf.unstack(
+        tf.minimum(tf.cast(draws[:3] * tf.cast(spare + 1, tf.float32), tf.int32), spare))
     flip = tf.logical_and(draws[3] < 0.5, shape.flip)
   index = _window(total, shape.frames, start)
   inputs = {}

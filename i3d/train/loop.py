@@ -322,10 +322,9 @@ class Trainer:
         rate = examples / max(1e-9, time.monotonic() - started)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.1f}", refresh=False)
-        _scalar("train/loss", loss, step=number + 1)
-        _scalar("train/top1", float(correct) / config.batch, step=number + 1)
-        _scalar("train/learning_rate", float(self.rate), step=number + 1)
-        _scalar("train/examples_per_second", rate, step=number + 1)
+        for tag, value in (("loss", loss), ("top1", state["train_top1"]),
+                           ("learning_rate", float(self.rate)), ("examples_per_second", rate)):
+          _scalar(f"train/{tag}", value, step=number + 1)
         last = number + 1 == self.total
         best = False
         if self.eval_set is not None and ((number + 1) % eval_every == 0 or last):

@@ -15,7 +15,7 @@ import tensorflow as tf
 from i3d._util import files
 from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints, hardware
-from i3d.model.network import VALID_ENDPOINTS, InceptionI3d, logits_head
+from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import PREFIX
 from i3d.model.streams import FREEZABLE, MIN_FRAMES, STREAM_CHANNELS, STREAM_SCOPE
 
@@ -136,9 +136,8 @@ def logits(tower: InceptionI3d, clips: tf.Tensor, is_training: bool, freeze_unti
     if endpoint == freeze_until:
       net = tf.stop_gradient(net)
   pooled = tf.reduce_mean(tf.cast(net, tf.float32), axis=(2, 3), keepdims=True)
-  return logits_head(pooled, lambda x: tower.units["Logits"](x, is_training=False),
-                     dropout_keep_prob=dropout_keep_prob if is_training else 1.0,
-                     space_pooled=True, dropout_seed=dropout_seed)
+  return tower.logits(pooled, False, dropout_keep_prob if is_training else 1.0, space_pooled=True,
+                      dropout_seed=dropout_seed)
 
 
 def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: Path) -> None:
