@@ -49,27 +49,22 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
   if offline or env.offline():
     raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
   with making(dest):
-    if not dest.exists():
-      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
+    if dest.exists():  # another process fetched it while we waited for the lock
+      return dest
+    part = dest.with_name(dest.name + ".part")
+    try:
+      retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
+            retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
+    except _Transient as e:
+      if part.exists() and not part.stat().st_size:
+        part.unlink()
+      kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
+      raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
+                          f"network or the URL, then run again{kept}") from None
+    if git_sha1 is not None:
+      _verify(part, git_sha1, url)
+    os.replace(part, dest)
   return dest
-
-
-def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,
-                     timeout: float, backoff: float) -> None:
-  """The body of `download`, run holding the lock."""
-  part = dest.with_name(dest.name + ".part")
-  try:
-    retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
-          retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
-  except _Transient as e:
-    if part.exists() and not part.stat().st_size:
-      part.unlink()
-    kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
-    raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
-                        f"network or the URL, then run again{kept}") from None
-  if git_sha1 is not None:
-    _verify(part, git_sha1, url)
-  os.replace(part, dest)
 
 
 def _verify(part: Path, git_sha1: str, url: str) -> None:
