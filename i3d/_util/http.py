@@ -61,20 +61,13 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
       kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
       raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
                           f"network or the URL, then run again{kept}") from None
-    if git_sha1 is not None:
-      _verify(part, git_sha1, url)
+    if git_sha1 is not None and (actual := git_blob_sha1(part)) != git_sha1:
+      part.unlink()
+      raise DownloadError(f"{url} failed verification: git SHA-1 {actual}, expected {git_sha1}; "
+                          f"the file was deleted. Run again, or check the mirror serves the "
+                          f"released file")
     os.replace(part, dest)
   return dest
-
-
-def _verify(part: Path, git_sha1: str, url: str) -> None:
-  """Delete `part` and raise if its git blob SHA-1 is not `git_sha1`."""
-  actual = git_blob_sha1(part)
-  if actual != git_sha1:
-    part.unlink()
-    raise DownloadError(f"{url} failed verification: git SHA-1 {actual}, expected {git_sha1}; "
-                        f"the file was deleted. Run again, or check the mirror serves the "
-                        f"released file")
 
 
 def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) -> None:
