@@ -82,7 +82,8 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
       _check_status(response, url)
       if response.status_code != 206:
         have = 0
-      total = _expected_total(response, have)
+      length = response.headers.get("Content-Length")  # None when the server does not say
+      total = None if length is None else have + int(length)  # the full file size
       limit = env.limit("I3D_MAX_DOWNLOAD_BYTES")
       if total is not None and total > limit:
         raise _too_big(url, part, f"{total} bytes")
@@ -130,9 +131,3 @@ def _check_status(response: requests.Response, url: str) -> None:
     raise _Transient(f"HTTP {status} from {url}")
   raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not there; "
                       f"check the URL or mirror", status=status)
-
-
-def _expected_total(response: requests.Response, offset: int) -> Optional[int]:
-  """The full file size the response promises, or None when the server does not say."""
-  length = response.headers.get("Content-Length")
-  return None if length is None else offset + int(length)
