@@ -161,14 +161,9 @@ def running(options: PipelineOptions) -> Iterator[beam.Pipeline]:
   chosen = options.get_all_options()
   quiet = (chosen["runner"] == LOCAL_RUNNER and chosen["direct_running_mode"] == "multi_processing"
            and chosen["default_sdk_harness_log_level"] == QUIET_WORKERS.split("=")[1])
-  with stderr.filtered(_start_up_line) if quiet else contextlib.nullcontext():
+  with stderr.filtered(_START_UP_LINE.match) if quiet else contextlib.nullcontext():
     try:
       with beam.Pipeline(options=options) as pipeline:
         yield pipeline
     except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
       raise pipeline_error(e) from e
-
-
-def _start_up_line(line: bytes) -> bool:
-  """Whether `line` is a worker's log line of `_START_UP_LINE`."""
-  return _START_UP_LINE.match(line) is not None
