@@ -38,7 +38,12 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
   `beam_args` are Beam's own flags, passed through (e.g. --project, --flink_master)."""
   if workers < 1:
     raise UserError(f"--workers must be at least 1, got {workers}")
-  _check_runner(runner)
+  from apache_beam.runners import runner as runners  # pylint: disable=import-outside-toplevel
+  try:  # Beam must know the runner (a name or a module.Class path)
+    runners.create_runner(runner)
+  except (ValueError, ImportError, AttributeError) as e:
+    raise UserError(f"--runner {runner}: not a Beam runner ({e}); use DirectRunner, "
+                    f"DataflowRunner, FlinkRunner, SparkRunner, PortableRunner, ...") from None
   args = ["--runner", runner, *beam_args]
   if not any(a.startswith(QUIET_WORKERS.split("=")[0]) for a in beam_args):
     # Beam's INFO and WARNING lines (dozens per run, each retry's traceback) would bury ours;
@@ -56,16 +61,6 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
     raise UserError(f"unknown Beam pipeline options: {', '.join('--' + u for u in unknown)}; "
                     f"see `python -m apache_beam.examples.wordcount --help` for Beam's flags")
   return options
-
-
-def _check_runner(runner: str) -> None:
-  """A `UserError` unless Beam knows the runner `runner` (a name or a module.Class path)."""
-  from apache_beam.runners import runner as runners  # pylint: disable=import-outside-toplevel
-  try:
-    runners.create_runner(runner)
-  except (ValueError, ImportError, AttributeError) as e:
-    raise UserError(f"--runner {runner}: not a Beam runner ({e}); use DirectRunner, "
-                    f"DataflowRunner, FlinkRunner, SparkRunner, PortableRunner, ...") from None
 
 
 def pipeline_error(error: Exception) -> UserError:
