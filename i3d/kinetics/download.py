@@ -370,14 +370,12 @@ def _shard_names(shard_list: Path) -> list[str]:
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f"shard list {shard_list} is unreadable ({e}); delete it and run "
                     f"again") from None
-  names = []
-  for number, line in enumerate(lines, 1):
-    name = posixpath.basename(line.strip())
-    if line.strip() and not _SHARD_NAME.match(name):
-      raise UserError(f"shard list {shard_list} line {number}: {line.strip()[:80]!r} does not "
+  entries = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+  for number, line in entries:
+    if not _SHARD_NAME.match(posixpath.basename(line)):
+      raise UserError(f"shard list {shard_list} line {number}: {line[:80]!r} does not "
                       f"end in a plain NAME.tar.gz; check --base_url serves a Kinetics mirror")
-    names += [name] if line.strip() else []
-  return names
+  return [posixpath.basename(line) for _, line in entries]
 
 
 def _shard_key(url: str) -> str:
