@@ -395,12 +395,9 @@ def index_videos(clips: Iterable[Clip], video_dir: str | Path,
   rows = []
   for clip in clips:
     path = files.get(clip.filename)
-    if path is None:
-      rows.append(IndexRow(clip, "missing", None))
-    elif check_readable and not is_readable(path):
-      rows.append(IndexRow(clip, "unreadable", path))
-    else:
-      rows.append(IndexRow(clip, "found", path))
+    status = ("missing" if path is None else
+              "unreadable" if check_readable and not is_readable(path) else "found")
+    rows.append(IndexRow(clip, status, path))
   return rows
 
 
