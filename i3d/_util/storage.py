@@ -155,11 +155,7 @@ def list_names(folder: str, suffix: str = "") -> list[str]:
 
 def walk_files(root: str) -> Iterator[str]:
   """Every file below `root`, as paths joined onto `root`."""
-  if not is_remote(root):
-    for folder, _, names in os.walk(root):
-      yield from (os.path.join(folder, n) for n in names)
-    return
-  for folder, _, names in _gfile().walk(root):
+  for folder, _, names in (_gfile().walk if is_remote(root) else os.walk)(root):
     yield from (posixpath.join(folder, n) for n in names)
 
 
