@@ -76,11 +76,16 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
   headers = {"Range": f"bytes={have}-"} if have else {}
   try:
     with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-      if response.status_code == 416 and have:  # what we hold is not a prefix of the file
+      status = response.status_code  # retried when worth it (`_Transient`), else refused
+      if status == 416 and have:  # what we hold is not a prefix of the file
         part.unlink()
         raise _Transient("stale partial file discarded")
-      _check_status(response, url)
-      if response.status_code != 206:
+      if status in TRANSIENT_STATUS:
+        raise _Transient(f"HTTP {status} from {url}")
+      if status not in (200, 206):
+        raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not "
+                            f"there; check the URL or mirror", status=status)
+      if status != 206:
         have = 0
       length = response.headers.get("Content-Length")  # None when the server does not say
       total = None if length is None else have + int(length)  # the full file size
@@ -120,14 +125,3 @@ def _root_cause(error: BaseException) -> str:
   while error.__context__ is not None or error.__cause__ is not None:
     error = error.__cause__ or error.__context__  # type: ignore[assignment]
   return str(error) or type(error).__name__
-
-
-def _check_status(response: requests.Response, url: str) -> None:
-  """Raise `_Transient` for statuses worth retrying and `DownloadError` for the others."""
-  status = response.status_code
-  if status in (200, 206):
-    return
-  if status in TRANSIENT_STATUS:
-    raise _Transient(f"HTTP {status} from {url}")
-  raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not there; "
-                      f"check the URL or mirror", status=status)
