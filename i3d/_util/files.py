@@ -253,17 +253,11 @@ def environmental(error: BaseException) -> bool:
   current: BaseException | None = error
   while current is not None and id(current) not in seen:
     seen.add(id(current))
-    if isinstance(current, OSError) and current.errno in ENVIRONMENTAL_ERRNOS:
-      return True
-    if type(current).__name__ in _ENVIRONMENTAL_TYPES:
-      return True
-    if environmental_text(str(current)):
+    # The message may give the errno only in the system's words ("No space left on device"):
+    # TensorFlow's errors do, and those Beam relays from a worker.
+    if (isinstance(current, OSError) and current.errno in ENVIRONMENTAL_ERRNOS
+        or type(current).__name__ in _ENVIRONMENTAL_TYPES
+        or any(os.strerror(e) in str(current) for e in ENVIRONMENTAL_ERRNOS)):
       return True
     current = current.__cause__ or current.__context__
   return False
-
-
-def environmental_text(message: str) -> bool:
-  """Whether an error `message` (TensorFlow's, or one Beam relays from a worker) gives one of
-  `ENVIRONMENTAL_ERRNOS` in the system's words ("No space left on device")."""
-  return any(os.strerror(e) in message for e in ENVIRONMENTAL_ERRNOS)

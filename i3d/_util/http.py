@@ -49,37 +49,25 @@ def download(url: str, dest: Path, *, git_sha1: Optional[str] = None, progress: 
   if offline or env.offline():
     raise DownloadError(f"downloads are off (--offline or I3D_OFFLINE) and {dest} is missing")
   with making(dest):
-    if not dest.exists():
-      _download_locked(url, dest, git_sha1, progress, retries, timeout, backoff)
-  return dest
-
-
-def _download_locked(url: str, dest: Path, git_sha1: Optional[str], progress: bool, retries: int,
-                     timeout: float, backoff: float) -> None:
-  """The body of `download`, run holding the lock."""
-  part = dest.with_name(dest.name + ".part")
-  try:
-    retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
-          retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
-  except _Transient as e:
-    if part.exists() and not part.stat().st_size:
+    if dest.exists():  # another process fetched it while we waited for the lock
+      return dest
+    part = dest.with_name(dest.name + ".part")
+    try:
+      retry(lambda _: _fetch(url, part, timeout=timeout, progress=progress, label=dest.name),
+            retries=retries, backoff=backoff, transient=lambda e: isinstance(e, _Transient))
+    except _Transient as e:
+      if part.exists() and not part.stat().st_size:
+        part.unlink()
+      kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
+      raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
+                          f"network or the URL, then run again{kept}") from None
+    if git_sha1 is not None and (actual := git_blob_sha1(part)) != git_sha1:
       part.unlink()
-    kept = f" (the partial file {part} is kept and resumed)" if part.exists() else ""
-    raise DownloadError(f"could not download {url} after {retries + 1} tries: {e}; check the "
-                        f"network or the URL, then run again{kept}") from None
-  if git_sha1 is not None:
-    _verify(part, git_sha1, url)
-  os.replace(part, dest)
-
-
-def _verify(part: Path, git_sha1: str, url: str) -> None:
-  """Delete `part` and raise if its git blob SHA-1 is not `git_sha1`."""
-  actual = git_blob_sha1(part)
-  if actual != git_sha1:
-    part.unlink()
-    raise DownloadError(f"{url} failed verification: git SHA-1 {actual}, expected {git_sha1}; "
-                        f"the file was deleted. Run again, or check the mirror serves the "
-                        f"released file")
+      raise DownloadError(f"{url} failed verification: git SHA-1 {actual}, expected {git_sha1}; "
+                          f"the file was deleted. Run again, or check the mirror serves the "
+                          f"released file")
+    os.replace(part, dest)
+  return dest
 
 
 def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) -> None:
@@ -88,13 +76,19 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool, label: str) 
   headers = {"Range": f"bytes={have}-"} if have else {}
   try:
     with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-      if response.status_code == 416 and have:  # what we hold is not a prefix of the file
+      status = response.status_code  # retried when worth it (`_Transient`), else refused
+      if status == 416 and have:  # what we hold is not a prefix of the file
         part.unlink()
         raise _Transient("stale partial file discarded")
-      _check_status(response, url)
-      if response.status_code != 206:
+      if status in TRANSIENT_STATUS:
+        raise _Transient(f"HTTP {status} from {url}")
+      if status not in (200, 206):
+        raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not "
+                            f"there; check the URL or mirror", status=status)
+      if status != 206:
         have = 0
-      total = _expected_total(response, have)
+      length = response.headers.get("Content-Length")  # None when the server does not say
+      total = None if length is None else have + int(length)  # the full file size
       limit = env.limit("I3D_MAX_DOWNLOAD_BYTES")
       if total is not None and total > limit:
         raise _too_big(url, part, f"{total} bytes")
@@ -131,20 +125,3 @@ def _root_cause(error: BaseException) -> str:
   while error.__context__ is not None or error.__cause__ is not None:
     error = error.__cause__ or error.__context__  # type: ignore[assignment]
   return str(error) or type(error).__name__
-
-
-def _check_status(response: requests.Response, url: str) -> None:
-  """Raise `_Transient` for statuses worth retrying and `DownloadError` for the others."""
-  status = response.status_code
-  if status in (200, 206):
-    return
-  if status in TRANSIENT_STATUS:
-    raise _Transient(f"HTTP {status} from {url}")
-  raise DownloadError(f"HTTP {status} ({response.reason}) for {url}: the file is not there; "
-                      f"check the URL or mirror", status=status)
-
-
-def _expected_total(response: requests.Response, offset: int) -> Optional[int]:
-  """The full file size the response promises, or None when the server does not say."""
-  length = response.headers.get("Content-Length")
-  return None if length is None else offset + int(length)

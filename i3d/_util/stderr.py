@@ -13,7 +13,7 @@ _CHUNK = 1 << 16
 
 
 @contextlib.contextmanager
-def filtered(drop: Callable[[bytes], bool]) -> Iterator[None]:
+def filtered(drop: Callable[[bytes], object]) -> Iterator[None]:
   """Passes on what is written to file descriptor 2 meanwhile, by this process and its children,
   a line at a time, without the lines (no line end) that `drop` picks."""
   sys.stderr.flush()
@@ -33,7 +33,7 @@ def filtered(drop: Callable[[bytes], bool]) -> Iterator[None]:
     relay.join(DRAIN_SECONDS)
 
 
-def _relay(read: int, out: int, drop: Callable[[bytes], bool]) -> None:
+def _relay(read: int, out: int, drop: Callable[[bytes], object]) -> None:
   """Copies the lines read from `read` to `out` unless `drop` picks them, until the end of the
   input (read to the end even once `out` fails, so that no writer blocks); closes both."""
   pending, shown = b"", True

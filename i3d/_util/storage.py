@@ -1,7 +1,7 @@
 """Files on local disks or on any filesystem `tf.io.gfile` reads (gs://, s3://, hdfs://, ...).
 
 Distributed runs keep paths as strings (a `Path` folds the `//` of `gs://bucket`). Local paths go
-through `files.atomic_write`; elsewhere a file is written under a temporary name and renamed, so
+through `files.atomic_path`; elsewhere a file is written under a temporary name and renamed, so
 a reader never sees half of it either. TensorFlow is imported only for non-local paths.
 """
 
@@ -20,7 +20,6 @@ from pathlib import Path
 import filelock
 
 from i3d._util.files import atomic_path as local_atomic_path
-from i3d._util.files import atomic_write
 from i3d._util.files import inside as local_inside
 from i3d.errors import UserError
 
@@ -60,9 +59,7 @@ def makedirs(path: str) -> None:
 
 def read_bytes(path: str) -> bytes:
   """The content of `path`."""
-  if not is_remote(path):
-    return Path(path).read_bytes()
-  with _gfile().GFile(path, "rb") as f:
+  with (_gfile().GFile if is_remote(path) else open)(path, "rb") as f:
     return f.read()
 
 
@@ -87,11 +84,8 @@ def atomic_path(path: str) -> Iterator[str]:
 
 def write_bytes(path: str, data: bytes) -> None:
   """Writes `data` to `path` so that readers see the old content or all of the new."""
-  if not is_remote(path):
-    with atomic_write(path, "wb") as f:
-      f.write(data)
-    return
-  with atomic_path(path) as temporary, _gfile().GFile(temporary, "wb") as f:
+  opener = _gfile().GFile if is_remote(path) else open
+  with atomic_path(path) as temporary, opener(temporary, "wb") as f:
     f.write(data)
 
 
@@ -161,11 +155,7 @@ def list_names(folder: str, suffix: str = "") -> list[str]:
 
 def walk_files(root: str) -> Iterator[str]:
   """Every file below `root`, as paths joined onto `root`."""
-  if not is_remote(root):
-    for folder, _, names in os.walk(root):
-      yield from (os.path.join(folder, n) for n in names)
-    return
-  for folder, _, names in _gfile().walk(root):
+  for folder, _, names in (_gfile().walk if is_remote(root) else os.walk)(root):
     yield from (posixpath.join(folder, n) for n in names)
 
 

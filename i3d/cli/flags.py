@@ -119,11 +119,9 @@ def classifier(args: argparse.Namespace) -> Classifier:
 
 def add_input_flags(parser: argparse.ArgumentParser, trim: bool = True) -> None:
   """The flags of commands that read videos: the trim window and the flow backend."""
-  if trim:
-    parser.add_argument("--time_start", type=float, default=None,
-                        help="start of the trim window in seconds (default: the video's start)")
-    parser.add_argument("--time_end", type=float, default=None,
-                        help="end of the trim window in seconds (default: the video's end)")
+  for edge in ("start", "end") if trim else ():
+    parser.add_argument(f"--time_{edge}", type=float, default=None,
+                        help=f"{edge} of the trim window in seconds (default: the video's {edge})")
   parser.add_argument("--flow_backend", choices=FLOW_BACKENDS, default=None,
                       help="TV-L1 implementation: our TensorFlow one (default; GPU when present) "
                            "or OpenCV's DualTVL1 (the reference)")

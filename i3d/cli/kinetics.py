@@ -31,8 +31,6 @@ def register(subparsers) -> None:
   subset.add_argument("--video_dir", type=Path, default=None,
                       help="prefer clips already in this directory")
   subset.add_argument("--output", type=Path, required=True, help="CSV file to write")
-  flags.add_run_flags(subset)
-  subset.set_defaults(run=_subset)
 
   fetch = commands.add_parser(
       "download", help="fetch the clips of an annotation file from YouTube, or a whole split "
@@ -47,8 +45,6 @@ def register(subparsers) -> None:
   fetch.add_argument("--video_dir", type=Path, required=True, help="where clips go")
   fetch.add_argument("--num_workers", type=int, default=4, help="parallel downloads")
   fetch.add_argument("--retries", type=int, default=3, help="retries of transient failures")
-  flags.add_run_flags(fetch)
-  fetch.set_defaults(run=_download)
 
   index = commands.add_parser("index", help="which annotated clips are present, missing or "
                                              "unreadable in a video directory")
@@ -58,8 +54,9 @@ def register(subparsers) -> None:
                      help="do not decode files to check they are readable (faster)")
   index.add_argument("--output", type=Path, default=None,
                      help="CSV of every clip's status (default: none, counts only)")
-  flags.add_run_flags(index)
-  index.set_defaults(run=_index)
+  for command, run in ((subset, _subset), (fetch, _download), (index, _index)):
+    flags.add_run_flags(command)
+    command.set_defaults(run=run)
 
 
 def _dataset_flags(parser, annotations: bool = True) -> None:

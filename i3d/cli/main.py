@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+import i3d
 from i3d._util import env, progress
 from i3d.errors import UsageError, UserError
 
@@ -39,18 +40,13 @@ class Parser(argparse.ArgumentParser):
 
 def _parser() -> Parser:
   parser = Parser(prog="i3d", description="I3D action recognition toolkit (Kinetics, TensorFlow).")
-  parser.add_argument("--version", action="version", version=f"i3d {_version()}")
+  parser.add_argument("--version", action="version", version=f"i3d {i3d.__version__}")
   subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in sorted(COMMANDS):
     importlib.import_module(f"i3d.cli.{name}").register(subparsers)
   for leaf in _leaves(parser):
     leaf.set_defaults(parser=leaf)
   return parser
-
-
-def _version() -> str:
-  import i3d  # pylint: disable=import-outside-toplevel
-  return i3d.__version__
 
 
 def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

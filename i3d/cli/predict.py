@@ -74,15 +74,11 @@ def _predictions(predict, classifier, source: str, settings, protocol,
     yield {"video": source, "error": str(e)}
 
 
-def _frames(result: dict) -> str:
-  """`79 frames`, or `5 frames, looped to 9` when the clip was shorter than the model's input."""
-  looped = result.get("looped_to")
-  return f"{result['frames']} frames" + (f", looped to {looped}" if looped else "")
-
-
 def _text(result: dict) -> str:
-  """One video's block: its name, then `probability  label` per class."""
-  lines = [f"{result['video']} ({_frames(result)})"]
+  """One video's block: its name and frames (`79 frames`, or `5 frames, looped to 9` when the clip
+  was shorter than the model's input), then `probability  label` per class."""
+  looped = f", looped to {result['looped_to']}" if result.get("looped_to") else ""
+  lines = [f"{result['video']} ({result['frames']} frames{looped})"]
   lines += [f"  {c['probability']:.4f}  {c['label']}" for c in result["top_k"]]
   return "\n".join(lines)
 

@@ -289,13 +289,10 @@ def _seconds(value: str) -> int:
 
 def _flag(value: str) -> bool | None:
   """The optional is_cc column: "1"/"0" (or true/false), None when absent."""
-  if not value:
-    return None
-  if value.lower() in ("1", "true", "1.0"):
-    return True
-  if value.lower() in ("0", "false", "0.0"):
-    return False
-  raise _RowError(f"is_cc {value!r} is not 0 or 1")
+  flags = {"": None, "1": True, "true": True, "1.0": True, "0": False, "false": False, "0.0": False}
+  if value.lower() not in flags:
+    raise _RowError(f"is_cc {value!r} is not 0 or 1")
+  return flags[value.lower()]
 
 
 def usable(parsed: Annotations, path: str | Path) -> list[Clip]:
@@ -395,12 +392,9 @@ def index_videos(clips: Iterable[Clip], video_dir: str | Path,
   rows = []
   for clip in clips:
     path = files.get(clip.filename)
-    if path is None:
-      rows.append(IndexRow(clip, "missing", None))
-    elif check_readable and not is_readable(path):
-      rows.append(IndexRow(clip, "unreadable", path))
-    else:
-      rows.append(IndexRow(clip, "found", path))
+    status = ("missing" if path is None else
+              "unreadable" if check_readable and not is_readable(path) else "found")
+    rows.append(IndexRow(clip, status, path))
   return rows
 
 

@@ -8,6 +8,7 @@ run killed at any point (even SIGKILL) resumes without losing or refetching anyt
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import os
 import posixpath
@@ -19,7 +20,6 @@ import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from i3d._util import env, extras, text
 from i3d._util import progress as progress_output
@@ -32,7 +32,6 @@ from i3d.inputs.decode import is_readable
 from i3d.kinetics import annotations as kinetics
 from i3d.kinetics.annotations import Clip
 
-T = TypeVar("T")
 REPORT_NAME = "download_report.jsonl"
 YOUTUBE_URL = "https://www.youtube.com/watch?v={youtube_id}"
 CVDF_BASE_URL = "https://s3.amazonaws.com/kinetics"
@@ -162,12 +161,8 @@ def download_clips(clips: Iterable[Clip], video_dir: str | Path, *,
   if todo and (offline or env.offline()):
     raise UserError(f"downloads are off (--offline or I3D_OFFLINE) and "
                     f"{text.count(len(todo), 'clip')} of the list are not in {video_dir}")
-
-  def work(clip: Clip) -> Result:
-    return _retrying(clip.filename, lambda: _fetch_clip(clip, video_dir, fetcher),
-                     retries, backoff)
-
-  return skipped + _run_pool(todo, work, video_dir, num_workers, progress, "clips")
+  jobs = [(c.filename, functools.partial(_fetch_clip, c, video_dir, fetcher)) for c in todo]
+  return skipped + _run_pool(jobs, retries, backoff, video_dir, num_workers, progress, "clips")
 
 
 def _fetch_clip(clip: Clip, video_dir: Path, fetcher: Fetcher) -> int:
@@ -221,15 +216,17 @@ def _retrying(key: str, attempt: Callable[[], int], retries: int, backoff: float
   return Result(key, "ok", attempts=tries, clips=clips)
 
 
-def _run_pool(items: Sequence[T], work: Callable[[T], Result], video_dir: Path,
-              num_workers: int, progress: bool, unit: str) -> list[Result]:
-  """Runs `work` over items on `num_workers` threads, appending each result to the report."""
+def _run_pool(jobs: Sequence[tuple[str, Callable[[], int]]], retries: int, backoff: float,
+              video_dir: Path, num_workers: int, progress: bool, unit: str) -> list[Result]:
+  """Runs each job (key, attempt) `_retrying` on `num_workers` threads, appending each result to
+  the report."""
   results = []
   video_dir.mkdir(parents=True, exist_ok=True)
   with (concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool,
-        progress_output.outer(len(items), "downloading", unit, show=progress) as bar,
+        progress_output.outer(len(jobs), "downloading", unit, show=progress) as bar,
         JsonLines(video_dir / REPORT_NAME) as report):
-    for future in concurrent.futures.as_completed([pool.submit(work, i) for i in items]):
+    futures = [pool.submit(_retrying, key, attempt, retries, backoff) for key, attempt in jobs]
+    for future in concurrent.futures.as_completed(futures):
       result = future.result()
       report.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **dataclasses.asdict(result)})
       results.append(result)
@@ -355,12 +352,9 @@ def download_split(version: int | str, split: str, video_dir: str | Path, *,
   skipped = [Result(_shard_key(u), "skipped", "done") for u in urls if u not in todo]
   if clips and clips.keys() <= kinetics.local_clips(video_dir).keys():
     return skipped + [Result(_shard_key(u), "skipped", "all clips present") for u in todo]
-
-  def work(url: str) -> Result:  # no retries here: `download` retries transfers itself
-    return _retrying(_shard_key(url), lambda: _fetch_shard(url, video_dir, split, clips, retries),
-                     0, 0.0)
-
-  return skipped + _run_pool(todo, work, video_dir, num_workers, progress, "shards")
+  jobs = [(_shard_key(u), functools.partial(_fetch_shard, u, video_dir, split, clips, retries))
+          for u in todo]  # no retries of a shard: `download` retries transfers itself
+  return skipped + _run_pool(jobs, 0, 0.0, video_dir, num_workers, progress, "shards")
 
 
 def _shard_names(shard_list: Path) -> list[str]:
@@ -370,14 +364,12 @@ def _shard_names(shard_list: Path) -> list[str]:
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f"shard list {shard_list} is unreadable ({e}); delete it and run "
                     f"again") from None
-  names = []
-  for number, line in enumerate(lines, 1):
-    name = posixpath.basename(line.strip())
-    if line.strip() and not _SHARD_NAME.match(name):
-      raise UserError(f"shard list {shard_list} line {number}: {line.strip()[:80]!r} does not "
+  entries = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+  for number, line in entries:
+    if not _SHARD_NAME.match(posixpath.basename(line)):
+      raise UserError(f"shard list {shard_list} line {number}: {line[:80]!r} does not "
                       f"end in a plain NAME.tar.gz; check --base_url serves a Kinetics mirror")
-    names += [name] if line.strip() else []
-  return names
+  return [posixpath.basename(line) for _, line in entries]
 
 
 def _shard_key(url: str) -> str:

@@ -38,7 +38,12 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
   `beam_args` are Beam's own flags, passed through (e.g. --project, --flink_master)."""
   if workers < 1:
     raise UserError(f"--workers must be at least 1, got {workers}")
-  _check_runner(runner)
+  from apache_beam.runners import runner as runners  # pylint: disable=import-outside-toplevel
+  try:  # Beam must know the runner (a name or a module.Class path)
+    runners.create_runner(runner)
+  except (ValueError, ImportError, AttributeError) as e:
+    raise UserError(f"--runner {runner}: not a Beam runner ({e}); use DirectRunner, "
+                    f"DataflowRunner, FlinkRunner, SparkRunner, PortableRunner, ...") from None
   args = ["--runner", runner, *beam_args]
   if not any(a.startswith(QUIET_WORKERS.split("=")[0]) for a in beam_args):
     # Beam's INFO and WARNING lines (dozens per run, each retry's traceback) would bury ours;
@@ -56,16 +61,6 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()) -
     raise UserError(f"unknown Beam pipeline options: {', '.join('--' + u for u in unknown)}; "
                     f"see `python -m apache_beam.examples.wordcount --help` for Beam's flags")
   return options
-
-
-def _check_runner(runner: str) -> None:
-  """A `UserError` unless Beam knows the runner `runner` (a name or a module.Class path)."""
-  from apache_beam.runners import runner as runners  # pylint: disable=import-outside-toplevel
-  try:
-    runners.create_runner(runner)
-  except (ValueError, ImportError, AttributeError) as e:
-    raise UserError(f"--runner {runner}: not a Beam runner ({e}); use DirectRunner, "
-                    f"DataflowRunner, FlinkRunner, SparkRunner, PortableRunner, ...") from None
 
 
 def pipeline_error(error: Exception) -> UserError:
@@ -161,14 +156,9 @@ def running(options: PipelineOptions) -> Iterator[beam.Pipeline]:
   chosen = options.get_all_options()
   quiet = (chosen["runner"] == LOCAL_RUNNER and chosen["direct_running_mode"] == "multi_processing"
            and chosen["default_sdk_harness_log_level"] == QUIET_WORKERS.split("=")[1])
-  with stderr.filtered(_start_up_line) if quiet else contextlib.nullcontext():
+  with stderr.filtered(_START_UP_LINE.match) if quiet else contextlib.nullcontext():
     try:
       with beam.Pipeline(options=options) as pipeline:
         yield pipeline
     except Exception as e:  # noqa: BLE001 - Beam raises its own types with remote tracebacks
       raise pipeline_error(e) from e
-
-
-def _start_up_line(line: bytes) -> bool:
-  """Whether `line` is a worker's log line of `_START_UP_LINE`."""
-  return _START_UP_LINE.match(line) is not None

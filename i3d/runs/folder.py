@@ -101,14 +101,12 @@ class RunFolder:
   @contextlib.contextmanager
   def locked(self) -> Iterator[RunFolder]:
     """Creates the folder and holds its lock; another writer is refused with a `UserError`."""
-    with contextlib.ExitStack() as stack:
-      try:
-        storage.makedirs(self.path)
-        stack.enter_context(storage.locked(self.path,
-                                           f"another {self.job} is writing to {self.path}"))
-      except OSError as e:
-        raise UserError(f"cannot write to {self.path} ({e.strerror or e}); choose a writable "
-                        f"--output_dir") from None
+    try:
+      storage.makedirs(self.path)
+    except OSError as e:
+      raise UserError(f"cannot write to {self.path} ({e.strerror or e}); choose a writable "
+                      f"--output_dir") from None
+    with storage.locked(self.path, f"another {self.job} is writing to {self.path}"):
       yield self
 
   def check_settings(self, record: dict, name: str = RUN_FILE, what: str = "a run") -> None:
