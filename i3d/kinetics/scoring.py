@@ -60,13 +60,9 @@ def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
 
 def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dict],
                   failures: Sequence[dict], missing: Sequence[Clip], protocol: str,
-                  eval_type: str | None, scores: dict | None = None) -> dict:
-  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
-
-  `scores` are the records' metrics when already computed (from their `counts` otherwise).
-  """
-  if scores is None:
-    scores = metrics.summarize_counts(counts(records, labels), tuple(labels))
+                  eval_type: str | None) -> dict:
+  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics."""
+  scores = metrics.summarize_counts(counts(records, labels), tuple(labels))
   if not records:  # strict JSON has no NaN: null, and why
     scores = {**scores, **{k: None for k in SCORES},
               "not_scored": f"no video was scored ({len(missing)} missing, {len(failures)} "

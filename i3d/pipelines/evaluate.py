@@ -4,7 +4,7 @@
     clips -> Reshuffle -> LoadViews (decode, RGB, flow, test-time views; failures tagged)
           -> RunInference(ClassifierHandler: one classifier per worker, clips of one shape
              batched) -> prediction records -> WriteResult (OUTPUT_DIR/clips/ID.json)
-    + the results of earlier runs -> one per clip id -> metrics (CombineFn) -> WriteOutputs
+    + the results of earlier runs -> one per clip id -> WriteOutputs (with the metrics)
 
 Nothing is lost or done twice: every clip's result (prediction or failure with its reason) is
 staged atomically under a name fixed by its id in the run folder (`i3d.runs.folder`) before
@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, check_class_list, load_classifier
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, recordset, report, scoring
+from i3d.kinetics import evaluation, recordset, report, scoring
 from i3d.kinetics.annotations import Clip, IndexRow
 from i3d.kinetics.annotations import video_files as video_files  # re-exported
 from i3d.model.checkpoints import label_map_of
@@ -191,25 +191,6 @@ def one_result(results: Iterable[dict]) -> dict:
   return min(results, key=lambda r: (r["kind"] != PREDICTION, json.dumps(r, sort_keys=True)))
 
 
-class MetricsFn(beam.CombineFn):
-  """Prediction records -> metrics.json's scores, from counts that add up across workers."""
-
-  def __init__(self, labels: Sequence[str]):
-    self._labels = tuple(labels)
-
-  def create_accumulator(self) -> metrics.Counts:
-    return metrics.Counts.empty(len(self._labels))
-
-  def add_input(self, counts: metrics.Counts, record: dict) -> metrics.Counts:
-    return counts + scoring.counts([record], self._labels)
-
-  def merge_accumulators(self, accumulators: Iterable[metrics.Counts]) -> metrics.Counts:
-    return sum(accumulators, self.create_accumulator())
-
-  def extract_output(self, counts: metrics.Counts) -> dict:
-    return metrics.summarize_counts(counts, self._labels)
-
-
 @dataclasses.dataclass(frozen=True)
 class Outputs:
   """What the final step writes: the run's files in OUTPUT_DIR, in annotation order."""
@@ -220,7 +201,7 @@ class Outputs:
   config: evaluation.EvalConfig
   eval_type: str
 
-  def write(self, results: list[dict], scores: dict) -> None:
+  def write(self, results: list[dict]) -> None:
     """predictions.jsonl, failures.jsonl, metrics.json, the ActivityNet file, summary, plots."""
     ordered = sorted(results, key=lambda r: self.order[r["record"]["id"]])
     predictions = [r["record"] for r in ordered if r["kind"] == PREDICTION]
@@ -231,7 +212,7 @@ class Outputs:
         lines = "".join(json.dumps(r) + "\n" for r in records)
         storage.write_bytes(str(folder / name), lines.encode())
       scoring.write_outputs(folder, self.labels, predictions, failures, self.missing,
-                            self.config.protocol.describe(), self.eval_type, scores)
+                            self.config.protocol.describe(), self.eval_type)
 
 
 def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
@@ -268,11 +249,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
          | "ReadEarlier" >> beam.Map(read_result))
   results = ((new, old) | "AllResults" >> beam.Flatten()
              | "OnePerClip" >> beam.CombinePerKey(one_result) | beam.Values())
-  scores = (results | beam.Filter(lambda r: r["kind"] == PREDICTION)
-            | "Records" >> beam.Map(lambda r: r["record"])
-            | "Metrics" >> beam.CombineGlobally(MetricsFn(outputs.labels)))
-  _ = (results | "Collect" >> beam.combiners.ToList()
-       | "WriteOutputs" >> beam.Map(outputs.write, beam.pvalue.AsSingleton(scores)))
+  _ = results | "Collect" >> beam.combiners.ToList() | "WriteOutputs" >> beam.Map(outputs.write)
   return results
 
 
