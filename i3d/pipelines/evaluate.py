@@ -32,7 +32,7 @@ from i3d._util import storage
 from i3d.classify.classifier import Classifier, check_class_list, load_classifier
 from i3d.inputs.views import video_views
 from i3d.kinetics import evaluation, recordset, report, scoring
-from i3d.kinetics.annotations import Clip, IndexRow
+from i3d.kinetics.annotations import Clip
 from i3d.kinetics.annotations import video_files as video_files  # re-exported
 from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
@@ -43,8 +43,6 @@ from i3d.runs import folder as runs
 
 FAILED = "failed"
 PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
-
-ClipJob = tuple[Clip, str]  # a clip and its video's path (or its records shard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +99,7 @@ class LoadViews(WorkerDoFn):
     super().__init__(threads)
     self._streams, self._config = tuple(streams), config
 
-  def process(self, job: ClipJob) -> Iterator[Any]:
+  def process(self, job: evaluation.ClipJob) -> Iterator[Any]:
     clip, path = job
     try:
       with storage.local_copy(path) as local:
@@ -126,10 +124,10 @@ class LoadRecordViews(WorkerDoFn):
 
   def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
     shard, shard_clips = job
-    rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
     clips = {clip.youtube_id: clip for clip in shard_clips}
     for video_id, error, *arrays in recordset.record_items(
-        self._records_dir, rows, self._streams, self._config.protocol, 1):
+        self._records_dir, [(clip, shard) for clip in shard_clips], self._streams,
+        self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
         yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, shard, error.decode()))
@@ -215,7 +213,7 @@ class Outputs:
                             self.config.protocol.describe(), self.eval_type)
 
 
-def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
+def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[evaluation.ClipJob],
           earlier: Sequence[str | dict], outputs: Outputs, threads: int | None,
           progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
   """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs
@@ -285,14 +283,11 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     folder.check_settings(config.record(clips, spec))
     found = evaluation.locate(clips, video_dir, records_dir)
     with evaluation.open_ledger(folder) as ledger:
-      scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
+      scored, failures, jobs, missing = evaluation.resume(ledger, clips, found, labels,
+                                                          config.retry_failed)
     earlier = _earlier(folder.path, scored, failures)
-    done = scored.keys() | failures.keys()
-    jobs = [(c, found[c.youtube_id]) for c in clips
-            if c.youtube_id in found and c.youtube_id not in done]
-    missing = tuple(c for c in clips if c.youtube_id not in found and c.youtube_id not in done)
     outputs = Outputs(folder.path, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
-                      missing, config, spec.eval_type)
+                      tuple(missing), config, spec.eval_type)
     if progress:
       print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
             file=sys.stderr)
