@@ -92,14 +92,22 @@ class ClassifierSpec:
 
 class LoadViews(WorkerDoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
-  failure result on the FAILED output instead of an error (Beam would retry it forever)."""
+  failure result on the FAILED output instead of an error (Beam would retry it forever).
+
+  With `records_dir`: (shard, its clips) -> ((clip, shard), views) for each clip read from the
+  records `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be
+  read become failure results on the FAILED output.
+  """
 
   def __init__(self, streams: Sequence[str], config: evaluation.EvalConfig,
-               threads: int | None):
+               threads: int | None, records_dir: str | None = None):
     super().__init__(threads)
-    self._streams, self._config = tuple(streams), config
+    self._streams, self._config, self._records_dir = tuple(streams), config, records_dir
 
-  def process(self, job: evaluation.ClipJob) -> Iterator[Any]:
+  def process(self, job: Any) -> Iterator[Any]:
+    if self._records_dir is not None:
+      yield from self._read(self._records_dir, *job)
+      return
     clip, path = job
     try:
       with storage.local_copy(path) as local:
@@ -111,22 +119,10 @@ class LoadViews(WorkerDoFn):
       return
     yield (clip, path), views
 
-
-class LoadRecordViews(WorkerDoFn):
-  """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
-  `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be read
-  become failure results on the FAILED output."""
-
-  def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
-               threads: int | None):
-    super().__init__(threads)
-    self._records_dir, self._streams, self._config = records_dir, tuple(streams), config
-
-  def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
-    shard, shard_clips = job
+  def _read(self, records_dir: str, shard: str, shard_clips: list[Clip]) -> Iterator[Any]:
     clips = {clip.youtube_id: clip for clip in shard_clips}
     for video_id, error, *arrays in recordset.record_items(
-        self._records_dir, [(clip, shard) for clip in shard_clips], self._streams,
+        records_dir, [(clip, shard) for clip in shard_clips], self._streams,
         self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
@@ -224,12 +220,8 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[evaluati
   views_per_clip = max(1, config.protocol.windows) * config.protocol.crops
   handler: KeyedModelHandler = KeyedModelHandler(ClassifierHandler(
       spec, config.view_batch, max(1, config.view_batch // views_per_clip), threads))
-  work: list[Any]
-  load: beam.DoFn
-  if records_dir is None:
-    work, load = list(jobs), LoadViews(spec.streams, config, threads)
-  else:
-    work, load = by_shard(jobs), LoadRecordViews(records_dir, spec.streams, config, threads)
+  work = list(jobs) if records_dir is None else by_shard(jobs)
+  load = LoadViews(spec.streams, config, threads, records_dir)
   loaded = (pipeline | "Clips" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadViews" >> beam.ParDo(load).with_outputs(FAILED, main="views"))
   inferred, dead = (loaded.views | "Classify" >> RunInference(handler)
