@@ -28,7 +28,7 @@ from i3d.errors import UserError
 from i3d.inputs.settings import InputSettings
 from i3d.inputs.views import ViewProtocol, cropped_inputs, temporal_views
 from i3d.kinetics import recordset, scoring
-from i3d.kinetics.annotations import Clip, IndexRow, clip_list, video_files
+from i3d.kinetics.annotations import Clip, clip_list, video_files
 from i3d.model.labels import did_you_mean, load_label_map
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
 from i3d.runs import folder as runs
@@ -36,6 +36,7 @@ from i3d.runs import folder as runs
 PREDICTIONS_FILE = "predictions.jsonl"
 STAGED_DIR = "clips"  # per-clip outcomes staged by the Beam pipeline's workers
 RUN_FORMAT = 2
+ClipJob = tuple[Clip, str]  # a clip and its video's path (or its records shard)
 
 
 class ModelFacts(typing.Protocol):
@@ -133,18 +134,15 @@ def evaluate(classifier: Classifier, clips: Sequence[Clip], video_dir: Path | No
       raise UserError(f"none of the {len(clips)} annotated clips is in "
                       f"{records_dir or video_dir}; check --video_dir (or --records) and --split")
     with open_ledger(folder) as ledger:
-      scored, failures = resume(ledger, clips, found, classifier.labels, config.retry_failed)
-      pending = [c for c in clips if c.youtube_id in found
-                 and c.youtube_id not in scored and c.youtube_id not in failures]
+      scored, failures, pending, missing = resume(ledger, clips, found, classifier.labels,
+                                                  config.retry_failed)
       if records_dir is None:
         items = _decoded_views(pending, found, classifier.streams, config, ledger)
       else:
-        items = recordset.record_items(
-            records_dir, [IndexRow(c, "found", found[c.youtube_id]) for c in pending],
-            classifier.streams, config.protocol, config.workers)
+        items = recordset.record_items(records_dir, pending, classifier.streams, config.protocol,
+                                       config.workers)
       _score(classifier, clips, items, found, len(pending), config, ledger, (scored, failures),
              progress)
-    missing = [c for c in clips if c.youtube_id not in found and c.youtube_id not in scored]
     return scoring.write_outputs(Path(output_dir), classifier.labels, list(scored.values()),
                                  list(failures.values()), missing, config.protocol.describe(),
                                  classifier.eval_type)
@@ -168,15 +166,20 @@ def open_ledger(folder: runs.RunFolder) -> runs.Ledger:
 
 
 def resume(ledger: runs.Ledger, clips: Sequence[Clip], found: Mapping[str, str],
-           labels: Sequence[str], retry_failed: bool) -> tuple[dict[str, dict], dict[str, dict]]:
-  """(the stored prediction, the standing failure) of each clip done earlier, by id; `found` is
-  where each found clip's video (or shard) is."""
+           labels: Sequence[str], retry_failed: bool
+           ) -> tuple[dict[str, dict], dict[str, dict], list[ClipJob], list[Clip]]:
+  """(the stored prediction, the standing failure) of each clip done earlier, by id, then the
+  found clips still to score with their paths, and the clips neither found nor scored (missing);
+  `found` is where each found clip's video (or shard) is."""
   by_id = {c.youtube_id: c for c in clips}
   scored = _checked_predictions(ledger.results, by_id, labels)
   failures = ledger.standing_failures(
       {i: runs.file_state(p) for i, p in found.items()}, set(by_id), retry_failed,
       lambda i, reason: scoring.failure_record(by_id[i], found[i], reason))
-  return scored, failures
+  pending = [(c, found[c.youtube_id]) for c in clips if c.youtube_id in found
+             and c.youtube_id not in scored and c.youtube_id not in failures]
+  missing = [c for c in clips if c.youtube_id not in found and c.youtube_id not in scored]
+  return scored, failures, pending, missing
 
 
 def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple],
@@ -210,7 +213,7 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
     bar.close()
 
 
-def _decoded_views(pending: Sequence[Clip], found: dict[str, str], streams: Sequence[str],
+def _decoded_views(pending: Sequence[ClipJob], found: dict[str, str], streams: Sequence[str],
                    config: EvalConfig, ledger: runs.Ledger) -> Iterator[tuple]:
   """(id, error, *stream views) of each pending video, decoded `config.workers` at a time, one
   video ahead of the model. Ids, not paths, go through TensorFlow, so any file name works.
@@ -234,7 +237,7 @@ def _decoded_views(pending: Sequence[Clip], found: dict[str, str], streams: Sequ
     out = tf.py_function(load, [video_id], [tf.string] + [tf.float32] * len(streams))
     return (video_id, *out)
 
-  ids = tf.constant([c.youtube_id for c in pending], tf.string)
+  ids = tf.constant([c.youtube_id for c, _ in pending], tf.string)
   dataset = (tf.data.Dataset.from_tensor_slices(ids)
              .map(load_map, num_parallel_calls=config.workers, deterministic=True).prefetch(1))
   for video_id, error, *crops in dataset.as_numpy_iterator():

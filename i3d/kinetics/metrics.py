@@ -5,8 +5,6 @@ Ranks rather than scores are the input so metrics can be recomputed from `predic
 which keeps only each video's top-k.
 """
 
-import dataclasses
-
 import numpy as np
 
 
@@ -68,43 +66,18 @@ def most_confused_classes(pairs: list[tuple[int, int, int]], count: int) -> list
   return list(dict.fromkeys(c for true, predicted, _ in pairs for c in (true, predicted)))[:count]
 
 
-@dataclasses.dataclass
-class Counts:
-  """What every metric is computed from, and what adds up across workers: the top-1 confusion
-  matrix (C, C) (row = true class) and the number of top-5 hits."""
-  confusion: np.ndarray
-  top5_hits: int = 0
-
-  @classmethod
-  def empty(cls, num_classes: int) -> "Counts":
-    return cls(np.zeros((num_classes, num_classes), np.int64))
-
-  @classmethod
-  def of(cls, predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> "Counts":
-    """The counts of ranked predictions (N, k >= 5, or every class of a set of fewer) against
-    labels (N,); with fewer than 5 classes every label is within the top 5."""
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    return cls(confusion_matrix(predictions[:, 0], labels, num_classes),
-               int(top_k_hits(predictions, labels, min(5, num_classes)).sum()))
-
-  def __add__(self, other: "Counts") -> "Counts":
-    return Counts(self.confusion + other.confusion, self.top5_hits + other.top5_hits)
-
-
 def summarize(predictions: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
               num_pairs: int = 20) -> dict:
-  """Every reported metric as a JSON-able dict (accuracies are fractions in [0, 1])."""
-  return summarize_counts(Counts.of(predictions, labels, len(class_names)), class_names,
-                          num_pairs)
-
-
-def summarize_counts(counts: Counts, class_names: tuple[str, ...], num_pairs: int = 20) -> dict:
-  """`summarize` of the videos behind `counts` (the same numbers, however they were added up)."""
-  confusion = counts.confusion
+  """Every reported metric as a JSON-able dict (accuracies are fractions in [0, 1]), of ranked
+  predictions (N, k >= 5, or every class of a set of fewer) against labels (N,); with fewer than
+  5 classes every label is within the top 5."""
+  predictions, labels = np.asarray(predictions), np.asarray(labels)
+  confusion = confusion_matrix(predictions[:, 0], labels, len(class_names))
+  top5_hits = int(top_k_hits(predictions, labels, min(5, len(class_names))).sum())
   totals = confusion.sum(axis=1)
   videos = int(totals.sum())
   top1 = float(np.trace(confusion) / videos) if videos else float("nan")
-  top5 = float(counts.top5_hits / videos) if videos else float("nan")
+  top5 = float(top5_hits / videos) if videos else float("nan")
   per_class = class_accuracy(confusion)
   pairs = confused_pairs(confusion, num_pairs)
   shown = most_confused_classes(pairs, 10)

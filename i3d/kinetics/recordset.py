@@ -122,18 +122,18 @@ def record_rows(clips: Sequence[Clip], records_dir: str | Path) -> list[IndexRow
           else IndexRow(clip, "missing", None) for clip, shard in zip(clips, shards)]
 
 
-def record_items(records_dir: str | Path, rows: Sequence[IndexRow], streams: Sequence[str],
-                 protocol: ViewProtocol, workers: int) -> Iterator[tuple]:
-  """(youtube id, error, *stream views) of each found row, read from its shard.
+def record_items(records_dir: str | Path, located: Sequence[tuple[Clip, str | Path]],
+                 streams: Sequence[str], protocol: ViewProtocol, workers: int) -> Iterator[tuple]:
+  """(youtube id, error, *stream views) of each (clip, its shard's path), read from the shard.
 
   Clips a damaged shard or record keeps from being read come last, with the reason (the shard's
   own check names the file).
   """
   stored = read_manifest(records_dir)[0]["records"]
-  wanted = {clip_key(r.clip): r for r in rows}
-  listed = {key: row.path for key, row in wanted.items() if row.path is not None}
+  ids = {clip_key(clip): clip.youtube_id.encode() for clip, _ in located}
+  listed = {clip_key(clip): shard for clip, shard in located}
   for key, item in records.read_listed(listed, streams, protocol, stored, workers):
-    youtube_id = wanted[key].clip.youtube_id.encode()
+    youtube_id = ids[key]
     if isinstance(item, str):
       yield youtube_id, item.encode()
     else:

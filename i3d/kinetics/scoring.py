@@ -40,15 +40,6 @@ def prediction_record(clip: Clip, logits: dict[str, np.ndarray], labels: Sequenc
   return record
 
 
-def counts(records: Sequence[dict], labels: Sequence[str]) -> metrics.Counts:
-  """The metric counts of prediction records (from predictions.jsonl) against their labels."""
-  index = {name: i for i, name in enumerate(labels)}
-  ranked = np.array([[index[c] for c in r["classes"]] for r in records] or np.zeros((0, 5)),
-                    np.int64)
-  truth = np.array([index[r["label"]] for r in records], np.int64)
-  return metrics.Counts.of(ranked, truth, len(labels))
-
-
 def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
   """The ActivityNet challenge classification format read by the official evaluation code."""
   return {"version": f"KINETICS-{num_classes}",
@@ -60,13 +51,13 @@ def activitynet_results(records: Sequence[dict], num_classes: int) -> dict:
 
 def write_outputs(output_dir: Path, labels: Sequence[str], records: Sequence[dict],
                   failures: Sequence[dict], missing: Sequence[Clip], protocol: str,
-                  eval_type: str | None, scores: dict | None = None) -> dict:
-  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics.
-
-  `scores` are the records' metrics when already computed (from their `counts` otherwise).
-  """
-  if scores is None:
-    scores = metrics.summarize_counts(counts(records, labels), tuple(labels))
+                  eval_type: str | None) -> dict:
+  """metrics.json, the ActivityNet results file, summary.md and the plots; returns the metrics."""
+  index = {name: i for i, name in enumerate(labels)}
+  ranked = np.array([[index[c] for c in r["classes"]] for r in records] or np.zeros((0, 5)),
+                    np.int64)
+  truth = np.array([index[r["label"]] for r in records], np.int64)
+  scores = metrics.summarize(ranked, truth, tuple(labels))
   if not records:  # strict JSON has no NaN: null, and why
     scores = {**scores, **{k: None for k in SCORES},
               "not_scored": f"no video was scored ({len(missing)} missing, {len(failures)} "

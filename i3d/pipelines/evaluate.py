@@ -4,7 +4,7 @@
     clips -> Reshuffle -> LoadViews (decode, RGB, flow, test-time views; failures tagged)
           -> RunInference(ClassifierHandler: one classifier per worker, clips of one shape
              batched) -> prediction records -> WriteResult (OUTPUT_DIR/clips/ID.json)
-    + the results of earlier runs -> one per clip id -> metrics (CombineFn) -> WriteOutputs
+    + the results of earlier runs -> one per clip id -> WriteOutputs (with the metrics)
 
 Nothing is lost or done twice: every clip's result (prediction or failure with its reason) is
 staged atomically under a name fixed by its id in the run folder (`i3d.runs.folder`) before
@@ -31,8 +31,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from i3d._util import storage
 from i3d.classify.classifier import Classifier, check_class_list, load_classifier
 from i3d.inputs.views import video_views
-from i3d.kinetics import evaluation, metrics, recordset, report, scoring
-from i3d.kinetics.annotations import Clip, IndexRow
+from i3d.kinetics import evaluation, recordset, report, scoring
+from i3d.kinetics.annotations import Clip
 from i3d.kinetics.annotations import video_files as video_files  # re-exported
 from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
@@ -43,8 +43,6 @@ from i3d.runs import folder as runs
 
 FAILED = "failed"
 PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
-
-ClipJob = tuple[Clip, str]  # a clip and its video's path (or its records shard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,14 +92,22 @@ class ClassifierSpec:
 
 class LoadViews(WorkerDoFn):
   """(clip, path) -> ((clip, path), {stream: views}); a video that cannot be read becomes a
-  failure result on the FAILED output instead of an error (Beam would retry it forever)."""
+  failure result on the FAILED output instead of an error (Beam would retry it forever).
+
+  With `records_dir`: (shard, its clips) -> ((clip, shard), views) for each clip read from the
+  records `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be
+  read become failure results on the FAILED output.
+  """
 
   def __init__(self, streams: Sequence[str], config: evaluation.EvalConfig,
-               threads: int | None):
+               threads: int | None, records_dir: str | None = None):
     super().__init__(threads)
-    self._streams, self._config = tuple(streams), config
+    self._streams, self._config, self._records_dir = tuple(streams), config, records_dir
 
-  def process(self, job: ClipJob) -> Iterator[Any]:
+  def process(self, job: Any) -> Iterator[Any]:
+    if self._records_dir is not None:
+      yield from self._read(self._records_dir, *job)
+      return
     clip, path = job
     try:
       with storage.local_copy(path) as local:
@@ -113,23 +119,11 @@ class LoadViews(WorkerDoFn):
       return
     yield (clip, path), views
 
-
-class LoadRecordViews(WorkerDoFn):
-  """(shard, its clips) -> ((clip, shard), views) for each clip read from the records
-  `i3d preprocess` made (`i3d.kinetics.recordset.record_items`); clips that cannot be read
-  become failure results on the FAILED output."""
-
-  def __init__(self, records_dir: str, streams: Sequence[str], config: evaluation.EvalConfig,
-               threads: int | None):
-    super().__init__(threads)
-    self._records_dir, self._streams, self._config = records_dir, tuple(streams), config
-
-  def process(self, job: tuple[str, list[Clip]]) -> Iterator[Any]:
-    shard, shard_clips = job
-    rows = [IndexRow(clip, "found", shard) for clip in shard_clips]
+  def _read(self, records_dir: str, shard: str, shard_clips: list[Clip]) -> Iterator[Any]:
     clips = {clip.youtube_id: clip for clip in shard_clips}
     for video_id, error, *arrays in recordset.record_items(
-        self._records_dir, rows, self._streams, self._config.protocol, 1):
+        records_dir, [(clip, shard) for clip in shard_clips], self._streams,
+        self._config.protocol, 1):
       clip = clips[video_id.decode()]
       if error:
         yield beam.pvalue.TaggedOutput(FAILED, failure_result(clip, shard, error.decode()))
@@ -191,25 +185,6 @@ def one_result(results: Iterable[dict]) -> dict:
   return min(results, key=lambda r: (r["kind"] != PREDICTION, json.dumps(r, sort_keys=True)))
 
 
-class MetricsFn(beam.CombineFn):
-  """Prediction records -> metrics.json's scores, from counts that add up across workers."""
-
-  def __init__(self, labels: Sequence[str]):
-    self._labels = tuple(labels)
-
-  def create_accumulator(self) -> metrics.Counts:
-    return metrics.Counts.empty(len(self._labels))
-
-  def add_input(self, counts: metrics.Counts, record: dict) -> metrics.Counts:
-    return counts + scoring.counts([record], self._labels)
-
-  def merge_accumulators(self, accumulators: Iterable[metrics.Counts]) -> metrics.Counts:
-    return sum(accumulators, self.create_accumulator())
-
-  def extract_output(self, counts: metrics.Counts) -> dict:
-    return metrics.summarize_counts(counts, self._labels)
-
-
 @dataclasses.dataclass(frozen=True)
 class Outputs:
   """What the final step writes: the run's files in OUTPUT_DIR, in annotation order."""
@@ -220,7 +195,7 @@ class Outputs:
   config: evaluation.EvalConfig
   eval_type: str
 
-  def write(self, results: list[dict], scores: dict) -> None:
+  def write(self, results: list[dict]) -> None:
     """predictions.jsonl, failures.jsonl, metrics.json, the ActivityNet file, summary, plots."""
     ordered = sorted(results, key=lambda r: self.order[r["record"]["id"]])
     predictions = [r["record"] for r in ordered if r["kind"] == PREDICTION]
@@ -231,10 +206,10 @@ class Outputs:
         lines = "".join(json.dumps(r) + "\n" for r in records)
         storage.write_bytes(str(folder / name), lines.encode())
       scoring.write_outputs(folder, self.labels, predictions, failures, self.missing,
-                            self.config.protocol.describe(), self.eval_type, scores)
+                            self.config.protocol.describe(), self.eval_type)
 
 
-def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob],
+def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[evaluation.ClipJob],
           earlier: Sequence[str | dict], outputs: Outputs, threads: int | None,
           progress: bool = False, records_dir: str | None = None) -> beam.PCollection:
   """Adds the evaluation of `jobs` to `pipeline`; `earlier` are the results of earlier runs
@@ -245,12 +220,8 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
   views_per_clip = max(1, config.protocol.windows) * config.protocol.crops
   handler: KeyedModelHandler = KeyedModelHandler(ClassifierHandler(
       spec, config.view_batch, max(1, config.view_batch // views_per_clip), threads))
-  work: list[Any]
-  load: beam.DoFn
-  if records_dir is None:
-    work, load = list(jobs), LoadViews(spec.streams, config, threads)
-  else:
-    work, load = by_shard(jobs), LoadRecordViews(records_dir, spec.streams, config, threads)
+  work = list(jobs) if records_dir is None else by_shard(jobs)
+  load = LoadViews(spec.streams, config, threads, records_dir)
   loaded = (pipeline | "Clips" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
             | "LoadViews" >> beam.ParDo(load).with_outputs(FAILED, main="views"))
   inferred, dead = (loaded.views | "Classify" >> RunInference(handler)
@@ -268,11 +239,7 @@ def build(pipeline: beam.Pipeline, spec: ClassifierSpec, jobs: Sequence[ClipJob]
          | "ReadEarlier" >> beam.Map(read_result))
   results = ((new, old) | "AllResults" >> beam.Flatten()
              | "OnePerClip" >> beam.CombinePerKey(one_result) | beam.Values())
-  scores = (results | beam.Filter(lambda r: r["kind"] == PREDICTION)
-            | "Records" >> beam.Map(lambda r: r["record"])
-            | "Metrics" >> beam.CombineGlobally(MetricsFn(outputs.labels)))
-  _ = (results | "Collect" >> beam.combiners.ToList()
-       | "WriteOutputs" >> beam.Map(outputs.write, beam.pvalue.AsSingleton(scores)))
+  _ = results | "Collect" >> beam.combiners.ToList() | "WriteOutputs" >> beam.Map(outputs.write)
   return results
 
 
@@ -308,14 +275,11 @@ def evaluate(spec: ClassifierSpec, clips: Sequence[Clip], video_dir: str | None,
     folder.check_settings(config.record(clips, spec))
     found = evaluation.locate(clips, video_dir, records_dir)
     with evaluation.open_ledger(folder) as ledger:
-      scored, failures = evaluation.resume(ledger, clips, found, labels, config.retry_failed)
+      scored, failures, jobs, missing = evaluation.resume(ledger, clips, found, labels,
+                                                          config.retry_failed)
     earlier = _earlier(folder.path, scored, failures)
-    done = scored.keys() | failures.keys()
-    jobs = [(c, found[c.youtube_id]) for c in clips
-            if c.youtube_id in found and c.youtube_id not in done]
-    missing = tuple(c for c in clips if c.youtube_id not in found and c.youtube_id not in done)
     outputs = Outputs(folder.path, {c.youtube_id: i for i, c in enumerate(clips)}, labels,
-                      missing, config, spec.eval_type)
+                      tuple(missing), config, spec.eval_type)
     if progress:
       print(f"{len(jobs)} clips to score, {len(earlier)} done earlier, {len(missing)} missing",
             file=sys.stderr)

@@ -200,7 +200,8 @@ def test_gzip_shards_and_jpeg_qualities_are_recorded_and_read(tmp_path):
   assert made["records"]["encoding"] == {"rgb_quality": 80, "flow_quality": 90}
   assert sorted(stored_ids(out)) == sorted(preprocess.clip_key(c) for c in clips)
   rows = recordset.record_rows(clips, out)
-  items = list(recordset.record_items(out, rows, ("rgb", "flow"), ViewProtocol(), 1))
+  items = list(recordset.record_items(out, [(r.clip, r.path) for r in rows], ("rgb", "flow"),
+                                      ViewProtocol(), 1))
   assert sorted(i[0].decode() for i in items) == sorted(c.youtube_id for c in clips)
   assert all(not error and rgb.shape[-1] == 3 and flow.shape[-1] == 2
              for _, error, rgb, flow in items)

@@ -147,8 +147,9 @@ def test_remote_output_dir_gives_the_local_records_resumes_and_reads_back(tmp_pa
 
   # The records reader takes the remote folder as it takes the local one.
   protocol = ViewProtocol(windows=1, crops=1)
-  read = [list(recordset.record_items(folder, recordset.record_rows(clips, folder), ("rgb",),
-                                       protocol, 1)) for folder in (url, local)]
+  read = [list(recordset.record_items(
+      folder, [(r.clip, r.path) for r in recordset.record_rows(clips, folder) if r.path],
+      ("rgb",), protocol, 1)) for folder in (url, local)]
   assert [item[:2] for item in read[0]] == [(b"gen_clip_01", b""), (b"gen_clip_02", b"")]
   for ours, theirs in zip(*read):
     np.testing.assert_array_equal(ours[2], theirs[2])
