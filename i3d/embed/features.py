@@ -13,8 +13,8 @@ video, written atomically (the JSON last, so it marks a finished video), resumab
 videos logged to `failures.jsonl` and skipped, and a video that killed the process twice
 (noted in the run folder's started log, `i3d.runs.folder`) recorded as failed. `extract_records`
 does the same for clips stored as MediaSequence records (`i3d.inputs.records`), read once and
-decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `record_inputs`;
-`video_features`; `write_outcome`) also make the Beam pipeline `i3d.pipelines.features`.
+decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `job_outcomes`: the
+files of a list of jobs) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class ExtractorSpec:
                           batch=self.batch, precision=self.precision)
 
 
-_cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
+cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
 
 
 def features_record(extractor: FeatureExtractor | ExtractorSpec, input_settings: InputSettings,
@@ -252,8 +252,8 @@ def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mi
   checkpoint = checkpoint or checkpoint_names(stream, imagenet_pretrained)[stream]
   settings = FeatureSettings(endpoint, window_frames, stride, whole_clip, pool)
   folder = None if checkpoint_dir is None else str(Path(checkpoint_dir))  # "" is the current folder
-  extractor = _cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
-                                              download=download))
+  extractor = cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
+                                             download=download))
   return np.stack([extractor.clip_features(stream, clip)[0] for clip in clips])
 
 
@@ -325,14 +325,8 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
   check_jobs(jobs)
   record = extractor.record(input_settings)
-
-  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
-    for vid, path in pending:
-      start(vid, path)
-      yield vid, str(path), write_outcome(output_dir, vid, path, record, functools.partial(
-          source_features, extractor, path, input_settings, use_cache))
-
-  return run_jobs(jobs, output_dir, record, run, progress)
+  return run_jobs(jobs, output_dir, record, functools.partial(
+      job_outcomes, extractor, output_dir, record, input_settings, use_cache=use_cache), progress)
 
 
 def source_features(extractor: FeatureExtractor, source: str | Path,
@@ -368,13 +362,29 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   listed = list(jobs.items())
   check_jobs(listed)
   record = extractor.record(input_settings, stored)
+  return run_jobs(listed, output_dir, record, functools.partial(
+      job_outcomes, extractor, output_dir, record, input_settings, stored=stored,
+      workers=workers), progress)
 
-  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
-    for key, source, inputs in record_inputs(dict(pending), extractor.streams, stored, workers):
+
+def job_outcomes(extractor: FeatureExtractor, output_dir: str | Path, record: dict,
+                 input_settings: InputSettings, jobs: Sequence[tuple[str, str | Path]],
+                 start: Callable[[str, str | Path], None] = lambda vid, path: None,
+                 use_cache: bool = True, stored: Optional[dict] = None,
+                 workers: int = 1) -> Outcomes:
+  """(id, source, None or the reason it failed) of each job, its files written with `record`
+  (`write_outcome`): videos (id, path) one after the other (`source_features`; `start(id, path)`
+  notes each one begun), or, with `stored`, clips (`example/id`, shard) of records made with it,
+  their shards read by `workers` (`record_inputs`)."""
+  if stored is not None:
+    for key, source, inputs in record_inputs(dict(jobs), extractor.streams, stored, workers):
       yield key, source, inputs if isinstance(inputs, str) else write_outcome(
           output_dir, key, source, record, functools.partial(video_features, extractor, inputs))
-
-  return run_jobs(listed, output_dir, record, run, progress)
+    return
+  for vid, path in jobs:
+    start(vid, path)
+    yield vid, str(path), write_outcome(output_dir, vid, path, record, functools.partial(
+        source_features, extractor, path, input_settings, use_cache))
 
 
 def write_outcome(output_dir: str | Path, vid: str, source: str | Path, record: dict,
