@@ -25,7 +25,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -375,11 +375,18 @@ def job_outcomes(extractor: FeatureExtractor, output_dir: str | Path, record: di
   """(id, source, None or the reason it failed) of each job, its files written with `record`
   (`write_outcome`): videos (id, path) one after the other (`source_features`; `start(id, path)`
   notes each one begun), or, with `stored`, clips (`example/id`, shard) of records made with it,
-  their shards read by `workers` (`record_inputs`)."""
+  their shards read by `workers` as `records.read_listed` reads (clips a damaged or missing shard
+  keeps from being read come last, each with the reason) and each clip cropped as
+  `cropped_inputs` crops."""
+  def clip_features(clip: records.RecordClip) -> VideoFeatures:  # read without a protocol
+    return video_features(extractor, records.clip_crops(
+        {s: np.asarray(v) for s, v in clip.inputs.items()}, extractor.streams))
+
   if stored is not None:
-    for key, source, inputs in record_inputs(dict(jobs), extractor.streams, stored, workers):
-      yield key, source, inputs if isinstance(inputs, str) else write_outcome(
-          output_dir, key, source, record, functools.partial(video_features, extractor, inputs))
+    shards = dict(jobs)
+    for key, clip in records.read_listed(shards, extractor.streams, None, stored, workers):
+      yield key, str(shards[key]), clip if isinstance(clip, str) else write_outcome(
+          output_dir, key, shards[key], record, functools.partial(clip_features, clip))
     return
   for vid, path in jobs:
     start(vid, path)
@@ -396,21 +403,6 @@ def write_outcome(output_dir: str | Path, vid: str, source: str | Path, record: 
     return None
   except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
     return runs.item_failure(e)
-
-
-def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored: dict,
-                  workers: int) -> Iterator[tuple[str, str, dict[str, np.ndarray] | str]]:
-  """(id, shard, inputs {stream: (1, T, 224, 224, C)} as `cropped_inputs` makes them, or the
-  reason there are none) of each clip of `jobs` {`example/id`: its shard}, read as
-  `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
-  last)."""
-  for key, item in records.read_listed(jobs, streams, None, stored, workers):
-    try:
-      inputs = item if isinstance(item, str) else records.clip_crops(
-          {s: np.asarray(v) for s, v in item.inputs.items()}, streams)  # read without a protocol
-    except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-      inputs = runs.item_failure(e)
-    yield key, str(jobs[key]), inputs
 
 
 def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,
