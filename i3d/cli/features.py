@@ -97,19 +97,6 @@ def _skipped(missing: int, where: str) -> None:
     print(f"{text.count(missing, 'annotated clip')} not {where} (skipped)", file=sys.stderr)
 
 
-def _run_pipeline(args: argparse.Namespace, spec, jobs: Sequence[tuple[str, str | Path]],
-                  inputs: InputSettings, stored: Optional[dict]):
-  """The extraction of `spec` as a Beam pipeline on --runner (of records made with `stored`,
-  if given)."""
-  # pylint: disable=import-outside-toplevel
-  from i3d.pipelines import features as pipeline
-  from i3d.pipelines import options
-  return pipeline.extract(spec, jobs, args.output_dir, inputs,
-                          options.pipeline_options(args.runner, args.workers, args.beam_args),
-                          args.use_cache, options.threads_per_worker(args.runner, args.workers),
-                          progress=not args.quiet, stored=stored)
-
-
 def main(args: argparse.Namespace) -> int:
   from i3d.embed import features  # pylint: disable=import-outside-toplevel
   settings = flags.config(features.FeatureSettings, args)
@@ -123,7 +110,14 @@ def main(args: argparse.Namespace) -> int:
   else:
     jobs, inputs = _jobs(args), flags.input_settings(args)
   if args.runner:
-    result = _run_pipeline(args, spec, jobs, inputs, stored)
+    # The extraction of `spec` as a Beam pipeline on --runner (of records made with `stored`, if
+    # given).
+    from i3d.pipelines import features as pipeline  # pylint: disable=import-outside-toplevel
+    from i3d.pipelines import options  # pylint: disable=import-outside-toplevel
+    result = pipeline.extract(spec, jobs, args.output_dir, inputs,
+                              options.pipeline_options(args.runner, args.workers, args.beam_args),
+                              args.use_cache, options.threads_per_worker(args.runner, args.workers),
+                              progress=not args.quiet, stored=stored)
   else:
     extractor = spec.load()
     if stored is not None:

@@ -13,8 +13,8 @@ video, written atomically (the JSON last, so it marks a finished video), resumab
 videos logged to `failures.jsonl` and skipped, and a video that killed the process twice
 (noted in the run folder's started log, `i3d.runs.folder`) recorded as failed. `extract_records`
 does the same for clips stored as MediaSequence records (`i3d.inputs.records`), read once and
-decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `record_inputs`;
-`video_features`; `write_outcome`) also make the Beam pipeline `i3d.pipelines.features`.
+decoded in parallel. Its pieces (`run_jobs`: the locked, resumable loop; `job_outcomes`: the
+files of a list of jobs) also make the Beam pipeline `i3d.pipelines.features`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -188,7 +188,7 @@ class ExtractorSpec:
                           batch=self.batch, precision=self.precision)
 
 
-_cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
+cached_extractor = functools.lru_cache(maxsize=4)(ExtractorSpec.load)
 
 
 def features_record(extractor: FeatureExtractor | ExtractorSpec, input_settings: InputSettings,
@@ -252,8 +252,8 @@ def extract_features(clips: np.ndarray, stream: str = "rgb", endpoint: str = "Mi
   checkpoint = checkpoint or checkpoint_names(stream, imagenet_pretrained)[stream]
   settings = FeatureSettings(endpoint, window_frames, stride, whole_clip, pool)
   folder = None if checkpoint_dir is None else str(Path(checkpoint_dir))  # "" is the current folder
-  extractor = _cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
-                                              download=download))
+  extractor = cached_extractor(ExtractorSpec(((stream, checkpoint),), settings, folder, batch,
+                                             download=download))
   return np.stack([extractor.clip_features(stream, clip)[0] for clip in clips])
 
 
@@ -325,14 +325,8 @@ def extract_videos(extractor: FeatureExtractor, jobs: Sequence[tuple[str, str | 
   `output_dir`, resuming an earlier run there; see the module docstring for the files."""
   check_jobs(jobs)
   record = extractor.record(input_settings)
-
-  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
-    for vid, path in pending:
-      start(vid, path)
-      yield vid, str(path), write_outcome(output_dir, vid, path, record, functools.partial(
-          source_features, extractor, path, input_settings, use_cache))
-
-  return run_jobs(jobs, output_dir, record, run, progress)
+  return run_jobs(jobs, output_dir, record, functools.partial(
+      job_outcomes, extractor, output_dir, record, input_settings, use_cache=use_cache), progress)
 
 
 def source_features(extractor: FeatureExtractor, source: str | Path,
@@ -368,13 +362,36 @@ def extract_records(extractor: FeatureExtractor, jobs: Mapping[str, str | Path],
   listed = list(jobs.items())
   check_jobs(listed)
   record = extractor.record(input_settings, stored)
+  return run_jobs(listed, output_dir, record, functools.partial(
+      job_outcomes, extractor, output_dir, record, input_settings, stored=stored,
+      workers=workers), progress)
 
-  def run(pending: Sequence[tuple[str, str | Path]], start: Callable) -> Outcomes:
-    for key, source, inputs in record_inputs(dict(pending), extractor.streams, stored, workers):
-      yield key, source, inputs if isinstance(inputs, str) else write_outcome(
-          output_dir, key, source, record, functools.partial(video_features, extractor, inputs))
 
-  return run_jobs(listed, output_dir, record, run, progress)
+def job_outcomes(extractor: FeatureExtractor, output_dir: str | Path, record: dict,
+                 input_settings: InputSettings, jobs: Sequence[tuple[str, str | Path]],
+                 start: Callable[[str, str | Path], None] = lambda vid, path: None,
+                 use_cache: bool = True, stored: Optional[dict] = None,
+                 workers: int = 1) -> Outcomes:
+  """(id, source, None or the reason it failed) of each job, its files written with `record`
+  (`write_outcome`): videos (id, path) one after the other (`source_features`; `start(id, path)`
+  notes each one begun), or, with `stored`, clips (`example/id`, shard) of records made with it,
+  their shards read by `workers` as `records.read_listed` reads (clips a damaged or missing shard
+  keeps from being read come last, each with the reason) and each clip cropped as
+  `cropped_inputs` crops."""
+  def clip_features(clip: records.RecordClip) -> VideoFeatures:  # read without a protocol
+    return video_features(extractor, records.clip_crops(
+        {s: np.asarray(v) for s, v in clip.inputs.items()}, extractor.streams))
+
+  if stored is not None:
+    shards = dict(jobs)
+    for key, clip in records.read_listed(shards, extractor.streams, None, stored, workers):
+      yield key, str(shards[key]), clip if isinstance(clip, str) else write_outcome(
+          output_dir, key, shards[key], record, functools.partial(clip_features, clip))
+    return
+  for vid, path in jobs:
+    start(vid, path)
+    yield vid, str(path), write_outcome(output_dir, vid, path, record, functools.partial(
+        source_features, extractor, path, input_settings, use_cache))
 
 
 def write_outcome(output_dir: str | Path, vid: str, source: str | Path, record: dict,
@@ -386,21 +403,6 @@ def write_outcome(output_dir: str | Path, vid: str, source: str | Path, record: 
     return None
   except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
     return runs.item_failure(e)
-
-
-def record_inputs(jobs: Mapping[str, str | Path], streams: Sequence[str], stored: dict,
-                  workers: int) -> Iterator[tuple[str, str, dict[str, np.ndarray] | str]]:
-  """(id, shard, inputs {stream: (1, T, 224, 224, C)} as `cropped_inputs` makes them, or the
-  reason there are none) of each clip of `jobs` {`example/id`: its shard}, read as
-  `records.read_listed` reads (clips a damaged or missing shard keeps from being read come
-  last)."""
-  for key, item in records.read_listed(jobs, streams, None, stored, workers):
-    try:
-      inputs = item if isinstance(item, str) else records.clip_crops(
-          {s: np.asarray(v) for s, v in item.inputs.items()}, streams)  # read without a protocol
-    except Exception as e:  # noqa: BLE001 - one bad clip must not stop the others
-      inputs = runs.item_failure(e)
-    yield key, str(jobs[key]), inputs
 
 
 def run_jobs(jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path, record: dict,

@@ -1,13 +1,11 @@
 """`i3d features --runner`: the features of `i3d.embed.features.extract_videos` (and, from
-records, of `extract_records`) as an Apache Beam pipeline, the same files whatever the number of
-workers.
+records, of `extract_records`) on Apache Beam, the same files whatever the number of workers.
 
-    jobs -> Reshuffle -> LoadInputs (decode, RGB, flow; failures tagged)
-                         or, from records, shards -> Reshuffle -> LoadRecordInputs (each shard
-                         read whole by one worker: `record_inputs`; failures tagged)
-         -> RunInference(FeatureHandler: one extractor per worker) -> WriteFeatures
-            (`write_video`: OUTPUT_DIR/{id}_{stream}.npy, then {id}.json, each atomically)
-         -> one outcome per id -> the launcher's failures.jsonl
+The Beam executor (`options.beam_executor`) runs `extract_unit` over the work units: each video
+(id, path), or, from records, each shard with the ids of its clips (read whole by one worker).
+A unit's outcomes are those of the single-process run (`features.job_outcomes`, with the
+extractor loaded once per worker): OUTPUT_DIR/{id}_{stream}.npy, then {id}.json, each written
+atomically, and one outcome per id for the launcher's failures.jsonl.
 
 The launcher (`extract`) is `run_jobs`, as for one process: it skips the videos finished
 earlier, holds the folder's lock, and appends the failures in job order. Nothing is lost or done
@@ -17,127 +15,46 @@ bundle rewrites the same files and a killed run resumes from the videos whose JS
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
-import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d.embed import features
 from i3d.embed.features import ExtractorSpec
 from i3d.inputs.settings import InputSettings
-from i3d.inputs.views import cropped_inputs
-from i3d.pipelines.inference import SpecModelHandler
-from i3d.pipelines.options import WorkerDoFn, by_shard, run_collected
+from i3d.pipelines.options import beam_executor, by_shard
 from i3d.runs import folder as runs
 
-FAILED = "failed"
 OUTCOMES_FILE = ".beam_outcomes.json"
 
-FeatureJob = tuple[str, str]  # a video's id and path, or a record's id and shard
-Outcome = tuple[str, tuple[str, Optional[str]]]  # id, (path, None or why it failed)
+Outcome = tuple[str, str, Optional[str]]  # id, source, None or why it failed
 
 
-class LoadInputs(WorkerDoFn):
-  """(id, path) -> ((id, path), inputs {stream: (1, T, 224, 224, C)}); a video that cannot be
-  read becomes a failed outcome on the FAILED output instead of an error Beam would retry."""
-
-  def __init__(self, streams: Sequence[str], input_settings: InputSettings, use_cache: bool,
-               threads: Optional[int]):
-    super().__init__(threads)
-    self._streams, self._input_settings, self._use_cache = tuple(streams), input_settings, use_cache
-
-  def process(self, job: FeatureJob) -> Iterator[Any]:
-    vid, path = job
-    try:
-      inputs = cropped_inputs(path, self._input_settings, self._streams, 1, self._use_cache)
-    except Exception as e:  # noqa: BLE001 - one bad video must not stop the run
-      yield beam.pvalue.TaggedOutput(FAILED, (vid, (path, runs.item_failure(e))))
-      return
-    yield job, inputs
-
-
-class LoadRecordInputs(WorkerDoFn):
-  """(shard, ids of its clips) -> ((id, shard), inputs) for each clip read from the shard of
-  records made with `stored` (`features.record_inputs`); a clip that cannot be read becomes a
-  failed outcome on the FAILED output, as does every clip left when reading the shard raises
-  (an error Beam would retry forever)."""
-
-  def __init__(self, streams: Sequence[str], stored: dict, threads: Optional[int]):
-    super().__init__(threads)
-    self._streams, self._stored = tuple(streams), stored
-
-  def process(self, job: tuple[str, list[str]]) -> Iterator[Any]:
-    shard, ids = job
-    left = dict.fromkeys(ids, shard)
-    try:
-      for vid, source, inputs in features.record_inputs(dict(left), self._streams, self._stored,
-                                                        1):
-        del left[vid]
-        if isinstance(inputs, str):
-          yield beam.pvalue.TaggedOutput(FAILED, (vid, (source, inputs)))
-        else:
-          yield (vid, source), inputs
-    except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
-      for vid in left:
-        yield beam.pvalue.TaggedOutput(FAILED, (vid, (shard, runs.item_failure(e))))
-
-
-class FeatureHandler(SpecModelHandler[dict, features.FeatureExtractor]):
-  """RunInference's model: the feature extractor, loaded once per worker; an example is one
-  video's inputs, its inference the video's `features.VideoFeatures` (windows run `batch` at a
-  time, as in one process)."""
-
-  def run_inference(self, batch: Sequence[dict], model: features.FeatureExtractor,
-                    inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
-    # The example (the inputs, hundreds of MB) is not carried along.
-    return [PredictionResult(None, features.video_features(model, inputs)) for inputs in batch]
-
-
-class WriteFeatures(beam.DoFn):
-  """((id, path), prediction) -> the video's outcome after writing its files (`write_video`)."""
-
-  def __init__(self, output_dir: str, record: dict, progress: bool):
-    self._output_dir, self._record, self._progress = output_dir, record, progress
-
-  def process(self, element: tuple[FeatureJob, PredictionResult]) -> Iterator[Outcome]:
-    (vid, path), result = element
-    reason = features.write_outcome(self._output_dir, vid, path, self._record,
-                                    lambda: cast(features.VideoFeatures, result.inference))
-    if self._progress:
-      print(f"{vid}: {'written' if reason is None else f'failed: {reason}'}", file=sys.stderr,
-            flush=True)
-    yield vid, (path, reason)
-
-
-def one_outcome(outcomes: Iterable[tuple[str, Optional[str]]]) -> tuple[str, Optional[str]]:
-  """One outcome per id whatever was computed twice: written before failed, then the first
-  reason in a fixed order."""
-  return min(outcomes, key=lambda o: (o[1] is not None, o[1] or ""))
-
-
-def build(pipeline: beam.Pipeline, spec: ExtractorSpec, jobs: Sequence[FeatureJob], output_dir: str,
-          input_settings: InputSettings, use_cache: bool = True, threads: Optional[int] = None,
-          progress: bool = False, stored: Optional[dict] = None) -> beam.PCollection:
-  """Adds the extraction of `jobs` into `output_dir` to `pipeline`; with `stored`, the jobs are
-  clips (`example/id`, shard) of records made with it. Returns the outcomes (id, (path, None or
-  the reason it failed)), one per id."""
-  handler: KeyedModelHandler = KeyedModelHandler(FeatureHandler(spec, 1, threads))
-  work: list[Any] = list(jobs) if stored is None else by_shard(jobs)
-  load = (LoadInputs(spec.streams, input_settings, use_cache, threads) if stored is None
-          else LoadRecordInputs(spec.streams, stored, threads))
-  loaded = (pipeline | "Jobs" >> beam.Create(work) | "Spread" >> beam.Reshuffle()
-            | "LoadInputs" >> beam.ParDo(load).with_outputs(FAILED, main="inputs"))
-  inferred, dead = loaded.inputs | "Features" >> RunInference(handler).with_exception_handling()
+def extract_unit(unit: tuple[str, Any], spec: ExtractorSpec, output_dir: str,
+                 input_settings: InputSettings, use_cache: bool = True, progress: bool = False,
+                 stored: Optional[dict] = None) -> list[Outcome]:
+  """The outcomes of one work unit, its files written (`features.job_outcomes` with `spec`'s
+  extractor, loaded once per worker): a video (id, path), or, with `stored`, a shard of records
+  made with it and the ids of its clips. A shard that cannot be read fails each clip left with
+  the reason instead of raising (an error Beam would retry forever). `progress` prints a line
+  per video written."""
+  jobs = [unit] if stored is None else [(vid, unit[0]) for vid in unit[1]]
   record = features.features_record(spec, input_settings, stored)
-  written = inferred | "Write" >> beam.ParDo(WriteFeatures(output_dir, record, progress))
-  unextracted = dead.failed_inferences | "InferenceFailures" >> beam.FlatMapTuple(
-      lambda batch, error: [(vid, (path, f"inference: {error[1]}")) for (vid, path), _ in batch])
-  return ((written, unextracted, loaded[FAILED]) | "Outcomes" >> beam.Flatten()
-          | "OnePerVideo" >> beam.CombinePerKey(one_outcome))
+  outcomes: list[Outcome] = []
+  try:
+    for outcome in features.job_outcomes(features.cached_extractor(spec), output_dir, record,
+                                         input_settings, jobs, use_cache=use_cache, stored=stored):
+      outcomes.append(outcome)
+      if progress and outcome[2] is None:
+        print(f"{outcome[0]}: written", file=sys.stderr, flush=True)
+  except Exception as e:  # noqa: BLE001 - one bad shard must not stop the run
+    reason, done = runs.item_failure(e), {vid for vid, _, _ in outcomes}
+    outcomes += [(vid, str(source), reason) for vid, source in jobs if vid not in done]
+  return outcomes
 
 
 def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_dir: str | Path,
@@ -150,17 +67,19 @@ def extract(spec: ExtractorSpec, jobs: Sequence[tuple[str, str | Path]], output_
   the records')."""
   output_dir = Path(output_dir)
   features.check_jobs(jobs)
-  record = features.features_record(spec, input_settings, stored)
+  run_unit = functools.partial(extract_unit, spec=spec, output_dir=str(output_dir),
+                               input_settings=input_settings, use_cache=use_cache,
+                               progress=progress, stored=stored)
+  executor = beam_executor(options, threads, str(output_dir / OUTCOMES_FILE))
 
   def run(pending: Sequence[tuple[str, str | Path]], _start: Callable) -> features.Outcomes:
     if progress:
       print(f"{len(pending)} videos to extract, {len(jobs) - len(pending)} done earlier",
             file=sys.stderr)
-    if not pending:
-      return []
-    outcomes = dict(run_collected(options, lambda pipeline: build(
-        pipeline, spec, [(vid, str(path)) for vid, path in pending], str(output_dir),
-        input_settings, use_cache, threads, progress, stored), str(output_dir / OUTCOMES_FILE)))
+    listed = [(vid, str(path)) for vid, path in pending]
+    outcomes = {vid: (source, reason) for unit in executor(
+        run_unit, listed if stored is None else by_shard(listed)) for vid, source, reason in unit}
     return [(vid, *outcomes[vid]) for vid, _ in pending]
 
+  record = features.features_record(spec, input_settings, stored)
   return features.run_jobs(jobs, output_dir, record, run, progress=False)

@@ -8,6 +8,7 @@ clips, with a damaged and a missing shard, run once through `extract_records` an
 alike with the pipeline's run from records and with the CLI's.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -17,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-from apache_beam.testing.util import assert_that
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d import kinetics
 from i3d.cli import flags
@@ -103,18 +103,17 @@ def test_a_bundle_failing_after_its_writes_is_retried_and_yields_each_video_once
   written before the failure are rewritten and every video has one outcome."""
   jobs, inputs, spec, single = reference
   raised = tmp_path / "raised"
-  fail_once_after(monkeypatch, pipeline.WriteFeatures, lambda element: element[0][0], raised)
   output = tmp_path / "retried"
   output.mkdir()
-
-  def each_video_once(outcomes):
-    assert sorted((vid, reason is None) for vid, (_, reason) in outcomes) == [
-        ("bikes", True), ("broken", False), ("counted", True), ("gone", False)], outcomes
-
-  with BeamTestPipeline(runner="BundleBasedDirectRunner") as p:
-    outcomes = pipeline.build(p, spec, [(vid, str(path)) for vid, path in jobs], str(output),
-                              inputs)
-    assert_that(outcomes, each_video_once)
+  fail_once_after(monkeypatch, options._Apply, lambda unit: unit[0] if (
+      output / f"{unit[0]}.json").exists() else None, raised)
+  run = options.beam_executor(PipelineOptions(["--runner", "BundleBasedDirectRunner"]), None,
+                              str(tmp_path / "outcomes.json"))
+  outcomes = [outcome for unit in run(functools.partial(
+      pipeline.extract_unit, spec=spec, output_dir=str(output), input_settings=inputs),
+      [(vid, str(path)) for vid, path in jobs]) for outcome in unit]
+  assert sorted((vid, reason is None) for vid, _, reason in outcomes) == [
+      ("bikes", True), ("broken", False), ("counted", True), ("gone", False)], outcomes
   assert sorted(m.name for m in raised.iterdir()) == WRITTEN
   for vid in WRITTEN:
     assert (output / f"{vid}.json").read_text() == (single / f"{vid}.json").read_text()
@@ -211,17 +210,16 @@ def test_features_from_records_with_two_workers_equal_one_process(record_referen
   assert written["settings"]["records"] == made and written["frames"] == 13
 
 
-def test_a_shard_that_cannot_be_read_fails_each_of_its_clips(record_reference):
+def test_a_shard_that_cannot_be_read_fails_each_of_its_clips(record_reference, tmp_path):
   """Reading a shard that raises (here: records made with other settings than the run's) fails
   the shard's clips with the reason instead of raising, which Beam would retry forever."""
-  _, jobs, made, _, _, _ = record_reference
+  _, jobs, made, inputs, spec, _ = record_reference
   shard = jobs[RECORDS_WRITTEN[1]]
   ids = [RECORDS_WRITTEN[1], RECORDS_WRITTEN[2]]
-  load = pipeline.LoadRecordInputs(("rgb",), {**made, "resize": 128}, None)
-  outputs = list(load.process((shard, ids)))
-  assert all(o.tag == pipeline.FAILED for o in outputs)
-  assert [vid for vid, _ in (o.value for o in outputs)] == ids
-  for _, (source, reason) in (o.value for o in outputs):
+  outcomes = pipeline.extract_unit((shard, ids), spec, str(tmp_path), inputs,
+                                   stored={**made, "resize": 128})
+  assert [vid for vid, _, _ in outcomes] == ids
+  for _, source, reason in outcomes:
     assert source == shard and reason.startswith(f"{shard}: records made with other settings")
 
 
