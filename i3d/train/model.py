@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import files
+from i3d._util import cpu, files
 from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints, hardware
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
@@ -107,7 +107,7 @@ def resolve_precision(precision: str) -> str:
     native = all(tuple(tf.config.experimental.get_device_details(g).get(
         "compute_capability", (0, 0))) >= (8, 0) for g in gpus)
   else:
-    flags = hardware.cpu_flags()
+    flags = cpu.cpu_flags()
     native = flags is not None and hardware.is_native("bfloat16", flags)
   return "bfloat16" if native else "float32"
 
