@@ -143,11 +143,12 @@ def bench_cell(candidates: dict[str, Callable], clips: dict[str, np.ndarray],
 
 def cpu_description() -> str:
   """The CPU's model name and its reduced-precision flags, from /proc/cpuinfo."""
+  from i3d._util import cpu
   from i3d.model import hardware
-  flags = hardware.cpu_flags() or frozenset()
+  flags = cpu.cpu_flags() or frozenset()
   names = [line.partition(":")[2].strip() for line in
-           hardware.CPUINFO.read_text().splitlines() if line.startswith("model name")] \
-      if hardware.CPUINFO.exists() else []
+           cpu.CPUINFO.read_text().splitlines() if line.startswith("model name")] \
+      if cpu.CPUINFO.exists() else []
   precision_flags = sorted(f for fs in hardware.NATIVE_FLAGS.values() for f in fs if f in flags)
   return (f"{names[0] if names else platform.processor()}; AVX-512: {'avx512f' in flags}; "
           f"reduced-precision flags: {', '.join(precision_flags) or 'none'}")

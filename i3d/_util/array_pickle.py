@@ -26,11 +26,7 @@ class _Refused(Exception):
   """The pickle asked for something this loader does not build."""
 
 
-class _NdarrayClass:
-  """Stands for `numpy.ndarray` as the first argument of `_reconstruct`."""
-
-
-_NDARRAY = _NdarrayClass()
+_NDARRAY = object()  # stands for `numpy.ndarray` as the first argument of `_reconstruct`
 
 
 class _Dtype:

@@ -135,14 +135,6 @@ def video_path(text: str, root: str) -> str:
   return path
 
 
-def _label(text: str) -> str:
-  """A row's class name, or a `_RowError`."""
-  problem = class_name_problem(text)
-  if problem:
-    raise _RowError(problem)
-  return text
-
-
 def csv_set(path: str | Path, video_dir: str | None = None,
             split: str | None = None) -> LabelledSet:
   """The set of a CSV file of `path,label[,split]` rows, paths below `video_dir` (default: the
@@ -164,7 +156,9 @@ def csv_set(path: str | Path, video_dir: str | None = None,
       video = video_path(fields[0], root)
       if video in seen:
         raise _RowError(f"{video} is listed already (line {seen[video]})")
-      clips.append(video_clip(video, _label(fields[1]), fields[2] if len(fields) == 3 else ""))
+      if problem := class_name_problem(fields[1]):  # the row's class name
+        raise _RowError(problem)
+      clips.append(video_clip(video, fields[1], fields[2] if len(fields) == 3 else ""))
       seen[video] = line
     except _RowError as e:
       problems.append(Problem(line, str(e), ",".join(fields)))

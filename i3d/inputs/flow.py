@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -68,8 +68,12 @@ def flow_pairs(first: np.ndarray, second: np.ndarray, backend: str = "tf",
   if show:
     estimate_note(len(first), first.shape[1:], backend)
   with progress.bar(len(first), f"flow ({backend} TV-L1)", "pair", show=show) as bar:
-    if backend == "opencv":
-      return _opencv_flow(first, second, params, bar.update)
+    if backend == "opencv":  # DualTVL1 on each pair (OpenCV's own threads inside each pair)
+      solver, fields = opencv_solver(params), []
+      for a, b in zip(first, second):
+        fields.append(solver.calc(a, b, None))
+        bar.update(1)
+      return np.stack(fields)
     if (params, first.shape[1:]) not in _prepared:
       progress.note(f"preparing TV-L1 for {first.shape[1]}x{first.shape[2]} (compiled on first "
                     "use, then loaded from the XLA cache)...")
@@ -109,18 +113,6 @@ def _duration(seconds: float) -> str:
 def normalise_flow(flow: np.ndarray | tf.Tensor) -> tf.Tensor:
   """Flow in pixels -> the released input range: truncated to [-20, 20], rescaled to [-1, 1]."""
   return tf.clip_by_value(tf.cast(flow, tf.float32), -FLOW_BOUND, FLOW_BOUND) / FLOW_BOUND
-
-
-def _opencv_flow(first: np.ndarray, second: np.ndarray, params: TVL1Params,
-                 done: Callable[[int], object]) -> np.ndarray:
-  """OpenCV's DualTVL1 on each pair (OpenCV's own threads inside each pair); `done(1)` after
-  each."""
-  solver = opencv_solver(params)
-  fields = []
-  for a, b in zip(first, second):
-    fields.append(solver.calc(a, b, None))
-    done(1)
-  return np.stack(fields)
 
 
 def opencv_solver(params: TVL1Params):

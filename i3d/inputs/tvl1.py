@@ -114,15 +114,14 @@ def _tvl1_graph(params: TVL1Params, shape: tuple[int, int]):
   @tf.function(jit_compile=True)
   def tvl1(i0: tf.Tensor, i1: tf.Tensor) -> tf.Tensor:
     sizes = pyramid_sizes(*shape, params)
-    levels0, levels1 = [i0], [i1]
+    levels = [(i0, i1)]  # each level's pair of images, finest first
     for size in sizes[1:]:
-      levels0.append(_resize(levels0[-1], size, params.scale_step))
-      levels1.append(_resize(levels1[-1], size, params.scale_step))
+      levels.append(tuple(_resize(x, size, params.scale_step) for x in levels[-1]))
     u = tf.zeros(tf.concat([tf.shape(i0)[:1], sizes[-1], [2]], 0), tf.float32)
     for level in reversed(range(len(sizes))):
       if level < len(sizes) - 1:
         u = _upsample_flow(u, sizes[level], params.scale_step)
-      u = _one_scale(levels0[level], levels1[level], u, params)
+      u = _one_scale(*levels[level], u, params)
     return u
 
   return tvl1

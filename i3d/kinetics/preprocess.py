@@ -105,14 +105,12 @@ def _settings(clips: Sequence[Clip], config: PreprocessConfig, num_shards: int) 
 
 @dataclasses.dataclass(frozen=True)
 class EncodeJob:
-  """One clip for a worker: encode `video` into the staged file `staged`."""
+  """One clip for a worker: encode `video` into the staged file `staged`, as `config` says."""
   key: str
   video: str
   info: records.ClipInfo
   staged: str
-  settings: InputSettings
-  encoding: records.Encoding
-  streams: tuple[str, ...]
+  config: PreprocessConfig
 
 
 def encode_job(job: EncodeJob) -> Result:
@@ -128,7 +126,8 @@ def encode_job(job: EncodeJob) -> Result:
   try:
     with storage.local_copy(job.video) as local:
       video = str(local)
-      example = records.encode_clip(local, job.info, job.settings, job.encoding, job.streams)
+      example = records.encode_clip(
+          local, job.info, job.config.settings, job.config.encoding, job.config.streams)
     storage.write_bytes(job.staged, example.SerializeToString(deterministic=True))
     frames = len(example.feature_lists.feature_list[records.ENCODED].feature)
     return job.key, frames, "", False
@@ -280,8 +279,7 @@ def preprocess(clips: Sequence[Clip], video_dir: str | Path, output_dir: str | P
                            "reason": f"missing: no {clip.filename} under {video_dir}"})
           continue
         jobs.append(EncodeJob(clip_key(clip), video, clip_info(
-            clip, _relative(video, video_dir), config.class_list()), shards.staged(clip),
-            config.settings, config.encoding, tuple(config.streams)))
+            clip, _relative(video, video_dir), config.class_list()), shards.staged(clip), config))
       _run(jobs, encoder, shards, progress)
       shards.close_ready()
       shards.manifest.close()
@@ -329,7 +327,7 @@ def _run(jobs: Sequence[EncodeJob], encoder: Encoder, shards: _Shards, progress:
   with progress_output.outer(len(jobs), "preprocess", "clip", show=progress) as bar:
     by_key = {j.key: j for j in jobs}
     pairs, started = 0, time.monotonic()
-    flow = "flow" in (jobs[0].streams if jobs else ())
+    flow = "flow" in (jobs[0].config.streams if jobs else ())
     for key, frames, error, retry in encoder(jobs):
       filename = posixpath.basename(by_key[key].video)
       if retry:  # summed up by the caller (`retry`, `retry_reason`): a full disk fails them all

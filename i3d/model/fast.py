@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import progress
+from i3d._util import cpu, progress
 from i3d.errors import UserError
 from i3d.model import hardware
 from i3d.model.network import (
@@ -149,7 +149,7 @@ WINOGRAD_MIN_CHANNELS = 64  # below (the Branch_2 3x3x3 convolutions, 16-48 chan
 @functools.cache
 def _winograd_here() -> bool:
   """Whether this machine's CPU is one where `TemporalWinogradConv` was measured faster."""
-  return hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+  return hardware.bfloat16_winograd_pays(cpu.cpu_flags())
 
 
 def _conv_kind(w: np.ndarray, stride: tuple[int, ...], dtype: tf.DType) -> type[tf.Module]:
@@ -218,7 +218,7 @@ def precision_warning(precision: str) -> Optional[str]:
   without native support, see `i3d.model.hardware`); None otherwise."""
   if tf.config.list_physical_devices("GPU"):
     return None
-  return hardware.emulation_warning(precision, hardware.cpu_flags())
+  return hardware.emulation_warning(precision, cpu.cpu_flags())
 
 
 @functools.cache

@@ -7,13 +7,9 @@ costs below were measured on this project's machine with oneDNN's bf16 instructi
 (see BENCHMARKS.md).
 """
 
-from pathlib import Path
 from typing import Optional
 
-from i3d._util import cpu
-
 PRECISIONS = ("float32", "bfloat16", "float16")  # the compute precisions FastI3d offers
-CPUINFO = Path("/proc/cpuinfo")
 NATIVE_FLAGS = {  # precision -> CPU flags (x86 /proc/cpuinfo names; arm64 "Features") giving it
     "bfloat16": ("avx512_bf16", "amx_bf16", "bf16"),
     "float16": ("avx512_fp16", "amx_fp16"),
@@ -23,12 +19,6 @@ EMULATED_COST = {  # (precision, CPU has AVX-512) -> about time / float32 time, 
     ("bfloat16", False): 30,  # TensorFlow's generic (Eigen) bf16 kernels
     ("float16", True): 11, ("float16", False): 11,  # Eigen float16 kernels
 }
-
-
-def cpu_flags(cpuinfo: Optional[Path] = None) -> Optional[frozenset[str]]:
-  """The feature flags of the first CPU in `cpuinfo` (default /proc/cpuinfo), or None where they
-  cannot be read (not Linux)."""
-  return cpu.cpu_flags(cpuinfo or CPUINFO)
 
 
 def is_native(precision: str, flags: frozenset[str]) -> bool:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from i3d._util import text
 from i3d._util.files import check_regular
 from i3d.errors import UserError
-from i3d.inputs import records
+from i3d.inputs import records, transforms
 from i3d.model.labels import CLASS_LIST_FILE, read_class_list
 from i3d.model.streams import STREAM_CHANNELS
 
@@ -178,10 +178,8 @@ def clip_inputs(serialized: tf.Tensor, shape: ClipShape, seed: tf.Tensor | None)
   for stream in shape.streams:
     images = records.decode_jpegs(tf.gather(jpegs[stream], index))
     images = images[:, top:top + shape.crop, left:left + shape.crop, :]
-    if stream == "rgb":
-      values = tf.cast(images, tf.float32) / 127.5 - 1.0
-    else:
-      values = records.flow_from_levels(images)
+    values = (transforms.rescale_rgb(tf.cast(images, tf.float32)) if stream == "rgb"
+              else records.flow_from_levels(images))
     values = tf.cond(flip, lambda v=values, s=stream: flip_clip(v, s), lambda v=values: v)
     inputs[stream] = tf.ensure_shape(
         values, [shape.frames, shape.crop, shape.crop, STREAM_CHANNELS[stream]])

@@ -158,6 +158,7 @@ class Trainer:
       raise UserError(f"--batch {config.batch} does not split evenly over {self.replicas} "
                       f"replicas; use a multiple of {self.replicas}")
     self.labels = data.read_labels(config.records)
+    self.streams = config.streams
     self.train_set = data.scan(config.records, self.streams)
     self.eval_set = None
     if config.eval_records:
@@ -168,17 +169,12 @@ class Trainer:
     self.total = config.steps or max(1, round((config.epochs or 1) * per_epoch))
     root = Path(config.output_dir)
     self.folder = root if self.worker == 0 else root / f"worker-{self.worker}"
-    self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size,
-                                config.flip)
+    self.shape = data.ClipShape(self.streams, config.clip_frames, config.crop_size, config.flip)
     self.precision = model.resolve_precision(config.precision)
     if config.precision == model.AUTO:
       progress.note(f"precision auto: computing in {self.precision} on this machine")
     elif self.precision != "float32" and (warning := precision_warning(self.precision)):
       progress.warn(warning)
-
-  @property
-  def streams(self) -> tuple[str, ...]:
-    return self.config.streams
 
   def prepare(self) -> None:
     """Builds the towers and the optimizer and loads the starting weights (`init`), for a run

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from i3d._util import files
+from i3d._util import cpu, files
 from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints, hardware
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
@@ -61,15 +61,12 @@ def initialise(tower: InceptionI3d, stream: str, init: str,
   return str(prefix)
 
 
-def endpoint_of(tower: InceptionI3d, variable: tf.Variable) -> str:
-  """The endpoint whose layer holds `variable` (`Mixed_4b`, `Logits`, ...)."""
-  return checkpoints.relative_name(tower, variable).split("/")[0]
-
-
 def trained_variables(tower: InceptionI3d, freeze_until: str) -> list[tf.Variable]:
   """The variables training changes: the trainable ones of the layers after `freeze_until`."""
   frozen = set(frozen_endpoints(freeze_until))
-  return [v for v in tower.trainable_variables if endpoint_of(tower, v) not in frozen]
+  # A variable's name starts with the endpoint whose layer holds it (`Mixed_4b`, `Logits`, ...).
+  return [v for v in tower.trainable_variables
+          if checkpoints.relative_name(tower, v).split("/")[0] not in frozen]
 
 
 def frozen_endpoints(freeze_until: str) -> tuple[str, ...]:
@@ -107,7 +104,7 @@ def resolve_precision(precision: str) -> str:
     native = all(tuple(tf.config.experimental.get_device_details(g).get(
         "compute_capability", (0, 0))) >= (8, 0) for g in gpus)
   else:
-    flags = hardware.cpu_flags()
+    flags = cpu.cpu_flags()
     native = flags is not None and hardware.is_native("bfloat16", flags)
   return "bfloat16" if native else "float32"
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -154,8 +155,9 @@ def test_preprocess_advice_does_not_suggest_itself(capsys, tmp_path, monkeypatch
   from tests.support.servers import write_video
   monkeypatch.setenv("I3D_PROGRESS", "1")
   monkeypatch.setattr(flow, "ESTIMATE_ABOVE_SECONDS", 0.0)  # a tiny clip gets the note too
-  monkeypatch.setattr(flow, "_opencv_flow",  # the note is under test, not TV-L1: skip its cost
-                      lambda first, second, params, done: np.zeros((*first.shape, 2), np.float32))
+  monkeypatch.setattr(flow, "opencv_solver",  # the note is under test, not TV-L1: skip its cost
+                      lambda params: SimpleNamespace(
+                          calc=lambda a, b, out: np.zeros((*a.shape, 2), np.float32)))
   video = write_video(tmp_path / "clip.mp4", frames=4)
   status, _, err = run_cli(capsys, "preprocess", video, "--output", tmp_path / "x.npz",
                            "--flow_backend", "opencv")

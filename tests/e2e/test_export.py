@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from i3d._util import cpu
 from i3d.errors import UserError
 from i3d.model import hardware
 from tests.support.clips import random_clip
@@ -90,7 +91,7 @@ def test_bfloat16_export_runs_its_convolutions_in_bfloat16(joint_classifier, che
   signature = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
   # One forward per tower: every convolution in bfloat16 but the float32 logits head; where
   # Winograd pays, each of the 10 wide 3x3x3 convolutions is four 1x3x3 ones.
-  winograd = (hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+  winograd = (hardware.bfloat16_winograd_pays(cpu.cpu_flags())
               and not tf.config.list_physical_devices("GPU"))
   bfloat16 = 39 + 3 * 10 * winograd
   assert conv3d_dtypes(signature) == [collections.Counter(bfloat16=bfloat16, float32=1)] * 2

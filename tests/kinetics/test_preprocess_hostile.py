@@ -76,10 +76,9 @@ def test_a_shard_name_that_leaves_the_folder_or_is_unreadable_is_refused(tmp_pat
 LAUNCHER = """
 import sys, time
 from i3d.inputs import records
-from i3d.inputs.settings import InputSettings
 from i3d.kinetics import preprocess
-job = preprocess.EncodeJob("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2], InputSettings(),
-                      records.Encoding(), ("rgb",))
+job = preprocess.EncodeJob("k", sys.argv[1], records.ClipInfo("k"), sys.argv[2],
+                           preprocess.PreprocessConfig(streams=("rgb",)))
 for result in preprocess.pool_encoder(2)([job]):
   print("encoded", *result[2:], sep="\t", flush=True)
   time.sleep(600)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import i3d
+from i3d._util import cpu
 from i3d.model import hardware
 from i3d.model.fast import (
   WINOGRAD_MIN_CHANNELS,
@@ -94,7 +95,7 @@ def test_fast_tower_rejects_bad_input_like_the_plain_model(towers):
     towers["rgb_imagenet"][2](random_clip(8, 3))
 
 
-NATIVE_BF16 = hardware.is_native("bfloat16", hardware.cpu_flags() or frozenset())
+NATIVE_BF16 = hardware.is_native("bfloat16", cpu.cpu_flags() or frozenset())
 REDUCED_TOLERANCE = 1e-2  # relative to the largest logit (issue 17)
 
 
@@ -152,7 +153,7 @@ def test_bfloat16_cpu_towers_pair_the_rgb_stem_and_use_winograd_where_it_pays(to
   flow = FastI3d(towers["flow_imagenet"][1], tf.bfloat16)
   assert type(rgb.layers[0]) is PairedColumnsConv  # 3 channels: a quarter of pairs was padding
   assert type(flow.layers[0]) is FusedConv  # 2 channels pair already
-  pays = hardware.bfloat16_winograd_pays(hardware.cpu_flags())
+  pays = hardware.bfloat16_winograd_pays(cpu.cpu_flags())
   wide = TemporalWinogradConv if pays else FusedConv
   for tower in (rgb, flow):
     assert type(tower.layers[3]) is wide  # Conv3d_2c_3x3, 64 channels

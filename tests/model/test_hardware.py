@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import i3d
+from i3d._util import cpu
 from i3d.model import hardware
 
 ZEN4 = "fpu avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni"
@@ -21,10 +22,10 @@ def cpuinfo(tmp_path, flags: str, key: str = "flags"):
 
 
 def test_flags_are_read_from_cpuinfo_x86_and_arm(tmp_path):
-  assert hardware.cpu_flags(cpuinfo(tmp_path, ZEN4)) == frozenset(ZEN4.split())
-  arm = hardware.cpu_flags(cpuinfo(tmp_path, "fp asimd sve bf16 i8mm", key="Features"))
+  assert cpu.cpu_flags(cpuinfo(tmp_path, ZEN4)) == frozenset(ZEN4.split())
+  arm = cpu.cpu_flags(cpuinfo(tmp_path, "fp asimd sve bf16 i8mm", key="Features"))
   assert hardware.is_native("bfloat16", arm)
-  assert hardware.cpu_flags(tmp_path / "absent") is None
+  assert cpu.cpu_flags(tmp_path / "absent") is None
 
 
 @pytest.mark.parametrize("flags, native", [
@@ -57,7 +58,7 @@ def test_winograd_is_chosen_where_it_was_measured_faster(flags, pays):
 @pytest.mark.parametrize("flags, warned", [(SKYLAKE_X, True), (ZEN4, False)])
 def test_classifier_logs_the_warning_on_cpus_without_bfloat16(checkpoint_dir, tmp_path, caplog,
                                                               monkeypatch, flags, warned):
-  monkeypatch.setattr(hardware, "CPUINFO", cpuinfo(tmp_path, flags))
+  monkeypatch.setattr(cpu, "CPUINFO", cpuinfo(tmp_path, flags))
   with caplog.at_level(logging.WARNING):
     classifier = i3d.load_classifier("rgb", checkpoint_dir=checkpoint_dir, download=False,
                                      precision="bfloat16")

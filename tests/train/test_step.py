@@ -145,7 +145,7 @@ def test_a_bfloat16_step_computes_the_float32_step_on_float32_weights(
     (frozenset({"amx_bf16"}), [(8, 0), (7, 5)], "float32"),  # every GPU must have it
 ])
 def test_auto_precision_is_bfloat16_where_the_machine_has_it(flags, gpus, expected, monkeypatch):
-  monkeypatch.setattr(model.hardware, "cpu_flags", lambda: flags)
+  monkeypatch.setattr(model.cpu, "cpu_flags", lambda: flags)
   monkeypatch.setattr(model.tf.config, "list_physical_devices", lambda kind: list(gpus))
   monkeypatch.setattr(model.tf.config.experimental, "get_device_details",
                       lambda gpu: {"compute_capability": gpu})
