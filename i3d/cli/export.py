@@ -16,7 +16,6 @@ def register(subparsers) -> None:
                            "refused otherwise)")
   flags.add_classifier_flags(parser)
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def main(args) -> None:

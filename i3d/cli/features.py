@@ -51,7 +51,6 @@ def register(subparsers) -> None:
                            "core)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[str, Path]]:

@@ -32,7 +32,6 @@ def register(subparsers) -> None:
   flags.add_checkpoint_flag(parser)
   flags.add_stream_checkpoint_flags(parser, ("rgb",), default="rgb_tfhub")
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -1,7 +1,8 @@
 """The `i3d` console script: one argparse program whose subcommands are the modules in `COMMANDS`.
 
 Each command module defines `register(subparsers)`, which adds its parser (with a one-line
-`help`) and sets `run=callable(args) -> int | None` as a default. Command modules import
+`help`), and `main(args) -> int | None`, which runs it (a module without `main`, `kinetics`,
+sets `run=callable(args)` on each of its subcommands). Command modules import
 TensorFlow only when they run, so `i3d kinetics ... --help` starts at once. Every parser shows
 its defaults in `--help`, and errors name the subcommand that failed (`i3d kinetics subset:
 error: ...`).
@@ -43,7 +44,10 @@ def _parser() -> Parser:
   parser.add_argument("--version", action="version", version=f"i3d {i3d.__version__}")
   subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in sorted(COMMANDS):
-    importlib.import_module(f"i3d.cli.{name}").register(subparsers)
+    module = importlib.import_module(f"i3d.cli.{name}")
+    module.register(subparsers)
+    if hasattr(module, "main"):  # `i3d kinetics`' subcommands set their own `run`
+      subparsers.choices[name].set_defaults(run=module.main)
   for leaf in _leaves(parser):
     leaf.set_defaults(parser=leaf)
   return parser

@@ -29,7 +29,6 @@ def register(subparsers) -> None:
   flags.add_view_flags(parser)
   flags.add_input_flags(parser)
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:

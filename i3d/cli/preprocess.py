@@ -83,7 +83,6 @@ def register(subparsers) -> None:
                              "classes)")
   flags.add_runner_flags(parser)
   flags.add_run_flags(parser, offline=False)
-  parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:

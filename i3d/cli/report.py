@@ -9,7 +9,6 @@ def register(subparsers) -> None:
       description="Rewrite summary.md and the plots of an evaluation run from its metrics.json "
                   "and print the summary.")
   parser.add_argument("output_dir", type=Path, help="the --output_dir of `i3d evaluate`")
-  parser.set_defaults(run=main)
 
 
 def main(args) -> None:

@@ -71,7 +71,6 @@ def register(subparsers) -> None:
                            "float32, or bfloat16 (a warning says when it would be emulated)")
   flags.add_checkpoint_flag(parser)
   flags.add_run_flags(parser)
-  parser.set_defaults(run=main)
 
 
 def strategy_for(tf_config: bool):
