@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from i3d._util.files import atomic_write, write_json
+from i3d._util.files import atomic_write, replace_folder, staging_folder, write_json
 from i3d.classify.classifier import Classifier
 from i3d.errors import UserError
 from i3d.model.streams import INPUT_SIZE, STREAM_CHANNELS
@@ -38,30 +38,27 @@ def export_saved_model(classifier: Classifier, output_dir: os.PathLike,
                        overwrite: bool = False) -> None:
   """Write a SavedModel whose `serving_default` maps rgb/flow clips to logits, probabilities.
 
-  It is written beside `output_dir` and renamed into place, so a failed export leaves nothing
-  half written. A non-empty `output_dir` is replaced only with `overwrite`, and only when it
-  holds an earlier export.
+  It is written beside `output_dir` and swapped into place (`files.replace_folder`), so a failed
+  or killed export leaves the earlier folder or the new one, never half of one. A non-empty
+  `output_dir` is replaced only with `overwrite`, and only when it holds an earlier export.
   """
   output = Path(os.path.abspath(output_dir))
   check_output(output, overwrite)
   module = serving_module(classifier)
   signature = module.serve.get_concrete_function()
-  temporary = output.with_name(f".{output.name}.tmp{os.getpid()}")
   try:
-    shutil.rmtree(temporary, ignore_errors=True)
+    temporary = staging_folder(output)
     tf.saved_model.save(module, str(temporary), signatures={"serving_default": signature})
     with atomic_write(temporary / "labels.txt") as f:
       f.write("\n".join(classifier.labels) + "\n")
     write_json(temporary / MARKER, {"files": _listing(temporary)})
-    if output.is_dir():
-      shutil.rmtree(output)
-    os.replace(temporary, output)
+    replace_folder(temporary, output)
   except (OSError, tf.errors.OpError) as e:
     raise UserError(f"cannot write the SavedModel to {output} "
                     f"({getattr(e, 'strerror', None) or getattr(e, 'message', e)}); choose a "
                     f"writable folder") from None
   finally:
-    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.rmtree(output.with_name(f".{output.name}.tmp"), ignore_errors=True)
 
 
 def _listing(folder: Path) -> list[str]:

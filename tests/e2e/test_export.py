@@ -57,7 +57,13 @@ def test_export_joint_serves_any_batch_and_length(joint_classifier, checkpoint_d
 def test_export_rgb_signature_has_only_rgb(checkpoint_dir, tmp_path):
   from i3d import load_classifier
   from i3d.classify.export import check_output, export_saved_model
-  export_saved_model(load_classifier("rgb", checkpoint_dir, download=False), tmp_path / "rgb")
+  classifier = load_classifier("rgb", checkpoint_dir, download=False)
+  export_saved_model(classifier, tmp_path / "rgb")
+  # An earlier export is swapped for the new one, leaving nothing beside it.
+  first = (tmp_path / "rgb" / "saved_model.pb").stat().st_ino
+  export_saved_model(classifier, tmp_path / "rgb", overwrite=True)
+  assert (tmp_path / "rgb" / "saved_model.pb").stat().st_ino != first
+  assert [p.name for p in tmp_path.iterdir()] == ["rgb"]
   signature = tf.saved_model.load(str(tmp_path / "rgb")).signatures["serving_default"]
   assert list(signature.structured_input_signature[1]) == ["rgb"]
   assert signature.structured_input_signature[1]["rgb"].shape.as_list() == [None, None, 224, 224,
