@@ -6,7 +6,7 @@ from pathlib import Path
 
 from i3d.cli import flags
 from i3d.errors import UsageError
-from i3d.model.labels import CLASS_LIST_FILE as LABELS_FILE
+from i3d.model.labels import CLASS_LIST_FILE
 
 
 def register(subparsers) -> None:
@@ -59,7 +59,7 @@ def main(args) -> None:
     class_list = recordset.read_labels(args.records)
   else:
     clips = flags.annotated_clips(args)
-  where = f"{args.records}/{LABELS_FILE}"
+  where = f"{args.records}/{CLASS_LIST_FILE}"
   if args.runner:
     # The evaluation as a Beam pipeline on --runner (`class_list`: the records' labels.txt, read
     # from `where`).

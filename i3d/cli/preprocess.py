@@ -12,6 +12,7 @@ from i3d.cli import flags
 from i3d.datasets import labelled as labelled_sets
 from i3d.errors import UsageError, UserError
 from i3d.inputs.settings import Encoding
+from i3d.model.labels import CLASS_LIST_FILE
 from i3d.model.streams import STREAMS
 
 # The flags naming a set of clips to write as records (one of them, with --output_dir).
@@ -140,7 +141,7 @@ def _split(args: argparse.Namespace) -> int:
   config = dataclasses.replace(config, labels=labels)
   summary = preprocess.preprocess(clips, video_dir, args.output_dir, config,
                                   progress=not args.quiet, encoder=encoder)
-  classes = (f"; {text.count(len(labels), 'class', 'classes')} in {preprocess.LABELS_FILE}"
+  classes = (f"; {text.count(len(labels), 'class', 'classes')} in {CLASS_LIST_FILE}"
              if labels else "")
   print(f"wrote {summary['output_dir']}/: {text.count(summary['clips'], 'clip')} in "
         f"{summary['shards']} of {text.count(summary['num_shards'], 'shard')}; "

@@ -39,8 +39,8 @@ from i3d.errors import UserError
 from i3d.inputs import records
 from i3d.inputs.settings import FPS, InputSettings
 from i3d.kinetics.annotations import Clip, clip_list, video_files
-from i3d.kinetics.recordset import LABELS_FILE, MANIFEST_FILE, SETTINGS_FILE, clip_key
-from i3d.model.labels import class_list_text, load_label_map, parse_class_list
+from i3d.kinetics.recordset import MANIFEST_FILE, SETTINGS_FILE, clip_key
+from i3d.model.labels import CLASS_LIST_FILE, class_list_text, load_label_map, parse_class_list
 from i3d.model.streams import STREAMS
 from i3d.runs import executors
 from i3d.runs.folder import RunFolder, failure_reason
@@ -298,7 +298,7 @@ def _relative(path: str, root: str) -> str:
 
 def _write_labels(folder: RunFolder, labels: Sequence[str]) -> None:
   """Writes `labels.txt`; one that lists other classes (edited since) is refused."""
-  path = folder.file(LABELS_FILE)
+  path = folder.file(CLASS_LIST_FILE)
   if storage.exists(path) and parse_class_list(storage.read_bytes(path), path) != tuple(labels):
     raise UserError(f"{path} lists other classes than these records were made with; restore it "
                     f"or use a new --output_dir")

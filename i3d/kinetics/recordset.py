@@ -19,9 +19,6 @@ from i3d.model.labels import CLASS_LIST_FILE, parse_class_list, read_class_list
 
 SETTINGS_FILE = "records.json"
 MANIFEST_FILE = "manifest.jsonl"
-LABELS_FILE = CLASS_LIST_FILE  # the class list of records of a set other than Kinetics
-
-
 def clip_key(clip: Clip) -> str:
   """A clip's `example/id`: its file name without `.mp4` (a dataset video's path)."""
   return clip.video if clip.video is not None else clip.filename.removesuffix(".mp4")
@@ -48,7 +45,7 @@ def read_manifest(records_dir: str | Path) -> tuple[dict, list[dict]]:
 def read_labels(records_dir: str | Path) -> tuple[str, ...] | None:
   """The class list (`labels.txt`) of a records folder, None when it has none (Kinetics records,
   labelled from the label map of the checkpoint)."""
-  path = storage.join(records_dir, LABELS_FILE)
+  path = storage.join(records_dir, CLASS_LIST_FILE)
   if not storage.exists(path):
     return None
   if storage.is_remote(path):

@@ -17,7 +17,7 @@ import tensorflow as tf
 from i3d._util import env, http, text
 from i3d.errors import CheckpointError, DownloadError
 from i3d.model import tfhub
-from i3d.model.labels import LABEL_MAP_FILES, load_label_map
+from i3d.model.labels import CLASS_LIST_FILE, LABEL_MAP_FILES, load_label_map
 from i3d.model.network import InceptionI3d
 from i3d.model.registry import (
   CHECKPOINTS,
@@ -31,7 +31,6 @@ from i3d.model.registry import (
 )
 from i3d.model.streams import STREAM_CHANNELS, STREAMS, choose_checkpoints
 
-LABELS_FILE = "labels.txt"  # class names beside a checkpoint that is not a Kinetics one
 # A training run folder (`i3d train --output_dir RUN`) holds each stream's model in the released
 # layout as RUN/STREAM/model.ckpt.*, with RUN/STREAM/labels.txt beside it.
 
@@ -213,15 +212,15 @@ def checkpoint_facts(checkpoint: str | os.PathLike, checkpoint_dir=None, *,
   if not streams or classes is None:
     raise CheckpointError(f"{prefix} is not an I3D classifier: {channels} input channels, "
                           f"{'no logits' if classes is None else 'logits'}")
-  labels = Path(prefix).parent / LABELS_FILE
+  labels = Path(prefix).parent / CLASS_LIST_FILE
   if labels.is_file():
     if len(load_label_map(str(labels))) != classes:
       raise CheckpointError(f"{labels} names {len(load_label_map(str(labels)))} classes but "
                             f"{prefix} has {classes}; write one class name a line, in logit order")
     return prefix, streams[0], classes, str(labels)
   if classes not in LABEL_MAP_FILES:
-    raise CheckpointError(f"{prefix} has {classes} classes and no {LABELS_FILE} beside it naming "
-                          f"them; write one class name a line into {labels}")
+    raise CheckpointError(f"{prefix} has {classes} classes and no {CLASS_LIST_FILE} beside it "
+                          f"naming them; write one class name a line into {labels}")
   return prefix, streams[0], classes, LABEL_MAP_FILES[classes]
 
 

@@ -23,14 +23,13 @@ from i3d.inputs import records, transforms
 from i3d.model.labels import CLASS_LIST_FILE, read_class_list
 from i3d.model.streams import STREAM_CHANNELS
 
-LABELS_FILE = CLASS_LIST_FILE
 SHUFFLE_BLOCK = 256  # records shuffled together (held in memory at once)
 
 
 def read_labels(folder: str | Path) -> tuple[str, ...]:
   """The class names of a records folder: its `labels.txt` (`read_class_list`: line i names
   class i), at least two."""
-  path = Path(folder) / LABELS_FILE
+  path = Path(folder) / CLASS_LIST_FILE
   if not path.exists():
     raise UserError(f"{path}: no class list; labelled records (`i3d preprocess --dataset`) hold "
                     f"one class name a line there")
@@ -46,8 +45,9 @@ def check_same_labels(train: tuple[str, ...], other: tuple[str, ...], where: str
   if train != other:
     differ = next((i for i, (a, b) in enumerate(zip(train, other)) if a != b),
                   min(len(train), len(other)))
-    raise UserError(f"{where}/{LABELS_FILE} differs from the training records' class list (line "
-                    f"{differ + 1}: {other[differ] if differ < len(other) else 'missing'!r} vs "
+    raise UserError(f"{where}/{CLASS_LIST_FILE} differs from the training records' class list "
+                    f"(line {differ + 1}: "
+                    f"{other[differ] if differ < len(other) else 'missing'!r} vs "
                     f"{train[differ] if differ < len(train) else 'missing'!r}); preprocess both "
                     f"sets with the same classes")
 
@@ -102,7 +102,7 @@ def scan(folder: str | Path, streams: Sequence[str], labels: tuple[str, ...] | N
       raise records.shard_read_error(shard, seen, e) from None
   empty = [n for n, c in zip(names, counts) if c == 0]
   if every_class and empty:
-    raise UserError(f"{folder}: {text.count(len(empty), 'class', 'classes')} of {LABELS_FILE} "
+    raise UserError(f"{folder}: {text.count(len(empty), 'class', 'classes')} of {CLASS_LIST_FILE} "
                     f"without clips ({text.some(empty, 5)}); "
                     f"add clips or remove the class")
   return RecordSet(folder, tuple(shards), names, tuple(int(c) for c in counts), settings or {})
@@ -136,7 +136,8 @@ def _check_label(context: dict, names: tuple[str, ...], shard: str, key: str) ->
     named = f"line {index + 1} is {names[index]!r}" if index < len(names) else (
         f"it has {len(names)} lines")
     raise UserError(f"{shard}: record {key}: label {index} {label!r} does not match "
-                    f"{LABELS_FILE} ({named}); preprocess the records and the class list together")
+                    f"{CLASS_LIST_FILE} ({named}); preprocess the records and the class list "
+                    f"together")
 
 
 @dataclasses.dataclass(frozen=True)

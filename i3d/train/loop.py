@@ -361,7 +361,7 @@ class Trainer:
     """The model in the released layout (each stream folder replaced whole), the labels, then
     `state.json`: the run as a checkpoint for the other commands, and for people."""
     model.export(self.towers, self.labels, self.folder)
-    with atomic_write(self.folder / data.LABELS_FILE) as f:
+    with atomic_write(self.folder / data.CLASS_LIST_FILE) as f:
       f.write("".join(f"{n}\n" for n in self.labels))
     write_json(self.folder / saving.STATE_FILE, state)
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from i3d._util import cpu, files
 from i3d.errors import CheckpointError, UserError
 from i3d.model import checkpoints, hardware
+from i3d.model.labels import CLASS_LIST_FILE, class_list_text
 from i3d.model.network import VALID_ENDPOINTS, InceptionI3d
 from i3d.model.registry import PREFIX
 from i3d.model.streams import FREEZABLE, MIN_FRAMES, STREAM_CHANNELS, STREAM_SCOPE
@@ -150,7 +151,6 @@ def export(towers: Mapping[str, InceptionI3d], labels: tuple[str, ...], folder: 
     tensors = [tf.convert_to_tensor(np.asarray(v.numpy())) for v in tower.variables]
     tf.raw_ops.SaveV2(prefix=str(staging / PREFIX), tensor_names=names,
                       shape_and_slices=[""] * len(names), tensors=tensors)
-    (staging / checkpoints.LABELS_FILE).write_text("".join(f"{n}\n" for n in labels),
-                                                   encoding="utf-8")
+    (staging / CLASS_LIST_FILE).write_text(class_list_text(labels), encoding="utf-8")
   for stream, staging in staged.items():
     files.replace_folder(staging, folder / stream)
