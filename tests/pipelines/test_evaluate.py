@@ -150,6 +150,12 @@ def session(leader: int) -> list[int]:
   return procs.live("session", leader)
 
 
+def signal_each(pids: list[int], number: int) -> None:
+  for pid in pids:
+    with contextlib.suppress(ProcessLookupError):
+      os.kill(pid, number)
+
+
 def test_sigkill_mid_run_then_rerun_ends_like_an_uninterrupted_run(reference, checkpoint_dir):
   annotations, video_dir, _, single = reference
   output = single.parent / "killed"
@@ -162,9 +168,14 @@ def test_sigkill_mid_run_then_rerun_ends_like_an_uninterrupted_run(reference, ch
     while not (results.is_dir() and any(results.glob("*.json"))):
       assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
       time.sleep(0.02)
-    assert len(session(process.pid)) > 1  # the launcher and its workers (and their shells)
+    # Frozen at once, so the run cannot end between its first result and the kill.
+    os.killpg(process.pid, signal.SIGSTOP)
+    members = session(process.pid)
+    assert len(members) > 1  # the launcher and its workers (and their shells)
+    signal_each(members, signal.SIGSTOP)
     process.kill()  # the launcher alone: its workers die with it (`i3d.pipelines.worker`)
     process.wait()
+    signal_each(members, signal.SIGCONT)
     deadline = time.monotonic() + 20
     while session(process.pid) and time.monotonic() < deadline:
       time.sleep(0.1)
