@@ -189,28 +189,26 @@ def _score(classifier: Classifier, clips: Sequence[Clip], items: Iterator[tuple]
   `outcomes` (predictions, failures by id) as it comes."""
   by_id = {c.youtube_id: c for c in clips}
   scored, failures = outcomes
-  bar = progress_output.outer(len(found), "evaluating", "video", show=progress,
-                              initial=len(found) - pending)
-  try:
-    for video_id, error, *views in items:
-      clip = by_id[video_id.decode()]
-      if error:
-        failures[clip.youtube_id] = ledger.fail(scoring.failure_record(
-            clip, found[clip.youtube_id], error.decode()))
-        bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
-      else:
-        logits = classifier.view_logits(dict(zip(classifier.streams, views)),
-                                        config.view_batch)
-        scored[clip.youtube_id] = ledger.succeed(scoring.prediction_record(
-            clip, logits, classifier.labels, config.top_k, config.save_logits))
-      bar.update()
-  except Exception as e:
-    if not environmental(e):
-      raise
-    ledger.forget_begun()
-    raise runs.machine_failure(e) from e
-  finally:
-    bar.close()
+  with progress_output.outer(len(found), "evaluating", "video", show=progress,
+                             initial=len(found) - pending) as bar:
+    try:
+      for video_id, error, *views in items:
+        clip = by_id[video_id.decode()]
+        if error:
+          failures[clip.youtube_id] = ledger.fail(scoring.failure_record(
+              clip, found[clip.youtube_id], error.decode()))
+          bar.write(f"failed: {clip.filename}: {error.decode()}", file=sys.stderr)
+        else:
+          logits = classifier.view_logits(dict(zip(classifier.streams, views)),
+                                          config.view_batch)
+          scored[clip.youtube_id] = ledger.succeed(scoring.prediction_record(
+              clip, logits, classifier.labels, config.top_k, config.save_logits))
+        bar.update()
+    except Exception as e:
+      if not environmental(e):
+        raise
+      ledger.forget_begun()
+      raise runs.machine_failure(e) from e
 
 
 def _decoded_views(pending: Sequence[ClipJob], found: dict[str, str], streams: Sequence[str],

@@ -25,7 +25,12 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import (
+  KeyedModelHandler,
+  ModelHandler,
+  PredictionResult,
+  RunInference,
+)
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from i3d._util import storage
@@ -37,9 +42,9 @@ from i3d.kinetics.annotations import video_files as video_files  # re-exported
 from i3d.model.checkpoints import label_map_of
 from i3d.model.labels import load_label_map
 from i3d.model.streams import choose_checkpoints
-from i3d.pipelines.inference import SpecModelHandler
 from i3d.pipelines.options import WorkerDoFn, by_shard, running
 from i3d.runs import folder as runs
+from i3d.runs.executors import limit_threads
 
 FAILED = "failed"
 PREDICTION, FAILURE = runs.RESULT, runs.FAILURE
@@ -136,16 +141,25 @@ def failure_result(clip: Clip, path: str, reason: str) -> dict:
   return {"kind": FAILURE, "record": scoring.failure_record(clip, path, reason)}
 
 
-class ClassifierHandler(SpecModelHandler[dict, Classifier]):
-  """RunInference's model: the classifier, loaded once per worker; an example is one clip's
-  views {stream: (views, T, 224, 224, C)}, its inference the per-stream logits averaged over
-  them. Clips whose views share a shape run through the model together, `view_batch` views per
-  call."""
+class ClassifierHandler(ModelHandler[dict, PredictionResult, Classifier]):
+  """RunInference's model: the classifier of `spec` (shipped to the workers instead of the
+  weights), loaded once per worker after keeping it to `threads` threads (`limit_threads`); an
+  example is one clip's views {stream: (views, T, 224, 224, C)}, its inference the per-stream
+  logits averaged over them. RunInference hands over up to `max_clips` clips at a time; those
+  whose views share a shape run through the model together, `view_batch` views per call."""
 
   def __init__(self, spec: ClassifierSpec, view_batch: int, max_clips: int,
                threads: int | None):
-    super().__init__(spec, max_clips, threads)
-    self._view_batch = view_batch
+    super().__init__()
+    self._spec, self._view_batch, self._max_clips, self._threads = (spec, view_batch, max_clips,
+                                                                    threads)
+
+  def load_model(self) -> Classifier:
+    limit_threads(self._threads)
+    return self._spec.load()
+
+  def batch_elements_kwargs(self) -> dict:
+    return {"min_batch_size": 1, "max_batch_size": self._max_clips}
 
   def run_inference(self, batch: Sequence[dict], model: Classifier,
                     inference_args: dict | None = None) -> Iterable[PredictionResult]:
